@@ -1,0 +1,14 @@
+use lambda_runtime::{run, service_fn};
+use shared::{Config, ec2::Ec2, lambda};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let sdk = lambda::sdk_config().await;
+    let ec2 = Ec2::for_region(&sdk, &lambda::home_region(&sdk)?);
+    run(service_fn(|event| {
+        create_image::handler(&config, &ec2, event)
+    }))
+    .await
+}

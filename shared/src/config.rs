@@ -1,0 +1,274 @@
+//! The deployment's configuration: environment variables, parsed once at cold start.
+
+use crate::duration::Duration;
+use crate::region::{Region, parse_region_list};
+use std::collections::BTreeMap;
+
+/// Every variable the functions read (besides the SDK's own `AWS_REGION` and `AWS_ENDPOINT_URL`).
+/// The template test checks that the SAM template sets each of them.
+pub const VARIABLES: &[&str] = &[
+    "TAG_PREFIX",
+    "DEPLOYMENT_NAME",
+    "DEFAULT_INTERVAL",
+    "DEFAULT_RETENTION",
+    "COPY_TO_REGIONS",
+    "COPY_RETENTION",
+    "COPY_KMS_KEYS",
+    "KEEP_LAST",
+    "DRY_RUN",
+    "CLEANUP_REGIONS",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `P` of the tag contract: `backup` gives `backup`, `backup:interval`, ...
+    pub tag_prefix: String,
+    /// Written as `P:managed-by` on every backup; only backups carrying it are ever deleted.
+    pub deployment_name: String,
+    pub default_interval: Duration,
+    pub default_retention: Duration,
+    pub copy_to_regions: Vec<Region>,
+    /// `None`: copies are kept as long as their source's retention.
+    pub copy_retention: Option<Duration>,
+    pub copy_kms_keys: BTreeMap<Region, String>,
+    pub keep_last: u32,
+    pub dry_run: bool,
+    pub cleanup_regions: Vec<Region>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("environment variable {variable}={value:?} is invalid: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            tag_prefix: "backup".into(),
+            deployment_name: "ec2-backup".into(),
+            default_interval: Duration::hours(24),
+            default_retention: Duration::days(7),
+            copy_to_regions: Vec::new(),
+            copy_retention: None,
+            copy_kms_keys: BTreeMap::new(),
+            keep_last: 1,
+            dry_run: false,
+            cleanup_regions: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads each variable through `lookup`; unset and empty both mean the default.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut config = Self::default();
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let fail = |variable: &'static str, value: &str, reason: String| ConfigError {
+            variable,
+            value: value.to_string(),
+            reason,
+        };
+
+        if let Some(v) = get("TAG_PREFIX") {
+            config.tag_prefix = validate_prefix(&v).map_err(|r| fail("TAG_PREFIX", &v, r))?;
+        }
+        if let Some(v) = get("DEPLOYMENT_NAME") {
+            config.deployment_name =
+                validate_deployment(&v).map_err(|r| fail("DEPLOYMENT_NAME", &v, r))?;
+        }
+        let duration = |name: &'static str| -> Result<Option<Duration>, ConfigError> {
+            get(name)
+                .map(|v| Duration::parse(&v).map_err(|e| fail(name, &v, e.to_string())))
+                .transpose()
+        };
+        if let Some(d) = duration("DEFAULT_INTERVAL")? {
+            config.default_interval = d;
+        }
+        if let Some(d) = duration("DEFAULT_RETENTION")? {
+            config.default_retention = d;
+        }
+        config.copy_retention = duration("COPY_RETENTION")?;
+        let regions = |name: &'static str| -> Result<Vec<Region>, ConfigError> {
+            match get(name) {
+                None => Ok(Vec::new()),
+                Some(v) => parse_region_list(&v).map_err(|e| fail(name, &v, e)),
+            }
+        };
+        config.copy_to_regions = regions("COPY_TO_REGIONS")?;
+        config.cleanup_regions = regions("CLEANUP_REGIONS")?;
+        if let Some(v) = get("COPY_KMS_KEYS") {
+            config.copy_kms_keys = parse_kms_keys(&v).map_err(|r| fail("COPY_KMS_KEYS", &v, r))?;
+        }
+        if let Some(v) = get("KEEP_LAST") {
+            config.keep_last = v
+                .trim()
+                .parse()
+                .map_err(|_| fail("KEEP_LAST", &v, "expected a whole number, 0 or more".into()))?;
+        }
+        if let Some(v) = get("DRY_RUN") {
+            config.dry_run = parse_bool(&v)
+                .ok_or_else(|| fail("DRY_RUN", &v, "expected true or false".into()))?;
+        }
+        Ok(config)
+    }
+}
+
+/// `true`/`false` and their usual spellings, any case.
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+fn validate_prefix(v: &str) -> Result<String, String> {
+    let v = v.trim();
+    if v.len() > 64 {
+        return Err("at most 64 characters".into());
+    }
+    if v.to_ascii_lowercase().starts_with("aws:") {
+        return Err("tag keys beginning aws: are reserved by AWS".into());
+    }
+    if !v
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_.-/+=@".contains(c))
+    {
+        return Err(
+            "use letters, digits and _ . - / + = @ only (':' separates the prefix from the rest)"
+                .into(),
+        );
+    }
+    Ok(v.to_string())
+}
+
+fn validate_deployment(v: &str) -> Result<String, String> {
+    let v = v.trim();
+    if v.len() > 128 {
+        return Err("at most 128 characters".into());
+    }
+    if !v
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    {
+        return Err("use letters, digits and _ . - only".into());
+    }
+    Ok(v.to_string())
+}
+
+fn parse_kms_keys(v: &str) -> Result<BTreeMap<Region, String>, String> {
+    let mut keys = BTreeMap::new();
+    for pair in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (region, key) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?} is not region=key-id-or-arn"))?;
+        let region = Region::parse(region.trim())?;
+        let key = key.trim();
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return Err(format!("{pair:?} has no usable key id or ARN"));
+        }
+        if keys.insert(region.clone(), key.to_string()).is_some() {
+            return Err(format!("region {region} is named twice"));
+        }
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.tag_prefix, "backup");
+        assert_eq!(c.deployment_name, "ec2-backup");
+        assert_eq!(c.default_interval, Duration::hours(24));
+        assert_eq!(c.default_retention, Duration::days(7));
+        assert_eq!(c.keep_last, 1);
+        assert!(!c.dry_run);
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let c = config(&[
+            ("TAG_PREFIX", "Snap"),
+            ("DEPLOYMENT_NAME", "prod-backup"),
+            ("DEFAULT_INTERVAL", "12h"),
+            ("DEFAULT_RETENTION", "2w"),
+            ("COPY_TO_REGIONS", "us-west-2, eu-west-1"),
+            ("COPY_RETENTION", "30d"),
+            (
+                "COPY_KMS_KEYS",
+                "us-west-2=alias/dr,eu-west-1=arn:aws:kms:eu-west-1:111122223333:key/abc",
+            ),
+            ("KEEP_LAST", "3"),
+            ("DRY_RUN", "TRUE"),
+            ("CLEANUP_REGIONS", "ap-southeast-2"),
+        ])
+        .unwrap();
+        assert_eq!(c.tag_prefix, "Snap");
+        assert_eq!(c.deployment_name, "prod-backup");
+        assert_eq!(c.default_interval, Duration::hours(12));
+        assert_eq!(c.default_retention, Duration::days(14));
+        assert_eq!(
+            c.copy_to_regions,
+            vec![
+                Region::parse("us-west-2").unwrap(),
+                Region::parse("eu-west-1").unwrap()
+            ]
+        );
+        assert_eq!(c.copy_retention, Some(Duration::days(30)));
+        assert_eq!(c.copy_kms_keys.len(), 2);
+        assert_eq!(
+            c.copy_kms_keys[&Region::parse("us-west-2").unwrap()],
+            "alias/dr"
+        );
+        assert_eq!(c.keep_last, 3);
+        assert!(c.dry_run);
+        assert_eq!(
+            c.cleanup_regions,
+            vec![Region::parse("ap-southeast-2").unwrap()]
+        );
+    }
+
+    #[test]
+    fn a_bad_value_names_the_variable_and_the_value() {
+        let cases = [
+            ("DEFAULT_INTERVAL", "soon"),
+            ("DEFAULT_RETENTION", "0d"),
+            ("COPY_RETENTION", "1y"),
+            ("COPY_TO_REGIONS", "us-west-2,Mars"),
+            ("CLEANUP_REGIONS", "us_east_1"),
+            ("COPY_KMS_KEYS", "us-west-2"),
+            ("COPY_KMS_KEYS", "us-west-2=a,us-west-2=b"),
+            ("KEEP_LAST", "-1"),
+            ("DRY_RUN", "maybe"),
+            ("TAG_PREFIX", "aws:backup"),
+            ("TAG_PREFIX", "back up"),
+            ("DEPLOYMENT_NAME", "a b"),
+        ];
+        for (name, value) in cases {
+            let err = config(&[(name, value)]).unwrap_err();
+            assert_eq!(err.variable, name);
+            let text = err.to_string();
+            assert!(text.contains(name) && text.contains(value), "{text}");
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! create-image and create-snapshot: which resources to back up now (a pure plan), then the
+//! create calls, bounded in concurrency, each failure kept apart from the others.
+
+use crate::config::Config;
+use crate::due::{Due, RecentBackup, is_due, newest_by_source};
+use crate::ec2::{Ec2, ImageRequest, SnapshotRequest, Source};
+use crate::error::Error;
+use crate::event::{CreateRequest, ResourceKind};
+use crate::naming::{ami_name, image_description, snapshot_description};
+use crate::region::Region;
+use crate::report::{CreateReport, Created, Failed};
+use crate::tags::{BackupOrigin, Kind, TagKeys, backup_tags, format_time, resolve_policy};
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
+use tracing::{info, warn};
+
+/// Create calls in flight at once: inside EC2's mutating-call bucket, with the SDK's retries
+/// absorbing the odd throttle.
+pub const CREATE_CONCURRENCY: usize = 8;
+
+/// Whether the interval applies: a person asking for a backup gets one now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Schedule,
+    TagChange,
+    OnDemand,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    Image(ImageRequest),
+    Snapshot(SnapshotRequest),
+}
+
+impl Job {
+    fn source(&self) -> &str {
+        match self {
+            Job::Image(r) => &r.instance_id,
+            Job::Snapshot(r) => &r.volume_id,
+        }
+    }
+    fn name(&self) -> &str {
+        match self {
+            Job::Image(r) => &r.name,
+            Job::Snapshot(r) => &r.description,
+        }
+    }
+}
+
+/// What a run will do: the jobs, and a report already holding the skips, the warnings and the
+/// requested resources that were not found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub jobs: Vec<Job>,
+    pub report: CreateReport,
+}
+
+/// The live states a backup is taken in.
+fn backed_up_states(kind: ResourceKind) -> &'static [&'static str] {
+    match kind {
+        ResourceKind::Instance => &["running", "stopped"],
+        ResourceKind::Volume => &["in-use", "available"],
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn plan(
+    kind: ResourceKind,
+    config: &Config,
+    keys: &TagKeys,
+    region: &Region,
+    trigger: Trigger,
+    requested: Option<&[String]>,
+    sources: &[Source],
+    recent: &[RecentBackup],
+    now: DateTime<Utc>,
+) -> Plan {
+    let mut report = CreateReport {
+        dry_run: config.dry_run,
+        ..CreateReport::default()
+    };
+    for id in requested.unwrap_or_default() {
+        if !sources.iter().any(|s| &s.id == id) {
+            report.failed.push(Failed {
+                source: id.clone(),
+                error: format!("{} {id} was not found in {region}", kind.resource_type()),
+                code: Some(match kind {
+                    ResourceKind::Instance => "InvalidInstanceID.NotFound".into(),
+                    ResourceKind::Volume => "InvalidVolume.NotFound".into(),
+                }),
+            });
+        }
+    }
+    let newest = newest_by_source(recent);
+    let mut jobs = Vec::new();
+    for source in sources {
+        if let Err(reason) = keys.opt_in_state(&source.tags) {
+            report.skip(&source.id, reason);
+            continue;
+        }
+        let states = backed_up_states(kind);
+        if !states.contains(&source.state.as_str()) {
+            report.skip(
+                &source.id,
+                format!(
+                    "{} is {}: only {} ones are backed up",
+                    kind.resource_type(),
+                    if source.state.is_empty() {
+                        "in an unknown state"
+                    } else {
+                        &source.state
+                    },
+                    states.join(" or ")
+                ),
+            );
+            continue;
+        }
+        let policy = resolve_policy(keys, config, &source.id, &source.tags, &mut report.warnings);
+        if trigger != Trigger::OnDemand
+            && let Due::NotDue {
+                newest_id,
+                next_due,
+            } = is_due(
+                newest.get(source.id.as_str()).copied(),
+                policy.interval,
+                now,
+            )
+        {
+            report.skip(
+                &source.id,
+                format!(
+                    "backup {newest_id} is younger than the {} interval; next due at {}",
+                    policy.interval,
+                    format_time(next_due)
+                ),
+            );
+            continue;
+        }
+        let backup_kind = match kind {
+            ResourceKind::Instance => Kind::Image,
+            ResourceKind::Volume => Kind::Snapshot,
+        };
+        let origin = BackupOrigin {
+            kind: backup_kind,
+            source_id: &source.id,
+            source_region: region,
+            created_at: now,
+            source_tags: &source.tags,
+        };
+        let tags = backup_tags(
+            keys,
+            &config.deployment_name,
+            &origin,
+            &policy,
+            &mut report.warnings,
+        );
+        jobs.push(match kind {
+            ResourceKind::Instance => Job::Image(ImageRequest {
+                instance_id: source.id.clone(),
+                name: ami_name(source.name(), &source.id, now),
+                description: image_description(&source.id, &config.deployment_name),
+                reboot: policy.reboot,
+                tags,
+            }),
+            ResourceKind::Volume => Job::Snapshot(SnapshotRequest {
+                volume_id: source.id.clone(),
+                description: snapshot_description(
+                    &source.id,
+                    source.attached_to.as_deref(),
+                    &config.deployment_name,
+                ),
+                tags,
+            }),
+        });
+    }
+    Plan { jobs, report }
+}
+
+/// Runs the create calls of a plan; in a dry run, reports them instead.
+pub async fn execute(ec2: &Ec2, plan: Plan, dry_run: bool) -> CreateReport {
+    let Plan { jobs, mut report } = plan;
+    if dry_run {
+        for job in &jobs {
+            info!(
+                source = job.source(),
+                name = job.name(),
+                "dry run: would create backup"
+            );
+            report.created.push(Created {
+                source: job.source().to_string(),
+                id: None,
+                name: job.name().to_string(),
+            });
+        }
+        return report;
+    }
+    let outcomes: Vec<(Job, Result<String, Error>)> = stream::iter(jobs)
+        .map(|job| async move {
+            let result = match &job {
+                Job::Image(r) => ec2.create_image(r).await,
+                Job::Snapshot(r) => ec2.create_snapshot(r).await,
+            };
+            (job, result)
+        })
+        .buffer_unordered(CREATE_CONCURRENCY)
+        .collect()
+        .await;
+    for (job, result) in outcomes {
+        match result {
+            Ok(id) => {
+                info!(source = job.source(), backup_id = %id, name = job.name(), region = %ec2.region(), "backup created");
+                report.created.push(Created {
+                    source: job.source().to_string(),
+                    id: Some(id),
+                    name: job.name().to_string(),
+                });
+            }
+            // The name holds the minute: another invocation for the same event got there first.
+            Err(e) if e.code() == Some("InvalidAMIName.Duplicate") => {
+                info!(
+                    source = job.source(),
+                    name = job.name(),
+                    "backup already made this minute"
+                );
+                report.skip(
+                    job.source(),
+                    format!(
+                        "an AMI named {:?} already exists: a backup of it was made this minute",
+                        job.name()
+                    ),
+                );
+            }
+            Err(e) => {
+                warn!(source = job.source(), error = %e, code = e.code().unwrap_or(""), "backup failed");
+                report.failed.push(Failed::from_error(job.source(), &e));
+            }
+        }
+    }
+    // Results in a stable order, whatever order the calls finished in.
+    report.created.sort_by(|a, b| a.source.cmp(&b.source));
+    report.failed.sort_by(|a, b| a.source.cmp(&b.source));
+    report
+}
+
+/// One invocation of create-image or create-snapshot, from the parsed request to the report.
+/// Fails as a whole only when the sweep itself cannot be read.
+pub async fn run(
+    kind: ResourceKind,
+    config: &Config,
+    ec2: &Ec2,
+    request: CreateRequest,
+    now: DateTime<Utc>,
+) -> Result<CreateReport, Error> {
+    let keys = TagKeys::new(&config.tag_prefix);
+    let (trigger, ids) = match request {
+        CreateRequest::Ignored { event_id, reason } => {
+            let mut report = CreateReport {
+                dry_run: config.dry_run,
+                ..CreateReport::default()
+            };
+            report.skip(event_id.as_deref().unwrap_or("event"), reason);
+            return Ok(report);
+        }
+        CreateRequest::TagChange {
+            region: Some(r),
+            ids,
+            ..
+        } if r != ec2.region().as_str() => {
+            let mut report = CreateReport {
+                dry_run: config.dry_run,
+                ..CreateReport::default()
+            };
+            for id in ids {
+                report.skip(
+                    &id,
+                    format!(
+                        "the event is from {r}; this function backs up {}",
+                        ec2.region()
+                    ),
+                );
+            }
+            return Ok(report);
+        }
+        CreateRequest::Schedule { .. } => (Trigger::Schedule, None),
+        CreateRequest::TagChange { ids, .. } => (Trigger::TagChange, Some(ids)),
+        CreateRequest::OnDemand { ids } => (Trigger::OnDemand, Some(ids)),
+    };
+    let sources = match kind {
+        ResourceKind::Instance => ec2.instances(&keys, ids.as_deref()).await?,
+        ResourceKind::Volume => ec2.volumes(&keys, ids.as_deref()).await?,
+    };
+    // The interval needs the newest backups: one paginated describe for the whole region.
+    let recent = match (trigger, kind) {
+        (Trigger::OnDemand, _) => Vec::new(),
+        (_, ResourceKind::Instance) => ec2.recent_images(&keys, &config.deployment_name).await?,
+        (_, ResourceKind::Volume) => ec2.recent_snapshots(&keys, &config.deployment_name).await?,
+    };
+    let plan = plan(
+        kind,
+        config,
+        &keys,
+        ec2.region(),
+        trigger,
+        ids.as_deref(),
+        &sources,
+        &recent,
+        now,
+    );
+    Ok(execute(ec2, plan, config.dry_run).await)
+}
+
+/// The whole handler of a create function: parse, run, and turn the report into the
+/// invocation's outcome.
+pub async fn handle(
+    kind: ResourceKind,
+    config: &Config,
+    ec2: &Ec2,
+    payload: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<serde_json::Value, Error> {
+    let request = crate::event::parse_create_request(payload, kind).inspect_err(|e| {
+        warn!(error = %e, "rejected payload");
+    })?;
+    let span = tracing::info_span!("backup", event_id = request.event_id().unwrap_or(""));
+    let _enter = span.enter();
+    let report = run(kind, config, ec2, request, now).await?;
+    info!(
+        created = report.created.len(),
+        skipped = report.skipped.len(),
+        failed = report.failed.len(),
+        warnings = report.warnings.len(),
+        dry_run = report.dry_run,
+        "done"
+    );
+    let failed = report.failed.len();
+    crate::report::into_outcome(report, failed)
+}

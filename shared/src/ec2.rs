@@ -1,0 +1,362 @@
+//! The EC2 adapter: the only code that knows the SDK's builders. It speaks in our types, reads
+//! every page, and keeps each AWS error's code.
+
+use crate::due::RecentBackup;
+use crate::error::Error;
+use crate::region::Region;
+use crate::tags::{Kind, TagKeys, Tags, key, parse_time};
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use chrono::{DateTime, Utc};
+
+/// Describe calls ask for the largest page EC2 allows, so a sweep is a handful of calls.
+pub const DEFAULT_PAGE_SIZE: i32 = 1000;
+
+/// An instance or a volume that may be backed up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub id: String,
+    /// `running`, `stopped`, ... for instances; `in-use`, `available`, ... for volumes.
+    pub state: String,
+    pub tags: Tags,
+    /// The instance a volume is attached to.
+    pub attached_to: Option<String>,
+}
+
+impl Source {
+    pub fn name(&self) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == "Name")
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A new AMI: what CreateImage is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRequest {
+    pub instance_id: String,
+    pub name: String,
+    pub description: String,
+    pub reboot: bool,
+    pub tags: Tags,
+}
+
+/// A new snapshot: what CreateSnapshot is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRequest {
+    pub volume_id: String,
+    pub description: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ec2 {
+    client: Client,
+    region: Region,
+    page_size: i32,
+}
+
+fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.into_iter().map(Into::into).collect()))
+        .build()
+}
+
+pub fn tag_specification(resource: ResourceType, tags: &Tags) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(resource)
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect(),
+        ))
+        .build()
+}
+
+fn tags_of(tags: &[Tag]) -> Tags {
+    tags.iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn smithy_time(t: &aws_sdk_ec2::primitives::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+impl Ec2 {
+    pub fn new(client: Client, region: Region) -> Self {
+        Self {
+            client,
+            region,
+            page_size: DEFAULT_PAGE_SIZE,
+        }
+    }
+
+    /// A client for `region`, from the shared SDK configuration (credentials, retries, endpoint).
+    pub fn for_region(sdk: &aws_config::SdkConfig, region: &Region) -> Self {
+        let conf = aws_sdk_ec2::config::Builder::from(sdk)
+            .region(aws_sdk_ec2::config::Region::new(region.to_string()))
+            .build();
+        Self::new(Client::from_conf(conf), region.clone())
+    }
+
+    /// Smaller pages, for tests that prove every page is read.
+    pub fn with_page_size(mut self, page_size: i32) -> Self {
+        self.page_size = page_size;
+        self
+    }
+
+    pub fn region(&self) -> &Region {
+        &self.region
+    }
+
+    fn err<E, R>(
+        &self,
+        operation: &'static str,
+    ) -> impl FnOnce(aws_sdk_ec2::error::SdkError<E, R>) -> Error + '_
+    where
+        E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        move |e| Error::aws(operation, self.region.as_str(), e)
+    }
+
+    /// Instances to consider: the named ones (any state, so a skip can say why), or every
+    /// running or stopped instance carrying the opt-in key.
+    pub async fn instances(
+        &self,
+        keys: &TagKeys,
+        ids: Option<&[String]>,
+    ) -> Result<Vec<Source>, Error> {
+        let filters = match ids {
+            // A filter, not InstanceIds: an id that no longer exists is then simply absent
+            // instead of failing the whole call.
+            Some(ids) => vec![filter("instance-id", ids.iter().cloned())],
+            None => vec![
+                filter("tag-key", keys.opt_in_spellings()),
+                filter("instance-state-name", ["running", "stopped"]),
+            ],
+        };
+        let mut pages = self
+            .client
+            .describe_instances()
+            .set_filters(Some(filters))
+            .into_paginator()
+            .page_size(self.page_size)
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(self.err("DescribeInstances"))?;
+            for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                let Some(id) = instance.instance_id() else {
+                    continue;
+                };
+                out.push(Source {
+                    id: id.to_string(),
+                    state: instance
+                        .state()
+                        .and_then(|s| s.name())
+                        .map(|n| n.as_str().to_string())
+                        .unwrap_or_default(),
+                    tags: tags_of(instance.tags()),
+                    attached_to: None,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Volumes to consider: the named ones, or every in-use or available volume carrying the
+    /// opt-in key.
+    pub async fn volumes(
+        &self,
+        keys: &TagKeys,
+        ids: Option<&[String]>,
+    ) -> Result<Vec<Source>, Error> {
+        let filters = match ids {
+            Some(ids) => vec![filter("volume-id", ids.iter().cloned())],
+            None => vec![
+                filter("tag-key", keys.opt_in_spellings()),
+                filter("status", ["in-use", "available"]),
+            ],
+        };
+        let mut pages = self
+            .client
+            .describe_volumes()
+            .set_filters(Some(filters))
+            .into_paginator()
+            .page_size(self.page_size)
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(self.err("DescribeVolumes"))?;
+            for volume in page.volumes() {
+                let Some(id) = volume.volume_id() else {
+                    continue;
+                };
+                out.push(Source {
+                    id: id.to_string(),
+                    state: volume
+                        .state()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    tags: tags_of(volume.tags()),
+                    attached_to: volume
+                        .attachments()
+                        .iter()
+                        .find_map(|a| a.instance_id())
+                        .map(str::to_string),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn managed_filters(&self, keys: &TagKeys, deployment: &str, kind: Kind) -> Vec<Filter> {
+        vec![
+            filter(&format!("tag:{}", keys.key(key::MANAGED_BY)), [deployment]),
+            filter(&format!("tag:{}", keys.key(key::KIND)), [kind.as_str()]),
+        ]
+    }
+
+    /// Original AMIs of this deployment that count for the interval (pending or available;
+    /// copies from other regions are not backups of a source here).
+    pub async fn recent_images(
+        &self,
+        keys: &TagKeys,
+        deployment: &str,
+    ) -> Result<Vec<RecentBackup>, Error> {
+        let mut pages = self
+            .client
+            .describe_images()
+            .owners("self")
+            .set_filters(Some(self.managed_filters(keys, deployment, Kind::Image)))
+            .into_paginator()
+            .page_size(self.page_size)
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(self.err("DescribeImages"))?;
+            for image in page.images() {
+                let state = image.state().map(|s| s.as_str()).unwrap_or_default();
+                if !matches!(state, "pending" | "available") {
+                    continue;
+                }
+                let tags = tags_of(image.tags());
+                let created = keys
+                    .get(&tags, key::CREATED_AT)
+                    .and_then(parse_time)
+                    .or_else(|| image.creation_date().and_then(parse_time));
+                if let (Some(id), Some(source), Some(created_at), None) = (
+                    image.image_id(),
+                    keys.get(&tags, key::SOURCE),
+                    created,
+                    keys.get(&tags, key::COPY_OF),
+                ) {
+                    out.push(RecentBackup {
+                        id: id.to_string(),
+                        source: source.to_string(),
+                        created_at,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Original standalone snapshots of this deployment that count for the interval.
+    pub async fn recent_snapshots(
+        &self,
+        keys: &TagKeys,
+        deployment: &str,
+    ) -> Result<Vec<RecentBackup>, Error> {
+        let mut pages = self
+            .client
+            .describe_snapshots()
+            .owner_ids("self")
+            .set_filters(Some(self.managed_filters(keys, deployment, Kind::Snapshot)))
+            .into_paginator()
+            .page_size(self.page_size)
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(self.err("DescribeSnapshots"))?;
+            for snapshot in page.snapshots() {
+                let state = snapshot.state().map(|s| s.as_str()).unwrap_or_default();
+                if !matches!(state, "pending" | "completed") {
+                    continue;
+                }
+                let tags = tags_of(snapshot.tags());
+                let created = keys
+                    .get(&tags, key::CREATED_AT)
+                    .and_then(parse_time)
+                    .or_else(|| snapshot.start_time().and_then(smithy_time));
+                if let (Some(id), Some(source), Some(created_at), None) = (
+                    snapshot.snapshot_id(),
+                    keys.get(&tags, key::SOURCE),
+                    created,
+                    keys.get(&tags, key::COPY_OF),
+                ) {
+                    out.push(RecentBackup {
+                        id: id.to_string(),
+                        source: source.to_string(),
+                        created_at,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// CreateImage, tagging the image and its snapshots in the same call so that no backup
+    /// ever exists untagged.
+    pub async fn create_image(&self, req: &ImageRequest) -> Result<String, Error> {
+        let out = self
+            .client
+            .create_image()
+            .instance_id(&req.instance_id)
+            .name(&req.name)
+            .description(&req.description)
+            .no_reboot(!req.reboot)
+            .tag_specifications(tag_specification(ResourceType::Image, &req.tags))
+            .tag_specifications(tag_specification(ResourceType::Snapshot, &req.tags))
+            .send()
+            .await
+            .map_err(self.err("CreateImage"))?;
+        out.image_id()
+            .map(str::to_string)
+            .ok_or_else(|| Error::Aws {
+                operation: "CreateImage",
+                region: self.region.to_string(),
+                code: "MissingImageId".into(),
+                message: "the answer named no image".into(),
+            })
+    }
+
+    pub async fn create_snapshot(&self, req: &SnapshotRequest) -> Result<String, Error> {
+        let out = self
+            .client
+            .create_snapshot()
+            .volume_id(&req.volume_id)
+            .description(&req.description)
+            .tag_specifications(tag_specification(ResourceType::Snapshot, &req.tags))
+            .send()
+            .await
+            .map_err(self.err("CreateSnapshot"))?;
+        out.snapshot_id()
+            .map(str::to_string)
+            .ok_or_else(|| Error::Aws {
+                operation: "CreateSnapshot",
+                region: self.region.to_string(),
+                code: "MissingSnapshotId".into(),
+                message: "the answer named no snapshot".into(),
+            })
+    }
+}

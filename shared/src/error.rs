@@ -1,0 +1,140 @@
+//! The one error type of the toolkit. AWS errors keep their code (`InvalidSnapshot.InUse`,
+//! `RequestLimitExceeded`, ...) so callers can branch on it.
+
+use crate::config::ConfigError;
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use lambda_runtime::Diagnostic;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{operation} in {region} failed: {code}: {message}")]
+    Aws {
+        operation: &'static str,
+        region: String,
+        code: String,
+        message: String,
+    },
+    #[error("invalid payload: {0}")]
+    Payload(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Some resources failed; the message carries the whole result so nothing is lost.
+    #[error("{failed} of the resources failed; result: {result}")]
+    SomeFailed { failed: usize, result: String },
+}
+
+/// Codes that mean "try again later", not "this is wrong".
+const RETRYABLE_CODES: &[&str] = &[
+    "RequestLimitExceeded",
+    "Throttling",
+    "ThrottlingException",
+    "ResourceLimitExceeded",
+    "SnapshotCreationPerVolumeRateExceeded",
+    "ConcurrentSnapshotLimitExceeded",
+    "InternalError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "Unavailable",
+    "DispatchFailure",
+    "TimeoutError",
+    "ResponseError",
+];
+
+impl Error {
+    /// Wraps an SDK error, keeping the AWS error code (or the kind of failure when the request
+    /// never got an answer: `DispatchFailure`, `TimeoutError`, ...).
+    pub fn aws<E, R>(operation: &'static str, region: &str, err: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let (code, message) = match &err {
+            SdkError::ServiceError(_) => (
+                err.code().unwrap_or("Unknown").to_string(),
+                err.message()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| DisplayErrorContext(&err).to_string()),
+            ),
+            SdkError::DispatchFailure(_) => (
+                "DispatchFailure".into(),
+                DisplayErrorContext(&err).to_string(),
+            ),
+            SdkError::TimeoutError(_) => {
+                ("TimeoutError".into(), DisplayErrorContext(&err).to_string())
+            }
+            SdkError::ResponseError(_) => (
+                "ResponseError".into(),
+                DisplayErrorContext(&err).to_string(),
+            ),
+            _ => (
+                "ConstructionFailure".into(),
+                DisplayErrorContext(&err).to_string(),
+            ),
+        };
+        Error::Aws {
+            operation,
+            region: region.to_string(),
+            code,
+            message,
+        }
+    }
+
+    /// The AWS error code, when this is an AWS error.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Aws { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Aws { code, .. } => RETRYABLE_CODES.contains(&code.as_str()),
+            Error::SomeFailed { .. } => true,
+            Error::Payload(_) | Error::Config(_) => false,
+        }
+    }
+}
+
+impl From<Error> for Diagnostic {
+    fn from(err: Error) -> Self {
+        let kind = match &err {
+            Error::Aws { code, .. } => format!("Aws.{code}"),
+            Error::Payload(_) => "InvalidPayload".into(),
+            Error::Config(_) => "InvalidConfiguration".into(),
+            Error::SomeFailed { .. } => "PartialFailure".into(),
+        };
+        let class = if err.is_retryable() {
+            "Retryable"
+        } else {
+            "NonRetryable"
+        };
+        Diagnostic {
+            error_type: format!("{class}.{kind}"),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagnostics_say_whether_to_retry() {
+        let d: Diagnostic = Error::Payload("x".into()).into();
+        assert_eq!(d.error_type, "NonRetryable.InvalidPayload");
+        let d: Diagnostic = Error::Aws {
+            operation: "CopyImage",
+            region: "us-west-2".into(),
+            code: "RequestLimitExceeded".into(),
+            message: "slow down".into(),
+        }
+        .into();
+        assert_eq!(d.error_type, "Retryable.Aws.RequestLimitExceeded");
+        assert_eq!(
+            d.error_message,
+            "CopyImage in us-west-2 failed: RequestLimitExceeded: slow down"
+        );
+    }
+}

@@ -1,0 +1,32 @@
+//! Wiring shared by every function's `main`: the SDK configuration and the home region.
+
+use crate::error::Error;
+use crate::region::Region;
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use std::time::Duration;
+
+/// The SDK's standard retries, with a little more patience for EC2's throttling buckets
+/// (`RequestLimitExceeded` is retried with backoff).
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(5)
+                .with_initial_backoff(Duration::from_millis(200)),
+        )
+        .load()
+        .await
+}
+
+/// The region the function runs in (`AWS_REGION`): the one it backs up.
+pub fn home_region(sdk: &SdkConfig) -> Result<Region, Error> {
+    let name = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+    Region::parse(&name).map_err(|reason| {
+        Error::Config(crate::config::ConfigError {
+            variable: "AWS_REGION",
+            value: name,
+            reason,
+        })
+    })
+}

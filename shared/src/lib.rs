@@ -1,0 +1,28 @@
+//! The shared crate of the ec2-backup functions.
+//!
+//! Layout:
+//! - `config`: the environment, parsed once at cold start; `region`, `duration`: its value types.
+//! - `tags`: the tag contract (opt-in, per-resource policy, the tags every backup carries).
+//! - `due`, `naming`: pure decisions (is a resource due, what a backup is called).
+//! - `event`: the payloads each function accepts, parsed into our own enums.
+//! - `ec2`: the adapter, the only code that touches the SDK's builders.
+//! - `create`: the create-image / create-snapshot pipeline (plan, then execute).
+//! - `report`, `error`: what every invocation returns.
+//! - `lambda`: the wiring every function's `main` shares.
+
+pub mod config;
+pub mod create;
+pub mod due;
+pub mod duration;
+pub mod ec2;
+pub mod error;
+pub mod event;
+pub mod lambda;
+pub mod naming;
+pub mod region;
+pub mod report;
+pub mod tags;
+
+pub use config::Config;
+pub use error::Error;
+pub use region::Region;

@@ -1,0 +1,107 @@
+//! Names and descriptions of new backups.
+
+use chrono::{DateTime, Utc};
+
+/// AMI names: 3 to 128 characters of letters, digits and `( ) [ ] space . / - ' @ _`.
+const AMI_NAME_MAX: usize = 128;
+
+fn ami_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c)
+}
+
+/// `{Name}-{instance-id}-{yyyymmddThhmmZ}`, or `{instance-id}-{...}` without a Name tag.
+///
+/// The instance id keeps names unique between instances that share a Name; the timestamp to
+/// the minute makes a second CreateImage for the same instance in the same minute (a duplicate
+/// event racing the first) fail with `InvalidAMIName.Duplicate` instead of making a second AMI.
+pub fn ami_name(name_tag: Option<&str>, instance_id: &str, now: DateTime<Utc>) -> String {
+    let stamp = now.format("%Y%m%dT%H%MZ").to_string();
+    let id: String = instance_id.chars().map(clean).collect();
+    let suffix = format!("{id}-{stamp}");
+    let name: String = name_tag
+        .map(str::trim)
+        .unwrap_or("")
+        .chars()
+        .map(clean)
+        .collect();
+    let room = AMI_NAME_MAX.saturating_sub(suffix.len() + 1);
+    let name: String = name.chars().take(room).collect();
+    let name = name.trim();
+    if name.is_empty() {
+        suffix
+    } else {
+        format!("{name}-{suffix}")
+    }
+}
+
+fn clean(c: char) -> char {
+    if ami_name_char(c) { c } else { '_' }
+}
+
+/// A snapshot's description: which volume, and the instance it was attached to.
+pub fn snapshot_description(
+    volume_id: &str,
+    instance_id: Option<&str>,
+    deployment: &str,
+) -> String {
+    match instance_id {
+        Some(i) => format!("{deployment} backup of {volume_id} attached to {i}"),
+        None => format!("{deployment} backup of {volume_id}"),
+    }
+}
+
+pub fn image_description(instance_id: &str, deployment: &str) -> String {
+    format!("{deployment} backup of {instance_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tags::parse_time;
+
+    fn now() -> DateTime<Utc> {
+        parse_time("2026-11-25T03:04:59Z").unwrap()
+    }
+
+    #[test]
+    fn name_tag_id_and_minute() {
+        assert_eq!(
+            ami_name(Some("web-01"), "i-0abc", now()),
+            "web-01-i-0abc-20261125T0304Z"
+        );
+        assert_eq!(ami_name(None, "i-0abc", now()), "i-0abc-20261125T0304Z");
+        assert_eq!(
+            ami_name(Some("  "), "i-0abc", now()),
+            "i-0abc-20261125T0304Z"
+        );
+    }
+
+    #[test]
+    fn disallowed_characters_are_replaced() {
+        assert_eq!(
+            ami_name(Some("db:primary #1 (eu) é"), "i-1", now()),
+            "db_primary _1 (eu) _-i-1-20261125T0304Z"
+        );
+    }
+
+    #[test]
+    fn long_names_are_cut_to_128() {
+        let long = "x".repeat(300);
+        let name = ami_name(Some(&long), "i-0123456789abcdef0", now());
+        assert_eq!(name.len(), 128);
+        assert!(name.ends_with("-i-0123456789abcdef0-20261125T0304Z"));
+        assert!(name.chars().all(ami_name_char));
+    }
+
+    #[test]
+    fn descriptions_name_the_source() {
+        assert_eq!(
+            snapshot_description("vol-1", Some("i-1"), "d"),
+            "d backup of vol-1 attached to i-1"
+        );
+        assert_eq!(
+            snapshot_description("vol-1", None, "d"),
+            "d backup of vol-1"
+        );
+    }
+}
