@@ -19,6 +19,7 @@ pub mod error;
 pub mod event;
 pub mod lambda;
 pub mod naming;
+pub mod permissions;
 pub mod region;
 pub mod report;
 pub mod tags;

@@ -1,1 +1,318 @@
+//! Helpers for the tests that run against the local moto server (`tests/moto_server.py`,
+//! started by `scripts/test`, which exports its address as `MOTO_URL`).
+//!
+//! Every test takes the server for itself through [`Moto::start`]: tests run one at a time
+//! (a lock), each against a freshly reset server.
 
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region as SdkRegion};
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use serde_json::Value;
+use shared::Region;
+use shared::ec2::Ec2;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use tokio::sync::{Mutex, MutexGuard};
+
+pub const HOME: &str = "us-east-1";
+pub const DR: &str = "us-west-2";
+pub const DR2: &str = "eu-west-1";
+
+static SERVER: Mutex<()> = Mutex::const_new(());
+
+pub fn region(name: &str) -> Region {
+    Region::parse(name).expect("test region")
+}
+
+/// The moto server, reset, held by one test at a time.
+pub struct Moto {
+    url: String,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl Moto {
+    pub async fn start() -> Self {
+        let turn = SERVER.lock().await;
+        let url = std::env::var("MOTO_URL").expect(
+            "MOTO_URL is not set: run the tests with scripts/test, which starts tests/moto_server.py",
+        );
+        let moto = Self { url, _turn: turn };
+        let (status, body) = moto.http("POST", "/moto-api/reset", "");
+        assert_eq!(status, 200, "moto reset failed: {body}");
+        moto
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A plain HTTP/1.1 request to the server's test endpoints.
+    pub fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let host = self.url.trim_start_matches("http://").trim_end_matches('/');
+        let mut stream = TcpStream::connect(host).expect("connect to moto");
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).expect("write to moto");
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .expect("read from moto");
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// A raw SDK client for seeding and checking.
+    pub fn client(&self, region: &str) -> Client {
+        let conf = aws_sdk_ec2::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(SdkRegion::new(region.to_string()))
+            .endpoint_url(&self.url)
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .build();
+        Client::from_conf(conf)
+    }
+
+    /// The adapter the functions use, on this server.
+    pub fn ec2(&self, region_name: &str) -> Ec2 {
+        Ec2::new(self.client(region_name), region(region_name))
+    }
+
+    /// EC2 calls since the last reset, by region and action.
+    pub fn calls(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
+        let (_, body) = self.http("GET", "/_test/calls", "");
+        serde_json::from_str(&body).expect("calls JSON")
+    }
+
+    pub fn calls_in(&self, region: &str) -> BTreeMap<String, u64> {
+        self.calls().remove(region).unwrap_or_default()
+    }
+
+    pub fn reset_calls(&self) {
+        self.http("POST", "/_test/calls/reset", "");
+    }
+
+    /// Makes the next matching EC2 calls fail (see `tests/moto_server.py`).
+    pub fn fault(&self, spec: Value) {
+        let (status, body) = self.http("POST", "/_test/faults", &spec.to_string());
+        assert_eq!(status, 200, "fault injection failed: {body}");
+    }
+
+    /// An instance with these tags, and `extra_volumes` data volumes attached besides its root.
+    pub async fn instance(
+        &self,
+        region: &str,
+        tags: &[(&str, &str)],
+        extra_volumes: usize,
+    ) -> String {
+        let ec2 = self.client(region);
+        let out = ec2
+            .run_instances()
+            .image_id("ami-12345678")
+            .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+            .min_count(1)
+            .max_count(1)
+            .set_tag_specifications(spec(ResourceType::Instance, tags))
+            .send()
+            .await
+            .expect("run_instances");
+        let instance = &out.instances()[0];
+        let id = instance.instance_id().expect("instance id").to_string();
+        let az = instance
+            .placement()
+            .and_then(|p| p.availability_zone())
+            .unwrap_or("us-east-1a")
+            .to_string();
+        for n in 0..extra_volumes {
+            let vol = self.volume_in(region, &az, &[]).await;
+            ec2.attach_volume()
+                .volume_id(&vol)
+                .instance_id(&id)
+                .device(format!("/dev/sd{}", (b'f' + n as u8) as char))
+                .send()
+                .await
+                .expect("attach_volume");
+        }
+        id
+    }
+
+    pub async fn volume(&self, region: &str, tags: &[(&str, &str)]) -> String {
+        self.volume_in(region, &format!("{region}a"), tags).await
+    }
+
+    async fn volume_in(&self, region: &str, az: &str, tags: &[(&str, &str)]) -> String {
+        self.client(region)
+            .create_volume()
+            .availability_zone(az)
+            .size(8)
+            .set_tag_specifications(spec(ResourceType::Volume, tags))
+            .send()
+            .await
+            .expect("create_volume")
+            .volume_id()
+            .expect("volume id")
+            .to_string()
+    }
+
+    pub async fn attach(&self, region: &str, volume: &str, instance: &str, device: &str) {
+        self.client(region)
+            .attach_volume()
+            .volume_id(volume)
+            .instance_id(instance)
+            .device(device)
+            .send()
+            .await
+            .expect("attach_volume");
+    }
+
+    pub async fn stop(&self, region: &str, instance: &str) {
+        self.client(region)
+            .stop_instances()
+            .instance_ids(instance)
+            .send()
+            .await
+            .expect("stop_instances");
+    }
+
+    pub async fn terminate(&self, region: &str, instance: &str) {
+        self.client(region)
+            .terminate_instances()
+            .instance_ids(instance)
+            .send()
+            .await
+            .expect("terminate_instances");
+    }
+
+    pub async fn set_tags(&self, region: &str, resource: &str, tags: &[(&str, &str)]) {
+        self.client(region)
+            .create_tags()
+            .resources(resource)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .expect("create_tags");
+    }
+
+    /// Every image in the region (any owner, any state), with its tags.
+    pub async fn images(&self, region: &str) -> Vec<aws_sdk_ec2::types::Image> {
+        self.client(region)
+            .describe_images()
+            .send()
+            .await
+            .expect("describe_images")
+            .images()
+            .to_vec()
+    }
+
+    pub async fn snapshots(&self, region: &str) -> Vec<aws_sdk_ec2::types::Snapshot> {
+        self.client(region)
+            .describe_snapshots()
+            .owner_ids("self")
+            .send()
+            .await
+            .expect("describe_snapshots")
+            .snapshots()
+            .to_vec()
+    }
+
+    pub async fn instance_tags(&self, region: &str, id: &str) -> BTreeMap<String, String> {
+        let out = self
+            .client(region)
+            .describe_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .expect("describe_instances");
+        out.reservations()[0].instances()[0]
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn spec(resource: ResourceType, tags: &[(&str, &str)]) -> Option<Vec<TagSpecification>> {
+    if tags.is_empty() {
+        return None;
+    }
+    Some(vec![
+        TagSpecification::builder()
+            .resource_type(resource)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                    .collect(),
+            ))
+            .build(),
+    ])
+}
+
+/// Tags of an EC2 resource as a map.
+pub fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A sample from `events/`, with every occurrence of `from` replaced by `to` (to point a sample
+/// at a resource a test made).
+pub fn event(name: &str, replacements: &[(&str, &str)]) -> Value {
+    let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    for (from, to) in replacements {
+        text = text.replace(from, to);
+    }
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The ids in one list of a report (`created`, `skipped`, ...) by their `source`.
+pub fn sources(report: &Value, list: &str) -> Vec<String> {
+    let mut ids: Vec<String> = report[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} in {report}"))
+        .iter()
+        .map(|e| e["source"].as_str().unwrap_or_default().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+impl Moto {
+    /// Asserts that every EC2 call made since the last reset, in every region, is one that
+    /// `function`'s IAM policy allows (`shared/permissions.json`).
+    pub fn assert_calls_allowed(&self, function: &str) {
+        let allowed = shared::permissions::ec2_actions(function);
+        for (region, calls) in self.calls() {
+            for action in calls.keys() {
+                assert!(
+                    allowed.contains(&format!("ec2:{action}")),
+                    "{function} called ec2:{action} in {region}, which shared/permissions.json does not allow it"
+                );
+            }
+        }
+    }
+}

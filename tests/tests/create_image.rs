@@ -1,0 +1,525 @@
+//! create-image against the moto server: which instances get an AMI, with which tags, and how
+//! duplicates, bad input and failures are reported.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use integration_tests::*;
+use serde_json::{Value, json};
+use shared::Config;
+use shared::create::handle;
+use shared::event::ResourceKind::Instance;
+use shared::tags::{format_time, parse_time};
+
+fn now() -> DateTime<Utc> {
+    parse_time("2026-11-25T03:00:00Z").unwrap()
+}
+
+fn config() -> Config {
+    Config {
+        copy_to_regions: vec![region(DR)],
+        ..Config::default()
+    }
+}
+
+async fn sweep(moto: &Moto, config: &Config, at: DateTime<Utc>) -> Value {
+    handle(
+        Instance,
+        config,
+        &moto.ec2(HOME),
+        &event("scheduled-event.json", &[]),
+        at,
+    )
+    .await
+    .expect("sweep succeeds")
+}
+
+async fn managed_images(moto: &Moto) -> Vec<aws_sdk_ec2::types::Image> {
+    moto.images(HOME)
+        .await
+        .into_iter()
+        .filter(|i| {
+            tag_map(i.tags())
+                .get("backup:managed-by")
+                .map(String::as_str)
+                == Some("ec2-backup")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_sweep_backs_up_opted_in_running_and_stopped_instances_only() {
+    // GIVEN tagged instances running and stopped, with different spellings of the key,
+    // and instances that do not opt in
+    let moto = Moto::start().await;
+    let web = moto
+        .instance(
+            HOME,
+            &[("Backup", "true"), ("Name", "web-01"), ("CostCenter", "42")],
+            1,
+        )
+        .await;
+    let stopped = moto.instance(HOME, &[("backup", "YES")], 0).await;
+    moto.stop(HOME, &stopped).await;
+    let declined = moto.instance(HOME, &[("Backup", "false")], 0).await;
+    let _untagged = moto.instance(HOME, &[("Name", "scratch")], 0).await;
+    let gone = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    moto.terminate(HOME, &gone).await;
+
+    // WHEN the schedule fires
+    let report = sweep(&moto, &config(), now()).await;
+
+    // THEN exactly the opted-in running and stopped instances have an AMI
+    let mut expected = vec![web.clone(), stopped.clone()];
+    expected.sort();
+    assert_eq!(sources(&report, "created"), expected);
+    assert_eq!(sources(&report, "skipped"), vec![declined.clone()]);
+    assert!(
+        report["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not opt in")
+    );
+    assert_eq!(report["failed"], json!([]));
+
+    let images = managed_images(&moto).await;
+    assert_eq!(images.len(), 2);
+    let image = images
+        .iter()
+        .find(|i| tag_map(i.tags())["backup:source"] == web)
+        .expect("AMI of web-01");
+    assert_eq!(
+        image.name().unwrap(),
+        format!("web-01-{web}-20261125T0300Z")
+    );
+    let tags = tag_map(image.tags());
+    let want = [
+        ("backup:managed-by", "ec2-backup"),
+        ("backup:kind", "image"),
+        ("backup:source", web.as_str()),
+        ("backup:source-region", HOME),
+        ("backup:created-at", "2026-11-25T03:00:00Z"),
+        ("backup:expires-at", "2026-12-02T03:00:00Z"),
+        ("backup:copy-to", DR),
+        ("backup:copy-retention", "7d"),
+        ("Name", "web-01"),
+        ("CostCenter", "42"),
+    ];
+    for (k, v) in want {
+        assert_eq!(
+            tags.get(k).map(String::as_str),
+            Some(v),
+            "tag {k} of {tags:?}"
+        );
+    }
+    assert!(
+        !tags.contains_key("Backup"),
+        "the opt-in tag is not carried: {tags:?}"
+    );
+
+    // The image's snapshots (root and data volume) carry the same tags, from the same call.
+    let snapshot_ids: Vec<String> = image
+        .block_device_mappings()
+        .iter()
+        .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_string))
+        .collect();
+    assert_eq!(snapshot_ids.len(), 2, "one snapshot per volume");
+    for snapshot in moto
+        .snapshots(HOME)
+        .await
+        .iter()
+        .filter(|s| snapshot_ids.contains(&s.snapshot_id().unwrap().to_string()))
+    {
+        let st = tag_map(snapshot.tags());
+        assert_eq!(st.get("backup:source"), Some(&web));
+        assert_eq!(
+            st.get("backup:expires-at").map(String::as_str),
+            Some("2026-12-02T03:00:00Z")
+        );
+    }
+
+    // The source instance is never tagged by us (a Tag Change event would fire again).
+    let source_tags = moto.instance_tags(HOME, &web).await;
+    assert_eq!(source_tags.len(), 3, "{source_tags:?}");
+}
+
+#[tokio::test]
+async fn a_sweep_costs_a_few_paginated_describes_and_one_call_per_backup() {
+    // GIVEN 12 opted-in instances, read in pages of 5 (EC2's smallest page)
+    let moto = Moto::start().await;
+    for _ in 0..12 {
+        moto.instance(HOME, &[("Backup", "on")], 0).await;
+    }
+    let ec2 = moto.ec2(HOME).with_page_size(5);
+    moto.reset_calls();
+
+    // WHEN the schedule fires twice
+    let first = handle(
+        Instance,
+        &config(),
+        &ec2,
+        &event("scheduled-event.json", &[]),
+        now(),
+    )
+    .await
+    .unwrap();
+    let calls = moto.calls_in(HOME);
+
+    // THEN every page was read, each backup cost one CreateImage, and no CreateTags was needed
+    assert_eq!(first["created"].as_array().unwrap().len(), 12);
+    assert_eq!(calls.get("DescribeInstances"), Some(&3), "{calls:?}");
+    assert_eq!(calls.get("DescribeImages"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("CreateImage"), Some(&12), "{calls:?}");
+    assert_eq!(calls.get("CreateTags"), None, "{calls:?}");
+    moto.assert_calls_allowed("create-image");
+
+    // AND the second sweep sees all 12 AMIs across 3 pages of DescribeImages, and makes none
+    moto.reset_calls();
+    let second = handle(
+        Instance,
+        &config(),
+        &ec2,
+        &event("scheduled-event.json", &[]),
+        now() + TimeDelta::minutes(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(second["created"], json!([]));
+    assert_eq!(second["skipped"].as_array().unwrap().len(), 12);
+    let calls = moto.calls_in(HOME);
+    assert_eq!(calls.get("DescribeImages"), Some(&3), "{calls:?}");
+    assert_eq!(calls.get("CreateImage"), None, "{calls:?}");
+}
+
+#[tokio::test]
+async fn the_interval_decides_when_the_next_sweep_backs_up_again() {
+    let moto = Moto::start().await;
+    let daily = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let hourly = moto
+        .instance(HOME, &[("Backup", "true"), ("backup:interval", "1h")], 0)
+        .await;
+    sweep(&moto, &config(), now()).await;
+
+    // Two hours later only the hourly instance is due.
+    let later = sweep(&moto, &config(), now() + TimeDelta::hours(2)).await;
+    assert_eq!(sources(&later, "created"), vec![hourly.clone()]);
+    assert_eq!(sources(&later, "skipped"), vec![daily.clone()]);
+    assert!(
+        later["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("younger than the 1d interval"),
+        "{later}"
+    );
+
+    // Moving the daily backup's clock back a day (as if made yesterday) makes it due.
+    let image = managed_images(&moto)
+        .await
+        .into_iter()
+        .find(|i| tag_map(i.tags())["backup:source"] == daily)
+        .unwrap();
+    moto.set_tags(
+        HOME,
+        image.image_id().unwrap(),
+        &[(
+            "backup:created-at",
+            &format_time(now() - TimeDelta::hours(23)),
+        )],
+    )
+    .await;
+    let next = sweep(&moto, &config(), now() + TimeDelta::hours(2)).await;
+    assert_eq!(sources(&next, "created"), vec![daily]);
+}
+
+#[tokio::test]
+async fn a_tag_change_backs_up_at_once_and_a_duplicate_event_makes_no_second_ami() {
+    let moto = Moto::start().await;
+    let id = moto
+        .instance(HOME, &[("Backup", "true"), ("Name", "web-01")], 0)
+        .await;
+    let e = event("tag-change-instance.json", &[("i-0123456789abcdef0", &id)]);
+    let ec2 = moto.ec2(HOME);
+
+    let first = handle(Instance, &config(), &ec2, &e, now()).await.unwrap();
+    assert_eq!(sources(&first, "created"), vec![id.clone()]);
+
+    // The same event delivered again, and a schedule at the same moment.
+    let again = handle(Instance, &config(), &ec2, &e, now() + TimeDelta::seconds(2))
+        .await
+        .unwrap();
+    let schedule = sweep(&moto, &config(), now() + TimeDelta::seconds(3)).await;
+    assert_eq!(again["created"], json!([]));
+    assert_eq!(schedule["created"], json!([]));
+    assert_eq!(sources(&again, "skipped"), vec![id.clone()]);
+    assert_eq!(managed_images(&moto).await.len(), 1);
+}
+
+#[tokio::test]
+async fn racing_invocations_in_the_same_minute_make_one_ami() {
+    // Two invocations that both looked before either created: the AMI name (which holds the
+    // minute) is taken by the first, and the second reports a skip, not a failure.
+    let moto = Moto::start().await;
+    let id = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let payload = json!({"instance_ids": [id]});
+    let ec2 = moto.ec2(HOME);
+    let config = config();
+    let (a, b) = tokio::join!(
+        handle(Instance, &config, &ec2, &payload, now()),
+        handle(
+            Instance,
+            &config,
+            &ec2,
+            &payload,
+            now() + TimeDelta::seconds(20)
+        ),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let created = a["created"].as_array().unwrap().len() + b["created"].as_array().unwrap().len();
+    assert_eq!(created, 1, "{a} {b}");
+    let skipped = [&a, &b]
+        .iter()
+        .flat_map(|r| r["skipped"].as_array().unwrap().clone())
+        .collect::<Vec<_>>();
+    assert!(
+        skipped[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("already exists"),
+        "{skipped:?}"
+    );
+    assert_eq!(managed_images(&moto).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_tag_change_that_opts_out_does_nothing() {
+    let moto = Moto::start().await;
+    let id = moto
+        .instance(HOME, &[("Name", "web-01"), ("backup:retention", "14d")], 0)
+        .await;
+    let e = event(
+        "tag-change-instance-removed.json",
+        &[("i-0123456789abcdef0", &id)],
+    );
+    let report = handle(Instance, &config(), &moto.ec2(HOME), &e, now())
+        .await
+        .unwrap();
+    assert_eq!(report["created"], json!([]));
+    assert_eq!(sources(&report, "skipped"), vec![id]);
+    assert_eq!(report["skipped"][0]["reason"], "no backup tag");
+    assert!(managed_images(&moto).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_tag_change_from_another_region_is_skipped() {
+    let moto = Moto::start().await;
+    let id = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let e = event(
+        "tag-change-instance.json",
+        &[
+            ("i-0123456789abcdef0", &id),
+            ("\"region\": \"us-east-1\"", "\"region\": \"eu-west-1\""),
+        ],
+    );
+    let report = handle(Instance, &config(), &moto.ec2(HOME), &e, now())
+        .await
+        .unwrap();
+    assert_eq!(report["created"], json!([]));
+    assert!(
+        report["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("eu-west-1")
+    );
+}
+
+#[tokio::test]
+async fn on_demand_ignores_the_interval_but_not_the_opt_in() {
+    let moto = Moto::start().await;
+    let tagged = moto.instance(HOME, &[("Backup", "1")], 0).await;
+    let untagged = moto.instance(HOME, &[], 0).await;
+    sweep(&moto, &config(), now()).await;
+
+    let payload = json!({"instance_ids": [tagged, untagged]});
+    let report = handle(
+        Instance,
+        &config(),
+        &moto.ec2(HOME),
+        &payload,
+        now() + TimeDelta::minutes(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sources(&report, "created"), vec![tagged]);
+    assert_eq!(sources(&report, "skipped"), vec![untagged]);
+    assert_eq!(managed_images(&moto).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_missing_instance_fails_alone_and_the_invocation_reports_everything() {
+    let moto = Moto::start().await;
+    let tagged = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let payload = json!({"instance_ids": [tagged, "i-0000000000000dead"]});
+    let err = handle(Instance, &config(), &moto.ec2(HOME), &payload, now())
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with("1 of the resources failed"),
+        "{message}"
+    );
+    assert!(
+        message.contains("i-0000000000000dead was not found in us-east-1"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("\"source\":\"{tagged}\"")),
+        "the created one is reported too: {message}"
+    );
+    assert_eq!(managed_images(&moto).await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_aws_error_on_one_instance_keeps_its_code_and_spares_the_others() {
+    let moto = Moto::start().await;
+    let a = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let b = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    moto.fault(json!({"action": "CreateImage", "code": "UnauthorizedOperation", "message": "not allowed", "status": 403, "count": 1}));
+    let err = handle(
+        Instance,
+        &config(),
+        &moto.ec2(HOME),
+        &event("scheduled-event.json", &[]),
+        now(),
+    )
+    .await
+    .unwrap_err();
+    let shared::Error::SomeFailed { failed, result } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(failed, 1);
+    let report: Value = serde_json::from_str(&result).unwrap();
+    assert_eq!(report["failed"][0]["code"], "UnauthorizedOperation");
+    assert!(
+        report["failed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("CreateImage in us-east-1 failed")
+    );
+    assert_eq!(report["created"].as_array().unwrap().len(), 1);
+    let mut both = vec![
+        report["failed"][0]["source"].as_str().unwrap().to_string(),
+        report["created"][0]["source"].as_str().unwrap().to_string(),
+    ];
+    both.sort();
+    let mut want = vec![a, b];
+    want.sort();
+    assert_eq!(both, want);
+}
+
+#[tokio::test]
+async fn throttling_is_retried_by_the_sdk() {
+    let moto = Moto::start().await;
+    moto.instance(HOME, &[("Backup", "true")], 0).await;
+    moto.fault(json!({"action": "CreateImage", "code": "RequestLimitExceeded", "message": "slow down", "status": 503, "count": 2}));
+    let sdk = shared_sdk(&moto).await;
+    let ec2 = shared::ec2::Ec2::for_region(&sdk, &region(HOME));
+    let report = handle(
+        Instance,
+        &config(),
+        &ec2,
+        &event("scheduled-event.json", &[]),
+        now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report["created"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(moto.calls_in(HOME).get("CreateImage"), Some(&3));
+}
+
+/// The SDK configuration the functions load, pointed at the moto server.
+async fn shared_sdk(moto: &Moto) -> aws_config::SdkConfig {
+    // SAFETY: tests hold the server lock; nothing else reads the environment meanwhile.
+    unsafe {
+        std::env::set_var("AWS_ENDPOINT_URL", moto.url());
+        std::env::set_var("AWS_REGION", HOME);
+        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+    }
+    shared::lambda::sdk_config().await
+}
+
+#[tokio::test]
+async fn an_invalid_tag_value_warns_and_still_backs_up_with_the_default() {
+    let moto = Moto::start().await;
+    let id = moto
+        .instance(
+            HOME,
+            &[("Backup", "true"), ("backup:retention", "forever")],
+            0,
+        )
+        .await;
+    let report = sweep(&moto, &config(), now()).await;
+    assert_eq!(sources(&report, "created"), vec![id.clone()]);
+    let warning = &report["warnings"][0];
+    assert_eq!(warning["resource"], id.as_str());
+    assert_eq!(warning["key"], "backup:retention");
+    assert_eq!(warning["value"], "forever");
+    let image = &managed_images(&moto).await[0];
+    assert_eq!(
+        tag_map(image.tags())["backup:expires-at"],
+        "2026-12-02T03:00:00Z"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_reports_what_it_would_create_and_creates_nothing() {
+    let moto = Moto::start().await;
+    let id = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let config = Config {
+        dry_run: true,
+        ..config()
+    };
+    let report = sweep(&moto, &config, now()).await;
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(sources(&report, "created"), vec![id]);
+    assert_eq!(report["created"][0]["id"], Value::Null);
+    assert!(moto.images(HOME).await.is_empty());
+    assert_eq!(moto.calls_in(HOME).get("CreateImage"), None);
+}
+
+#[tokio::test]
+async fn a_malformed_payload_is_an_error_that_says_what_was_expected_and_calls_nothing() {
+    let moto = Moto::start().await;
+    moto.instance(HOME, &[("Backup", "true")], 0).await;
+    moto.reset_calls();
+    for payload in [
+        json!({"instance_id": "i-12345678"}),
+        json!([1, 2]),
+        json!({"instance_ids": ["vol-12345678"]}),
+    ] {
+        let err = handle(Instance, &config(), &moto.ec2(HOME), &payload, now())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, shared::Error::Payload(_)), "{err}");
+    }
+    assert!(moto.calls_in(HOME).is_empty());
+}
+
+#[tokio::test]
+async fn a_custom_prefix_and_deployment_name_are_written_and_matched() {
+    let moto = Moto::start().await;
+    let id = moto
+        .instance(HOME, &[("SNAP", "true"), ("snap:retention", "2w")], 0)
+        .await;
+    let _other = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let config = Config {
+        tag_prefix: "snap".into(),
+        deployment_name: "prod".into(),
+        ..Config::default()
+    };
+    let report = sweep(&moto, &config, now()).await;
+    assert_eq!(sources(&report, "created"), vec![id]);
+    let image = &moto.images(HOME).await[0];
+    let tags = tag_map(image.tags());
+    assert_eq!(tags["snap:managed-by"], "prod");
+    assert_eq!(tags["snap:expires-at"], "2026-12-09T03:00:00Z");
+    assert_eq!(tags["snap:copy-to"], "");
+}
