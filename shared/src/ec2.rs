@@ -52,12 +52,13 @@ pub struct SnapshotRequest {
 
 #[derive(Debug, Clone)]
 pub struct Ec2 {
-    client: Client,
-    region: Region,
-    page_size: i32,
+    // Crate-visible so each function's module can add its own calls in an `impl Ec2` of its own.
+    pub(crate) client: Client,
+    pub(crate) region: Region,
+    pub(crate) page_size: i32,
 }
 
-fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
+pub(crate) fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
     Filter::builder()
         .name(name)
         .set_values(Some(values.into_iter().map(Into::into).collect()))
@@ -75,7 +76,7 @@ pub fn tag_specification(resource: ResourceType, tags: &Tags) -> TagSpecificatio
         .build()
 }
 
-fn tags_of(tags: &[Tag]) -> Tags {
+pub(crate) fn tags_of(tags: &[Tag]) -> Tags {
     tags.iter()
         .map(|t| {
             (
@@ -86,7 +87,7 @@ fn tags_of(tags: &[Tag]) -> Tags {
         .collect()
 }
 
-fn smithy_time(t: &aws_sdk_ec2::primitives::DateTime) -> Option<DateTime<Utc>> {
+pub(crate) fn smithy_time(t: &aws_sdk_ec2::primitives::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 

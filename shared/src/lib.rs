@@ -10,6 +10,7 @@
 //! - `report`, `error`: what every invocation returns.
 //! - `lambda`: the wiring every function's `main` shares.
 
+pub mod clients;
 pub mod config;
 pub mod create;
 pub mod due;

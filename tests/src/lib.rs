@@ -316,3 +316,19 @@ impl Moto {
         }
     }
 }
+
+impl Moto {
+    /// The regional adapter factory the functions use, on this server, with `home` as home.
+    pub fn clients(&self, home: &str) -> shared::clients::Clients {
+        let url = self.url.clone();
+        shared::clients::Clients::new(region(home), move |r| {
+            let conf = aws_sdk_ec2::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(SdkRegion::new(r.to_string()))
+                .endpoint_url(&url)
+                .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+                .build();
+            Ec2::new(Client::from_conf(conf), r.clone())
+        })
+    }
+}
