@@ -1,0 +1,897 @@
+#!/usr/bin/env python3
+"""Local AWS stand-in for the tests: moto's server, patched to answer EC2 calls
+the way the AWS EC2 API reference documents them, plus test-only endpoints.
+
+Usage:
+    python tests/moto_server.py --port 5055 [--host 127.0.0.1] [--log-requests]
+
+Prints ``moto ready on http://HOST:PORT`` (flushed) once the socket accepts
+connections (``--port 0`` picks a free port; the line tells which).
+
+Test-only endpoints (served in front of moto by a WSGI middleware):
+    GET    /_test/calls         -> {"us-east-1": {"DescribeInstances": 3, ...}, ...}
+    POST   /_test/calls/reset   -> zero the EC2 call counters
+    GET    /_test/faults        -> the faults still armed
+    POST   /_test/faults        <- {"action": "CopyImage", "region": "us-west-2",
+                                    "code": "ResourceLimitExceeded", "message": "...",
+                                    "status": 400, "count": 3}
+                                   (region: any if absent; count: until cleared;
+                                    status: 400 if absent)
+    DELETE /_test/faults        -> disarm all faults
+    POST   /moto-api/reset      -> moto's own reset; also clears counters and faults
+
+The patches are applied here, at import time, by monkeypatching moto 5.2.5;
+site-packages stays untouched. Each patch says what moto did and why it changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import fnmatch
+import io
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import uuid
+from typing import Any
+from urllib.parse import parse_qs
+from xml.sax.saxutils import escape as xml_escape
+
+# Must be set before moto is imported: no public Amazon AMIs in the backends,
+# so DescribeImages/DescribeSnapshots only show what the tests create.
+os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
+
+from moto.core.responses import ActionResult, EmptyResult  # noqa: E402
+from moto.ec2 import utils as ec2_utils  # noqa: E402
+from moto.ec2.exceptions import (  # noqa: E402
+    EC2ClientError,
+    InvalidAMIIdError,
+    InvalidParameterCombination,
+    InvalidParameterDependency,
+    InvalidTaggableResourceType,
+)
+from moto.ec2.models.amis import Ami, AmiBackend  # noqa: E402
+from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot  # noqa: E402
+from moto.ec2.responses.amis import AmisResponse  # noqa: E402
+from moto.ec2.responses.elastic_block_store import ElasticBlockStore  # noqa: E402
+from moto.ec2.responses.instances import InstanceResponse  # noqa: E402
+from moto.ec2.responses.tags import TagResponse  # noqa: E402
+from moto.ec2.utils import (  # noqa: E402
+    format_timestamp,
+    random_ami_id,
+    random_snapshot_id,
+)
+
+_lock = threading.RLock()  # serialises the read-modify-write patches below
+
+
+# --------------------------------------------------------------------------
+# Helpers shared by the patches
+# --------------------------------------------------------------------------
+
+
+def _error(code: str, message: str) -> EC2ClientError:
+    return EC2ClientError(code, message)
+
+
+def _tag_specs(raw: list[dict[str, Any]] | None, allowed: set[str]) -> dict[str, dict[str, str]]:
+    """TagSpecifications -> {resource_type: {key: value}}.
+
+    AWS rejects a ResourceType the operation cannot tag, rejects user tag keys
+    starting with "aws:", and lets a tag's Value be omitted (empty string).
+    """
+    out: dict[str, dict[str, str]] = {}
+    for spec in raw or []:
+        rtype = spec.get("ResourceType")
+        if rtype not in allowed:
+            raise InvalidTaggableResourceType(str(rtype))
+        tags = {t["Key"]: t.get("Value", "") for t in spec.get("Tags", [])}
+        _check_user_tag_keys(tags)
+        out.setdefault(rtype, {}).update(tags)
+    return out
+
+
+def _check_user_tag_keys(tags: dict[str, str]) -> None:
+    for key in tags:
+        if key.lower().startswith("aws:"):
+            raise _error(
+                "InvalidParameterValue",
+                f"Value ( {key} ) for parameter key is invalid. "
+                "Tag keys starting with 'aws:' are reserved for internal use",
+            )
+
+
+def _user_tags(resource: Any) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in resource.get_tags() if not t["key"].startswith("aws:")}
+
+
+# AMI names: 3-128 characters from this set (CreateImage/CopyImage "Name").
+_AMI_NAME_RE = re.compile(r"[A-Za-z0-9()\[\] ./\-'@_]{3,128}")
+
+
+def _check_ami_name(backend: Any, name: str | None) -> None:
+    """Moto accepted any name, twice; AWS answers these errors."""
+    if not name:
+        raise _error("MissingParameter", "The request must contain the parameter name")
+    if not _AMI_NAME_RE.fullmatch(name):
+        raise _error(
+            "InvalidAMIName.Malformed",
+            f"AMI names must be between 3 and 128 characters long, and may contain letters, "
+            f"numbers, '(', ')', '.', '-', '/', '_', '[', ']', ' ', '@' and \"'\": {name!r}",
+        )
+    for ami in backend.amis.values():
+        if ami.name == name and ami.owner_id == backend.account_id:
+            raise _error(
+                "InvalidAMIName.Duplicate",
+                f"AMI name {name} is already in use by AMI {ami.id}",
+            )
+
+
+def _default_kms_key(backend: Any) -> str:
+    if not backend.default_kms_key_id:
+        backend._create_default_encryption_key()
+    return backend.default_kms_key_id
+
+
+def _drop_placeholder_snapshot(backend: Any, ami: Ami) -> None:
+    """Ami.__init__ always makes one 15 GiB snapshot of a throwaway volume; the
+    patched CreateImage/CopyImage make the real ones, so remove it."""
+    backend.snapshots.pop(ami.ebs_snapshot.id, None)
+
+
+def _set_mappings(ami: Ami, mappings: list[dict[str, Any]], snapshots: list[Snapshot]) -> None:
+    ami.__dict__["_aws_block_device_mappings"] = mappings
+    if snapshots:
+        ami.ebs_snapshot = snapshots[0]
+
+
+# --------------------------------------------------------------------------
+# Paging (patch f): MaxResults / NextToken, opaque tokens
+# --------------------------------------------------------------------------
+
+
+def _encode_token(action: str, last_key: str) -> str:
+    raw = json.dumps({"a": action, "k": last_key}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(action: str, token: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw)
+        if data["a"] == action:
+            return str(data["k"])
+    except Exception:
+        pass
+    raise _error("InvalidPaginationToken", f"The pagination token {token!r} is invalid.")
+
+
+def _paging_params(resp: Any, action: str, ids_param: str, ids_name: str, cap: int) -> tuple[int | None, str | None]:
+    """Read and validate MaxResults/NextToken the way EC2 does.
+
+    MaxResults must be >= 5, is capped at `cap`, and cannot be combined with
+    an explicit list of ids. Returns (page size or None for "all", last key).
+    """
+    max_results = resp._get_param("MaxResults")
+    token = resp._get_param("NextToken")
+    if max_results is not None:
+        max_results = int(max_results)
+        if resp._get_param(ids_param):
+            raise InvalidParameterCombination(
+                f"The parameter {ids_name} cannot be used with the parameter maxResults"
+            )
+        if max_results < 5:
+            raise _error(
+                "InvalidParameterValue",
+                f"Value ( {max_results} ) for parameter maxResults is invalid. "
+                "Expecting a value greater than 5.",
+            )
+        max_results = min(max_results, cap)
+    after = _decode_token(action, token) if token else None
+    if after is not None and max_results is None:
+        max_results = cap
+    return max_results, after
+
+
+def _paginate(items: list[Any], action: str, size: int | None, after: str | None,
+              key=lambda o: o.id, weight=lambda o: 1) -> tuple[list[Any], str | None]:
+    """One page of `items`, ordered by id so a token stays valid when items are
+    deleted between pages (as an expiry loop does). `weight` lets a reservation
+    count as its number of instances."""
+    if size is None:
+        return items, None
+    items = sorted(items, key=key)
+    if after is not None:
+        items = [o for o in items if key(o) > after]
+    page: list[Any] = []
+    used = 0
+    for obj in items:
+        w = weight(obj)
+        if page and used + w > size:
+            break
+        page.append(obj)
+        used += w
+    more = len(page) < len(items)
+    return page, (_encode_token(action, key(page[-1])) if more and page else None)
+
+
+# --------------------------------------------------------------------------
+# Patch a + b: CreateImage
+# --------------------------------------------------------------------------
+# Before: a TagSpecification with ResourceType "snapshot" raised
+# NotImplementedError (HTTP 500), and every image got exactly one 15 GiB
+# snapshot of a throwaway volume whatever the instance had attached.
+# After: one snapshot per EBS volume attached to the instance (minus devices
+# given as NoDevice in BlockDeviceMappings), each tagged with the "snapshot"
+# tags and listed in the image's BlockDeviceMappings with its real size/type;
+# the image is EBS-backed with the instance's root device name. Also
+# InvalidAMIName.Malformed / InvalidAMIName.Duplicate, as AWS answers.
+
+
+def _create_image(self: Any, instance_id: str, name: str, description: str,
+                  tag_specifications: list[dict[str, Any]],
+                  block_device_mappings: list[dict[str, Any]] | None = None) -> Ami:
+    instance = self.get_instance(instance_id)
+    tags = _tag_specs(tag_specifications, {"image", "snapshot"})
+    with _lock:
+        _check_ami_name(self, name)
+        ami_id = random_ami_id()
+        ami = Ami(self, ami_id, instance=instance, name=name, description=description)
+        _drop_placeholder_snapshot(self, ami)
+        ami.root_device_type = "ebs"
+        ami.root_device_name = instance.root_device_name
+        excluded = {m.get("DeviceName") for m in block_device_mappings or [] if "NoDevice" in m}
+        mappings, snapshots = [], []
+        for device, bdt in instance.get_block_device_mapping:
+            if device in excluded or not bdt.volume_id:
+                continue
+            volume = self.get_volume(bdt.volume_id)
+            snap = self.create_snapshot(
+                volume.id, f"Created by CreateImage({instance_id}) for {ami_id}", from_ami=ami_id
+            )
+            snap.add_tags(tags.get("snapshot", {}))
+            snapshots.append(snap)
+            ebs: dict[str, Any] = {
+                "DeleteOnTermination": bool(bdt.delete_on_termination),
+                "SnapshotId": snap.id,
+                "VolumeSize": volume.size,
+                "VolumeType": volume.volume_type,
+                "Encrypted": bool(volume.encrypted),
+            }
+            if volume.iops:
+                ebs["Iops"] = volume.iops
+            if volume.throughput:
+                ebs["Throughput"] = volume.throughput
+            mappings.append({"DeviceName": device, "Ebs": ebs})
+        _set_mappings(ami, mappings, snapshots)
+        ami.add_tags(tags.get("image", {}))
+        self.amis[ami_id] = ami
+    return ami
+
+
+def _create_image_response(self: Any) -> ActionResult:
+    name = self._get_param("Name")
+    description = self._get_param("Description", "")
+    instance_id = self._get_param("InstanceId")
+    tag_specifications = self._get_param("TagSpecifications", [])
+    block_device_mappings = self._get_param("BlockDeviceMappings", [])
+    self.error_on_dryrun()
+    image = self.ec2_backend.create_image(
+        instance_id, name, description, tag_specifications=tag_specifications,
+        block_device_mappings=block_device_mappings,
+    )
+    return ActionResult({"ImageId": image.id})
+
+
+# Images made by the patched calls carry their own mapping list.
+_orig_ami_bdm = Ami.block_device_mappings
+
+
+def _ami_block_device_mappings(self: Ami) -> list[dict[str, Any]]:
+    mappings = self.__dict__.get("_aws_block_device_mappings")
+    return mappings if mappings is not None else _orig_ami_bdm.fget(self)
+
+
+# --------------------------------------------------------------------------
+# Patch c: CopyImage
+# --------------------------------------------------------------------------
+# Before: ClientToken, CopyImageTags, TagSpecifications, Encrypted and KmsKeyId
+# were ignored (every call made a new image), the copy got one 15 GiB
+# placeholder snapshot instead of copies of the source's snapshots, a
+# deregistered source answered HTTP 500 (IndexError), and Name was optional.
+# After: same ClientToken in the destination region -> same ImageId, no new
+# image (IdempotentParameterMismatch if other parameters differ); one snapshot
+# per source EBS mapping, created in the destination region, encrypted as asked;
+# CopyImageTags copies the user tags; TagSpecifications image/snapshot apply;
+# Name is required (MissingParameter) and checked like CreateImage's.
+
+
+def _copy_image(self: Any, source_image_id: str, source_region: str, name: str | None = None,
+                description: str | None = None, *, client_token: str | None = None,
+                copy_image_tags: bool = False,
+                tag_specifications: list[dict[str, Any]] | None = None,
+                encrypted: bool | None = None, kms_key_id: str | None = None) -> Ami:
+    from moto.ec2.models import ec2_backends
+
+    tags = _tag_specs(tag_specifications, {"image", "snapshot"})
+    if kms_key_id and not encrypted:
+        raise InvalidParameterDependency("KmsKeyId", "Encrypted")
+    fingerprint = json.dumps(
+        [source_image_id, source_region, name, description, bool(copy_image_tags),
+         tags, bool(encrypted), kms_key_id], sort_keys=True)
+    with _lock:
+        tokens = self.__dict__.setdefault("_copy_image_tokens", {})
+        if client_token and client_token in tokens:
+            ami_id, first = tokens[client_token]
+            if first != fingerprint:
+                raise _error(
+                    "IdempotentParameterMismatch",
+                    f"Client token {client_token} was used with different parameters.",
+                )
+            return self.amis.get(ami_id) or _DeregisteredAmi(ami_id)
+
+        try:
+            source_backend = ec2_backends[self.account_id][source_region]
+        except KeyError:
+            raise _error("InvalidParameterValue", f"Invalid source region: {source_region}")
+        source = source_backend.amis.get(source_image_id)
+        if source is None:
+            raise InvalidAMIIdError(source_image_id)
+        _check_ami_name(self, name)
+
+        ami_id = random_ami_id()
+        ami = Ami(self, ami_id, source_ami=source, name=name, description=description)
+        _drop_placeholder_snapshot(self, ami)
+        ami.root_device_name = source.root_device_name
+        ami.root_device_type = source.root_device_type
+        same_region = source_region == self.region_name
+        mappings, snapshots = [], []
+        for mapping in source.block_device_mappings:
+            ebs = dict(mapping.get("Ebs") or {})
+            if not ebs.get("SnapshotId"):
+                mappings.append(dict(mapping))
+                continue
+            src_snap = source_backend.snapshots.get(ebs["SnapshotId"])
+            if src_snap is None:  # e.g. an AMI loaded from a JSON file: make a stand-in volume
+                src_volume = self.create_volume(size=ebs.get("VolumeSize") or 8,
+                                                zone_name=f"{self.region_name}a")
+                self.delete_volume(src_volume.id)
+                src_encrypted, src_key = False, None
+            else:
+                src_volume, src_encrypted, src_key = src_snap.volume, src_snap.encrypted, src_snap.kms_key_id
+            enc = bool(encrypted) or src_encrypted
+            if kms_key_id:
+                key = kms_key_id
+            elif enc:
+                key = src_key if (same_region and src_encrypted and src_key) else _default_kms_key(self)
+            else:
+                key = None
+            snap = Snapshot(
+                self, random_snapshot_id(), volume=src_volume,
+                description=(f"Copied for DestinationAmi {ami_id} from SourceAmi "
+                             f"{source.id} for SourceSnapshot {ebs['SnapshotId']}"),
+                encrypted=enc, kms_key_id=key, from_ami=ami_id,
+            )
+            self.snapshots[snap.id] = snap
+            snap.add_tags(tags.get("snapshot", {}))
+            snapshots.append(snap)
+            ebs["SnapshotId"] = snap.id
+            ebs["Encrypted"] = enc
+            mappings.append({"DeviceName": mapping["DeviceName"], "Ebs": ebs})
+        _set_mappings(ami, mappings, snapshots)
+        if copy_image_tags:
+            ami.add_tags(_user_tags(source))
+        ami.add_tags(tags.get("image", {}))
+        self.amis[ami_id] = ami
+        if client_token:
+            tokens[client_token] = (ami_id, fingerprint)
+    return ami
+
+
+class _DeregisteredAmi:
+    """What a repeated ClientToken returns once the first copy was deregistered:
+    AWS still answers the first copy's ImageId."""
+
+    def __init__(self, ami_id: str):
+        self.id = ami_id
+
+
+def _copy_image_response(self: Any) -> ActionResult:
+    source_image_id = self._get_param("SourceImageId")
+    source_region = self._get_param("SourceRegion")
+    name = self._get_param("Name")
+    description = self._get_param("Description")
+    self.error_on_dryrun()
+    image = self.ec2_backend.copy_image(
+        source_image_id, source_region, name, description,
+        client_token=self._get_param("ClientToken"),
+        copy_image_tags=self._get_bool_param("CopyImageTags", False),
+        tag_specifications=self._get_param("TagSpecifications", []),
+        encrypted=self._get_bool_param("Encrypted", False),
+        kms_key_id=self._get_param("KmsKeyId"),
+    )
+    return ActionResult({"ImageId": image.id})
+
+
+# --------------------------------------------------------------------------
+# Patch d: CopySnapshot
+# --------------------------------------------------------------------------
+# Before: TagSpecifications were applied (only the first spec's type was
+# checked), but Encrypted was ignored (Encrypted=true on an unencrypted source
+# gave an unencrypted copy), an encrypted source copied without KmsKeyId lost
+# its key, KmsKeyId alone silently meant "encrypted", and Description defaulted
+# to nothing. After: Encrypted/KmsKeyId as AWS documents (KmsKeyId needs
+# Encrypted=true; encrypted with no key -> the region's default EBS key, or the
+# source's key within a region), default description
+# "[Copied snap-... from REGION]", and every tag spec must be "snapshot".
+
+
+def _copy_snapshot(self: Any, source_snapshot_id: str, source_region: str, description: str | None,
+                   kms_key_id: str | None, encrypted: bool = False,
+                   tags: dict[str, str] | None = None) -> Snapshot:
+    from moto.ec2.models import ec2_backends
+
+    if kms_key_id and not encrypted:
+        raise InvalidParameterDependency("KmsKeyId", "Encrypted")
+    try:
+        source_backend = ec2_backends[self.account_id][source_region]
+    except KeyError:
+        raise _error("InvalidParameterValue", f"Invalid source region: {source_region}")
+    source = source_backend.snapshots.get(source_snapshot_id)
+    if source is None:
+        raise _snapshot_not_found(source_snapshot_id)
+    enc = bool(encrypted) or source.encrypted
+    if kms_key_id:
+        key = kms_key_id
+    elif enc:
+        same_region = source_region == self.region_name
+        key = source.kms_key_id if (same_region and source.encrypted and source.kms_key_id) else _default_kms_key(self)
+    else:
+        key = None
+    snap = Snapshot(
+        self, random_snapshot_id(), volume=source.volume,
+        description=description if description is not None else f"[Copied {source.id} from {source_region}]",
+        encrypted=enc, kms_key_id=key,
+    )
+    self.snapshots[snap.id] = snap
+    snap.add_tags(tags or {})
+    return snap
+
+
+def _copy_snapshot_response(self: Any) -> ActionResult:
+    tags = _tag_specs(self._get_param("TagSpecifications", []), {"snapshot"})
+    self.error_on_dryrun()
+    snapshot = self.ec2_backend.copy_snapshot(
+        source_snapshot_id=self._get_param("SourceSnapshotId"),
+        source_region=self._get_param("SourceRegion"),
+        description=self._get_param("Description"),
+        kms_key_id=self._get_param("KmsKeyId"),
+        encrypted=self._get_bool_param("Encrypted", False),
+        tags=tags.get("snapshot", {}),
+    )
+    return ActionResult({"SnapshotId": snapshot.id, "Tags": snapshot.tag_set})
+
+
+# --------------------------------------------------------------------------
+# CreateSnapshot (g)
+# --------------------------------------------------------------------------
+# Before: a snapshot of an encrypted volume was Encrypted=true but had no
+# KmsKeyId; tag specs of another ResourceType were silently ignored.
+# After: the snapshot inherits the volume's KMS key, as on AWS; only
+# ResourceType "snapshot" is accepted.
+
+_orig_create_snapshot = EBSBackend.create_snapshot
+
+
+def _create_snapshot(self: Any, volume_id: str, description: str, owner_id: str | None = None,
+                     from_ami: str | None = None) -> Snapshot:
+    snap = _orig_create_snapshot(self, volume_id, description, owner_id=owner_id, from_ami=from_ami)
+    if snap.encrypted and not snap.kms_key_id:
+        snap.kms_key_id = snap.volume.kms_key_id
+    return snap
+
+
+def _create_snapshot_response(self: Any) -> ActionResult:
+    tags = _tag_specs(self._get_param("TagSpecifications", []), {"snapshot"})
+    volume_id = self._get_param("VolumeId")
+    description = self._get_param("Description") or ""
+    self.error_on_dryrun()
+    snapshot = self.ec2_backend.create_snapshot(volume_id, description)
+    snapshot.add_tags(tags.get("snapshot", {}))
+    return ActionResult(snapshot)
+
+
+# --------------------------------------------------------------------------
+# Patch e + f: DescribeSnapshots (OwnerIds, paging), DeleteSnapshot messages
+# --------------------------------------------------------------------------
+# Before: OwnerIds (Owner.N, e.g. "self") and MaxResults/NextToken were
+# ignored, and InvalidSnapshot.NotFound came with an empty message.
+
+
+def _snapshot_not_found(snapshot_id: str) -> EC2ClientError:
+    return _error("InvalidSnapshot.NotFound", f"The snapshot '{snapshot_id}' does not exist.")
+
+
+def _describe_snapshots_response(self: Any) -> ActionResult:
+    self.error_on_dryrun()
+    size, after = _paging_params(self, "DescribeSnapshots", "SnapshotIds", "snapshotSet", 1000)
+    filters = self._filters_from_querystring()
+    snapshot_ids = self._get_param("SnapshotIds", [])
+    backend = self.ec2_backend
+    for sid in snapshot_ids:
+        if sid not in backend.snapshots:
+            raise _snapshot_not_found(sid)
+    snapshots = backend.describe_snapshots(snapshot_ids=snapshot_ids, filters=filters)
+    owner_ids = self._get_param("OwnerIds", [])
+    if owner_ids:
+        owners = {backend.account_id if o == "self" else o for o in owner_ids}
+        snapshots = [s for s in snapshots if s.owner_id in owners]
+    page, token = _paginate(snapshots, "DescribeSnapshots", size, after)
+    return ActionResult({"Snapshots": page, "NextToken": token})
+
+
+def _delete_snapshot(self: Any, snapshot_id: str) -> Snapshot:
+    snapshot = self.snapshots.get(snapshot_id)
+    if snapshot is None:
+        raise _snapshot_not_found(snapshot_id)
+    # In use while a registered image lists it (moto only knew the image that made it).
+    for ami in self.amis.values():
+        for mapping in ami.block_device_mappings:
+            if (mapping.get("Ebs") or {}).get("SnapshotId") == snapshot_id:
+                raise _error("InvalidSnapshot.InUse",
+                             f"The snapshot {snapshot_id} is currently in use by {ami.id}")
+    return self.snapshots.pop(snapshot_id)
+
+
+# --------------------------------------------------------------------------
+# Patch f: DescribeImages / DescribeVolumes / DescribeInstances paging
+# --------------------------------------------------------------------------
+# Before: DescribeImages and DescribeVolumes ignored MaxResults/NextToken and
+# returned everything; DescribeInstances paged by reservation with the raw
+# reservation id as token (an unknown token -> HTTP 500) and a default page of
+# 100 when MaxResults was absent. DescribeImages also ignored Filters when
+# ImageIds were given and returned disabled images without IncludeDisabled.
+# After: all four honour MaxResults (>= 5, capped) and an opaque NextToken,
+# return everything when MaxResults is absent, and reject MaxResults together
+# with explicit ids (InvalidParameterCombination).
+
+
+def _describe_images_response(self: Any) -> ActionResult:
+    self.error_on_dryrun()
+    size, after = _paging_params(self, "DescribeImages", "ImageIds", "imagesSet", 1000)
+    ami_ids = self._get_param("ImageIds", [])
+    filters = self._filters_from_querystring()
+    images = self.ec2_backend.describe_images(
+        ami_ids=ami_ids, filters=filters,
+        exec_users=self._get_param("ExecutableUsers", []),
+        owners=self._get_param("Owners", []),
+    )
+    if ami_ids and filters:  # moto skipped the filters when ids were given
+        images = ec2_utils.generic_filter(filters, images)
+    if not ami_ids and not self._get_bool_param("IncludeDisabled", False):
+        images = [i for i in images if i.state != "disabled"]
+    page, token = _paginate(images, "DescribeImages", size, after)
+    return ActionResult({"Images": page, "NextToken": token})
+
+
+def _describe_volumes_response(self: Any) -> ActionResult:
+    self.error_on_dryrun()
+    size, after = _paging_params(self, "DescribeVolumes", "VolumeIds", "volumeSet", 500)
+    volumes = self.ec2_backend.describe_volumes(
+        volume_ids=self._get_param("VolumeIds", []), filters=self._filters_from_querystring()
+    )
+    page, token = _paginate(volumes, "DescribeVolumes", size, after)
+    return ActionResult({"Volumes": page, "NextToken": token})
+
+
+def _describe_instances_response(self: Any) -> ActionResult:
+    self.error_on_dryrun()
+    size, after = _paging_params(self, "DescribeInstances", "InstanceIds", "instancesSet", 1000)
+    filters = self._filters_from_querystring()
+    instance_ids = self._get_param("InstanceIds", [])
+    if instance_ids:
+        reservations = self.ec2_backend.get_reservations_by_instance_ids(instance_ids, filters=filters)
+    else:
+        reservations = self.ec2_backend.describe_instances(filters=filters)
+    # MaxResults counts instances; a page holds whole reservations.
+    page, token = _paginate(reservations, "DescribeInstances", size, after,
+                            weight=lambda r: max(1, len(r.instances)))
+    return ActionResult({"Reservations": page, "NextToken": token})
+
+
+# --------------------------------------------------------------------------
+# DeregisterImage (g): DeleteAssociatedSnapshots
+# --------------------------------------------------------------------------
+# Before: the DeleteAssociatedSnapshots flag was ignored. Snapshots are (and
+# stay) left in place by default, as on AWS.
+
+
+def _deregister_image_response(self: Any) -> ActionResult:
+    ami_id = self._get_param("ImageId")
+    delete_snapshots = self._get_bool_param("DeleteAssociatedSnapshots", False)
+    self.error_on_dryrun()
+    backend = self.ec2_backend
+    with _lock:
+        ami = backend.amis.get(ami_id)
+        snapshot_ids = [
+            (m.get("Ebs") or {}).get("SnapshotId") for m in (ami.block_device_mappings if ami else [])
+        ]
+        backend.deregister_image(ami_id)
+        results = []
+        if delete_snapshots:
+            for sid in filter(None, snapshot_ids):
+                try:
+                    backend.delete_snapshot(sid)
+                    results.append({"SnapshotId": sid, "ReturnCode": "success"})
+                except EC2ClientError:
+                    results.append({"SnapshotId": sid, "ReturnCode": "client-error"})
+    result: dict[str, Any] = {"Return": True}
+    if delete_snapshots:
+        result["DeleteSnapshotResults"] = results
+    return ActionResult(result)
+
+
+# --------------------------------------------------------------------------
+# Filters and tags (g)
+# --------------------------------------------------------------------------
+# Before: a list-valued filter (tag-key, tag-value) with two or more values
+# matched only if the resource's set was a subset/superset of the values,
+# not "any value matches" as EC2 filters do; DescribeImages knew no
+# block-device-mapping.* filters (HTTP 500 FilterNotImplementedError) and
+# matched creation-date without wildcards. CreateTags answered HTTP 500 for a
+# tag without Value, accepted reserved "aws:" keys, and tagged a deregistered
+# image without complaint (AWS: InvalidAMIID.NotFound).
+
+_orig_is_filter_matching = ec2_utils.is_filter_matching
+_ANY_OF_FILTERS = ("tag-key", "tag-value")
+
+
+def _is_filter_matching(obj: Any, name: str, values: Any) -> bool:
+    if values is not None and (name in _ANY_OF_FILTERS or name.startswith("block-device-mapping.")):
+        actual = obj.get_filter_value(name) or []
+        if isinstance(actual, str):
+            actual = [actual]
+        return any(fnmatch.fnmatchcase(str(a), str(p)) for a in actual for p in values)
+    return _orig_is_filter_matching(obj, name, values)
+
+
+_orig_ami_get_filter_value = Ami.get_filter_value
+_BDM_FILTERS = {
+    "device-name": (None, "DeviceName"),
+    "snapshot-id": ("Ebs", "SnapshotId"),
+    "volume-size": ("Ebs", "VolumeSize"),
+    "volume-type": ("Ebs", "VolumeType"),
+    "encrypted": ("Ebs", "Encrypted"),
+    "delete-on-termination": ("Ebs", "DeleteOnTermination"),
+}
+
+
+def _ami_get_filter_value(self: Ami, name: str, method_name: str | None = None) -> Any:
+    if name.startswith("block-device-mapping.") and name[21:] in _BDM_FILTERS:
+        section, field = _BDM_FILTERS[name[21:]]
+        out = []
+        for m in self.block_device_mappings:
+            value = (m.get(section) or {}).get(field) if section else m.get(field)
+            if value is not None:
+                out.append(str(value).lower() if isinstance(value, bool) else str(value))
+        return out
+    if name == "creation-date":
+        return format_timestamp(self.creation_date)
+    return _orig_ami_get_filter_value(self, name, method_name)
+
+
+def _create_tags_response(self: Any) -> ActionResult:
+    from moto.ec2.responses.tags import validate_resource_ids
+
+    resource_ids = self._get_param("Resources", [])
+    validate_resource_ids(resource_ids)
+    self.ec2_backend.do_resources_exist(resource_ids)
+    for rid in resource_ids:  # moto let a deregistered image through
+        if rid.startswith("ami-") and rid not in self.ec2_backend.amis:
+            raise InvalidAMIIdError(rid)
+    tags = {t["Key"]: t.get("Value", "") for t in self._get_param("Tags", [])}
+    _check_user_tag_keys(tags)
+    self.error_on_dryrun()
+    self.ec2_backend.create_tags(resource_ids, tags)
+    return EmptyResult()
+
+
+def apply_patches() -> None:
+    AmiBackend.create_image = _create_image
+    AmiBackend.copy_image = _copy_image
+    Ami.block_device_mappings = property(_ami_block_device_mappings)
+    Ami.get_filter_value = _ami_get_filter_value
+    EBSBackend.copy_snapshot = _copy_snapshot
+    EBSBackend.create_snapshot = _create_snapshot
+    EBSBackend.delete_snapshot = _delete_snapshot
+    ec2_utils.is_filter_matching = _is_filter_matching
+    AmisResponse.create_image = _create_image_response
+    AmisResponse.copy_image = _copy_image_response
+    AmisResponse.describe_images = _describe_images_response
+    AmisResponse.deregister_image = _deregister_image_response
+    ElasticBlockStore.copy_snapshot = _copy_snapshot_response
+    ElasticBlockStore.create_snapshot = _create_snapshot_response
+    ElasticBlockStore.describe_snapshots = _describe_snapshots_response
+    ElasticBlockStore.describe_volumes = _describe_volumes_response
+    InstanceResponse.describe_instances = _describe_instances_response
+    TagResponse.create_tags = _create_tags_response
+
+
+apply_patches()
+
+
+# --------------------------------------------------------------------------
+# Test-only endpoints: call counting and fault injection
+# --------------------------------------------------------------------------
+
+_SCOPE_RE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+
+
+class TestHooks:
+    """WSGI middleware in front of moto's app."""
+
+    def __init__(self, app: Any):
+        self.app = app
+        self.lock = threading.Lock()
+        self.calls: dict[str, dict[str, int]] = {}
+        self.faults: list[dict[str, Any]] = []
+
+    def clear(self) -> None:
+        with self.lock:
+            self.calls = {}
+            self.faults = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path.startswith("/_test/"):
+            return self._test_endpoint(method, path, environ, start_response)
+        if path.rstrip("/") == "/moto-api/reset" and method == "POST":
+            self.clear()
+            return self.app(environ, start_response)
+
+        scope = _SCOPE_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if scope and scope.group(2) == "ec2":
+            region = scope.group(1)
+            body = self._read_body(environ)
+            params = parse_qs(body.decode("utf-8", "replace"))
+            action = (params.get("Action") or parse_qs(environ.get("QUERY_STRING", "")).get("Action") or [None])[0]
+            if action:
+                fault = self._count_and_match(region, action)
+                if fault is not None:
+                    return self._fault_response(fault, start_response)
+        return self.app(environ, start_response)
+
+    @staticmethod
+    def _read_body(environ: dict[str, Any]) -> bytes:
+        """Read the request body and put an equivalent stream back for moto."""
+        stream = environ["wsgi.input"]
+        length = environ.get("CONTENT_LENGTH") or ""
+        if length.isdigit():
+            body = stream.read(int(length))
+        elif environ.get("wsgi.input_terminated"):
+            body = stream.read()
+        else:
+            body = b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        return body
+
+    def _count_and_match(self, region: str, action: str) -> dict[str, Any] | None:
+        with self.lock:
+            per_region = self.calls.setdefault(region, {})
+            per_region[action] = per_region.get(action, 0) + 1
+            for fault in self.faults:
+                if fault["action"] != action or fault.get("region") not in (None, region):
+                    continue
+                if fault.get("count") is not None:
+                    fault["count"] -= 1
+                    if fault["count"] <= 0:
+                        self.faults.remove(fault)
+                return dict(fault)
+        return None
+
+    @staticmethod
+    def _fault_response(fault: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            f"<Response><Errors><Error><Code>{xml_escape(fault['code'])}</Code>"
+            f"<Message>{xml_escape(fault.get('message') or '')}</Message></Error></Errors>"
+            f"<RequestID>{uuid.uuid4()}</RequestID></Response>"
+        ).encode()
+        status = int(fault.get("status") or 400)
+        start_response(f"{status} {_REASONS.get(status, 'Error')}",
+                       [("Content-Type", "text/xml;charset=UTF-8"),
+                        ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _test_endpoint(self, method: str, path: str, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        path = path.rstrip("/")
+        if path == "/_test/calls" and method == "GET":
+            with self.lock:
+                return _json(start_response, 200, self.calls)
+        if path == "/_test/calls/reset" and method == "POST":
+            with self.lock:
+                self.calls = {}
+            return _json(start_response, 200, {"ok": True})
+        if path == "/_test/faults":
+            if method == "GET":
+                with self.lock:
+                    return _json(start_response, 200, self.faults)
+            if method == "DELETE":
+                with self.lock:
+                    self.faults = []
+                return _json(start_response, 200, {"ok": True})
+            if method == "POST":
+                try:
+                    spec = json.loads(self._read_body(environ) or b"{}")
+                    fault = {
+                        "action": str(spec["action"]),
+                        "region": spec.get("region"),
+                        "code": str(spec["code"]),
+                        "message": str(spec.get("message") or ""),
+                        "status": int(spec.get("status") or 400),
+                        "count": None if spec.get("count") is None else int(spec["count"]),
+                    }
+                except (ValueError, KeyError, TypeError) as err:
+                    return _json(start_response, 400, {"error": f"bad fault spec: {err!r}"})
+                with self.lock:
+                    self.faults.append(fault)
+                return _json(start_response, 200, {"ok": True, "fault": fault})
+        return _json(start_response, 404, {"error": f"no test endpoint {method} {path}"})
+
+
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            409: "Conflict", 429: "Too Many Requests", 500: "Internal Server Error",
+            503: "Service Unavailable"}
+
+
+def _json(start_response: Any, status: int, payload: Any) -> list[bytes]:
+    body = json.dumps(payload).encode()
+    start_response(f"{status} {_REASONS.get(status, 'OK')}",
+                   [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def build_app() -> TestHooks:
+    """moto's full multi-service server app (as `moto_server` builds it), wrapped."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    return TestHooks(DomainDispatcherApplication(create_backend_app))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=5055, help="port (0 = any free port)")
+    parser.add_argument("--log-requests", action="store_true",
+                        help="log every request to stderr (off by default so an unread pipe never fills)")
+    args = parser.parse_args(argv)
+
+    import logging
+
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import make_server
+
+    if not args.log_requests:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = make_server(args.host, args.port, build_app(), threaded=True,
+                         request_handler=MotoRequestHandler)
+    os.environ.setdefault("MOTO_PORT", str(server.server_port))
+
+    def stop(signum: int, frame: Any) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    # make_server has bound and is listening: connections queue from now on.
+    print(f"moto ready on http://{args.host}:{server.server_port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

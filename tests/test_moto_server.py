@@ -1,0 +1,588 @@
+"""Tests for tests/moto_server.py: each EC2 patch answers as the AWS EC2 API
+reference documents, and the test-only endpoints (call counters, faults) work.
+
+Run: .venv/bin/python -m pytest tests/ -q
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+SERVER = Path(__file__).with_name("moto_server.py")
+ACCOUNT = "123456789012"
+FOREIGN_OWNER = "099720109477"
+# A public image owned by another account, loaded by moto from MOTO_AMIS_PATH,
+# so that "owned by self" has something to leave out.
+FOREIGN_AMI = {
+    "ami_id": "ami-0f0e0d0c0b0a09080",
+    "name": "someone-elses-image",
+    "description": "public image of another account",
+    "owner_id": FOREIGN_OWNER,
+    "public": True,
+    "state": "available",
+    "virtualization_type": "hvm",
+    "architecture": "x86_64",
+    "root_device_type": "ebs",
+    "root_device_name": "/dev/sda1",
+    "image_type": "machine",
+    "hypervisor": "xen",
+}
+
+
+@pytest.fixture(scope="session")
+def moto_url(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("moto")
+    amis = workdir / "amis.json"
+    amis.write_text(json.dumps([FOREIGN_AMI]))
+    log = open(workdir / "server.log", "wb")
+    env = dict(os.environ, MOTO_AMIS_PATH=str(amis))
+    proc = subprocess.Popen(
+        [sys.executable, str(SERVER), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=log, env=env,
+    )
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    line = b""
+    deadline = time.monotonic() + 60
+    while not line.endswith(b"\n") and time.monotonic() < deadline:
+        if sel.select(timeout=1):
+            chunk = proc.stdout.readline()
+            if not chunk:
+                break
+            line += chunk
+    if not line.startswith(b"moto ready on http://127.0.0.1:"):
+        proc.kill()
+        pytest.fail(f"moto server did not start: {line!r}\n{(workdir / 'server.log').read_text()}")
+    yield line.decode().split()[-1]
+    proc.terminate()
+    proc.wait(10)
+    log.close()
+
+
+def _http(url: str, method: str = "GET", payload: object | None = None) -> object:
+    data = None if payload is None else json.dumps(payload).encode()
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as resp:
+        body = resp.read()
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body
+
+
+@pytest.fixture(autouse=True)
+def reset(moto_url):
+    _http(f"{moto_url}/moto-api/reset", "POST")
+    yield
+
+
+@pytest.fixture
+def client(moto_url):
+    def make(service: str = "ec2", region: str = "us-east-1"):
+        return boto3.client(
+            service, region_name=region, endpoint_url=moto_url,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+        )
+    return make
+
+
+def _instance(ec2, data_volumes=(), tags=None) -> str:
+    """An instance with its root volume plus data volumes of the given sizes."""
+    kwargs = {}
+    if tags:
+        kwargs["TagSpecifications"] = [{"ResourceType": "instance",
+                                        "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]
+    inst = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, **kwargs)["Instances"][0]
+    for n, size in enumerate(data_volumes):
+        vol = ec2.create_volume(Size=size, AvailabilityZone=inst["Placement"]["AvailabilityZone"])
+        ec2.attach_volume(VolumeId=vol["VolumeId"], InstanceId=inst["InstanceId"], Device=f"/dev/sd{'fghij'[n]}")
+    return inst["InstanceId"]
+
+
+def _image(ec2, image_id: str) -> dict:
+    return ec2.describe_images(ImageIds=[image_id])["Images"][0]
+
+
+def _snapshot_ids(image: dict) -> list[str]:
+    return [m["Ebs"]["SnapshotId"] for m in image["BlockDeviceMappings"] if "Ebs" in m]
+
+
+def _tags(resource: dict) -> dict:
+    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
+
+
+def _code(excinfo) -> str:
+    return excinfo.value.response["Error"]["Code"]
+
+
+# ---------------------------------------------------------------- patch a
+
+
+def test_create_image_tags_snapshots_from_tag_specification(client):
+    ec2 = client()
+    iid = _instance(ec2, data_volumes=[20])
+    image_id = ec2.create_image(
+        InstanceId=iid, Name="backup-a",
+        TagSpecifications=[
+            {"ResourceType": "image", "Tags": [{"Key": "Backup", "Value": "daily"}]},
+            {"ResourceType": "snapshot", "Tags": [{"Key": "Backup", "Value": "daily"},
+                                                  {"Key": "Source", "Value": iid}]},
+        ],
+    )["ImageId"]
+    image = _image(ec2, image_id)
+    assert _tags(image) == {"Backup": "daily"}
+    snaps = ec2.describe_snapshots(SnapshotIds=_snapshot_ids(image))["Snapshots"]
+    assert len(snaps) == 2
+    for snap in snaps:
+        assert _tags(snap) == {"Backup": "daily", "Source": iid}
+
+
+def test_create_image_rejects_other_resource_types(client):
+    ec2 = client()
+    iid = _instance(ec2)
+    with pytest.raises(ClientError) as exc:
+        ec2.create_image(InstanceId=iid, Name="backup-x",
+                         TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "a", "Value": "b"}]}])
+    assert _code(exc) == "InvalidParameterValue"
+
+
+# ---------------------------------------------------------------- patch b
+
+
+def test_create_image_one_snapshot_per_attached_volume(client):
+    ec2 = client()
+    iid = _instance(ec2, data_volumes=[20, 30])
+    image = _image(ec2, ec2.create_image(InstanceId=iid, Name="backup-b")["ImageId"])
+    mappings = {m["DeviceName"]: m["Ebs"] for m in image["BlockDeviceMappings"]}
+    assert set(mappings) == {"/dev/sda1", "/dev/sdf", "/dev/sdg"}
+    assert {d: e["VolumeSize"] for d, e in mappings.items()} == {"/dev/sda1": 8, "/dev/sdf": 20, "/dev/sdg": 30}
+    assert image["RootDeviceName"] == "/dev/sda1" and image["RootDeviceType"] == "ebs"
+    snap_ids = [e["SnapshotId"] for e in mappings.values()]
+    assert len(set(snap_ids)) == 3
+    snaps = {s["SnapshotId"]: s for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+    assert set(snaps) == set(snap_ids)  # no stray placeholder snapshot
+    for device, ebs in mappings.items():
+        snap = snaps[ebs["SnapshotId"]]
+        assert snap["VolumeSize"] == ebs["VolumeSize"]
+        assert snap["Description"] == f"Created by CreateImage({iid}) for {image['ImageId']}"
+
+
+def test_create_image_no_device_leaves_volume_out(client):
+    ec2 = client()
+    iid = _instance(ec2, data_volumes=[20])
+    image_id = ec2.create_image(InstanceId=iid, Name="backup-root-only",
+                                BlockDeviceMappings=[{"DeviceName": "/dev/sdf", "NoDevice": ""}])["ImageId"]
+    assert [m["DeviceName"] for m in _image(ec2, image_id)["BlockDeviceMappings"]] == ["/dev/sda1"]
+
+
+# ---------------------------------------------------------------- patch c
+
+
+def test_copy_image_client_token_is_idempotent(client):
+    east, west = client(), client(region="us-west-2")
+    src = east.create_image(InstanceId=_instance(east), Name="backup-c")["ImageId"]
+    args = dict(SourceImageId=src, SourceRegion="us-east-1", Name="backup-c-copy", ClientToken="token-1")
+    first = west.copy_image(**args)["ImageId"]
+    second = west.copy_image(**args)["ImageId"]
+    assert first == second
+    assert [i["ImageId"] for i in west.describe_images(Owners=["self"])["Images"]] == [first]
+    assert len(west.describe_snapshots(OwnerIds=["self"])["Snapshots"]) == 1
+    with pytest.raises(ClientError) as exc:
+        west.copy_image(**dict(args, Name="another-name"))
+    assert _code(exc) == "IdempotentParameterMismatch"
+    # The token is scoped to the destination region; a new token makes a new copy.
+    other_region = client(region="eu-west-1").copy_image(**args)["ImageId"]
+    new_token = west.copy_image(**dict(args, ClientToken="token-2", Name="backup-c-copy-2"))["ImageId"]
+    assert len({first, other_region, new_token}) == 3
+
+
+def test_copy_image_copies_snapshots_into_destination_region(client):
+    east, west = client(), client(region="us-west-2")
+    src_id = east.create_image(InstanceId=_instance(east, data_volumes=[20]), Name="backup-c2")["ImageId"]
+    src = _image(east, src_id)
+    copy_id = west.copy_image(SourceImageId=src_id, SourceRegion="us-east-1", Name="backup-c2-copy")["ImageId"]
+    copy = _image(west, copy_id)
+    assert [m["DeviceName"] for m in copy["BlockDeviceMappings"]] == [m["DeviceName"] for m in src["BlockDeviceMappings"]]
+    assert [m["Ebs"]["VolumeSize"] for m in copy["BlockDeviceMappings"]] == [8, 20]
+    copy_snaps = _snapshot_ids(copy)
+    assert not set(copy_snaps) & set(_snapshot_ids(src))
+    west_snaps = {s["SnapshotId"] for s in west.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+    assert west_snaps == set(copy_snaps)
+    # The source's snapshots stay in the source region only.
+    assert {s["SnapshotId"] for s in east.describe_snapshots(OwnerIds=["self"])["Snapshots"]} == set(_snapshot_ids(src))
+    with pytest.raises(ClientError) as exc:
+        west.delete_snapshot(SnapshotId=copy_snaps[0])
+    assert _code(exc) == "InvalidSnapshot.InUse"
+
+
+def test_copy_image_tags(client):
+    east, west = client(), client(region="us-west-2")
+    src = east.create_image(
+        InstanceId=_instance(east), Name="backup-c3",
+        TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "Backup", "Value": "daily"},
+                                                              {"Key": "Name", "Value": "web"}]}],
+    )["ImageId"]
+    plain = west.copy_image(SourceImageId=src, SourceRegion="us-east-1", Name="plain-copy")["ImageId"]
+    assert _tags(_image(west, plain)) == {}  # user tags are not copied by default
+    copied = west.copy_image(
+        SourceImageId=src, SourceRegion="us-east-1", Name="tagged-copy", CopyImageTags=True,
+        TagSpecifications=[
+            {"ResourceType": "image", "Tags": [{"Key": "CopyOf", "Value": src}, {"Key": "Name", "Value": "web-dr"}]},
+            {"ResourceType": "snapshot", "Tags": [{"Key": "CopyOf", "Value": src}]},
+        ],
+    )["ImageId"]
+    image = _image(west, copied)
+    assert _tags(image) == {"Backup": "daily", "Name": "web-dr", "CopyOf": src}
+    for snap in west.describe_snapshots(SnapshotIds=_snapshot_ids(image))["Snapshots"]:
+        assert _tags(snap) == {"CopyOf": src}
+
+
+def test_copy_image_encryption(client):
+    east, west = client(), client(region="us-west-2")
+    src = east.create_image(InstanceId=_instance(east, data_volumes=[10]), Name="backup-c4")["ImageId"]
+    key = f"arn:aws:kms:us-west-2:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    copy = _image(west, west.copy_image(SourceImageId=src, SourceRegion="us-east-1", Name="enc-copy",
+                                        Encrypted=True, KmsKeyId=key)["ImageId"])
+    assert all(m["Ebs"]["Encrypted"] for m in copy["BlockDeviceMappings"])
+    for snap in west.describe_snapshots(SnapshotIds=_snapshot_ids(copy))["Snapshots"]:
+        assert snap["Encrypted"] is True and snap["KmsKeyId"] == key
+    default = _image(west, west.copy_image(SourceImageId=src, SourceRegion="us-east-1", Name="enc-default",
+                                           Encrypted=True)["ImageId"])
+    for snap in west.describe_snapshots(SnapshotIds=_snapshot_ids(default))["Snapshots"]:
+        assert snap["Encrypted"] is True and snap["KmsKeyId"].startswith("arn:aws:kms:us-west-2:")
+    with pytest.raises(ClientError) as exc:
+        west.copy_image(SourceImageId=src, SourceRegion="us-east-1", Name="key-only", KmsKeyId=key)
+    assert _code(exc) == "InvalidParameterDependency"
+
+
+def test_copy_image_unknown_or_deregistered_source(client):
+    east, west = client(), client(region="us-west-2")
+    with pytest.raises(ClientError) as exc:
+        west.copy_image(SourceImageId="ami-00000000000000000", SourceRegion="us-east-1", Name="nothing")
+    assert _code(exc) == "InvalidAMIID.NotFound"
+    gone = east.create_image(InstanceId=_instance(east), Name="gone")["ImageId"]
+    east.deregister_image(ImageId=gone)
+    with pytest.raises(ClientError) as exc:
+        west.copy_image(SourceImageId=gone, SourceRegion="us-east-1", Name="gone-copy")
+    assert _code(exc) == "InvalidAMIID.NotFound"
+    with pytest.raises(ClientError) as exc:
+        east.create_tags(Resources=[gone], Tags=[{"Key": "a", "Value": "b"}])
+    assert _code(exc) == "InvalidAMIID.NotFound"
+
+
+# ---------------------------------------------------------------- patch d
+
+
+def test_copy_snapshot_tags_and_encryption(client):
+    east, west = client(), client(region="us-west-2")
+    vol = east.create_volume(Size=5, AvailabilityZone="us-east-1a")
+    src = east.create_snapshot(VolumeId=vol["VolumeId"])["SnapshotId"]
+    copy_id = west.copy_snapshot(
+        SourceSnapshotId=src, SourceRegion="us-east-1", Encrypted=True,
+        TagSpecifications=[{"ResourceType": "snapshot", "Tags": [{"Key": "CopyOf", "Value": src}]}],
+    )["SnapshotId"]
+    copy = west.describe_snapshots(SnapshotIds=[copy_id])["Snapshots"][0]
+    assert _tags(copy) == {"CopyOf": src}
+    assert copy["Encrypted"] is True and copy["KmsKeyId"].startswith("arn:aws:kms:us-west-2:")
+    assert copy["Description"] == f"[Copied {src} from us-east-1]"
+    assert copy["VolumeSize"] == 5
+    key = f"arn:aws:kms:us-west-2:{ACCOUNT}:key/abcd"
+    keyed = west.copy_snapshot(SourceSnapshotId=src, SourceRegion="us-east-1", Encrypted=True, KmsKeyId=key)
+    assert west.describe_snapshots(SnapshotIds=[keyed["SnapshotId"]])["Snapshots"][0]["KmsKeyId"] == key
+    plain = west.copy_snapshot(SourceSnapshotId=src, SourceRegion="us-east-1", Description="mine")
+    plain = west.describe_snapshots(SnapshotIds=[plain["SnapshotId"]])["Snapshots"][0]
+    assert plain["Encrypted"] is False and "KmsKeyId" not in plain and plain["Description"] == "mine"
+    with pytest.raises(ClientError) as exc:
+        west.copy_snapshot(SourceSnapshotId=src, SourceRegion="us-east-1", KmsKeyId=key)
+    assert _code(exc) == "InvalidParameterDependency"
+    with pytest.raises(ClientError) as exc:
+        west.copy_snapshot(SourceSnapshotId="snap-00000000000000000", SourceRegion="us-east-1")
+    assert _code(exc) == "InvalidSnapshot.NotFound"
+
+
+# ---------------------------------------------------------------- patch e
+
+
+def test_describe_snapshots_owner_self(client):
+    ec2 = client()
+    vol = ec2.create_volume(Size=5, AvailabilityZone="us-east-1a")
+    mine = ec2.create_snapshot(VolumeId=vol["VolumeId"])["SnapshotId"]
+    everything = ec2.describe_snapshots()["Snapshots"]
+    assert {s["OwnerId"] for s in everything} == {ACCOUNT, FOREIGN_OWNER}  # the public image's snapshot
+    own = ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+    assert [s["SnapshotId"] for s in own] == [mine]
+    assert [s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=[ACCOUNT])["Snapshots"]] == [mine]
+    foreign = ec2.describe_snapshots(OwnerIds=[FOREIGN_OWNER])["Snapshots"]
+    assert foreign and all(s["OwnerId"] == FOREIGN_OWNER for s in foreign)
+
+
+# ---------------------------------------------------------------- patch f
+
+
+def _pages(call, key: str, **kwargs) -> list[list[dict]]:
+    pages, token = [], None
+    while True:
+        resp = call(**kwargs, **({"NextToken": token} if token else {}))
+        pages.append(resp[key])
+        token = resp.get("NextToken")
+        if not token:
+            return pages
+
+
+def test_describe_images_pages_with_max_results(client):
+    ec2 = client()
+    iid = _instance(ec2)
+    ids = {ec2.create_image(InstanceId=iid, Name=f"img-{n:02d}")["ImageId"] for n in range(12)}
+    pages = _pages(ec2.describe_images, "Images", Owners=["self"], MaxResults=5)
+    assert [len(p) for p in pages] == [5, 5, 2]
+    seen = [i["ImageId"] for p in pages for i in p]
+    assert len(seen) == 12 and set(seen) == ids
+    assert len(ec2.describe_images(Owners=["self"])["Images"]) == 12  # no MaxResults: everything
+    assert "NextToken" not in ec2.describe_images(Owners=["self"])
+
+
+def test_paging_errors(client):
+    ec2 = client()
+    with pytest.raises(ClientError) as exc:
+        ec2.describe_images(MaxResults=2)
+    assert _code(exc) == "InvalidParameterValue"
+    with pytest.raises(ClientError) as exc:
+        ec2.describe_snapshots(NextToken="not-a-token")
+    assert _code(exc) == "InvalidPaginationToken"
+    with pytest.raises(ClientError) as exc:
+        ec2.describe_volumes(VolumeIds=["vol-00000000000000000"], MaxResults=5)
+    assert _code(exc) == "InvalidParameterCombination"
+
+
+def test_describe_instances_volumes_snapshots_page(client):
+    ec2 = client()
+    for _ in range(7):
+        _instance(ec2)  # 7 instances, 7 root volumes
+    inst_pages = _pages(ec2.describe_instances, "Reservations", MaxResults=5)
+    assert [sum(len(r["Instances"]) for r in p) for p in inst_pages] == [5, 2]
+    vol_pages = _pages(ec2.describe_volumes, "Volumes", MaxResults=5)
+    assert [len(p) for p in vol_pages] == [5, 2]
+    vol_ids = [v["VolumeId"] for p in vol_pages for v in p]
+    for vid in vol_ids:
+        ec2.create_snapshot(VolumeId=vid)
+    snap_pages = _pages(ec2.describe_snapshots, "Snapshots", OwnerIds=["self"], MaxResults=5)
+    assert [len(p) for p in snap_pages] == [5, 2]
+    # botocore's own paginators agree
+    paginator = ec2.get_paginator("describe_snapshots")
+    assert sum(len(p["Snapshots"]) for p in paginator.paginate(OwnerIds=["self"], PaginationConfig={"PageSize": 5})) == 7
+
+
+def test_paging_survives_deletions_between_pages(client):
+    ec2 = client()
+    iid = _instance(ec2)
+    for n in range(11):
+        ec2.create_image(InstanceId=iid, Name=f"expire-{n:02d}")
+    seen, token = [], None
+    while True:  # an expiry loop: deregister every image of a page before asking for the next
+        resp = ec2.describe_images(Owners=["self"], MaxResults=5, **({"NextToken": token} if token else {}))
+        for image in resp["Images"]:
+            seen.append(image["ImageId"])
+            ec2.deregister_image(ImageId=image["ImageId"])
+        token = resp.get("NextToken")
+        if not token:
+            break
+    assert len(seen) == len(set(seen)) == 11
+
+
+# ---------------------------------------------------------------- g: filters, tags, deletion
+
+
+def test_tag_filters(client):
+    ec2 = client()
+    tagged = _instance(ec2, tags={"Backup": "daily", "Team": "web"})
+    _instance(ec2, tags={"Backup": "weekly"})
+    untagged = _instance(ec2)
+    ids = lambda resp: sorted(i["InstanceId"] for r in resp["Reservations"] for i in r["Instances"])  # noqa: E731
+    assert ids(ec2.describe_instances(Filters=[{"Name": "tag:Backup", "Values": ["daily"]}])) == [tagged]
+    assert len(ids(ec2.describe_instances(Filters=[{"Name": "tag:Backup", "Values": ["*"]}]))) == 2
+    assert len(ids(ec2.describe_instances(Filters=[{"Name": "tag-key", "Values": ["Backup"]}]))) == 2
+    assert untagged not in ids(ec2.describe_instances(Filters=[{"Name": "tag-key", "Values": ["Backup", "Team"]}]))
+
+    img_daily = ec2.create_image(InstanceId=tagged, Name="img-daily", TagSpecifications=[
+        {"ResourceType": "image", "Tags": [{"Key": "Backup", "Value": "daily"}]}])["ImageId"]
+    img_keep = ec2.create_image(InstanceId=tagged, Name="img-keep", TagSpecifications=[
+        {"ResourceType": "image", "Tags": [{"Key": "Keep", "Value": "yes"}]}])["ImageId"]
+    img_none = ec2.create_image(InstanceId=tagged, Name="img-none")["ImageId"]
+    found = lambda **kw: sorted(i["ImageId"] for i in ec2.describe_images(Owners=["self"], **kw)["Images"])  # noqa: E731
+    assert found(Filters=[{"Name": "tag:Backup", "Values": ["dai*"]}]) == [img_daily]
+    # several values of one filter: any of them matches
+    assert found(Filters=[{"Name": "tag-key", "Values": ["Backup", "Keep"]}]) == sorted([img_daily, img_keep])
+    # filters still apply when ImageIds are given
+    assert [i["ImageId"] for i in ec2.describe_images(
+        ImageIds=[img_daily, img_none], Filters=[{"Name": "tag-key", "Values": ["Backup"]}])["Images"]] == [img_daily]
+    snap = _snapshot_ids(_image(ec2, img_none))[0]
+    assert found(Filters=[{"Name": "block-device-mapping.snapshot-id", "Values": [snap]}]) == [img_none]
+
+    vol = ec2.create_volume(Size=3, AvailabilityZone="us-east-1a", TagSpecifications=[
+        {"ResourceType": "volume", "Tags": [{"Key": "Backup", "Value": "daily"}]}])["VolumeId"]
+    assert [v["VolumeId"] for v in ec2.describe_volumes(
+        Filters=[{"Name": "tag:Backup", "Values": ["daily"]}])["Volumes"]] == [vol]
+    snap_id = ec2.create_snapshot(VolumeId=vol, TagSpecifications=[
+        {"ResourceType": "snapshot", "Tags": [{"Key": "Backup", "Value": "daily"}]}])["SnapshotId"]
+    assert [s["SnapshotId"] for s in ec2.describe_snapshots(
+        OwnerIds=["self"], Filters=[{"Name": "tag-key", "Values": ["Backup"]}])["Snapshots"]] == [snap_id]
+
+
+def test_create_snapshot_tags_and_kms_key(client):
+    ec2 = client()
+    vol = ec2.create_volume(Size=4, AvailabilityZone="us-east-1a", Encrypted=True)
+    snap = ec2.create_snapshot(VolumeId=vol["VolumeId"], TagSpecifications=[
+        {"ResourceType": "snapshot", "Tags": [{"Key": "Backup", "Value": "daily"}]}])
+    assert _tags(snap) == {"Backup": "daily"}
+    described = ec2.describe_snapshots(SnapshotIds=[snap["SnapshotId"]])["Snapshots"][0]
+    assert described["Encrypted"] is True and described["KmsKeyId"] == vol["KmsKeyId"]
+    with pytest.raises(ClientError) as exc:
+        ec2.create_snapshot(VolumeId=vol["VolumeId"], TagSpecifications=[
+            {"ResourceType": "image", "Tags": [{"Key": "a", "Value": "b"}]}])
+    assert _code(exc) == "InvalidParameterValue"
+
+
+def test_create_tags(client):
+    ec2 = client()
+    iid = _instance(ec2)
+    image_id = ec2.create_image(InstanceId=iid, Name="img-tags")["ImageId"]
+    ec2.create_tags(Resources=[image_id], Tags=[{"Key": "Keep"}, {"Key": "Backup", "Value": "daily"}])
+    assert _tags(_image(ec2, image_id)) == {"Keep": "", "Backup": "daily"}
+    with pytest.raises(ClientError) as exc:
+        ec2.create_tags(Resources=[image_id], Tags=[{"Key": "aws:backup", "Value": "x"}])
+    assert _code(exc) == "InvalidParameterValue"
+
+
+def test_deregister_keeps_snapshots_and_delete_snapshot_errors(client):
+    ec2 = client()
+    image_id = ec2.create_image(InstanceId=_instance(ec2, data_volumes=[5]), Name="img-dereg")["ImageId"]
+    snaps = _snapshot_ids(_image(ec2, image_id))
+    with pytest.raises(ClientError) as exc:
+        ec2.delete_snapshot(SnapshotId=snaps[0])
+    assert _code(exc) == "InvalidSnapshot.InUse"
+    assert image_id in exc.value.response["Error"]["Message"]
+    ec2.deregister_image(ImageId=image_id)
+    assert ec2.describe_images(Owners=["self"])["Images"] == []
+    assert len(ec2.describe_snapshots(SnapshotIds=snaps)["Snapshots"]) == 2  # left in place
+    for sid in snaps:
+        ec2.delete_snapshot(SnapshotId=sid)
+    with pytest.raises(ClientError) as exc:
+        ec2.delete_snapshot(SnapshotId=snaps[0])
+    assert _code(exc) == "InvalidSnapshot.NotFound"
+    with pytest.raises(ClientError) as exc:
+        ec2.describe_snapshots(SnapshotIds=snaps[:1])
+    assert _code(exc) == "InvalidSnapshot.NotFound"
+
+
+def test_deregister_image_delete_associated_snapshots(client):
+    ec2 = client()
+    image_id = ec2.create_image(InstanceId=_instance(ec2, data_volumes=[5]), Name="img-dereg2")["ImageId"]
+    snaps = _snapshot_ids(_image(ec2, image_id))
+    resp = ec2.deregister_image(ImageId=image_id, DeleteAssociatedSnapshots=True)
+    assert sorted(r["SnapshotId"] for r in resp["DeleteSnapshotResults"]) == sorted(snaps)
+    assert ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"] == []
+
+
+def test_ami_names(client):
+    ec2 = client()
+    iid = _instance(ec2)
+    ec2.create_image(InstanceId=iid, Name="web-2024-01-01T00.00.00Z")
+    with pytest.raises(ClientError) as exc:
+        ec2.create_image(InstanceId=iid, Name="web-2024-01-01T00.00.00Z")
+    assert _code(exc) == "InvalidAMIName.Duplicate"
+    with pytest.raises(ClientError) as exc:
+        ec2.create_image(InstanceId=iid, Name="web-2024-01-01T00:00:00Z")  # ':' is not allowed
+    assert _code(exc) == "InvalidAMIName.Malformed"
+
+
+# ---------------------------------------------------------------- test endpoints
+
+
+def test_call_counters(client, moto_url):
+    east, west = client(), client(region="us-west-2")
+    east.describe_instances()
+    east.describe_instances()
+    east.describe_images(Owners=["self"])
+    west.describe_snapshots(OwnerIds=["self"])
+    client("sqs").list_queues()  # not EC2: not counted
+    assert _http(f"{moto_url}/_test/calls") == {
+        "us-east-1": {"DescribeInstances": 2, "DescribeImages": 1},
+        "us-west-2": {"DescribeSnapshots": 1},
+    }
+    _http(f"{moto_url}/_test/calls/reset", "POST")
+    assert _http(f"{moto_url}/_test/calls") == {}
+    east.describe_volumes()
+    assert _http(f"{moto_url}/_test/calls") == {"us-east-1": {"DescribeVolumes": 1}}
+
+
+def test_fault_with_count_then_normal_answers(client, moto_url):
+    east, west = client(), client(region="us-west-2")
+    src = east.create_image(InstanceId=_instance(east), Name="img-fault")["ImageId"]
+    _http(f"{moto_url}/_test/faults", "POST", {
+        "action": "CopyImage", "region": "us-west-2", "code": "ResourceLimitExceeded",
+        "message": "You have reached your limit", "count": 2})
+    for _ in range(2):
+        with pytest.raises(ClientError) as exc:
+            west.copy_image(SourceImageId=src, SourceRegion="us-east-1", Name="copy-fault")
+        err = exc.value.response
+        assert err["Error"] == {"Code": "ResourceLimitExceeded", "Message": "You have reached your limit"}
+        assert err["ResponseMetadata"]["HTTPStatusCode"] == 400
+    # Another region is not affected, and after `count` calls answers are normal again.
+    client(region="eu-west-1").copy_image(SourceImageId=src, SourceRegion="us-east-1", Name="copy-eu")
+    west.copy_image(SourceImageId=src, SourceRegion="us-east-1", Name="copy-fault")
+    assert _http(f"{moto_url}/_test/faults") == []
+    assert _http(f"{moto_url}/_test/calls")["us-west-2"] == {"CopyImage": 3}
+
+
+def test_fault_until_cleared_and_status(client, moto_url):
+    ec2 = client()
+    _http(f"{moto_url}/_test/faults", "POST", {"action": "DescribeImages", "code": "RequestLimitExceeded",
+                                               "message": "Request limit exceeded.", "status": 503})
+    for region in ("us-east-1", "ap-southeast-2", "us-east-1"):
+        with pytest.raises(ClientError) as exc:
+            client(region=region).describe_images(Owners=["self"])
+        assert _code(exc) == "RequestLimitExceeded"
+        assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    ec2.describe_instances()  # other actions unaffected
+    _http(f"{moto_url}/_test/faults", "DELETE")
+    assert ec2.describe_images(Owners=["self"])["Images"] == []
+
+
+def test_moto_reset_clears_counters_and_faults(client, moto_url):
+    ec2 = client()
+    ec2.describe_instances()
+    _http(f"{moto_url}/_test/faults", "POST", {"action": "DescribeVolumes", "code": "Boom"})
+    _http(f"{moto_url}/moto-api/reset", "POST")
+    assert _http(f"{moto_url}/_test/calls") == {}
+    assert _http(f"{moto_url}/_test/faults") == []
+    ec2.describe_volumes()
+
+
+def test_bad_fault_spec(moto_url):
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        _http(f"{moto_url}/_test/faults", "POST", {"region": "us-east-1"})
+    assert exc.value.code == 400
+
+
+def test_other_services_are_served(client):
+    sqs = client("sqs")
+    url = sqs.create_queue(QueueName="backup-events")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="hello")
+    assert sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"] == "hello"
+    events = client("events")
+    events.put_rule(Name="nightly", ScheduleExpression="cron(0 3 * * ? *)")
+    assert [r["Name"] for r in events.list_rules()["Rules"]] == ["nightly"]
