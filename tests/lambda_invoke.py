@@ -204,6 +204,28 @@ def _describe_status(status: int) -> str:
     return f"exited with code {os.WEXITSTATUS(status)}"
 
 
+def _vm_hwm_kib(pid: int) -> int | None:
+    """Peak resident set of a live process, from /proc/PID/status (None where unreadable)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """The binary is terminated while its next long-poll is open: a connection it drops is
+    expected, not worth a traceback."""
+
+    def handle_error(self, request, client_address):  # noqa: ANN001
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
+
+
 def invoke(binary: str, events: list[Any], env: dict[str, str] | None = None, timeout: float = 60,
            logs: Any = None, function_name: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run `binary` as a Lambda function and hand it each event in turn.
@@ -219,7 +241,7 @@ def invoke(binary: str, events: list[Any], env: dict[str, str] | None = None, ti
     binary = os.path.abspath(binary)
     name = function_name or os.path.basename(binary)
     state = _RuntimeState()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(state))
+    server = _QuietServer(("127.0.0.1", 0), _make_handler(state))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     api = f"127.0.0.1:{server.server_port}"
@@ -306,6 +328,10 @@ def invoke(binary: str, events: list[Any], env: dict[str, str] | None = None, ti
     except EmulatorError as err:
         error = err
     finally:
+        # The peak RSS of the binary itself, read before it exits: after fork the child's
+        # rusage ru_maxrss starts from this (Python) parent's RSS, so it over-reports a small
+        # process; /proc's VmHWM belongs to the exec'd image alone.
+        hwm_kib = _vm_hwm_kib(proc.pid)
         # Stop the binary while it still waits on /next (as Lambda does), then
         # release the handler thread that holds that request.
         if not reap(False):
@@ -330,7 +356,7 @@ def invoke(binary: str, events: list[Any], env: dict[str, str] | None = None, ti
         "invoke_ms": invoke_ms,
         "cpu_user_ms": round(rusage.ru_utime * 1000, 3),
         "cpu_sys_ms": round(rusage.ru_stime * 1000, 3),
-        "max_rss_kib": rusage.ru_maxrss,  # Linux reports KiB
+        "max_rss_kib": hwm_kib if hwm_kib is not None else rusage.ru_maxrss,  # KiB
     }
     if error is not None:
         error.stats = stats

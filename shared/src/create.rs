@@ -12,7 +12,7 @@ use crate::report::{CreateReport, Created, Failed};
 use crate::tags::{BackupOrigin, Kind, TagKeys, backup_tags, format_time, resolve_policy};
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 /// Create calls in flight at once: inside EC2's mutating-call bucket, with the SDK's retries
 /// absorbing the odd throttle.
@@ -322,8 +322,10 @@ pub async fn handle(
         warn!(error = %e, "rejected payload");
     })?;
     let span = tracing::info_span!("backup", event_id = request.event_id().unwrap_or(""));
+    let report = run(kind, config, ec2, request, now)
+        .instrument(span.clone())
+        .await?;
     let _enter = span.enter();
-    let report = run(kind, config, ec2, request, now).await?;
     info!(
         created = report.created.len(),
         skipped = report.skipped.len(),

@@ -1,0 +1,138 @@
+"""The demo's story, told against the moto server at MOTO_URL with the real function binaries.
+
+Run it through scripts/demo, which builds the binaries and starts the server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import boto3
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from lambda_invoke import invoke  # noqa: E402
+
+MOTO = os.environ["MOTO_URL"]
+HOME, DR = "us-east-1", "us-west-2"
+ENV = {
+    "AWS_ENDPOINT_URL": MOTO,
+    "AWS_REGION": HOME,
+    "AWS_ACCESS_KEY_ID": "demo",
+    "AWS_SECRET_ACCESS_KEY": "demo",
+    "COPY_TO_REGIONS": DR,
+    # As Lambda sets them with JSON logging: one JSON object per log line.
+    "AWS_LAMBDA_LOG_FORMAT": "JSON",
+    "AWS_LAMBDA_LOG_LEVEL": "INFO",
+}
+BIN = ROOT / "target" / "debug"
+LOGS = ROOT / "target" / "demo-logs.jsonl"
+
+
+def ec2(region: str = HOME):
+    return boto3.client("ec2", region_name=region, endpoint_url=MOTO,
+                        aws_access_key_id="demo", aws_secret_access_key="demo")
+
+
+def tags(pairs: dict[str, str], kind: str):
+    return [{"ResourceType": kind, "Tags": [{"Key": k, "Value": v} for k, v in pairs.items()]}] if pairs else []
+
+
+def instance(name: str, extra: dict[str, str], data_volume: bool = False) -> str:
+    out = ec2().run_instances(ImageId="ami-12345678", InstanceType="t3.micro", MinCount=1, MaxCount=1,
+                              TagSpecifications=tags({"Name": name, **extra}, "instance"))
+    iid = out["Instances"][0]["InstanceId"]
+    if data_volume:
+        vol = ec2().create_volume(AvailabilityZone=out["Instances"][0]["Placement"]["AvailabilityZone"], Size=20)
+        ec2().attach_volume(VolumeId=vol["VolumeId"], InstanceId=iid, Device="/dev/sdf")
+    return iid
+
+
+def volume(name: str, extra: dict[str, str]) -> str:
+    return ec2().create_volume(AvailabilityZone=f"{HOME}a", Size=10,
+                               TagSpecifications=tags({"Name": name, **extra}, "volume"))["VolumeId"]
+
+
+def event(name: str, replace: dict[str, str] | None = None):
+    text = (ROOT / "events" / name).read_text()
+    for old, new in (replace or {}).items():
+        text = text.replace(old, new)
+    return json.loads(text)
+
+
+def run(function: str, payload, label: str, names: dict[str, str]) -> dict:
+    print(f"\n== {function} <- {label}")
+    with open(LOGS, "a") as logs:
+        results, stats = invoke(str(BIN / function), [payload], env=ENV, timeout=120, logs=logs)
+    result = results[0]
+    if not result["ok"]:
+        err = result["error"]
+        print(f"   invocation failed: {err.get('errorType')}: {err.get('errorMessage')}")
+        return {}
+    report = result["response"]
+    show = lambda rid: f"{names.get(rid, '')} ({rid})" if rid in names else rid  # noqa: E731
+    for c in report.get("created", []):
+        print(f"   created  {c['id']} of {show(c['source'])}  name={c['name']!r}")
+    for s in report.get("skipped", []):
+        print(f"   skipped  {show(s['source'])}: {s['reason']}")
+    for f in report.get("failed", []):
+        print(f"   FAILED   {show(f['source'])}: {f['error']}")
+    for w in report.get("warnings", []):
+        print(f"   warning  {show(w['resource'])}: {w['key']}={w['value']!r}: {w['message']}")
+    print(f"   (cold start {stats['cold_start_ms']:.0f} ms, invocation {stats['invoke_ms'][0]:.0f} ms, "
+          f"peak RSS {stats['max_rss_kib'] / 1024:.1f} MiB)")
+    return report
+
+
+def main() -> None:
+    print(f"Local AWS (moto) at {MOTO}; home region {HOME}, DR region {DR}")
+    print(f"The functions' JSON logs go to {LOGS.relative_to(ROOT)}")
+    LOGS.unlink(missing_ok=True)
+    names: dict[str, str] = {}
+    seeds = [
+        ("web-01", {"Backup": "true", "CostCenter": "42"}, True),
+        ("db-01", {"backup": "yes", "backup:retention": "14d", "backup:interval": "12h"}, False),
+        ("batch-01", {"Backup": "true", "backup:retention": "forever"}, False),
+        ("scratch", {}, False),
+        ("legacy", {"Backup": "false"}, False),
+    ]
+    for name, extra, data in seeds:
+        iid = instance(name, extra, data)
+        names[iid] = name
+        print(f"instance {name:<9} {iid}  tags={extra}")
+    for name, extra in [("db-data", {"Backup": "true", "backup:copy-to": "none"}), ("tmp", {})]:
+        vid = volume(name, extra)
+        names[vid] = name
+        print(f"volume   {name:<9} {vid}  tags={extra}")
+
+    run("create-image", event("scheduled-event.json"), "the nightly schedule", names)
+    run("create-snapshot", event("scheduled-event.json"), "the nightly schedule", names)
+
+    api = instance("api-01", {})
+    names[api] = "api-01"
+    print(f"\nA user tags a new instance api-01 ({api}) Backup=true")
+    ec2().create_tags(Resources=[api], Tags=[{"Key": "Backup", "Value": "true"}])
+    tag_event = event("tag-change-instance.json", {"i-0123456789abcdef0": api})
+    run("create-image", tag_event, "Tag Change on api-01", names)
+    run("create-image", tag_event, "the same Tag Change delivered again", names)
+    run("create-image", {"instance_ids": ["i-0000000000000dead"]}, "an on-demand backup of a missing instance", names)
+    run("create-image", {"instance": "web-01"}, "a malformed payload", names)
+
+    print("\n== The backups in us-east-1, with their tags")
+    for image in sorted(ec2().describe_images(Owners=["self"])["Images"], key=lambda i: i["Name"]):
+        t = {x["Key"]: x["Value"] for x in image.get("Tags", [])}
+        snaps = [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if "Ebs" in m]
+        print(f"   AMI {image['ImageId']} {image['Name']}  snapshots={snaps}")
+        print(f"       {json.dumps(t, sort_keys=True)}")
+    for snap in ec2().describe_snapshots(OwnerIds=["self"])["Snapshots"]:
+        t = {x["Key"]: x["Value"] for x in snap.get("Tags", [])}
+        if t.get("backup:kind") == "snapshot":
+            print(f"   snapshot {snap['SnapshotId']} of {snap['VolumeId']}: {snap.get('Description', '')}")
+            print(f"       {json.dumps(t, sort_keys=True)}")
+
+
+if __name__ == "__main__":
+    main()
