@@ -118,7 +118,7 @@ impl Ec2 {
         &self.region
     }
 
-    fn err<E, R>(
+    pub(crate) fn err<E, R>(
         &self,
         operation: &'static str,
     ) -> impl FnOnce(aws_sdk_ec2::error::SdkError<E, R>) -> Error + '_

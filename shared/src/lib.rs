@@ -18,11 +18,14 @@ pub mod duration;
 pub mod ec2;
 pub mod error;
 pub mod event;
+pub mod inventory;
 pub mod lambda;
 pub mod naming;
 pub mod permissions;
 pub mod region;
 pub mod report;
+pub mod restore;
+pub mod status;
 pub mod tags;
 
 pub use config::Config;

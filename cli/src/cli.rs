@@ -1,0 +1,152 @@
+//! The command line.
+
+use clap::{Args, Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  ec2-backup status                         every opted-in resource, home and DR regions
+  ec2-backup status --json | jq '.rows[] | select(.rpo != \"met\")'
+  ec2-backup backup i-0abc1234def567890 --wait
+  ec2-backup restore instance i-0abc1234def567890 --region us-west-2 --subnet subnet-0123 --dry-run
+  ec2-backup restore volume vol-0abc1234def567890 --availability-zone us-east-1a --attach i-0def --device /dev/sdf
+  ec2-backup drill --region us-west-2
+
+Settings come from the same environment variables as the functions (TAG_PREFIX, DEPLOYMENT_NAME,
+COPY_TO_REGIONS, ...); the flags below override them. AWS credentials and the home region come
+from the usual chain (AWS_PROFILE, AWS_REGION, ...); AWS_ENDPOINT_URL is honoured.
+
+Exit codes: 0 all well; 1 a resource is late or has no backup (status), a restore failed (drill);
+2 the command could not run (bad input, AWS error).";
+
+#[derive(Debug, Parser)]
+#[command(name = "ec2-backup", version, about = "Status, restore and DR drills for ec2-backup", after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Overrides of the deployment's configuration.
+#[derive(Debug, Args)]
+pub struct Settings {
+    /// Tag prefix (TAG_PREFIX)
+    #[arg(long, global = true)]
+    pub tag_prefix: Option<String>,
+    /// Deployment name written as P:managed-by (DEPLOYMENT_NAME)
+    #[arg(long, global = true)]
+    pub deployment_name: Option<String>,
+    /// Default DR regions, comma-separated (COPY_TO_REGIONS)
+    #[arg(long, global = true)]
+    pub copy_to_regions: Option<String>,
+    /// Default interval (DEFAULT_INTERVAL)
+    #[arg(long, global = true)]
+    pub default_interval: Option<String>,
+    /// The home region, where the sources live (AWS_REGION)
+    #[arg(long, global = true)]
+    pub home_region: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Newest backup, RPO, pending copies, next expiry and holds per resource and region
+    Status {
+        /// Regions to show besides home and each resource's DR regions
+        #[arg(long = "region")]
+        regions: Vec<String>,
+        /// JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Back up instances or volumes now, through the functions' own code path
+    Backup {
+        /// Instance (i-...) or volume (vol-...) ids
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Wait until each backup is available
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: also wait for the copies in every DR region
+        #[arg(long, requires = "wait")]
+        copies: bool,
+        /// How long to wait, in seconds
+        #[arg(long, default_value_t = 1800)]
+        timeout: u64,
+        /// Say what would be backed up; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Restore an instance or a volume from a backup
+    #[command(subcommand)]
+    Restore(Restore),
+    /// Restore every resource's newest backup in each DR region into a throwaway resource,
+    /// check it comes up, delete it again, and report RPO and time to restore
+    Drill {
+        /// Regions to drill in (default: each resource's DR regions)
+        #[arg(long = "region")]
+        regions: Vec<String>,
+        /// JSON instead of a table
+        #[arg(long)]
+        json: bool,
+        /// Seconds to wait for each restore
+        #[arg(long, default_value_t = 900)]
+        timeout: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Restore {
+    /// Launch a new instance from the newest (or a chosen) backup of INSTANCE_ID
+    Instance {
+        instance_id: String,
+        /// Region to restore in (default: home); a DR region restores from the copy there
+        #[arg(long)]
+        region: Option<String>,
+        /// The AMI to restore (default: the newest usable backup)
+        #[arg(long, conflicts_with = "before")]
+        image: Option<String>,
+        /// The newest backup made before this time (RFC 3339)
+        #[arg(long)]
+        before: Option<String>,
+        /// Default: the original's type
+        #[arg(long)]
+        instance_type: Option<String>,
+        /// Default: the original's, when restoring in its own region
+        #[arg(long)]
+        subnet: Option<String>,
+        /// Default: the original's, when restoring in its own region
+        #[arg(long = "security-group")]
+        security_groups: Vec<String>,
+        /// Default: the original's, when restoring in its own region
+        #[arg(long)]
+        key_name: Option<String>,
+        /// Say what would be launched; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Create a volume from the newest (or a chosen) snapshot backup of VOLUME_ID
+    Volume {
+        volume_id: String,
+        #[arg(long)]
+        availability_zone: String,
+        #[arg(long)]
+        region: Option<String>,
+        /// The snapshot to restore (default: the newest usable backup)
+        #[arg(long, conflicts_with = "before")]
+        snapshot: Option<String>,
+        /// The newest backup made before this time (RFC 3339)
+        #[arg(long)]
+        before: Option<String>,
+        /// Attach the new volume to this instance
+        #[arg(long, requires = "device")]
+        attach: Option<String>,
+        /// Device name for --attach, like /dev/sdf
+        #[arg(long, requires = "attach")]
+        device: Option<String>,
+        #[arg(long)]
+        volume_type: Option<String>,
+        /// Say what would be created; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+}

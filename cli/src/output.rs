@@ -1,0 +1,57 @@
+//! Plain-text tables for a terminal.
+
+/// Left-aligned columns, two spaces apart, widths fitted to the content.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = vec![line(headers.to_vec())];
+    out.extend(
+        rows.iter()
+            .map(|r| line(r.iter().map(String::as_str).collect())),
+    );
+    out.join("\n")
+}
+
+/// `3d4h`, `5h12m`, `7m`: an age at a glance.
+pub fn age(minutes: i64) -> String {
+    let (d, h, m) = (minutes / 1440, (minutes % 1440) / 60, minutes % 60);
+    match (d, h) {
+        (0, 0) => format!("{m}m"),
+        (0, _) => format!("{h}h{m}m"),
+        _ => format!("{d}d{h}h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_line_up() {
+        let t = table(&["a", "long header"], &[vec!["value".into(), "x".into()]]);
+        assert_eq!(t, "a      long header\nvalue  x");
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(age(7), "7m");
+        assert_eq!(age(312), "5h12m");
+        assert_eq!(age(4560), "3d4h");
+    }
+}

@@ -1,0 +1,370 @@
+//! The on-call view: per resource and backup region, the newest usable backup, whether it meets
+//! the resource's interval (its recovery point objective), copies still to come, next expiry.
+
+use crate::duration::Duration;
+use crate::inventory::Backup;
+use crate::region::Region;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+use std::collections::HashSet;
+
+/// A resource that opts in, with what its tags resolve to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    pub id: String,
+    /// `instance` or `volume`.
+    pub kind: &'static str,
+    pub name: Option<String>,
+    pub interval: Duration,
+    pub copy_to: Vec<Region>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rpo {
+    Met,
+    Late,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Row {
+    pub resource: String,
+    pub kind: &'static str,
+    pub name: Option<String>,
+    pub region: Region,
+    /// `home` or `dr`.
+    pub role: &'static str,
+    pub newest: Option<String>,
+    pub newest_created_at: Option<DateTime<Utc>>,
+    pub age_minutes: Option<i64>,
+    pub rpo: Rpo,
+    /// Backups made at home since the newest one that reached this region.
+    pub copies_pending: usize,
+    pub next_expiry: Option<DateTime<Utc>>,
+    pub holds: usize,
+}
+
+/// A backup of ours whose source no longer exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Orphan {
+    pub id: String,
+    pub region: Region,
+    pub source: String,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    pub rows: Vec<Row>,
+    pub orphans: Vec<Orphan>,
+}
+
+impl Status {
+    /// Rows whose RPO is not met (late, or no backup at all).
+    pub fn failing(&self) -> usize {
+        self.rows.iter().filter(|r| r.rpo != Rpo::Met).count()
+    }
+}
+
+/// How late a backup may be before it counts as late: schedules run periodically and copies
+/// take time, so a tenth of the interval, at least 15 minutes.
+pub fn grace(interval: Duration) -> TimeDelta {
+    TimeDelta::minutes((interval.as_minutes() / 10).max(15))
+}
+
+pub fn status(
+    home: &Region,
+    resources: &[Resource],
+    backups: &[Backup],
+    existing_sources: &HashSet<String>,
+    now: DateTime<Utc>,
+) -> Status {
+    let mut rows = Vec::new();
+    for resource in resources {
+        let mut regions = vec![(home.clone(), "home")];
+        regions.extend(
+            resource
+                .copy_to
+                .iter()
+                .filter(|r| *r != home)
+                .map(|r| (r.clone(), "dr")),
+        );
+        let originals: Vec<&Backup> = backups
+            .iter()
+            .filter(|b| {
+                &b.region == home
+                    && b.copy_of.is_none()
+                    && b.source.as_deref() == Some(&resource.id)
+                    && b.is_usable()
+            })
+            .collect();
+        for (region, role) in regions {
+            let here: Vec<&Backup> = backups
+                .iter()
+                .filter(|b| b.region == region && b.source.as_deref() == Some(&resource.id))
+                .collect();
+            let newest = here
+                .iter()
+                .filter(|b| b.is_usable() && b.created_at.is_some())
+                .max_by_key(|b| b.created_at);
+            let newest_at = newest.and_then(|b| b.created_at);
+            let rpo = match newest_at {
+                None => Rpo::None,
+                Some(t) if now - t <= resource.interval.to_delta() + grace(resource.interval) => {
+                    Rpo::Met
+                }
+                Some(_) => Rpo::Late,
+            };
+            let copies_pending = if role == "home" {
+                0
+            } else {
+                originals
+                    .iter()
+                    .filter(|o| o.created_at > newest_at)
+                    .count()
+            };
+            rows.push(Row {
+                resource: resource.id.clone(),
+                kind: resource.kind,
+                name: resource.name.clone(),
+                region,
+                role,
+                newest: newest.map(|b| b.id.clone()),
+                newest_created_at: newest_at,
+                age_minutes: newest_at.map(|t| (now - t).num_minutes()),
+                rpo,
+                copies_pending,
+                next_expiry: here
+                    .iter()
+                    .filter(|b| !b.hold)
+                    .filter_map(|b| b.expires_at)
+                    .min(),
+                holds: here.iter().filter(|b| b.hold).count(),
+            });
+        }
+    }
+    let mut orphans: Vec<Orphan> = backups
+        .iter()
+        .filter_map(|b| {
+            let source = b.source.as_ref()?;
+            (!existing_sources.contains(source)).then(|| Orphan {
+                id: b.id.clone(),
+                region: b.region.clone(),
+                source: source.clone(),
+                created_at: b.created_at,
+            })
+        })
+        .collect();
+    orphans.sort_by(|a, b| (&a.source, &a.region, &a.id).cmp(&(&b.source, &b.region, &b.id)));
+    Status { rows, orphans }
+}
+
+/// The backup to restore: the one named, or the newest usable one of `source` in `region`
+/// (made before `before`, when given).
+pub fn choose_backup<'a>(
+    backups: &'a [Backup],
+    source: &str,
+    region: &Region,
+    named: Option<&str>,
+    before: Option<DateTime<Utc>>,
+) -> Result<&'a Backup, String> {
+    if let Some(id) = named {
+        let b = backups
+            .iter()
+            .find(|b| b.id == id && &b.region == region)
+            .ok_or_else(|| format!("{id} is not a backup of this deployment in {region}"))?;
+        if b.source.as_deref() != Some(source) {
+            return Err(format!(
+                "{id} is a backup of {}, not of {source}",
+                b.source.as_deref().unwrap_or("an unknown source")
+            ));
+        }
+        if !b.is_usable() {
+            return Err(format!("{id} is {}, not ready to restore from", b.state));
+        }
+        return Ok(b);
+    }
+    backups
+        .iter()
+        .filter(|b| &b.region == region && b.source.as_deref() == Some(source) && b.is_usable())
+        .filter(|b| match (before, b.created_at) {
+            (Some(limit), Some(t)) => t < limit,
+            (Some(_), None) => false,
+            (None, _) => true,
+        })
+        .max_by_key(|b| b.created_at)
+        .ok_or_else(|| match before {
+            Some(t) => format!(
+                "no usable backup of {source} in {region} made before {}",
+                crate::tags::format_time(t)
+            ),
+            None => format!("no usable backup of {source} in {region}"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tags::{Kind, parse_time};
+
+    fn r(name: &str) -> Region {
+        Region::parse(name).unwrap()
+    }
+
+    fn backup(
+        id: &str,
+        region: &str,
+        source: &str,
+        created: &str,
+        copy_of: Option<&str>,
+    ) -> Backup {
+        Backup {
+            id: id.into(),
+            kind: Kind::Image,
+            region: r(region),
+            state: "available".into(),
+            source: Some(source.into()),
+            source_region: Some("us-east-1".into()),
+            created_at: parse_time(created),
+            expires_at: parse_time(created).map(|t| t + TimeDelta::days(7)),
+            hold: false,
+            copy_of: copy_of.map(str::to_string),
+            snapshot_ids: vec![],
+            size_gib: None,
+            tags: vec![],
+        }
+    }
+
+    fn resource(id: &str) -> Resource {
+        Resource {
+            id: id.into(),
+            kind: "instance",
+            name: None,
+            interval: Duration::hours(24),
+            copy_to: vec![r("us-west-2")],
+        }
+    }
+
+    #[test]
+    fn rpo_per_region_with_pending_copies_and_orphans() {
+        let now = parse_time("2026-11-25T12:00:00Z").unwrap();
+        let backups = vec![
+            backup("ami-old", "us-east-1", "i-1", "2026-11-24T03:00:00Z", None),
+            backup("ami-new", "us-east-1", "i-1", "2026-11-25T03:00:00Z", None),
+            backup(
+                "ami-copy",
+                "us-west-2",
+                "i-1",
+                "2026-11-24T03:00:00Z",
+                Some("ami-old"),
+            ),
+            backup(
+                "ami-gone",
+                "us-east-1",
+                "i-gone",
+                "2026-11-20T03:00:00Z",
+                None,
+            ),
+        ];
+        let existing: HashSet<String> = ["i-1".to_string(), "i-2".to_string()].into();
+        let s = status(
+            &r("us-east-1"),
+            &[resource("i-1"), resource("i-2")],
+            &backups,
+            &existing,
+            now,
+        );
+        let row = |id: &str, region: &str| {
+            s.rows
+                .iter()
+                .find(|x| x.resource == id && x.region == r(region))
+                .unwrap()
+        };
+        assert_eq!(row("i-1", "us-east-1").rpo, Rpo::Met);
+        assert_eq!(row("i-1", "us-east-1").newest.as_deref(), Some("ami-new"));
+        assert_eq!(row("i-1", "us-east-1").age_minutes, Some(9 * 60));
+        assert_eq!(
+            row("i-1", "us-west-2").rpo,
+            Rpo::Late,
+            "the DR copy is 33h old"
+        );
+        assert_eq!(row("i-1", "us-west-2").copies_pending, 1);
+        assert_eq!(row("i-2", "us-east-1").rpo, Rpo::None);
+        assert_eq!(s.failing(), 3);
+        assert_eq!(s.orphans.len(), 1);
+        assert_eq!(s.orphans[0].source, "i-gone");
+        assert_eq!(
+            row("i-1", "us-east-1").next_expiry,
+            parse_time("2026-12-01T03:00:00Z")
+        );
+    }
+
+    #[test]
+    fn a_backup_within_interval_and_grace_is_met() {
+        let now = parse_time("2026-11-26T03:20:00Z").unwrap();
+        let backups = vec![backup(
+            "ami-1",
+            "us-east-1",
+            "i-1",
+            "2026-11-25T03:00:00Z",
+            None,
+        )];
+        let s = status(
+            &r("us-east-1"),
+            &[Resource {
+                copy_to: vec![],
+                ..resource("i-1")
+            }],
+            &backups,
+            &HashSet::new(),
+            now,
+        );
+        assert_eq!(s.rows[0].rpo, Rpo::Met, "24h20m old, grace is 144 minutes");
+    }
+
+    #[test]
+    fn choosing_a_backup() {
+        let backups = vec![
+            backup("ami-1", "us-east-1", "i-1", "2026-11-23T03:00:00Z", None),
+            backup("ami-2", "us-east-1", "i-1", "2026-11-24T03:00:00Z", None),
+            backup("ami-3", "us-east-1", "i-2", "2026-11-25T03:00:00Z", None),
+        ];
+        let home = r("us-east-1");
+        assert_eq!(
+            choose_backup(&backups, "i-1", &home, None, None)
+                .unwrap()
+                .id,
+            "ami-2"
+        );
+        assert_eq!(
+            choose_backup(
+                &backups,
+                "i-1",
+                &home,
+                None,
+                parse_time("2026-11-24T00:00:00Z")
+            )
+            .unwrap()
+            .id,
+            "ami-1"
+        );
+        assert_eq!(
+            choose_backup(&backups, "i-1", &home, Some("ami-1"), None)
+                .unwrap()
+                .id,
+            "ami-1"
+        );
+        assert!(
+            choose_backup(&backups, "i-1", &home, Some("ami-3"), None)
+                .unwrap_err()
+                .contains("backup of i-2")
+        );
+        assert!(
+            choose_backup(&backups, "i-1", &r("us-west-2"), None, None)
+                .unwrap_err()
+                .contains("no usable backup of i-1 in us-west-2")
+        );
+        assert!(choose_backup(&backups, "i-9", &home, None, None).is_err());
+    }
+}
