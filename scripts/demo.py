@@ -28,8 +28,9 @@ ENV = {
     "AWS_LAMBDA_LOG_FORMAT": "JSON",
     "AWS_LAMBDA_LOG_LEVEL": "INFO",
 }
-BIN = ROOT / "target" / "debug"
-LOGS = ROOT / "target" / "demo-logs.jsonl"
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+BIN = TARGET / "debug"
+LOGS = TARGET / "demo-logs.jsonl"
 
 
 def ec2(region: str = HOME):
@@ -89,7 +90,7 @@ def run(function: str, payload, label: str, names: dict[str, str]) -> dict:
 
 def main() -> None:
     print(f"Local AWS (moto) at {MOTO}; home region {HOME}, DR region {DR}")
-    print(f"The functions' JSON logs go to {LOGS.relative_to(ROOT)}")
+    print(f"The functions' JSON logs go to {LOGS}")
     LOGS.unlink(missing_ok=True)
     names: dict[str, str] = {}
     seeds = [
