@@ -72,6 +72,8 @@ def sweep(binary: str) -> dict:
         "cold_start_ms": stats["cold_start_ms"],
         "wall_ms": stats["invoke_ms"][0],
         "cpu_ms": round(cpu_ms, 1),
+        "cpu_user_ms": round(stats["cpu_user_ms"], 1),
+        "cpu_sys_ms": round(stats["cpu_sys_ms"], 1),
         "cpu_ms_per_call": round(cpu_ms / total_calls, 3) if total_calls else None,
         "peak_rss_mib": round(stats["max_rss_kib"] / 1024, 1),
         "calls": dict(sorted(calls.items())),
@@ -85,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     size = os.path.getsize(args.binary)
     print(f"binary {args.binary}: {size / 1e6:.2f} MB")
-    header = f"{'N':>5} {'sweep':<9} {'created':>7} {'skipped':>7} {'cold ms':>8} {'wall ms':>8} {'cpu ms':>7} {'cpu/call':>8} {'RSS MiB':>8}  calls"
+    header = f"{'N':>5} {'sweep':<9} {'created':>7} {'skipped':>7} {'cold ms':>8} {'wall ms':>8} {'cpu ms':>7} {'usr/sys':>11} {'cpu/call':>8} {'RSS MiB':>8}  calls"
     print(header)
     for n in args.sizes:
         http("POST", "/moto-api/reset")
@@ -93,7 +95,7 @@ def main() -> None:
         for label in ("first", "repeat"):
             r = sweep(args.binary)
             print(f"{n:>5} {label:<9} {r['created']:>7} {r['skipped']:>7} {r['cold_start_ms']:>8.1f} {r['wall_ms']:>8.1f} "
-                  f"{r['cpu_ms']:>7.1f} {r['cpu_ms_per_call'] or 0:>8.3f} {r['peak_rss_mib']:>8.1f}  "
+                  f"{r['cpu_ms']:>7.1f} {str(r['cpu_user_ms']) + '/' + str(r['cpu_sys_ms']):>11} {r['cpu_ms_per_call'] or 0:>8.3f} {r['peak_rss_mib']:>8.1f}  "
                   f"{json.dumps(r['calls'])}", flush=True)
 
 

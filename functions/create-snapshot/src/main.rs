@@ -1,7 +1,8 @@
 use lambda_runtime::{run, service_fn};
 use shared::{Config, ec2::Ec2, lambda};
 
-#[tokio::main]
+// One thread: Lambda gives a small function one vCPU, and every call here waits on the network.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
