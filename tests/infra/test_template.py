@@ -369,3 +369,20 @@ def test_every_checkov_skip_gives_its_reason():
             assert len(skip.get("comment", "")) > 40, (logical_id, skip)
             skips.append(skip["id"])
     assert skips, "expected the documented skips"
+
+
+def test_samconfig_example_passes_the_parameter_checks():
+    config = tomllib.loads((ROOT / "infra" / "samconfig.example.toml").read_text())
+    overrides = {}
+    for item in config["default"]["deploy"]["parameters"]["parameter_overrides"]:
+        name, value = item.split("=", 1)
+        overrides[name] = value.strip('"')
+    assert set(overrides) <= set(PARAMS)
+    for name, value in overrides.items():
+        spec = PARAMS[name]
+        if "AllowedPattern" in spec:
+            assert re.fullmatch(spec["AllowedPattern"], value), name
+        if "AllowedValues" in spec:
+            assert value in [str(v) for v in spec["AllowedValues"]], name
+    kms = allowed(statements("replicate", CopyKmsKeys=overrides["CopyKmsKeys"]), "kms:")
+    assert kms == KMS_ACTIONS
