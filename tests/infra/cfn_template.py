@@ -1,0 +1,196 @@
+"""Reading infra/template.yaml without AWS: a YAML loader for CloudFormation's
+short-form tags (!Ref, !Sub, !GetAtt, ...) and a small resolver of the
+intrinsic functions the template uses, with parameter values (the defaults
+unless given).
+
+Only what the template needs is resolved: Ref, Fn::Sub, Fn::Join, Fn::Split,
+Fn::Select, Fn::If, Fn::Equals/Not/And/Or, Condition, AWS::NoValue. Fn::GetAtt
+and a Ref to a resource resolve to a readable placeholder ("<Logical.Attr>").
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "infra" / "template.yaml"
+PERMISSIONS = ROOT / "shared" / "permissions.json"
+
+PSEUDO = {
+    "AWS::AccountId": "123456789012",
+    "AWS::Region": "us-east-1",
+    "AWS::Partition": "aws",
+    "AWS::StackName": "ec2-backup",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+
+NO_VALUE = object()
+
+
+class CfnLoader(yaml.SafeLoader):
+    """SafeLoader that turns `!Name value` into `{"Fn::Name": value}` (`!Ref` into
+    `{"Ref": ...}`, `!Condition` into `{"Condition": ...}`, `!GetAtt a.b` into a list)."""
+
+
+def _construct_tag(loader: CfnLoader, tag_suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix in ("Ref", "Condition"):
+        return {tag_suffix: value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{tag_suffix}": value}
+
+
+CfnLoader.add_multi_constructor("!", _construct_tag)
+
+
+def load(path: Path = TEMPLATE) -> dict[str, Any]:
+    with open(path) as f:
+        return yaml.load(f, Loader=CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+class Resolver:
+    def __init__(self, template: dict[str, Any], overrides: dict[str, str] | None = None):
+        self.template = template
+        self.params: dict[str, str] = {}
+        for name, spec in template.get("Parameters", {}).items():
+            self.params[name] = str(spec.get("Default", ""))
+        for name, value in (overrides or {}).items():
+            if name not in self.params:
+                raise KeyError(f"no parameter {name} in the template")
+            self.params[name] = value
+        self.resources = template.get("Resources", {})
+        self._conditions: dict[str, bool] = {}
+
+    def condition(self, name: str) -> bool:
+        if name not in self._conditions:
+            self._conditions[name] = bool(self.resolve(self.template["Conditions"][name]))
+        return self._conditions[name]
+
+    def ref(self, name: str) -> Any:
+        if name in self.params:
+            return self.params[name]
+        if name in PSEUDO:
+            return PSEUDO[name]
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        if name in self.resources or self._sam_generated(name):
+            return f"<{name}>"
+        raise KeyError(f"Ref to unknown name {name}")
+
+    def _sam_generated(self, name: str) -> bool:
+        # SAM makes <Function><Event> rules and <Function>Role etc.
+        return any(name.startswith(r) for r, spec in self.resources.items()
+                   if spec.get("Type") == "AWS::Serverless::Function")
+
+    def sub(self, text: str, variables: dict[str, Any] | None = None) -> str:
+        variables = variables or {}
+
+        def one(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in variables:
+                return str(self.resolve(variables[name]))
+            if "." in name and name.split(".", 1)[0] in self.resources:
+                return f"<{name}>"
+            value = self.ref(name)
+            return str(value)
+
+        return re.sub(r"\$\{([^}]+)\}", one, text)
+
+    def resolve(self, node: Any) -> Any:
+        if isinstance(node, list):
+            out = [self.resolve(v) for v in node]
+            return [v for v in out if v is not NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            (key, arg), = node.items()
+            if key == "Ref":
+                return self.ref(arg)
+            if key == "Condition":
+                return self.condition(arg)
+            if key == "Fn::Sub":
+                if isinstance(arg, list):
+                    return self.sub(arg[0], arg[1])
+                return self.sub(arg)
+            if key == "Fn::Join":
+                delimiter, items = arg
+                return delimiter.join(str(v) for v in self.resolve(items))
+            if key == "Fn::Split":
+                delimiter, text = arg
+                return str(self.resolve(text)).split(delimiter)
+            if key == "Fn::Select":
+                index, items = arg
+                items = self.resolve(items)
+                return items[int(self.resolve(index))]
+            if key == "Fn::If":
+                name, yes, no = arg
+                return self.resolve(yes if self.condition(name) else no)
+            if key == "Fn::Equals":
+                a, b = self.resolve(arg)
+                return str(a) == str(b)
+            if key == "Fn::Not":
+                return not self.resolve(arg[0])
+            if key == "Fn::And":
+                return all(self.resolve(arg))
+            if key == "Fn::Or":
+                return any(self.resolve(arg))
+            if key == "Fn::GetAtt":
+                return "<" + ".".join(arg) + ">"
+        out = {}
+        for k, v in node.items():
+            r = self.resolve(v)
+            if r is not NO_VALUE:
+                out[k] = r
+        return out
+
+
+def permissions() -> dict[str, Any]:
+    return json.loads(PERMISSIONS.read_text())
+
+
+def functions(template: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Package/binary name -> (logical id, resource) for every AWS::Serverless::Function."""
+    out = {}
+    for logical_id, res in template["Resources"].items():
+        if res["Type"] == "AWS::Serverless::Function":
+            binary = res.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
+            assert binary, f"{logical_id} has no Metadata.BuildProperties.Binary"
+            out[binary] = (logical_id, res)
+    return out
+
+
+def role_of(template: dict[str, Any], function: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    role = function["Properties"]["Role"]
+    assert "Fn::GetAtt" in role and role["Fn::GetAtt"][1] == "Arn", role
+    name = role["Fn::GetAtt"][0]
+    return name, template["Resources"][name]
+
+
+def policy_statements(resolver: Resolver, role: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every statement of the role's inline policies, resolved; JSON-string documents parsed."""
+    props = resolver.resolve(role["Properties"])
+    statements = []
+    for policy in props.get("Policies", []):
+        doc = policy["PolicyDocument"]
+        if isinstance(doc, str):
+            doc = json.loads(doc)
+        stmts = doc["Statement"]
+        statements.extend(stmts if isinstance(stmts, list) else [stmts])
+    return statements
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
