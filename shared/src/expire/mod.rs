@@ -484,3 +484,6 @@ pub async fn handle(
     );
     crate::report::into_outcome(report, failed)
 }
+
+#[cfg(test)]
+mod tests;

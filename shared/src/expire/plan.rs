@@ -472,3 +472,411 @@ pub fn regions_to_sweep<'a>(
     cleanup_regions.iter().for_each(&mut add);
     regions
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+
+    const NOW: &str = "2026-11-25T03:00:00Z";
+
+    fn now() -> DateTime<Utc> {
+        parse_time(NOW).unwrap()
+    }
+
+    fn at(days: i64) -> String {
+        crate::tags::format_time(now() + TimeDelta::days(days))
+    }
+
+    fn keys() -> TagKeys {
+        TagKeys::new("backup")
+    }
+
+    fn rules(keys: &TagKeys, keep_last: u32) -> Rules<'_> {
+        Rules {
+            keys,
+            deployment: "ec2-backup",
+            keep_last,
+        }
+    }
+
+    /// Our tags: source, created `created` days from now, expiring `expires` days from now.
+    fn tags(kind: &str, source: &str, created: i64, expires: i64, extra: &[(&str, &str)]) -> Tags {
+        let mut t: Tags = vec![
+            ("backup:managed-by".into(), "ec2-backup".into()),
+            ("backup:kind".into(), kind.into()),
+            ("backup:source".into(), source.into()),
+            ("backup:created-at".into(), at(created)),
+            ("backup:expires-at".into(), at(expires)),
+        ];
+        for (k, v) in extra {
+            t.retain(|(key, _)| key != k);
+            t.push((k.to_string(), v.to_string()));
+        }
+        t
+    }
+
+    fn image(id: &str, state: &str, tags: Tags, snapshots: &[&str]) -> ImageInfo {
+        ImageInfo {
+            id: id.into(),
+            state: state.into(),
+            tags,
+            snapshot_ids: snapshots.iter().map(|s| s.to_string()).collect(),
+            created: None,
+        }
+    }
+
+    fn snapshot(id: &str, state: &str, tags: Tags) -> SnapshotInfo {
+        SnapshotInfo {
+            id: id.into(),
+            state: state.into(),
+            tags,
+            started: None,
+        }
+    }
+
+    /// An image and its one snapshot, tagged alike (as CreateImage tags them).
+    fn backup(n: u32, source: &str, created: i64, expires: i64) -> (ImageInfo, SnapshotInfo) {
+        let t = tags("image", source, created, expires, &[]);
+        (
+            image(&format!("ami-{n}"), "available", t.clone(), &[&format!("snap-{n}")]),
+            snapshot(&format!("snap-{n}"), "completed", t),
+        )
+    }
+
+    fn split(backups: Vec<(ImageInfo, SnapshotInfo)>) -> (Vec<ImageInfo>, Vec<SnapshotInfo>) {
+        backups.into_iter().unzip()
+    }
+
+    fn deregistered(plan: &RegionPlan) -> Vec<&str> {
+        plan.images.iter().map(|d| d.id.as_str()).collect()
+    }
+
+    fn kept(plan: &RegionPlan) -> Vec<(&str, KeepReason)> {
+        plan.kept.iter().map(|k| (k.id.as_str(), k.reason)).collect()
+    }
+
+    #[test]
+    fn expired_images_go_with_their_snapshots_and_the_rest_stay() {
+        // GIVEN three backups of one instance: two expired, one not, with KEEP_LAST=0
+        let keys = keys();
+        let (images, snapshots) = split(vec![
+            backup(1, "i-1", -10, -3),
+            backup(2, "i-1", -9, -2),
+            backup(3, "i-1", -1, 6),
+        ]);
+        // WHEN planned
+        let plan = plan_region(&rules(&keys, 0), &images, &snapshots, now());
+        // THEN the two expired images are deregistered, each with its own snapshot
+        assert_eq!(deregistered(&plan), ["ami-1", "ami-2"]);
+        assert_eq!(plan.images[0].snapshots, ["snap-1"]);
+        assert_eq!(plan.images[0].reason, DeleteReason::Expired);
+        assert_eq!(plan.images[0].source.as_deref(), Some("i-1"));
+        assert!(plan.images[0].tag_snapshots.is_empty(), "already tagged");
+        assert_eq!(kept(&plan), [("ami-3", KeepReason::NotExpired)]);
+        assert!(plan.snapshots.is_empty(), "image snapshots are not orphans");
+        assert!(plan.warnings.is_empty());
+    }
+
+    #[test]
+    fn an_expiry_exactly_now_has_passed() {
+        let keys = keys();
+        let (images, snapshots) = split(vec![backup(1, "i-1", -7, 0)]);
+        let plan = plan_region(&rules(&keys, 0), &images, &snapshots, now());
+        assert_eq!(deregistered(&plan), ["ami-1"]);
+    }
+
+    #[test]
+    fn keep_last_keeps_the_newest_available_per_source() {
+        // GIVEN every backup expired: three of i-1 (the newest pending), two of i-2, one of a
+        // gone instance
+        let keys = keys();
+        let (mut images, snapshots) = split(vec![
+            backup(1, "i-1", -10, -3),
+            backup(2, "i-1", -9, -2),
+            backup(3, "i-1", -8, -1),
+            backup(4, "i-2", -10, -3),
+            backup(5, "i-2", -9, -2),
+            backup(6, "i-gone", -30, -23),
+        ]);
+        images[2].state = "pending".into();
+        // WHEN planned with KEEP_LAST=1
+        let plan = plan_region(&rules(&keys, 1), &images, &snapshots, now());
+        // THEN the newest *available* of each source stays; the pending one is not touched
+        assert_eq!(deregistered(&plan), ["ami-1", "ami-4"]);
+        assert_eq!(
+            kept(&plan),
+            [
+                ("ami-2", KeepReason::KeepLast),
+                ("ami-3", KeepReason::Pending),
+                ("ami-5", KeepReason::KeepLast),
+                ("ami-6", KeepReason::KeepLast),
+            ]
+        );
+        // AND with KEEP_LAST=2 one more per source, and with 0 none
+        let plan = plan_region(&rules(&keys, 2), &images, &snapshots, now());
+        assert!(deregistered(&plan).is_empty());
+        let plan = plan_region(&rules(&keys, 0), &images, &snapshots, now());
+        assert_eq!(deregistered(&plan), ["ami-1", "ami-2", "ami-4", "ami-5", "ami-6"]);
+    }
+
+    #[test]
+    fn keep_last_orders_by_created_at_then_by_awss_creation_date() {
+        let keys = keys();
+        let mut old = image("ami-old", "available", tags("image", "i-1", -9, -2, &[]), &[]);
+        let mut new = image("ami-new", "available", tags("image", "i-1", -9, -2, &[]), &[]);
+        for i in [&mut old, &mut new] {
+            i.tags.retain(|(k, _)| k != "backup:created-at");
+        }
+        old.created = Some(now() - TimeDelta::days(9));
+        new.created = Some(now() - TimeDelta::days(8));
+        let plan = plan_region(&rules(&keys, 1), &[old, new], &[], now());
+        assert_eq!(deregistered(&plan), ["ami-old"]);
+        assert_eq!(kept(&plan), [("ami-new", KeepReason::KeepLast)]);
+    }
+
+    #[test]
+    fn copies_are_counted_apart_from_originals() {
+        // GIVEN in one region an original of i-1 and a newer copy of i-1 (from another region)
+        let keys = keys();
+        let original = image("ami-o", "available", tags("image", "i-1", -9, -2, &[]), &[]);
+        let copy = image(
+            "ami-c",
+            "available",
+            tags("image", "i-1", -8, -1, &[("backup:copy-of", "ami-x")]),
+            &[],
+        );
+        // WHEN planned with KEEP_LAST=1
+        let plan = plan_region(&rules(&keys, 1), &[original, copy], &[], now());
+        // THEN each is the last of its own kind, and both stay
+        assert_eq!(
+            kept(&plan),
+            [("ami-c", KeepReason::KeepLast), ("ami-o", KeepReason::KeepLast)]
+        );
+    }
+
+    #[test]
+    fn hold_keeps_an_expired_backup_and_an_unclear_hold_keeps_it_too() {
+        let keys = keys();
+        let images = vec![
+            image("ami-1", "available", tags("image", "i-1", -9, -2, &[("backup:hold", "true")]), &[]),
+            image("ami-2", "available", tags("image", "i-2", -9, -2, &[("Backup:Hold", "maybe")]), &[]),
+            image("ami-3", "available", tags("image", "i-3", -9, -2, &[("backup:hold", "false")]), &[]),
+            image("ami-4", "failed", tags("image", "i-4", -1, 6, &[("backup:hold", "yes")]), &[]),
+        ];
+        let plan = plan_region(&rules(&keys, 0), &images, &[], now());
+        assert_eq!(deregistered(&plan), ["ami-3"]);
+        assert_eq!(
+            kept(&plan),
+            [
+                ("ami-1", KeepReason::Hold),
+                ("ami-2", KeepReason::Hold),
+                ("ami-4", KeepReason::Hold),
+            ]
+        );
+        assert_eq!(plan.warnings.len(), 1);
+        assert_eq!(plan.warnings[0].resource, "ami-2");
+        assert_eq!(plan.warnings[0].value, "maybe");
+    }
+
+    #[test]
+    fn a_failed_image_goes_at_once_and_does_not_count_for_keep_last() {
+        // GIVEN a failed image, newer than the only available one, far from its expiry
+        let keys = keys();
+        let (mut images, snapshots) = split(vec![backup(1, "i-1", -1, 6), backup(2, "i-1", -9, -2)]);
+        images[0].state = "failed".into();
+        // WHEN planned with KEEP_LAST=1
+        let plan = plan_region(&rules(&keys, 1), &images, &snapshots, now());
+        // THEN the failed image and its snapshot go; the older available one is the last good
+        assert_eq!(deregistered(&plan), ["ami-1"]);
+        assert_eq!(plan.images[0].reason, DeleteReason::Failed);
+        assert_eq!(plan.images[0].snapshots, ["snap-1"]);
+        assert_eq!(kept(&plan), [("ami-2", KeepReason::KeepLast)]);
+    }
+
+    #[test]
+    fn a_missing_or_unreadable_expiry_keeps_the_backup_and_warns() {
+        let keys = keys();
+        let mut missing = image("ami-1", "available", tags("image", "i-1", -9, -2, &[]), &[]);
+        missing.tags.retain(|(k, _)| k != "backup:expires-at");
+        let garbled = image(
+            "ami-2",
+            "available",
+            tags("image", "i-2", -9, -2, &[("backup:expires-at", "next tuesday")]),
+            &[],
+        );
+        let plan = plan_region(&rules(&keys, 0), &[missing, garbled], &[], now());
+        assert!(deregistered(&plan).is_empty());
+        assert_eq!(
+            kept(&plan),
+            [
+                ("ami-1", KeepReason::UnreadableExpiry),
+                ("ami-2", KeepReason::UnreadableExpiry)
+            ]
+        );
+        let seen: Vec<(&str, &str)> = plan
+            .warnings
+            .iter()
+            .map(|w| (w.resource.as_str(), w.value.as_str()))
+            .collect();
+        assert_eq!(seen, [("ami-1", ""), ("ami-2", "next tuesday")]);
+    }
+
+    #[test]
+    fn only_this_deployments_backups_are_considered() {
+        let keys = keys();
+        let theirs = tags("image", "i-1", -90, -80, &[("backup:managed-by", "other")]);
+        let untagged: Tags = vec![("Name".into(), "old-ami".into())];
+        let images = vec![
+            image("ami-theirs", "available", theirs.clone(), &["snap-theirs"]),
+            image("ami-plain", "failed", untagged.clone(), &[]),
+        ];
+        let snapshots = vec![
+            snapshot("snap-theirs", "completed", theirs),
+            snapshot("snap-plain", "completed", untagged),
+        ];
+        let plan = plan_region(&rules(&keys, 0), &images, &snapshots, now());
+        assert_eq!(plan, RegionPlan::default());
+    }
+
+    #[test]
+    fn an_orphan_is_deleted_once_expired_and_never_kept_by_keep_last() {
+        // GIVEN snapshots of ours that no image uses: image snapshots left by a crash, one
+        // expired and one not, and one without an expiry
+        let keys = keys();
+        let snapshots = vec![
+            snapshot("snap-1", "completed", tags("image", "i-1", -9, -2, &[])),
+            snapshot("snap-2", "completed", tags("image", "i-1", -1, 6, &[])),
+            snapshot(
+                "snap-3",
+                "completed",
+                vec![("backup:managed-by".into(), "ec2-backup".into())],
+            ),
+        ];
+        // WHEN planned with KEEP_LAST=5
+        let plan = plan_region(&rules(&keys, 5), &[], &snapshots, now());
+        // THEN the expired one goes as an orphan; the others are kept and reported
+        assert_eq!(
+            plan.snapshots,
+            [SnapshotDeletion {
+                id: "snap-1".into(),
+                source: Some("i-1".into()),
+                reason: DeleteReason::Orphan
+            }]
+        );
+        assert_eq!(
+            kept(&plan),
+            [
+                ("snap-2", KeepReason::NotExpired),
+                ("snap-3", KeepReason::UnreadableExpiry)
+            ]
+        );
+    }
+
+    #[test]
+    fn standalone_snapshots_follow_the_backup_rules() {
+        let keys = keys();
+        let snapshots = vec![
+            snapshot("snap-1", "completed", tags("snapshot", "vol-1", -10, -3, &[])),
+            snapshot("snap-2", "completed", tags("snapshot", "vol-1", -9, -2, &[])),
+            snapshot("snap-3", "pending", tags("snapshot", "vol-1", -8, -1, &[])),
+            snapshot("snap-4", "completed", tags("snapshot", "vol-2", -9, -2, &[("backup:hold", "1")])),
+        ];
+        let plan = plan_region(&rules(&keys, 1), &[], &snapshots, now());
+        assert_eq!(
+            plan.snapshots,
+            [SnapshotDeletion {
+                id: "snap-1".into(),
+                source: Some("vol-1".into()),
+                reason: DeleteReason::Expired
+            }]
+        );
+        assert_eq!(
+            kept(&plan),
+            [
+                ("snap-2", KeepReason::KeepLast),
+                ("snap-3", KeepReason::Pending),
+                ("snap-4", KeepReason::Hold)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_snapshot_a_kept_image_uses_is_never_deleted_nor_retagged() {
+        // GIVEN an expired image sharing a snapshot with a kept image
+        let keys = keys();
+        let images = vec![
+            image("ami-1", "available", tags("image", "i-1", -9, -2, &[]), &["snap-a", "snap-shared"]),
+            image("ami-2", "available", tags("image", "i-2", -1, 6, &[]), &["snap-shared"]),
+        ];
+        // snap-a is untagged (a copy's snapshot, say); snap-shared has no readable expiry
+        let snapshots = vec![snapshot(
+            "snap-shared",
+            "completed",
+            vec![("backup:managed-by".into(), "ec2-backup".into())],
+        )];
+        let plan = plan_region(&rules(&keys, 0), &images, &snapshots, now());
+        assert_eq!(deregistered(&plan), ["ami-1"]);
+        let d = &plan.images[0];
+        assert_eq!(d.snapshots, ["snap-a"]);
+        assert_eq!(d.tag_snapshots, ["snap-a"], "tagged before deregistering");
+        assert_eq!(d.snapshot_expiry, now() - TimeDelta::days(2), "the image's expiry");
+        assert_eq!(
+            kept(&plan),
+            [("ami-2", KeepReason::NotExpired), ("snap-shared", KeepReason::InUse)]
+        );
+    }
+
+    #[test]
+    fn a_snapshot_two_doomed_images_share_is_tagged_and_left_for_the_next_run() {
+        let keys = keys();
+        let images = vec![
+            image("ami-1", "available", tags("image", "i-1", -9, -2, &[]), &["snap-s"]),
+            image("ami-2", "failed", tags("image", "i-2", -1, 6, &[]), &["snap-s", "snap-s"]),
+        ];
+        let plan = plan_region(&rules(&keys, 0), &images, &[], now());
+        assert_eq!(deregistered(&plan), ["ami-1", "ami-2"]);
+        assert!(plan.images.iter().all(|d| d.snapshots.is_empty()));
+        assert!(plan.images.iter().all(|d| d.tag_snapshots == ["snap-s"]));
+        // The failed image is not expired: its snapshots get "now", already passed.
+        assert_eq!(plan.images[1].snapshot_expiry, now());
+        assert_eq!(kept(&plan), [("snap-s", KeepReason::InUse)]);
+    }
+
+    #[test]
+    fn a_held_snapshot_of_a_doomed_image_stays() {
+        let keys = keys();
+        let (images, mut snapshots) = split(vec![backup(1, "i-1", -9, -2)]);
+        snapshots[0].tags.push(("backup:hold".into(), "true".into()));
+        let plan = plan_region(&rules(&keys, 0), &images, &snapshots, now());
+        assert_eq!(deregistered(&plan), ["ami-1"]);
+        assert!(plan.images[0].snapshots.is_empty());
+        assert_eq!(kept(&plan), [("snap-1", KeepReason::Hold)]);
+    }
+
+    #[test]
+    fn regions_swept_are_home_config_tagged_and_cleanup_each_once() {
+        let keys = keys();
+        let r = |s: &str| Region::parse(s).unwrap();
+        let a = tags("image", "i-1", 0, 7, &[("backup:copy-to", "eu-west-1,us-west-2")]);
+        let b = tags("image", "i-2", 0, 7, &[("backup:copy-to", "ap-south-1")]);
+        let c = tags("image", "i-3", 0, 7, &[("backup:copy-to", "")]);
+        let bad = tags("image", "i-4", 0, 7, &[("backup:copy-to", "mars")]);
+        let mut warnings = Vec::new();
+        let regions = regions_to_sweep(
+            &keys,
+            &r("us-east-1"),
+            &[r("us-west-2"), r("us-east-1")],
+            [("ami-a", &a), ("ami-b", &b), ("ami-c", &c), ("ami-bad", &bad)],
+            &[r("eu-west-1"), r("ca-central-1")],
+            &mut warnings,
+        );
+        let names: Vec<&str> = regions.iter().map(Region::as_str).collect();
+        assert_eq!(
+            names,
+            ["us-east-1", "us-west-2", "ap-south-1", "eu-west-1", "ca-central-1"]
+        );
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].resource, "ami-bad");
+    }
+}
