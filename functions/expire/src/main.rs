@@ -8,5 +8,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = lambda::sdk_config().await;
     let home = lambda::home_region(&sdk)?;
     let clients = Clients::from_sdk(sdk, home);
-    run(service_fn(|event| expire::handler(&config, &clients, event))).await
+    run(service_fn(|event| {
+        expire::handler(&config, &clients, event)
+    }))
+    .await
 }

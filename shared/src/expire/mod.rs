@@ -52,8 +52,10 @@ const EXPECTED: &str =
 
 pub fn parse_expire_request(payload: &Value) -> Result<ExpireRequest, Error> {
     if payload.get("detail-type").is_some() {
-        let event: EventBridgeEvent<Value> = serde_json::from_value(payload.clone())
-            .map_err(|e| Error::Payload(format!("an EventBridge event that does not parse: {e}")))?;
+        let event: EventBridgeEvent<Value> =
+            serde_json::from_value(payload.clone()).map_err(|e| {
+                Error::Payload(format!("an EventBridge event that does not parse: {e}"))
+            })?;
         return match (event.source.as_str(), event.detail_type.as_str()) {
             ("aws.events", "Scheduled Event") => Ok(ExpireRequest {
                 event_id: event.id,
@@ -72,7 +74,9 @@ pub fn parse_expire_request(payload: &Value) -> Result<ExpireRequest, Error> {
     };
     let unknown: Vec<&String> = object.keys().filter(|k| *k != "dry_run").collect();
     if !unknown.is_empty() {
-        return Err(Error::Payload(format!("{EXPECTED}; unknown fields {unknown:?}")));
+        return Err(Error::Payload(format!(
+            "{EXPECTED}; unknown fields {unknown:?}"
+        )));
     }
     let dry_run = match object.get("dry_run") {
         None => false,
@@ -471,7 +475,10 @@ pub async fn handle(
     let request = parse_expire_request(payload).inspect_err(|e| {
         warn!(error = %e, "rejected payload");
     })?;
-    let span = tracing::info_span!("expire", event_id = request.event_id.as_deref().unwrap_or(""));
+    let span = tracing::info_span!(
+        "expire",
+        event_id = request.event_id.as_deref().unwrap_or("")
+    );
     let _enter = span.enter();
     let report = run(config, clients, &request, now).await;
     let failed = report.failed();

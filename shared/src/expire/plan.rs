@@ -213,11 +213,7 @@ fn expiry(
 }
 
 /// The ids of the newest `keep_last` usable backups of each group.
-fn newest_per_group(
-    rules: &Rules<'_>,
-    kind: Kind,
-    backups: &[Backup<'_>],
-) -> HashSet<String> {
+fn newest_per_group(rules: &Rules<'_>, kind: Kind, backups: &[Backup<'_>]) -> HashSet<String> {
     let mut groups: HashMap<(Kind, String, bool), Vec<&Backup<'_>>> = HashMap::new();
     for b in backups.iter().filter(|b| b.usable) {
         groups.entry(b.group(rules.keys, kind)).or_default().push(b);
@@ -464,7 +460,9 @@ pub fn regions_to_sweep<'a>(
                 id,
                 &keys.key(key::COPY_TO),
                 value,
-                format!("{e}; its copies are found only through COPY_TO_REGIONS and CLEANUP_REGIONS"),
+                format!(
+                    "{e}; its copies are found only through COPY_TO_REGIONS and CLEANUP_REGIONS"
+                ),
             )),
         }
     }
@@ -539,7 +537,12 @@ mod tests {
     fn backup(n: u32, source: &str, created: i64, expires: i64) -> (ImageInfo, SnapshotInfo) {
         let t = tags("image", source, created, expires, &[]);
         (
-            image(&format!("ami-{n}"), "available", t.clone(), &[&format!("snap-{n}")]),
+            image(
+                &format!("ami-{n}"),
+                "available",
+                t.clone(),
+                &[&format!("snap-{n}")],
+            ),
             snapshot(&format!("snap-{n}"), "completed", t),
         )
     }
@@ -553,7 +556,10 @@ mod tests {
     }
 
     fn kept(plan: &RegionPlan) -> Vec<(&str, KeepReason)> {
-        plan.kept.iter().map(|k| (k.id.as_str(), k.reason)).collect()
+        plan.kept
+            .iter()
+            .map(|k| (k.id.as_str(), k.reason))
+            .collect()
     }
 
     #[test]
@@ -617,14 +623,27 @@ mod tests {
         let plan = plan_region(&rules(&keys, 2), &images, &snapshots, now());
         assert!(deregistered(&plan).is_empty());
         let plan = plan_region(&rules(&keys, 0), &images, &snapshots, now());
-        assert_eq!(deregistered(&plan), ["ami-1", "ami-2", "ami-4", "ami-5", "ami-6"]);
+        assert_eq!(
+            deregistered(&plan),
+            ["ami-1", "ami-2", "ami-4", "ami-5", "ami-6"]
+        );
     }
 
     #[test]
     fn keep_last_orders_by_created_at_then_by_awss_creation_date() {
         let keys = keys();
-        let mut old = image("ami-old", "available", tags("image", "i-1", -9, -2, &[]), &[]);
-        let mut new = image("ami-new", "available", tags("image", "i-1", -9, -2, &[]), &[]);
+        let mut old = image(
+            "ami-old",
+            "available",
+            tags("image", "i-1", -9, -2, &[]),
+            &[],
+        );
+        let mut new = image(
+            "ami-new",
+            "available",
+            tags("image", "i-1", -9, -2, &[]),
+            &[],
+        );
         for i in [&mut old, &mut new] {
             i.tags.retain(|(k, _)| k != "backup:created-at");
         }
@@ -651,7 +670,10 @@ mod tests {
         // THEN each is the last of its own kind, and both stay
         assert_eq!(
             kept(&plan),
-            [("ami-c", KeepReason::KeepLast), ("ami-o", KeepReason::KeepLast)]
+            [
+                ("ami-c", KeepReason::KeepLast),
+                ("ami-o", KeepReason::KeepLast)
+            ]
         );
     }
 
@@ -659,10 +681,30 @@ mod tests {
     fn hold_keeps_an_expired_backup_and_an_unclear_hold_keeps_it_too() {
         let keys = keys();
         let images = vec![
-            image("ami-1", "available", tags("image", "i-1", -9, -2, &[("backup:hold", "true")]), &[]),
-            image("ami-2", "available", tags("image", "i-2", -9, -2, &[("Backup:Hold", "maybe")]), &[]),
-            image("ami-3", "available", tags("image", "i-3", -9, -2, &[("backup:hold", "false")]), &[]),
-            image("ami-4", "failed", tags("image", "i-4", -1, 6, &[("backup:hold", "yes")]), &[]),
+            image(
+                "ami-1",
+                "available",
+                tags("image", "i-1", -9, -2, &[("backup:hold", "true")]),
+                &[],
+            ),
+            image(
+                "ami-2",
+                "available",
+                tags("image", "i-2", -9, -2, &[("Backup:Hold", "maybe")]),
+                &[],
+            ),
+            image(
+                "ami-3",
+                "available",
+                tags("image", "i-3", -9, -2, &[("backup:hold", "false")]),
+                &[],
+            ),
+            image(
+                "ami-4",
+                "failed",
+                tags("image", "i-4", -1, 6, &[("backup:hold", "yes")]),
+                &[],
+            ),
         ];
         let plan = plan_region(&rules(&keys, 0), &images, &[], now());
         assert_eq!(deregistered(&plan), ["ami-3"]);
@@ -683,7 +725,8 @@ mod tests {
     fn a_failed_image_goes_at_once_and_does_not_count_for_keep_last() {
         // GIVEN a failed image, newer than the only available one, far from its expiry
         let keys = keys();
-        let (mut images, snapshots) = split(vec![backup(1, "i-1", -1, 6), backup(2, "i-1", -9, -2)]);
+        let (mut images, snapshots) =
+            split(vec![backup(1, "i-1", -1, 6), backup(2, "i-1", -9, -2)]);
         images[0].state = "failed".into();
         // WHEN planned with KEEP_LAST=1
         let plan = plan_region(&rules(&keys, 1), &images, &snapshots, now());
@@ -702,7 +745,13 @@ mod tests {
         let garbled = image(
             "ami-2",
             "available",
-            tags("image", "i-2", -9, -2, &[("backup:expires-at", "next tuesday")]),
+            tags(
+                "image",
+                "i-2",
+                -9,
+                -2,
+                &[("backup:expires-at", "next tuesday")],
+            ),
             &[],
         );
         let plan = plan_region(&rules(&keys, 0), &[missing, garbled], &[], now());
@@ -777,10 +826,22 @@ mod tests {
     fn standalone_snapshots_follow_the_backup_rules() {
         let keys = keys();
         let snapshots = vec![
-            snapshot("snap-1", "completed", tags("snapshot", "vol-1", -10, -3, &[])),
-            snapshot("snap-2", "completed", tags("snapshot", "vol-1", -9, -2, &[])),
+            snapshot(
+                "snap-1",
+                "completed",
+                tags("snapshot", "vol-1", -10, -3, &[]),
+            ),
+            snapshot(
+                "snap-2",
+                "completed",
+                tags("snapshot", "vol-1", -9, -2, &[]),
+            ),
             snapshot("snap-3", "pending", tags("snapshot", "vol-1", -8, -1, &[])),
-            snapshot("snap-4", "completed", tags("snapshot", "vol-2", -9, -2, &[("backup:hold", "1")])),
+            snapshot(
+                "snap-4",
+                "completed",
+                tags("snapshot", "vol-2", -9, -2, &[("backup:hold", "1")]),
+            ),
         ];
         let plan = plan_region(&rules(&keys, 1), &[], &snapshots, now());
         assert_eq!(
@@ -806,8 +867,18 @@ mod tests {
         // GIVEN an expired image sharing a snapshot with a kept image
         let keys = keys();
         let images = vec![
-            image("ami-1", "available", tags("image", "i-1", -9, -2, &[]), &["snap-a", "snap-shared"]),
-            image("ami-2", "available", tags("image", "i-2", -1, 6, &[]), &["snap-shared"]),
+            image(
+                "ami-1",
+                "available",
+                tags("image", "i-1", -9, -2, &[]),
+                &["snap-a", "snap-shared"],
+            ),
+            image(
+                "ami-2",
+                "available",
+                tags("image", "i-2", -1, 6, &[]),
+                &["snap-shared"],
+            ),
         ];
         // snap-a is untagged (a copy's snapshot, say); snap-shared has no readable expiry
         let snapshots = vec![snapshot(
@@ -820,10 +891,17 @@ mod tests {
         let d = &plan.images[0];
         assert_eq!(d.snapshots, ["snap-a"]);
         assert_eq!(d.tag_snapshots, ["snap-a"], "tagged before deregistering");
-        assert_eq!(d.snapshot_expiry, now() - TimeDelta::days(2), "the image's expiry");
+        assert_eq!(
+            d.snapshot_expiry,
+            now() - TimeDelta::days(2),
+            "the image's expiry"
+        );
         assert_eq!(
             kept(&plan),
-            [("ami-2", KeepReason::NotExpired), ("snap-shared", KeepReason::InUse)]
+            [
+                ("ami-2", KeepReason::NotExpired),
+                ("snap-shared", KeepReason::InUse)
+            ]
         );
     }
 
@@ -831,8 +909,18 @@ mod tests {
     fn a_snapshot_two_doomed_images_share_is_tagged_and_left_for_the_next_run() {
         let keys = keys();
         let images = vec![
-            image("ami-1", "available", tags("image", "i-1", -9, -2, &[]), &["snap-s"]),
-            image("ami-2", "failed", tags("image", "i-2", -1, 6, &[]), &["snap-s", "snap-s"]),
+            image(
+                "ami-1",
+                "available",
+                tags("image", "i-1", -9, -2, &[]),
+                &["snap-s"],
+            ),
+            image(
+                "ami-2",
+                "failed",
+                tags("image", "i-2", -1, 6, &[]),
+                &["snap-s", "snap-s"],
+            ),
         ];
         let plan = plan_region(&rules(&keys, 0), &images, &[], now());
         assert_eq!(deregistered(&plan), ["ami-1", "ami-2"]);
@@ -847,7 +935,9 @@ mod tests {
     fn a_held_snapshot_of_a_doomed_image_stays() {
         let keys = keys();
         let (images, mut snapshots) = split(vec![backup(1, "i-1", -9, -2)]);
-        snapshots[0].tags.push(("backup:hold".into(), "true".into()));
+        snapshots[0]
+            .tags
+            .push(("backup:hold".into(), "true".into()));
         let plan = plan_region(&rules(&keys, 0), &images, &snapshots, now());
         assert_eq!(deregistered(&plan), ["ami-1"]);
         assert!(plan.images[0].snapshots.is_empty());
@@ -858,7 +948,13 @@ mod tests {
     fn regions_swept_are_home_config_tagged_and_cleanup_each_once() {
         let keys = keys();
         let r = |s: &str| Region::parse(s).unwrap();
-        let a = tags("image", "i-1", 0, 7, &[("backup:copy-to", "eu-west-1,us-west-2")]);
+        let a = tags(
+            "image",
+            "i-1",
+            0,
+            7,
+            &[("backup:copy-to", "eu-west-1,us-west-2")],
+        );
         let b = tags("image", "i-2", 0, 7, &[("backup:copy-to", "ap-south-1")]);
         let c = tags("image", "i-3", 0, 7, &[("backup:copy-to", "")]);
         let bad = tags("image", "i-4", 0, 7, &[("backup:copy-to", "mars")]);
@@ -867,14 +963,25 @@ mod tests {
             &keys,
             &r("us-east-1"),
             &[r("us-west-2"), r("us-east-1")],
-            [("ami-a", &a), ("ami-b", &b), ("ami-c", &c), ("ami-bad", &bad)],
+            [
+                ("ami-a", &a),
+                ("ami-b", &b),
+                ("ami-c", &c),
+                ("ami-bad", &bad),
+            ],
             &[r("eu-west-1"), r("ca-central-1")],
             &mut warnings,
         );
         let names: Vec<&str> = regions.iter().map(Region::as_str).collect();
         assert_eq!(
             names,
-            ["us-east-1", "us-west-2", "ap-south-1", "eu-west-1", "ca-central-1"]
+            [
+                "us-east-1",
+                "us-west-2",
+                "ap-south-1",
+                "eu-west-1",
+                "ca-central-1"
+            ]
         );
         assert_eq!(warnings.len(), 1);
         assert_eq!(warnings[0].resource, "ami-bad");

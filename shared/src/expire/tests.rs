@@ -183,7 +183,12 @@ async fn a_failed_tagging_leaves_the_image_registered_and_is_reported() {
     let client = mock_client!(
         aws_sdk_ec2,
         RuleMode::MatchAny,
-        [&describe_images, &describe_snapshots, &create_tags, &deregister]
+        [
+            &describe_images,
+            &describe_snapshots,
+            &create_tags,
+            &deregister
+        ]
     );
     let config = Config {
         keep_last: 0,
@@ -227,8 +232,16 @@ fn payloads() {
             dry_run: false
         }
     );
-    assert!(parse_expire_request(&json!({"dry_run": true})).unwrap().dry_run);
-    assert!(!parse_expire_request(&json!({"dry_run": false})).unwrap().dry_run);
+    assert!(
+        parse_expire_request(&json!({"dry_run": true}))
+            .unwrap()
+            .dry_run
+    );
+    assert!(
+        !parse_expire_request(&json!({"dry_run": false}))
+            .unwrap()
+            .dry_run
+    );
     for (payload, want) in [
         (json!({"dry_run": "yes"}), "dry_run must be true or false"),
         (json!({"force": true}), "unknown fields"),
