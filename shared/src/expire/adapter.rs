@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::Tag;
 
 impl Ec2 {
     /// Every AMI we own that carries `P:managed-by` = `deployment`, in any state EC2 lists
-    /// (`pending`, `available`, `failed`, ...), with the snapshots its mappings use.
+    /// (`pending`, `available`, `failed`, `disabled`, ...), with the snapshots its mappings use.
     pub async fn managed_images_for_expiry(
         &self,
         keys: &TagKeys,
@@ -19,6 +19,8 @@ impl Ec2 {
             .client
             .describe_images()
             .owners("self")
+            // A disabled AMI still uses its snapshots: without it they would look orphaned.
+            .include_disabled(true)
             .filters(filter(
                 &format!("tag:{}", keys.key(key::MANAGED_BY)),
                 [deployment],
