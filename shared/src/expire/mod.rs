@@ -32,7 +32,7 @@ use plan::{
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 /// Deletions in flight at once in one region. DeregisterImage and DeleteSnapshot buckets refill
 /// at 5 per second per region; a few calls in flight stay near that, and the SDK's retries
@@ -475,12 +475,13 @@ pub async fn handle(
     let request = parse_expire_request(payload).inspect_err(|e| {
         warn!(error = %e, "rejected payload");
     })?;
+    // The event id is the correlation id of every line of this invocation (a span entered
+    // across an await would leak into other tasks, so the future is instrumented instead).
     let span = tracing::info_span!(
         "expire",
         event_id = request.event_id.as_deref().unwrap_or("")
     );
-    let _enter = span.enter();
-    let report = run(config, clients, &request, now).await;
+    let report = run(config, clients, &request, now).instrument(span).await;
     let failed = report.failed();
     info!(
         regions = report.regions.len(),
