@@ -7,6 +7,7 @@
 //! - `event`: the payloads each function accepts, parsed into our own enums.
 //! - `ec2`: the adapter, the only code that touches the SDK's builders.
 //! - `create`: the create-image / create-snapshot pipeline (plan, then execute).
+//! - `expire`: the expire function's rules (pure plan), its EC2 calls and its crash-safe deletions.
 //! - `report`, `error`: what every invocation returns.
 //! - `lambda`: the wiring every function's `main` shares.
 
@@ -18,6 +19,7 @@ pub mod duration;
 pub mod ec2;
 pub mod error;
 pub mod event;
+pub mod expire;
 pub mod inventory;
 pub mod lambda;
 pub mod naming;

@@ -1,0 +1,15 @@
+//! The expire function's handler: every payload it accepts goes through
+//! [`shared::expire::handle`], which sweeps the home region, the DR regions and the cleanup
+//! regions.
+
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+use shared::{Config, Error, clients::Clients};
+
+pub async fn handler(
+    config: &Config,
+    clients: &Clients,
+    event: LambdaEvent<Value>,
+) -> Result<Value, Error> {
+    shared::expire::handle(config, clients, &event.payload, chrono::Utc::now()).await
+}

@@ -1,0 +1,497 @@
+//! expire: deletes this deployment's expired backups in every region it may have left them,
+//! never the last good one, and never leaves an untracked snapshot behind.
+//!
+//! Layout:
+//! - `plan`: the pure rules (what is deleted, what is kept and why) and the regions swept;
+//! - `adapter`: the EC2 calls, an `impl Ec2` of this module's own;
+//! - here: the payloads, the crash-safe order of the deletions, and the report.
+//!
+//! An image is deleted in three steps, so that a crash at any point leaves nothing a later run
+//! cannot find: (1) its snapshots get our `P:managed-by` and `P:expires-at` if they lack them,
+//! (2) DeregisterImage, (3) DeleteSnapshot of each. A snapshot left by a crash after (2) is an
+//! orphan: ours, expired, used by no image, deleted by the next run.
+
+mod adapter;
+pub mod plan;
+
+use crate::clients::Clients;
+use crate::config::Config;
+use crate::ec2::Ec2;
+use crate::error::Error;
+use crate::event::truncate;
+use crate::region::Region;
+use crate::tags::{TagKeys, Warning, format_time, key};
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use futures::stream::{self, StreamExt};
+use plan::{
+    DeleteReason, ImageDeletion, ImageInfo, KeepReason, Kept, RegionPlan, Rules, SnapshotDeletion,
+    SnapshotInfo,
+};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use tracing::{Instrument, info, warn};
+
+/// Deletions in flight at once in one region. DeregisterImage and DeleteSnapshot buckets refill
+/// at 5 per second per region; a few calls in flight stay near that, and the SDK's retries
+/// (with backoff on `RequestLimitExceeded`) absorb the rest.
+pub const DELETE_CONCURRENCY: usize = 4;
+
+/// Why expire was invoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpireRequest {
+    pub event_id: Option<String>,
+    /// `{"dry_run": true}`: plan only, whatever `DRY_RUN` says.
+    pub dry_run: bool,
+}
+
+const EXPECTED: &str =
+    "expected an EventBridge \"Scheduled Event\", {} (one sweep) or {\"dry_run\": true}";
+
+pub fn parse_expire_request(payload: &Value) -> Result<ExpireRequest, Error> {
+    if payload.get("detail-type").is_some() {
+        let event: EventBridgeEvent<Value> =
+            serde_json::from_value(payload.clone()).map_err(|e| {
+                Error::Payload(format!("an EventBridge event that does not parse: {e}"))
+            })?;
+        return match (event.source.as_str(), event.detail_type.as_str()) {
+            ("aws.events", "Scheduled Event") => Ok(ExpireRequest {
+                event_id: event.id,
+                dry_run: false,
+            }),
+            (source, detail_type) => Err(Error::Payload(format!(
+                "{EXPECTED}; got an event from {source:?} with detail-type {detail_type:?}"
+            ))),
+        };
+    }
+    let Some(object) = payload.as_object() else {
+        return Err(Error::Payload(format!(
+            "{EXPECTED}; got {}",
+            truncate(payload)
+        )));
+    };
+    let unknown: Vec<&String> = object.keys().filter(|k| *k != "dry_run").collect();
+    if !unknown.is_empty() {
+        return Err(Error::Payload(format!(
+            "{EXPECTED}; unknown fields {unknown:?}"
+        )));
+    }
+    let dry_run = match object.get("dry_run") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(Error::Payload(format!(
+                "{EXPECTED}; dry_run must be true or false, got {other}"
+            )));
+        }
+    };
+    Ok(ExpireRequest {
+        event_id: None,
+        dry_run,
+    })
+}
+
+/// A deregistered image or a deleted snapshot (in a dry run: one that would be).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Deleted {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// For a snapshot deleted with its image: the image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    pub reason: DeleteReason,
+}
+
+/// A backup, or a whole region, that could not be dealt with; a later run tries again.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Failure {
+    /// The image or snapshot; the region's name when the region could not be read at all.
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+impl Failure {
+    fn new(id: &str, source: Option<&String>, err: &Error) -> Self {
+        Self {
+            id: id.to_string(),
+            source: source.cloned(),
+            error: err.to_string(),
+            code: err.code().map(str::to_string),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RegionReport {
+    pub deregistered: Vec<Deleted>,
+    pub deleted_snapshots: Vec<Deleted>,
+    pub kept: Vec<Kept>,
+    pub failed: Vec<Failure>,
+}
+
+impl RegionReport {
+    fn merge(&mut self, other: RegionReport) {
+        self.deregistered.extend(other.deregistered);
+        self.deleted_snapshots.extend(other.deleted_snapshots);
+        self.kept.extend(other.kept);
+        self.failed.extend(other.failed);
+    }
+
+    fn sort(&mut self) {
+        self.deregistered.sort();
+        self.deleted_snapshots.sort();
+        self.kept.sort();
+        self.failed.sort();
+    }
+}
+
+/// The result of expire.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ExpireReport {
+    pub regions: BTreeMap<Region, RegionReport>,
+    pub dry_run: bool,
+    pub warnings: Vec<Warning>,
+}
+
+impl ExpireReport {
+    pub fn failed(&self) -> usize {
+        self.regions.values().map(|r| r.failed.len()).sum()
+    }
+}
+
+/// One region's backups, read with one paginated describe of each kind.
+async fn list(
+    ec2: &Ec2,
+    keys: &TagKeys,
+    deployment: &str,
+) -> Result<(Vec<ImageInfo>, Vec<SnapshotInfo>), Error> {
+    tokio::try_join!(
+        ec2.managed_images_for_expiry(keys, deployment),
+        ec2.managed_snapshots_for_expiry(keys, deployment),
+    )
+}
+
+/// A planned deletion, as one unit of work.
+enum Work {
+    Image(ImageDeletion),
+    Snapshot(SnapshotDeletion),
+}
+
+fn gone(err: &Error, codes: &[&str]) -> bool {
+    err.code().is_some_and(|c| codes.contains(&c))
+}
+
+const IMAGE_GONE: &[&str] = &["InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"];
+const SNAPSHOT_GONE: &[&str] = &["InvalidSnapshot.NotFound"];
+const SNAPSHOT_IN_USE: &str = "InvalidSnapshot.InUse";
+
+/// DeleteSnapshot: gone already counts as done; in use is kept for a later run, not failed.
+async fn delete_snapshot(
+    ec2: &Ec2,
+    id: &str,
+    source: Option<&String>,
+    image: Option<&str>,
+    reason: DeleteReason,
+    out: &mut RegionReport,
+) {
+    let region = ec2.region();
+    let deleted = || Deleted {
+        id: id.to_string(),
+        source: source.cloned(),
+        image: image.map(str::to_string),
+        reason,
+    };
+    match ec2.delete_snapshot(id).await {
+        Ok(()) => {
+            info!(snapshot_id = %id, image_id = image.unwrap_or(""), region = %region, reason = ?reason, "snapshot deleted");
+            out.deleted_snapshots.push(deleted());
+        }
+        Err(e) if gone(&e, SNAPSHOT_GONE) => {
+            info!(snapshot_id = %id, region = %region, "snapshot already gone");
+            out.deleted_snapshots.push(deleted());
+        }
+        Err(e) if e.code() == Some(SNAPSHOT_IN_USE) => {
+            info!(snapshot_id = %id, region = %region, error = %e, "snapshot in use: kept for a later run");
+            out.kept.push(Kept {
+                id: id.to_string(),
+                source: source.cloned(),
+                reason: KeepReason::InUse,
+            });
+        }
+        Err(e) => {
+            warn!(snapshot_id = %id, region = %region, error = %e, code = e.code().unwrap_or(""), "snapshot delete failed");
+            out.failed.push(Failure::new(id, source, &e));
+        }
+    }
+}
+
+/// The three crash-safe steps of one image's deletion.
+async fn delete_image(
+    ec2: &Ec2,
+    keys: &TagKeys,
+    deployment: &str,
+    d: ImageDeletion,
+) -> RegionReport {
+    let region = ec2.region();
+    let mut out = RegionReport::default();
+    // 1. Every snapshot it leaves behind must be findable as ours, and expired.
+    if !d.tag_snapshots.is_empty() {
+        let tags = vec![
+            (keys.key(key::MANAGED_BY), deployment.to_string()),
+            (keys.key(key::EXPIRES_AT), format_time(d.snapshot_expiry)),
+        ];
+        if let Err(e) = ec2.tag_resources(&d.tag_snapshots, &tags).await {
+            warn!(image_id = %d.id, region = %region, error = %e, "could not tag its snapshots: image left registered");
+            out.failed.push(Failure::new(&d.id, d.source.as_ref(), &e));
+            return out;
+        }
+        info!(image_id = %d.id, region = %region, snapshots = ?d.tag_snapshots, "snapshots tagged before deregistering");
+    }
+    // 2. Deregister.
+    match ec2.deregister_image(&d.id).await {
+        Ok(()) => {
+            info!(image_id = %d.id, region = %region, reason = ?d.reason, "deregistered");
+        }
+        Err(e) if gone(&e, IMAGE_GONE) => {
+            info!(image_id = %d.id, region = %region, "image already deregistered");
+        }
+        Err(e) => {
+            warn!(image_id = %d.id, region = %region, error = %e, code = e.code().unwrap_or(""), "deregister failed");
+            out.failed.push(Failure::new(&d.id, d.source.as_ref(), &e));
+            return out;
+        }
+    }
+    out.deregistered.push(Deleted {
+        id: d.id.clone(),
+        source: d.source.clone(),
+        image: None,
+        reason: d.reason,
+    });
+    // 3. Its snapshots, one at a time inside this unit (the region's bound holds).
+    for snapshot in &d.snapshots {
+        delete_snapshot(
+            ec2,
+            snapshot,
+            d.source.as_ref(),
+            Some(&d.id),
+            d.reason,
+            &mut out,
+        )
+        .await;
+    }
+    out
+}
+
+/// What a dry run reports: the plan, as if every call succeeded.
+fn dry_run_report(plan: RegionPlan) -> RegionReport {
+    let mut out = RegionReport {
+        kept: plan.kept,
+        ..RegionReport::default()
+    };
+    for d in plan.images {
+        info!(image_id = %d.id, reason = ?d.reason, "dry run: would deregister");
+        for s in &d.snapshots {
+            out.deleted_snapshots.push(Deleted {
+                id: s.clone(),
+                source: d.source.clone(),
+                image: Some(d.id.clone()),
+                reason: d.reason,
+            });
+        }
+        out.deregistered.push(Deleted {
+            id: d.id,
+            source: d.source,
+            image: None,
+            reason: d.reason,
+        });
+    }
+    for s in plan.snapshots {
+        info!(snapshot_id = %s.id, reason = ?s.reason, "dry run: would delete snapshot");
+        out.deleted_snapshots.push(Deleted {
+            id: s.id,
+            source: s.source,
+            image: None,
+            reason: s.reason,
+        });
+    }
+    out
+}
+
+/// Carries out one region's plan, at most [`DELETE_CONCURRENCY`] deletions in flight.
+pub async fn execute(
+    ec2: &Ec2,
+    keys: &TagKeys,
+    deployment: &str,
+    plan: RegionPlan,
+    dry_run: bool,
+) -> RegionReport {
+    if dry_run {
+        let mut out = dry_run_report(plan);
+        out.sort();
+        return out;
+    }
+    let mut report = RegionReport {
+        kept: plan.kept,
+        ..RegionReport::default()
+    };
+    let work = plan
+        .images
+        .into_iter()
+        .map(Work::Image)
+        .chain(plan.snapshots.into_iter().map(Work::Snapshot));
+    let outcomes: Vec<RegionReport> = stream::iter(work)
+        .map(|w| async move {
+            match w {
+                Work::Image(d) => delete_image(ec2, keys, deployment, d).await,
+                Work::Snapshot(s) => {
+                    let mut out = RegionReport::default();
+                    delete_snapshot(ec2, &s.id, s.source.as_ref(), None, s.reason, &mut out).await;
+                    out
+                }
+            }
+        })
+        .buffer_unordered(DELETE_CONCURRENCY)
+        .collect()
+        .await;
+    for o in outcomes {
+        report.merge(o);
+    }
+    report.sort();
+    report
+}
+
+/// A region that could not be read: nothing in it is touched, and it is reported failed.
+fn unreadable_region(region: &Region, err: &Error) -> RegionReport {
+    warn!(region = %region, error = %err, code = err.code().unwrap_or(""), "region could not be read: nothing deleted there");
+    RegionReport {
+        failed: vec![Failure::new(region.as_str(), None, err)],
+        ..RegionReport::default()
+    }
+}
+
+/// One sweep over every region, each on its own: a region that fails does not stop the others.
+pub async fn run(
+    config: &Config,
+    clients: &Clients,
+    request: &ExpireRequest,
+    now: DateTime<Utc>,
+) -> ExpireReport {
+    let keys = TagKeys::new(&config.tag_prefix);
+    let deployment = config.deployment_name.as_str();
+    let dry_run = config.dry_run || request.dry_run;
+    let rules = Rules {
+        keys: &keys,
+        deployment,
+        keep_last: config.keep_last,
+    };
+    let home = clients.home_region().clone();
+    let mut warnings = Vec::new();
+
+    // Home first: its backups name the regions their copies went to.
+    let home_listing = list(&clients.home(), &keys, deployment).await;
+    let home_tags: Vec<(&str, &crate::tags::Tags)> = match &home_listing {
+        Ok((images, snapshots)) => images
+            .iter()
+            .map(|i| (i.id.as_str(), &i.tags))
+            .chain(snapshots.iter().map(|s| (s.id.as_str(), &s.tags)))
+            .filter(|(_, tags)| keys.get(tags, key::MANAGED_BY) == Some(deployment))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let regions = plan::regions_to_sweep(
+        &keys,
+        &home,
+        &config.copy_to_regions,
+        home_tags,
+        &config.cleanup_regions,
+        &mut warnings,
+    );
+    info!(regions = ?regions.iter().map(Region::as_str).collect::<Vec<_>>(), dry_run, "sweeping");
+
+    let mut home_listing = Some(home_listing);
+    let sweeps = regions.into_iter().map(|region| {
+        let listing = if region == home {
+            home_listing.take()
+        } else {
+            None
+        };
+        let rules = &rules;
+        let keys = &keys;
+        async move {
+            let ec2 = clients.region(&region);
+            let listing = match listing {
+                Some(l) => l,
+                None => list(&ec2, keys, deployment).await,
+            };
+            let (out, warnings) = match listing {
+                Err(e) => (unreadable_region(&region, &e), Vec::new()),
+                Ok((images, snapshots)) => {
+                    let plan = plan::plan_region(rules, &images, &snapshots, now);
+                    let warnings = plan.warnings.clone();
+                    (
+                        execute(&ec2, keys, deployment, plan, dry_run).await,
+                        warnings,
+                    )
+                }
+            };
+            info!(
+                region = %region,
+                deregistered = out.deregistered.len(),
+                deleted_snapshots = out.deleted_snapshots.len(),
+                kept = out.kept.len(),
+                failed = out.failed.len(),
+                "region swept"
+            );
+            (region, out, warnings)
+        }
+    });
+    let mut report = ExpireReport {
+        dry_run,
+        ..ExpireReport::default()
+    };
+    for (region, out, region_warnings) in join_all(sweeps).await {
+        report.regions.insert(region, out);
+        warnings.extend(region_warnings);
+    }
+    report.warnings = warnings;
+    report
+}
+
+/// The whole handler: parse, sweep, and turn the report into the invocation's outcome (an
+/// error carrying the whole report when anything failed).
+pub async fn handle(
+    config: &Config,
+    clients: &Clients,
+    payload: &Value,
+    now: DateTime<Utc>,
+) -> Result<Value, Error> {
+    let request = parse_expire_request(payload).inspect_err(|e| {
+        warn!(error = %e, "rejected payload");
+    })?;
+    // The event id is the correlation id of every line of this invocation (a span entered
+    // across an await would leak into other tasks, so the future is instrumented instead).
+    let span = tracing::info_span!(
+        "expire",
+        event_id = request.event_id.as_deref().unwrap_or("")
+    );
+    let report = run(config, clients, &request, now).instrument(span).await;
+    let failed = report.failed();
+    info!(
+        regions = report.regions.len(),
+        failed,
+        warnings = report.warnings.len(),
+        dry_run = report.dry_run,
+        "done"
+    );
+    crate::report::into_outcome(report, failed)
+}
+
+#[cfg(test)]
+mod tests;

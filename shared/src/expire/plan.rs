@@ -1,0 +1,989 @@
+//! What a sweep deletes and what it keeps, and why: pure decisions over what one region's
+//! describes returned, with `now` passed in. No AWS here.
+//!
+//! The rules (issue 4), in the order they are applied to each backup of this deployment:
+//! - an image still `pending` (or a snapshot still `pending`) is never touched;
+//! - `P:hold` (true, or any value that is not clearly false) keeps it, whatever else holds;
+//! - an image in state `failed` is deleted at once;
+//! - a missing or unreadable `P:expires-at` keeps it, with a warning;
+//! - an `P:expires-at` still in the future keeps it;
+//! - the newest `KEEP_LAST` available backups of each source in the region are kept, even
+//!   when expired (originals and copies counted apart);
+//! - anything else expired is deleted.
+//!
+//! Snapshots are judged by who uses them: a snapshot listed by one of our registered images
+//! goes with that image (deleted after it, never while a kept image still lists it); a
+//! standalone snapshot backup (`P:kind=snapshot`) follows the rules above; any other snapshot
+//! of ours that no image uses is an orphan of an earlier run, deleted once expired.
+
+use crate::config::parse_bool;
+use crate::region::{Region, parse_region_list};
+use crate::tags::{Kind, TagKeys, Tags, Warning, key, parse_time};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// An AMI of this deployment, as DescribeImages answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub id: String,
+    /// `available`, `pending`, `failed`, ...
+    pub state: String,
+    pub tags: Tags,
+    /// The EBS snapshots in its block device mappings.
+    pub snapshot_ids: Vec<String>,
+    /// AWS's creation date: orders backups when `P:created-at` is missing.
+    pub created: Option<DateTime<Utc>>,
+}
+
+/// An EBS snapshot of this deployment, as DescribeSnapshots answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub id: String,
+    /// `pending`, `completed`, `error`, ...
+    pub state: String,
+    pub tags: Tags,
+    pub started: Option<DateTime<Utc>>,
+}
+
+/// Why a backup stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeepReason {
+    /// `P:hold=true`.
+    Hold,
+    /// Among the newest `KEEP_LAST` available backups of its source in this region.
+    KeepLast,
+    /// A registered image we keep still uses the snapshot (or EC2 said so).
+    InUse,
+    NotExpired,
+    /// `P:expires-at` missing or not a time: never deleted by guesswork.
+    UnreadableExpiry,
+    /// Still being created.
+    Pending,
+}
+
+/// Why a backup goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeleteReason {
+    Expired,
+    /// An image in state `failed`: never a usable backup.
+    Failed,
+    /// A snapshot of ours that no registered image uses, expired.
+    Orphan,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Kept {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub reason: KeepReason,
+}
+
+/// An image to delete, crash-safe: tag `tag_snapshots`, deregister, then delete `snapshots`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageDeletion {
+    pub id: String,
+    pub source: Option<String>,
+    pub reason: DeleteReason,
+    /// Its snapshots that lack our `P:managed-by` or a readable `P:expires-at`: tagged before
+    /// the image is deregistered, so a crash in between leaves orphans a later run finds.
+    pub tag_snapshots: Vec<String>,
+    /// The `P:expires-at` written on them (already passed).
+    pub snapshot_expiry: DateTime<Utc>,
+    /// Its snapshots to delete once it is deregistered.
+    pub snapshots: Vec<String>,
+}
+
+/// A standalone snapshot backup or an orphan to delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotDeletion {
+    pub id: String,
+    pub source: Option<String>,
+    pub reason: DeleteReason,
+}
+
+/// One region's sweep, before anything is done.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegionPlan {
+    pub images: Vec<ImageDeletion>,
+    pub snapshots: Vec<SnapshotDeletion>,
+    pub kept: Vec<Kept>,
+    pub warnings: Vec<Warning>,
+}
+
+/// What the rules need besides the backups.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    pub keys: &'a TagKeys,
+    pub deployment: &'a str,
+    pub keep_last: u32,
+}
+
+impl Rules<'_> {
+    fn ours(&self, tags: &[(String, String)]) -> bool {
+        self.keys.get(tags, key::MANAGED_BY) == Some(self.deployment)
+    }
+}
+
+/// The verdict on one backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Keep(KeepReason),
+    Delete(DeleteReason),
+}
+
+/// The facts about one backup the rules look at.
+struct Backup<'a> {
+    id: &'a str,
+    tags: &'a [(String, String)],
+    /// `available` for images, `completed` for snapshots: what keep-last counts.
+    usable: bool,
+    pending: bool,
+    failed: bool,
+    created: Option<DateTime<Utc>>,
+}
+
+impl Backup<'_> {
+    fn source(&self, keys: &TagKeys) -> Option<String> {
+        keys.get(self.tags, key::SOURCE).map(str::to_string)
+    }
+
+    /// Backups count against each other for keep-last when they are of the same kind, the same
+    /// source, and both originals or both copies. One without a source is a group of its own.
+    fn group(&self, keys: &TagKeys, kind: Kind) -> (Kind, String, bool) {
+        let source = keys
+            .get(self.tags, key::SOURCE)
+            .map(|s| format!("source:{s}"))
+            .unwrap_or_else(|| format!("self:{}", self.id));
+        let copy = keys.get(self.tags, key::COPY_OF).is_some();
+        (kind, source, copy)
+    }
+
+    fn created_at(&self, keys: &TagKeys) -> Option<DateTime<Utc>> {
+        keys.get(self.tags, key::CREATED_AT)
+            .and_then(parse_time)
+            .or(self.created)
+    }
+}
+
+/// Whether `P:hold` keeps a backup. A value that is not clearly false holds (and warns): when
+/// in doubt, keep.
+fn held(keys: &TagKeys, id: &str, tags: &[(String, String)], warnings: &mut Vec<Warning>) -> bool {
+    match keys.get(tags, key::HOLD) {
+        None => false,
+        Some(v) => match parse_bool(v) {
+            Some(hold) => hold,
+            None => {
+                warnings.push(Warning::new(
+                    id,
+                    &keys.key(key::HOLD),
+                    v,
+                    "expected true or false; held, to be safe",
+                ));
+                true
+            }
+        },
+    }
+}
+
+/// The expiry of a backup, or a warning saying why it has none we can use.
+fn expiry(
+    keys: &TagKeys,
+    id: &str,
+    tags: &[(String, String)],
+    warnings: &mut Vec<Warning>,
+) -> Option<DateTime<Utc>> {
+    let value = keys.get(tags, key::EXPIRES_AT);
+    let parsed = value.and_then(parse_time);
+    if parsed.is_none() {
+        warnings.push(Warning::new(
+            id,
+            &keys.key(key::EXPIRES_AT),
+            value.unwrap_or(""),
+            match value {
+                None => "no expiry tag: kept".to_string(),
+                Some(_) => "not an RFC 3339 time: kept".to_string(),
+            },
+        ));
+    }
+    parsed
+}
+
+/// The ids of the newest `keep_last` usable backups of each group.
+fn newest_per_group(rules: &Rules<'_>, kind: Kind, backups: &[Backup<'_>]) -> HashSet<String> {
+    let mut groups: HashMap<(Kind, String, bool), Vec<&Backup<'_>>> = HashMap::new();
+    for b in backups.iter().filter(|b| b.usable) {
+        groups.entry(b.group(rules.keys, kind)).or_default().push(b);
+    }
+    let mut newest = HashSet::new();
+    for mut members in groups.into_values() {
+        // Newest first; a backup with no time at all counts as the oldest; ties by id.
+        members.sort_by(|a, b| {
+            b.created_at(rules.keys)
+                .cmp(&a.created_at(rules.keys))
+                .then_with(|| b.id.cmp(a.id))
+        });
+        newest.extend(
+            members
+                .into_iter()
+                .take(rules.keep_last as usize)
+                .map(|b| b.id.to_string()),
+        );
+    }
+    newest
+}
+
+fn judge(
+    rules: &Rules<'_>,
+    backup: &Backup<'_>,
+    newest: &HashSet<String>,
+    now: DateTime<Utc>,
+    warnings: &mut Vec<Warning>,
+) -> Verdict {
+    if backup.pending {
+        return Verdict::Keep(KeepReason::Pending);
+    }
+    if held(rules.keys, backup.id, backup.tags, warnings) {
+        return Verdict::Keep(KeepReason::Hold);
+    }
+    if backup.failed {
+        return Verdict::Delete(DeleteReason::Failed);
+    }
+    let Some(expires_at) = expiry(rules.keys, backup.id, backup.tags, warnings) else {
+        return Verdict::Keep(KeepReason::UnreadableExpiry);
+    };
+    if expires_at > now {
+        return Verdict::Keep(KeepReason::NotExpired);
+    }
+    if newest.contains(backup.id) {
+        return Verdict::Keep(KeepReason::KeepLast);
+    }
+    Verdict::Delete(DeleteReason::Expired)
+}
+
+/// One region's plan from its images and snapshots. Only backups whose `P:managed-by` is this
+/// deployment are ever considered, whatever else was passed in.
+pub fn plan_region(
+    rules: &Rules<'_>,
+    images: &[ImageInfo],
+    snapshots: &[SnapshotInfo],
+    now: DateTime<Utc>,
+) -> RegionPlan {
+    let keys = rules.keys;
+    let mut plan = RegionPlan::default();
+    let images: Vec<&ImageInfo> = images.iter().filter(|i| rules.ours(&i.tags)).collect();
+    let snapshots: BTreeMap<&str, &SnapshotInfo> = snapshots
+        .iter()
+        .filter(|s| rules.ours(&s.tags))
+        .map(|s| (s.id.as_str(), s))
+        .collect();
+
+    // Images.
+    let image_backups: Vec<Backup<'_>> = images
+        .iter()
+        .map(|i| Backup {
+            id: &i.id,
+            tags: &i.tags,
+            usable: i.state == "available",
+            pending: i.state == "pending",
+            failed: i.state == "failed",
+            created: i.created,
+        })
+        .collect();
+    let newest = newest_per_group(rules, Kind::Image, &image_backups);
+    let mut doomed: Vec<(&ImageInfo, DeleteReason)> = Vec::new();
+    // Snapshots that a kept image lists: never deleted.
+    let mut protected: HashSet<&str> = HashSet::new();
+    for (image, backup) in images.iter().zip(&image_backups) {
+        match judge(rules, backup, &newest, now, &mut plan.warnings) {
+            Verdict::Keep(reason) => {
+                protected.extend(image.snapshot_ids.iter().map(String::as_str));
+                plan.kept.push(Kept {
+                    id: image.id.clone(),
+                    source: backup.source(keys),
+                    reason,
+                });
+            }
+            Verdict::Delete(reason) => doomed.push((image, reason)),
+        }
+    }
+
+    // How many of our images list each snapshot.
+    let mut users: HashMap<&str, usize> = HashMap::new();
+    for image in &images {
+        let unique: BTreeSet<&str> = image.snapshot_ids.iter().map(String::as_str).collect();
+        for s in unique {
+            *users.entry(s).or_default() += 1;
+        }
+    }
+
+    let mut kept_snapshots: BTreeMap<String, Kept> = BTreeMap::new();
+    for (image, reason) in doomed {
+        let source = keys.get(&image.tags, key::SOURCE).map(str::to_string);
+        let image_expiry = keys.get(&image.tags, key::EXPIRES_AT).and_then(parse_time);
+        let snapshot_expiry = image_expiry.filter(|t| *t <= now).unwrap_or(now);
+        let mut deletion = ImageDeletion {
+            id: image.id.clone(),
+            source: source.clone(),
+            reason,
+            tag_snapshots: Vec::new(),
+            snapshot_expiry,
+            snapshots: Vec::new(),
+        };
+        let unique: BTreeSet<&str> = image.snapshot_ids.iter().map(String::as_str).collect();
+        for snapshot_id in unique {
+            let info = snapshots.get(snapshot_id);
+            let needs_tags = info.is_none_or(|s| {
+                keys.get(&s.tags, key::EXPIRES_AT)
+                    .and_then(parse_time)
+                    .is_none()
+            });
+            if needs_tags {
+                deletion.tag_snapshots.push(snapshot_id.to_string());
+            }
+            let keep = if protected.contains(snapshot_id) {
+                Some(KeepReason::InUse)
+            } else if users.get(snapshot_id).copied().unwrap_or(0) > 1 {
+                // Another image of ours being deleted now lists it too: whichever deregisters
+                // last would race the other's DeleteSnapshot. Tagged now, it is an orphan
+                // that the next run deletes.
+                Some(KeepReason::InUse)
+            } else if info.is_some_and(|s| held(keys, &s.id, &s.tags, &mut plan.warnings)) {
+                Some(KeepReason::Hold)
+            } else {
+                None
+            };
+            match keep {
+                Some(reason) => {
+                    kept_snapshots
+                        .entry(snapshot_id.to_string())
+                        .or_insert(Kept {
+                            id: snapshot_id.to_string(),
+                            source: source.clone(),
+                            reason,
+                        });
+                }
+                None => deletion.snapshots.push(snapshot_id.to_string()),
+            }
+        }
+        // A snapshot a kept image protects keeps its own tags: it is no orphan while that
+        // image lives.
+        deletion
+            .tag_snapshots
+            .retain(|s| !protected.contains(s.as_str()));
+        plan.images.push(deletion);
+    }
+
+    // Snapshots no image of ours lists: standalone backups and orphans.
+    let loose: Vec<&SnapshotInfo> = snapshots
+        .values()
+        .filter(|s| !users.contains_key(s.id.as_str()))
+        .copied()
+        .collect();
+    let is_standalone =
+        |s: &SnapshotInfo| keys.get(&s.tags, key::KIND) == Some(Kind::Snapshot.as_str());
+    let snapshot_backups: Vec<Backup<'_>> = loose
+        .iter()
+        .map(|s| Backup {
+            id: &s.id,
+            tags: &s.tags,
+            // Orphans are no usable backup: keep-last never counts them.
+            usable: s.state == "completed" && is_standalone(s),
+            pending: s.state == "pending",
+            failed: false,
+            created: s.started,
+        })
+        .collect();
+    let newest = newest_per_group(rules, Kind::Snapshot, &snapshot_backups);
+    for (snapshot, backup) in loose.iter().zip(&snapshot_backups) {
+        let source = backup.source(keys);
+        match judge(rules, backup, &newest, now, &mut plan.warnings) {
+            Verdict::Keep(reason) => {
+                kept_snapshots.insert(
+                    snapshot.id.clone(),
+                    Kept {
+                        id: snapshot.id.clone(),
+                        source,
+                        reason,
+                    },
+                );
+            }
+            Verdict::Delete(reason) => plan.snapshots.push(SnapshotDeletion {
+                id: snapshot.id.clone(),
+                source,
+                reason: if is_standalone(snapshot) {
+                    reason
+                } else {
+                    DeleteReason::Orphan
+                },
+            }),
+        }
+    }
+    plan.kept.extend(kept_snapshots.into_values());
+    plan.kept.sort();
+    plan.images.sort_by(|a, b| a.id.cmp(&b.id));
+    plan.snapshots.sort_by(|a, b| a.id.cmp(&b.id));
+    plan
+}
+
+/// The regions a sweep covers, in order, each once: home, `COPY_TO_REGIONS`, every region
+/// named in a `P:copy-to` tag of our backups at home, and `CLEANUP_REGIONS`.
+pub fn regions_to_sweep<'a>(
+    keys: &TagKeys,
+    home: &Region,
+    copy_to_regions: &[Region],
+    home_backup_tags: impl IntoIterator<Item = (&'a str, &'a Tags)>,
+    cleanup_regions: &[Region],
+    warnings: &mut Vec<Warning>,
+) -> Vec<Region> {
+    let mut regions = vec![home.clone()];
+    let mut add = |r: &Region| {
+        if !regions.contains(r) {
+            regions.push(r.clone());
+        }
+    };
+    copy_to_regions.iter().for_each(&mut add);
+    let mut tagged: BTreeSet<Region> = BTreeSet::new();
+    for (id, tags) in home_backup_tags {
+        let Some(value) = keys.get(tags, key::COPY_TO) else {
+            continue;
+        };
+        if value.trim().is_empty() || value.trim().eq_ignore_ascii_case("none") {
+            continue;
+        }
+        match parse_region_list(value) {
+            Ok(list) => tagged.extend(list),
+            Err(e) => warnings.push(Warning::new(
+                id,
+                &keys.key(key::COPY_TO),
+                value,
+                format!(
+                    "{e}; its copies are found only through COPY_TO_REGIONS and CLEANUP_REGIONS"
+                ),
+            )),
+        }
+    }
+    tagged.iter().for_each(&mut add);
+    cleanup_regions.iter().for_each(&mut add);
+    regions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+
+    const NOW: &str = "2026-11-25T03:00:00Z";
+
+    fn now() -> DateTime<Utc> {
+        parse_time(NOW).unwrap()
+    }
+
+    fn at(days: i64) -> String {
+        crate::tags::format_time(now() + TimeDelta::days(days))
+    }
+
+    fn keys() -> TagKeys {
+        TagKeys::new("backup")
+    }
+
+    fn rules(keys: &TagKeys, keep_last: u32) -> Rules<'_> {
+        Rules {
+            keys,
+            deployment: "ec2-backup",
+            keep_last,
+        }
+    }
+
+    /// Our tags: source, created `created` days from now, expiring `expires` days from now.
+    fn tags(kind: &str, source: &str, created: i64, expires: i64, extra: &[(&str, &str)]) -> Tags {
+        let mut t: Tags = vec![
+            ("backup:managed-by".into(), "ec2-backup".into()),
+            ("backup:kind".into(), kind.into()),
+            ("backup:source".into(), source.into()),
+            ("backup:created-at".into(), at(created)),
+            ("backup:expires-at".into(), at(expires)),
+        ];
+        for (k, v) in extra {
+            t.retain(|(key, _)| key != k);
+            t.push((k.to_string(), v.to_string()));
+        }
+        t
+    }
+
+    fn image(id: &str, state: &str, tags: Tags, snapshots: &[&str]) -> ImageInfo {
+        ImageInfo {
+            id: id.into(),
+            state: state.into(),
+            tags,
+            snapshot_ids: snapshots.iter().map(|s| s.to_string()).collect(),
+            created: None,
+        }
+    }
+
+    fn snapshot(id: &str, state: &str, tags: Tags) -> SnapshotInfo {
+        SnapshotInfo {
+            id: id.into(),
+            state: state.into(),
+            tags,
+            started: None,
+        }
+    }
+
+    /// An image and its one snapshot, tagged alike (as CreateImage tags them).
+    fn backup(n: u32, source: &str, created: i64, expires: i64) -> (ImageInfo, SnapshotInfo) {
+        let t = tags("image", source, created, expires, &[]);
+        (
+            image(
+                &format!("ami-{n}"),
+                "available",
+                t.clone(),
+                &[&format!("snap-{n}")],
+            ),
+            snapshot(&format!("snap-{n}"), "completed", t),
+        )
+    }
+
+    fn split(backups: Vec<(ImageInfo, SnapshotInfo)>) -> (Vec<ImageInfo>, Vec<SnapshotInfo>) {
+        backups.into_iter().unzip()
+    }
+
+    fn deregistered(plan: &RegionPlan) -> Vec<&str> {
+        plan.images.iter().map(|d| d.id.as_str()).collect()
+    }
+
+    fn kept(plan: &RegionPlan) -> Vec<(&str, KeepReason)> {
+        plan.kept
+            .iter()
+            .map(|k| (k.id.as_str(), k.reason))
+            .collect()
+    }
+
+    #[test]
+    fn expired_images_go_with_their_snapshots_and_the_rest_stay() {
+        // GIVEN three backups of one instance: two expired, one not, with KEEP_LAST=0
+        let keys = keys();
+        let (images, snapshots) = split(vec![
+            backup(1, "i-1", -10, -3),
+            backup(2, "i-1", -9, -2),
+            backup(3, "i-1", -1, 6),
+        ]);
+        // WHEN planned
+        let plan = plan_region(&rules(&keys, 0), &images, &snapshots, now());
+        // THEN the two expired images are deregistered, each with its own snapshot
+        assert_eq!(deregistered(&plan), ["ami-1", "ami-2"]);
+        assert_eq!(plan.images[0].snapshots, ["snap-1"]);
+        assert_eq!(plan.images[0].reason, DeleteReason::Expired);
+        assert_eq!(plan.images[0].source.as_deref(), Some("i-1"));
+        assert!(plan.images[0].tag_snapshots.is_empty(), "already tagged");
+        assert_eq!(kept(&plan), [("ami-3", KeepReason::NotExpired)]);
+        assert!(plan.snapshots.is_empty(), "image snapshots are not orphans");
+        assert!(plan.warnings.is_empty());
+    }
+
+    #[test]
+    fn an_expiry_exactly_now_has_passed() {
+        let keys = keys();
+        let (images, snapshots) = split(vec![backup(1, "i-1", -7, 0)]);
+        let plan = plan_region(&rules(&keys, 0), &images, &snapshots, now());
+        assert_eq!(deregistered(&plan), ["ami-1"]);
+    }
+
+    #[test]
+    fn keep_last_keeps_the_newest_available_per_source() {
+        // GIVEN every backup expired: three of i-1 (the newest pending), two of i-2, one of a
+        // gone instance
+        let keys = keys();
+        let (mut images, snapshots) = split(vec![
+            backup(1, "i-1", -10, -3),
+            backup(2, "i-1", -9, -2),
+            backup(3, "i-1", -8, -1),
+            backup(4, "i-2", -10, -3),
+            backup(5, "i-2", -9, -2),
+            backup(6, "i-gone", -30, -23),
+        ]);
+        images[2].state = "pending".into();
+        // WHEN planned with KEEP_LAST=1
+        let plan = plan_region(&rules(&keys, 1), &images, &snapshots, now());
+        // THEN the newest *available* of each source stays; the pending one is not touched
+        assert_eq!(deregistered(&plan), ["ami-1", "ami-4"]);
+        assert_eq!(
+            kept(&plan),
+            [
+                ("ami-2", KeepReason::KeepLast),
+                ("ami-3", KeepReason::Pending),
+                ("ami-5", KeepReason::KeepLast),
+                ("ami-6", KeepReason::KeepLast),
+            ]
+        );
+        // AND with KEEP_LAST=2 one more per source, and with 0 none
+        let plan = plan_region(&rules(&keys, 2), &images, &snapshots, now());
+        assert!(deregistered(&plan).is_empty());
+        let plan = plan_region(&rules(&keys, 0), &images, &snapshots, now());
+        assert_eq!(
+            deregistered(&plan),
+            ["ami-1", "ami-2", "ami-4", "ami-5", "ami-6"]
+        );
+    }
+
+    #[test]
+    fn keep_last_orders_by_created_at_then_by_awss_creation_date() {
+        let keys = keys();
+        let mut old = image(
+            "ami-old",
+            "available",
+            tags("image", "i-1", -9, -2, &[]),
+            &[],
+        );
+        let mut new = image(
+            "ami-new",
+            "available",
+            tags("image", "i-1", -9, -2, &[]),
+            &[],
+        );
+        for i in [&mut old, &mut new] {
+            i.tags.retain(|(k, _)| k != "backup:created-at");
+        }
+        old.created = Some(now() - TimeDelta::days(9));
+        new.created = Some(now() - TimeDelta::days(8));
+        let plan = plan_region(&rules(&keys, 1), &[old, new], &[], now());
+        assert_eq!(deregistered(&plan), ["ami-old"]);
+        assert_eq!(kept(&plan), [("ami-new", KeepReason::KeepLast)]);
+    }
+
+    #[test]
+    fn copies_are_counted_apart_from_originals() {
+        // GIVEN in one region an original of i-1 and a newer copy of i-1 (from another region)
+        let keys = keys();
+        let original = image("ami-o", "available", tags("image", "i-1", -9, -2, &[]), &[]);
+        let copy = image(
+            "ami-c",
+            "available",
+            tags("image", "i-1", -8, -1, &[("backup:copy-of", "ami-x")]),
+            &[],
+        );
+        // WHEN planned with KEEP_LAST=1
+        let plan = plan_region(&rules(&keys, 1), &[original, copy], &[], now());
+        // THEN each is the last of its own kind, and both stay
+        assert_eq!(
+            kept(&plan),
+            [
+                ("ami-c", KeepReason::KeepLast),
+                ("ami-o", KeepReason::KeepLast)
+            ]
+        );
+    }
+
+    #[test]
+    fn hold_keeps_an_expired_backup_and_an_unclear_hold_keeps_it_too() {
+        let keys = keys();
+        let images = vec![
+            image(
+                "ami-1",
+                "available",
+                tags("image", "i-1", -9, -2, &[("backup:hold", "true")]),
+                &[],
+            ),
+            image(
+                "ami-2",
+                "available",
+                tags("image", "i-2", -9, -2, &[("Backup:Hold", "maybe")]),
+                &[],
+            ),
+            image(
+                "ami-3",
+                "available",
+                tags("image", "i-3", -9, -2, &[("backup:hold", "false")]),
+                &[],
+            ),
+            image(
+                "ami-4",
+                "failed",
+                tags("image", "i-4", -1, 6, &[("backup:hold", "yes")]),
+                &[],
+            ),
+        ];
+        let plan = plan_region(&rules(&keys, 0), &images, &[], now());
+        assert_eq!(deregistered(&plan), ["ami-3"]);
+        assert_eq!(
+            kept(&plan),
+            [
+                ("ami-1", KeepReason::Hold),
+                ("ami-2", KeepReason::Hold),
+                ("ami-4", KeepReason::Hold),
+            ]
+        );
+        assert_eq!(plan.warnings.len(), 1);
+        assert_eq!(plan.warnings[0].resource, "ami-2");
+        assert_eq!(plan.warnings[0].value, "maybe");
+    }
+
+    #[test]
+    fn a_failed_image_goes_at_once_and_does_not_count_for_keep_last() {
+        // GIVEN a failed image, newer than the only available one, far from its expiry
+        let keys = keys();
+        let (mut images, snapshots) =
+            split(vec![backup(1, "i-1", -1, 6), backup(2, "i-1", -9, -2)]);
+        images[0].state = "failed".into();
+        // WHEN planned with KEEP_LAST=1
+        let plan = plan_region(&rules(&keys, 1), &images, &snapshots, now());
+        // THEN the failed image and its snapshot go; the older available one is the last good
+        assert_eq!(deregistered(&plan), ["ami-1"]);
+        assert_eq!(plan.images[0].reason, DeleteReason::Failed);
+        assert_eq!(plan.images[0].snapshots, ["snap-1"]);
+        assert_eq!(kept(&plan), [("ami-2", KeepReason::KeepLast)]);
+    }
+
+    #[test]
+    fn a_missing_or_unreadable_expiry_keeps_the_backup_and_warns() {
+        let keys = keys();
+        let mut missing = image("ami-1", "available", tags("image", "i-1", -9, -2, &[]), &[]);
+        missing.tags.retain(|(k, _)| k != "backup:expires-at");
+        let garbled = image(
+            "ami-2",
+            "available",
+            tags(
+                "image",
+                "i-2",
+                -9,
+                -2,
+                &[("backup:expires-at", "next tuesday")],
+            ),
+            &[],
+        );
+        let plan = plan_region(&rules(&keys, 0), &[missing, garbled], &[], now());
+        assert!(deregistered(&plan).is_empty());
+        assert_eq!(
+            kept(&plan),
+            [
+                ("ami-1", KeepReason::UnreadableExpiry),
+                ("ami-2", KeepReason::UnreadableExpiry)
+            ]
+        );
+        let seen: Vec<(&str, &str)> = plan
+            .warnings
+            .iter()
+            .map(|w| (w.resource.as_str(), w.value.as_str()))
+            .collect();
+        assert_eq!(seen, [("ami-1", ""), ("ami-2", "next tuesday")]);
+    }
+
+    #[test]
+    fn only_this_deployments_backups_are_considered() {
+        let keys = keys();
+        let theirs = tags("image", "i-1", -90, -80, &[("backup:managed-by", "other")]);
+        let untagged: Tags = vec![("Name".into(), "old-ami".into())];
+        let images = vec![
+            image("ami-theirs", "available", theirs.clone(), &["snap-theirs"]),
+            image("ami-plain", "failed", untagged.clone(), &[]),
+        ];
+        let snapshots = vec![
+            snapshot("snap-theirs", "completed", theirs),
+            snapshot("snap-plain", "completed", untagged),
+        ];
+        let plan = plan_region(&rules(&keys, 0), &images, &snapshots, now());
+        assert_eq!(plan, RegionPlan::default());
+    }
+
+    #[test]
+    fn an_orphan_is_deleted_once_expired_and_never_kept_by_keep_last() {
+        // GIVEN snapshots of ours that no image uses: image snapshots left by a crash, one
+        // expired and one not, and one without an expiry
+        let keys = keys();
+        let snapshots = vec![
+            snapshot("snap-1", "completed", tags("image", "i-1", -9, -2, &[])),
+            snapshot("snap-2", "completed", tags("image", "i-1", -1, 6, &[])),
+            snapshot(
+                "snap-3",
+                "completed",
+                vec![("backup:managed-by".into(), "ec2-backup".into())],
+            ),
+        ];
+        // WHEN planned with KEEP_LAST=5
+        let plan = plan_region(&rules(&keys, 5), &[], &snapshots, now());
+        // THEN the expired one goes as an orphan; the others are kept and reported
+        assert_eq!(
+            plan.snapshots,
+            [SnapshotDeletion {
+                id: "snap-1".into(),
+                source: Some("i-1".into()),
+                reason: DeleteReason::Orphan
+            }]
+        );
+        assert_eq!(
+            kept(&plan),
+            [
+                ("snap-2", KeepReason::NotExpired),
+                ("snap-3", KeepReason::UnreadableExpiry)
+            ]
+        );
+    }
+
+    #[test]
+    fn standalone_snapshots_follow_the_backup_rules() {
+        let keys = keys();
+        let snapshots = vec![
+            snapshot(
+                "snap-1",
+                "completed",
+                tags("snapshot", "vol-1", -10, -3, &[]),
+            ),
+            snapshot(
+                "snap-2",
+                "completed",
+                tags("snapshot", "vol-1", -9, -2, &[]),
+            ),
+            snapshot("snap-3", "pending", tags("snapshot", "vol-1", -8, -1, &[])),
+            snapshot(
+                "snap-4",
+                "completed",
+                tags("snapshot", "vol-2", -9, -2, &[("backup:hold", "1")]),
+            ),
+        ];
+        let plan = plan_region(&rules(&keys, 1), &[], &snapshots, now());
+        assert_eq!(
+            plan.snapshots,
+            [SnapshotDeletion {
+                id: "snap-1".into(),
+                source: Some("vol-1".into()),
+                reason: DeleteReason::Expired
+            }]
+        );
+        assert_eq!(
+            kept(&plan),
+            [
+                ("snap-2", KeepReason::KeepLast),
+                ("snap-3", KeepReason::Pending),
+                ("snap-4", KeepReason::Hold)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_snapshot_a_kept_image_uses_is_never_deleted_nor_retagged() {
+        // GIVEN an expired image sharing a snapshot with a kept image
+        let keys = keys();
+        let images = vec![
+            image(
+                "ami-1",
+                "available",
+                tags("image", "i-1", -9, -2, &[]),
+                &["snap-a", "snap-shared"],
+            ),
+            image(
+                "ami-2",
+                "available",
+                tags("image", "i-2", -1, 6, &[]),
+                &["snap-shared"],
+            ),
+        ];
+        // snap-a is untagged (a copy's snapshot, say); snap-shared has no readable expiry
+        let snapshots = vec![snapshot(
+            "snap-shared",
+            "completed",
+            vec![("backup:managed-by".into(), "ec2-backup".into())],
+        )];
+        let plan = plan_region(&rules(&keys, 0), &images, &snapshots, now());
+        assert_eq!(deregistered(&plan), ["ami-1"]);
+        let d = &plan.images[0];
+        assert_eq!(d.snapshots, ["snap-a"]);
+        assert_eq!(d.tag_snapshots, ["snap-a"], "tagged before deregistering");
+        assert_eq!(
+            d.snapshot_expiry,
+            now() - TimeDelta::days(2),
+            "the image's expiry"
+        );
+        assert_eq!(
+            kept(&plan),
+            [
+                ("ami-2", KeepReason::NotExpired),
+                ("snap-shared", KeepReason::InUse)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_snapshot_two_doomed_images_share_is_tagged_and_left_for_the_next_run() {
+        let keys = keys();
+        let images = vec![
+            image(
+                "ami-1",
+                "available",
+                tags("image", "i-1", -9, -2, &[]),
+                &["snap-s"],
+            ),
+            image(
+                "ami-2",
+                "failed",
+                tags("image", "i-2", -1, 6, &[]),
+                &["snap-s", "snap-s"],
+            ),
+        ];
+        let plan = plan_region(&rules(&keys, 0), &images, &[], now());
+        assert_eq!(deregistered(&plan), ["ami-1", "ami-2"]);
+        assert!(plan.images.iter().all(|d| d.snapshots.is_empty()));
+        assert!(plan.images.iter().all(|d| d.tag_snapshots == ["snap-s"]));
+        // The failed image is not expired: its snapshots get "now", already passed.
+        assert_eq!(plan.images[1].snapshot_expiry, now());
+        assert_eq!(kept(&plan), [("snap-s", KeepReason::InUse)]);
+    }
+
+    #[test]
+    fn a_held_snapshot_of_a_doomed_image_stays() {
+        let keys = keys();
+        let (images, mut snapshots) = split(vec![backup(1, "i-1", -9, -2)]);
+        snapshots[0]
+            .tags
+            .push(("backup:hold".into(), "true".into()));
+        let plan = plan_region(&rules(&keys, 0), &images, &snapshots, now());
+        assert_eq!(deregistered(&plan), ["ami-1"]);
+        assert!(plan.images[0].snapshots.is_empty());
+        assert_eq!(kept(&plan), [("snap-1", KeepReason::Hold)]);
+    }
+
+    #[test]
+    fn regions_swept_are_home_config_tagged_and_cleanup_each_once() {
+        let keys = keys();
+        let r = |s: &str| Region::parse(s).unwrap();
+        let a = tags(
+            "image",
+            "i-1",
+            0,
+            7,
+            &[("backup:copy-to", "eu-west-1,us-west-2")],
+        );
+        let b = tags("image", "i-2", 0, 7, &[("backup:copy-to", "ap-south-1")]);
+        let c = tags("image", "i-3", 0, 7, &[("backup:copy-to", "")]);
+        let bad = tags("image", "i-4", 0, 7, &[("backup:copy-to", "mars")]);
+        let mut warnings = Vec::new();
+        let regions = regions_to_sweep(
+            &keys,
+            &r("us-east-1"),
+            &[r("us-west-2"), r("us-east-1")],
+            [
+                ("ami-a", &a),
+                ("ami-b", &b),
+                ("ami-c", &c),
+                ("ami-bad", &bad),
+            ],
+            &[r("eu-west-1"), r("ca-central-1")],
+            &mut warnings,
+        );
+        let names: Vec<&str> = regions.iter().map(Region::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "us-east-1",
+                "us-west-2",
+                "ap-south-1",
+                "eu-west-1",
+                "ca-central-1"
+            ]
+        );
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].resource, "ami-bad");
+    }
+}

@@ -1,0 +1,937 @@
+//! expire against the moto server: what a sweep deletes, what it keeps and why, in every region
+//! it covers, and that no snapshot of ours is ever left behind untracked.
+//!
+//! Time moves by writing `backup:created-at` / `backup:expires-at` (backups are made "at" a
+//! past instant, or retagged), never by sleeping.
+
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use chrono::{DateTime, TimeDelta, Utc};
+use integration_tests::*;
+use serde_json::{Value, json};
+use shared::Config;
+use shared::clients::Clients;
+use shared::event::ResourceKind;
+use shared::tags::{format_time, parse_time};
+use std::collections::BTreeSet;
+
+fn now() -> DateTime<Utc> {
+    parse_time("2026-11-25T03:00:00Z").unwrap()
+}
+
+fn days(n: i64) -> DateTime<Utc> {
+    now() + TimeDelta::days(n)
+}
+
+fn config() -> Config {
+    Config::default()
+}
+
+/// An AMI of `instance` made by create-image `ago` days before now (retention 7 days, so it
+/// expires `7 - ago` days from now).
+async fn backup_at(moto: &Moto, instance: &str, at: DateTime<Utc>) -> String {
+    let report = shared::create::handle(
+        ResourceKind::Instance,
+        &config(),
+        &moto.ec2(HOME),
+        &json!({ "instance_ids": [instance] }),
+        at,
+    )
+    .await
+    .expect("backup made");
+    report["created"][0]["id"]
+        .as_str()
+        .expect("an image id")
+        .to_string()
+}
+
+/// A standalone snapshot of `volume` made by create-snapshot at `at`.
+async fn snapshot_at(moto: &Moto, volume: &str, at: DateTime<Utc>) -> String {
+    let report = shared::create::handle(
+        ResourceKind::Volume,
+        &config(),
+        &moto.ec2(HOME),
+        &json!({ "volume_ids": [volume] }),
+        at,
+    )
+    .await
+    .expect("snapshot made");
+    report["created"][0]["id"]
+        .as_str()
+        .expect("a snapshot id")
+        .to_string()
+}
+
+fn tags(pairs: &[(&str, &str)]) -> Vec<Tag> {
+    pairs
+        .iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+        .collect()
+}
+
+/// A DR copy of `ami` in `region`, as replicate makes it: our tags and `copy-of`, expiring at
+/// `expires`; its snapshots tagged too unless `tag_snapshots` is false.
+async fn copy_at(
+    moto: &Moto,
+    ami: &str,
+    source: &str,
+    region: &str,
+    created: DateTime<Utc>,
+    expires: DateTime<Utc>,
+    tag_snapshots: bool,
+) -> String {
+    let (created, expires) = (format_time(created), format_time(expires));
+    let ours = tags(&[
+        ("backup:managed-by", "ec2-backup"),
+        ("backup:kind", "image"),
+        ("backup:source", source),
+        ("backup:source-region", HOME),
+        ("backup:created-at", &created),
+        ("backup:expires-at", &expires),
+        ("backup:copy-of", ami),
+    ]);
+    let spec = |rt: ResourceType| {
+        TagSpecification::builder()
+            .resource_type(rt)
+            .set_tags(Some(ours.clone()))
+            .build()
+    };
+    let mut call = moto
+        .client(region)
+        .copy_image()
+        .source_region(HOME)
+        .source_image_id(ami)
+        .name(format!("copy of {ami} {created}").replace(':', "."))
+        .tag_specifications(spec(ResourceType::Image));
+    if tag_snapshots {
+        call = call.tag_specifications(spec(ResourceType::Snapshot));
+    }
+    call.send()
+        .await
+        .expect("copy_image")
+        .image_id()
+        .expect("copy id")
+        .to_string()
+}
+
+async fn image_snapshots(moto: &Moto, region: &str, ami: &str) -> Vec<String> {
+    moto.images(region)
+        .await
+        .into_iter()
+        .filter(|i| i.image_id() == Some(ami))
+        .flat_map(|i| {
+            i.block_device_mappings()
+                .iter()
+                .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_string))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+async fn image_ids(moto: &Moto, region: &str) -> BTreeSet<String> {
+    moto.images(region)
+        .await
+        .iter()
+        .filter_map(|i| i.image_id().map(str::to_string))
+        .collect()
+}
+
+async fn snapshot_ids(moto: &Moto, region: &str) -> BTreeSet<String> {
+    moto.snapshots(region)
+        .await
+        .iter()
+        .filter_map(|s| s.snapshot_id().map(str::to_string))
+        .collect()
+}
+
+/// Runs expire with `payload`; the report, and whether the invocation succeeded. A failed
+/// invocation still carries the whole report.
+async fn expire_with(
+    clients: &Clients,
+    config: &Config,
+    payload: &Value,
+    at: DateTime<Utc>,
+) -> (Value, bool) {
+    match shared::expire::handle(config, clients, payload, at).await {
+        Ok(report) => (report, true),
+        Err(shared::Error::SomeFailed { result, .. }) => {
+            (serde_json::from_str(&result).expect("report JSON"), false)
+        }
+        Err(e) => panic!("expire failed as a whole: {e}"),
+    }
+}
+
+/// One sweep at `now()` from the home region, which must succeed, and the invariant checked.
+async fn sweep(moto: &Moto, config: &Config) -> Value {
+    let (report, ok) = expire_with(
+        &moto.clients(HOME),
+        config,
+        &event("expire-sweep.json", &[]),
+        now(),
+    )
+    .await;
+    assert!(ok, "the sweep reported failures: {report}");
+    assert_no_untracked_orphans(moto, &report).await;
+    report
+}
+
+/// The promise of the issue: after a run, every snapshot of ours in a swept region is used by
+/// a registered image, or reported (kept or failed; in a dry run, also as to be deleted).
+async fn assert_no_untracked_orphans(moto: &Moto, report: &Value) {
+    let regions = report["regions"].as_object().expect("regions");
+    for (region, r) in regions {
+        let used: BTreeSet<String> = moto
+            .images(region)
+            .await
+            .iter()
+            .flat_map(|i| i.block_device_mappings().to_vec())
+            .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_string))
+            .collect();
+        let mut reported: BTreeSet<String> = BTreeSet::new();
+        for list in ["kept", "failed"] {
+            reported.extend(ids(r, list));
+        }
+        if report["dry_run"] == json!(true) {
+            reported.extend(ids(r, "deleted_snapshots"));
+        }
+        for s in moto.snapshots(region).await {
+            let t = tag_map(s.tags());
+            if t.get("backup:managed-by").map(String::as_str) != Some("ec2-backup") {
+                continue;
+            }
+            let id = s.snapshot_id().unwrap_or_default().to_string();
+            assert!(
+                used.contains(&id) || reported.contains(&id),
+                "{id} in {region} is ours, used by no image and not reported: {report}"
+            );
+        }
+    }
+}
+
+/// The ids in one list of a region's report.
+fn ids(region_report: &Value, list: &str) -> Vec<String> {
+    let mut out: Vec<String> = region_report[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} in {region_report}"))
+        .iter()
+        .map(|e| e["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// The reason a region's report gives for keeping `id`.
+fn kept_reason(region_report: &Value, id: &str) -> String {
+    region_report["kept"]
+        .as_array()
+        .and_then(|k| k.iter().find(|e| e["id"] == id))
+        .and_then(|e| e["reason"].as_str())
+        .unwrap_or_else(|| panic!("{id} is not in kept: {region_report}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn expired_backups_are_deleted_with_their_snapshots_and_the_rest_stay() {
+    // GIVEN an instance with a data volume and three AMIs of it (two snapshots each): made 10
+    // and 9 days ago (expired), and yesterday (not); and a volume with an expired standalone
+    // snapshot and a fresh one
+    let moto = Moto::start().await;
+    let web = moto.instance(HOME, &[("Backup", "true")], 1).await;
+    let old = backup_at(&moto, &web, days(-10)).await;
+    let older_snaps = image_snapshots(&moto, HOME, &old).await;
+    let mid = backup_at(&moto, &web, days(-9)).await;
+    let mid_snaps = image_snapshots(&moto, HOME, &mid).await;
+    let new = backup_at(&moto, &web, days(-1)).await;
+    let vol = moto.volume(HOME, &[("Backup", "true")]).await;
+    let old_vol_snap = snapshot_at(&moto, &vol, days(-8)).await;
+    let new_vol_snap = snapshot_at(&moto, &vol, days(-1)).await;
+    assert_eq!(older_snaps.len(), 2);
+    moto.reset_calls();
+
+    // WHEN the sweep runs
+    let (report, ok) = expire_with(&moto.clients(HOME), &config(), &json!({}), now()).await;
+    let calls = moto.calls_in(HOME);
+    assert!(ok, "{report}");
+    assert_no_untracked_orphans(&moto, &report).await;
+
+    // THEN the expired AMIs are deregistered and their snapshots deleted, with reasons
+    let home = &report["regions"][HOME];
+    assert_eq!(
+        ids(home, "deregistered"),
+        sorted(vec![old.clone(), mid.clone()])
+    );
+    let mut gone: Vec<String> = older_snaps.iter().chain(&mid_snaps).cloned().collect();
+    gone.push(old_vol_snap.clone());
+    assert_eq!(ids(home, "deleted_snapshots"), sorted(gone.clone()));
+    assert!(
+        home["deregistered"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["reason"] == "expired" && d["source"] == web.as_str())
+    );
+    // AND the fresh ones stay, reported as not expired
+    assert_eq!(kept_reason(home, &new), "not-expired");
+    assert_eq!(kept_reason(home, &new_vol_snap), "not-expired");
+    assert_eq!(report["dry_run"], json!(false));
+    assert_eq!(image_ids(&moto, HOME).await, BTreeSet::from([new.clone()]));
+    let left = snapshot_ids(&moto, HOME).await;
+    assert!(gone.iter().all(|s| !left.contains(s)), "{left:?}");
+    assert!(left.contains(&new_vol_snap));
+
+    // AND it cost one describe of each kind and one call per deletion, all allowed
+    assert_eq!(calls.get("DescribeImages"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("DescribeSnapshots"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("DeregisterImage"), Some(&2), "{calls:?}");
+    assert_eq!(calls.get("DeleteSnapshot"), Some(&5), "{calls:?}");
+    assert_eq!(
+        calls.get("CreateTags"),
+        None,
+        "our snapshots were tagged at creation"
+    );
+    moto.assert_calls_allowed("expire");
+
+    // AND a second sweep finds nothing more to do
+    moto.reset_calls();
+    let again = sweep(&moto, &config()).await;
+    assert_eq!(again["regions"][HOME]["deregistered"], json!([]));
+    assert_eq!(again["regions"][HOME]["deleted_snapshots"], json!([]));
+    let calls = moto.calls_in(HOME);
+    assert_eq!(calls.get("DeregisterImage"), None, "{calls:?}");
+    assert_eq!(calls.get("DeleteSnapshot"), None, "{calls:?}");
+}
+
+#[tokio::test]
+async fn a_held_backup_stays_after_its_expiry() {
+    // GIVEN two expired AMIs of an instance and a newer one; the oldest is on hold
+    let moto = Moto::start().await;
+    let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let held = backup_at(&moto, &i, days(-20)).await;
+    let expired = backup_at(&moto, &i, days(-10)).await;
+    let _newest = backup_at(&moto, &i, days(-1)).await;
+    moto.set_tags(HOME, &held, &[("backup:hold", "true")]).await;
+    let held_snaps = image_snapshots(&moto, HOME, &held).await;
+
+    // WHEN the sweep runs
+    let report = sweep(&moto, &config()).await;
+
+    // THEN the held AMI and its snapshot stay, reported as held; the other expired one goes
+    let home = &report["regions"][HOME];
+    assert_eq!(kept_reason(home, &held), "hold");
+    assert_eq!(ids(home, "deregistered"), vec![expired]);
+    assert!(image_ids(&moto, HOME).await.contains(&held));
+    assert!(snapshot_ids(&moto, HOME).await.contains(&held_snaps[0]));
+
+    // AND once the hold is lifted, the next sweep deletes it
+    moto.set_tags(HOME, &held, &[("backup:hold", "false")])
+        .await;
+    let report = sweep(&moto, &config()).await;
+    assert_eq!(ids(&report["regions"][HOME], "deregistered"), vec![held]);
+}
+
+#[tokio::test]
+async fn keep_last_keeps_the_newest_backups_of_each_source_in_each_region() {
+    // GIVEN every backup expired: three AMIs of web, two of db (whose instance is gone), and
+    // two DR copies of web's AMIs in us-west-2
+    let moto = Moto::start().await;
+    let web = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let db = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let web1 = backup_at(&moto, &web, days(-12)).await;
+    let web2 = backup_at(&moto, &web, days(-11)).await;
+    let web3 = backup_at(&moto, &web, days(-10)).await;
+    let db1 = backup_at(&moto, &db, days(-12)).await;
+    let db2 = backup_at(&moto, &db, days(-11)).await;
+    moto.terminate(HOME, &db).await;
+    let copy1 = copy_at(&moto, &web1, &web, DR, days(-12), days(-1), true).await;
+    let copy2 = copy_at(&moto, &web2, &web, DR, days(-11), days(-1), true).await;
+    let config = Config {
+        copy_to_regions: vec![region(DR)],
+        ..config()
+    };
+
+    // WHEN the sweep runs with KEEP_LAST=1 (the default)
+    let report = sweep(&moto, &config).await;
+
+    // THEN the newest AMI of each source stays at home, even of the gone instance
+    let home = &report["regions"][HOME];
+    assert_eq!(ids(home, "deregistered"), sorted(vec![web1, web2, db1]));
+    assert_eq!(kept_reason(home, &web3), "keep-last");
+    assert_eq!(kept_reason(home, &db2), "keep-last");
+    // AND copies are counted in their own region: the newest copy stays in us-west-2
+    let dr = &report["regions"][DR];
+    assert_eq!(ids(dr, "deregistered"), vec![copy1]);
+    assert_eq!(kept_reason(dr, &copy2), "keep-last");
+    assert_eq!(image_ids(&moto, DR).await, BTreeSet::from([copy2]));
+}
+
+#[tokio::test]
+async fn keep_last_zero_lets_the_last_backup_expire_and_two_keeps_two() {
+    // GIVEN three expired AMIs of an instance
+    let moto = Moto::start().await;
+    let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let a = backup_at(&moto, &i, days(-12)).await;
+    let b = backup_at(&moto, &i, days(-11)).await;
+    let c = backup_at(&moto, &i, days(-10)).await;
+
+    // WHEN swept with KEEP_LAST=2, THEN the two newest stay
+    let two = Config {
+        keep_last: 2,
+        ..config()
+    };
+    let report = sweep(&moto, &two).await;
+    assert_eq!(ids(&report["regions"][HOME], "deregistered"), vec![a]);
+    assert_eq!(kept_reason(&report["regions"][HOME], &b), "keep-last");
+
+    // WHEN swept with KEEP_LAST=0, THEN none is kept by count, not even the last
+    let zero = Config {
+        keep_last: 0,
+        ..config()
+    };
+    let report = sweep(&moto, &zero).await;
+    assert_eq!(
+        ids(&report["regions"][HOME], "deregistered"),
+        sorted(vec![b, c])
+    );
+    assert!(image_ids(&moto, HOME).await.is_empty());
+    assert!(snapshot_ids(&moto, HOME).await.is_empty());
+}
+
+#[tokio::test]
+async fn images_and_snapshots_of_others_stay_however_expired_they_look() {
+    // GIVEN an AMI and a snapshot with no managed-by, named and tagged like old backups, and an
+    // AMI and snapshot of another deployment, all "expired" years ago
+    let moto = Moto::start().await;
+    let ec2 = moto.client(HOME);
+    let i = moto.instance(HOME, &[("Name", "web")], 0).await;
+    let look_alike = [
+        ("backup:kind", "image"),
+        ("backup:source", i.as_str()),
+        ("backup:expires-at", "2020-01-01T00:00:00Z"),
+        ("backup:created-at", "2019-12-01T00:00:00Z"),
+    ];
+    let mut other_deployment = look_alike.to_vec();
+    other_deployment.push(("backup:managed-by", "someone-else"));
+    let mut images = Vec::new();
+    for (n, t) in [look_alike.to_vec(), other_deployment.clone()]
+        .into_iter()
+        .enumerate()
+    {
+        let id = ec2
+            .create_image()
+            .instance_id(&i)
+            .name(format!("ec2-backup web 2020-01-0{n}"))
+            .description("ec2-backup of web")
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Image)
+                    .set_tags(Some(tags(&t)))
+                    .build(),
+            )
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Snapshot)
+                    .set_tags(Some(tags(&t)))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .image_id()
+            .unwrap()
+            .to_string();
+        images.push(id);
+    }
+    let vol = moto.volume(HOME, &[]).await;
+    for t in [look_alike.to_vec(), other_deployment] {
+        ec2.create_snapshot()
+            .volume_id(&vol)
+            .description("ec2-backup snapshot")
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Snapshot)
+                    .set_tags(Some(tags(&t)))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    // A plain image deregistered by hand leaves an untagged snapshot behind: not ours either.
+    let before_images = image_ids(&moto, HOME).await;
+    let before_snapshots = snapshot_ids(&moto, HOME).await;
+    moto.reset_calls();
+
+    // WHEN the sweep runs
+    let report = sweep(&moto, &config()).await;
+
+    // THEN nothing was touched, nor even reported: only the two describes were called
+    let home = &report["regions"][HOME];
+    for list in ["deregistered", "deleted_snapshots", "kept", "failed"] {
+        assert_eq!(home[list], json!([]), "{list}: {report}");
+    }
+    assert_eq!(image_ids(&moto, HOME).await, before_images);
+    assert_eq!(snapshot_ids(&moto, HOME).await, before_snapshots);
+    let calls = moto.calls_in(HOME);
+    assert_eq!(
+        calls.keys().cloned().collect::<Vec<_>>(),
+        ["DescribeImages", "DescribeSnapshots"],
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_snapshot_still_in_use_by_another_image_is_kept_not_failed() {
+    // GIVEN an expired AMI of ours that someone adopted (retagged as another deployment's): its
+    // snapshots, still tagged ours and expired, look like orphans to us
+    let moto = Moto::start().await;
+    let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let adopted = backup_at(&moto, &i, days(-10)).await;
+    let snaps = image_snapshots(&moto, HOME, &adopted).await;
+    moto.set_tags(HOME, &adopted, &[("backup:managed-by", "team-b")])
+        .await;
+    moto.reset_calls();
+
+    // WHEN the sweep runs
+    let report = sweep(&moto, &config()).await;
+
+    // THEN EC2 refused the delete as in use, and the snapshot is kept for a later run, reported
+    // "in-use", and the invocation succeeded
+    let home = &report["regions"][HOME];
+    assert_eq!(kept_reason(home, &snaps[0]), "in-use");
+    assert_eq!(home["failed"], json!([]));
+    assert_eq!(home["deleted_snapshots"], json!([]));
+    assert_eq!(moto.calls_in(HOME).get("DeleteSnapshot"), Some(&1));
+    assert!(image_ids(&moto, HOME).await.contains(&adopted));
+    assert!(snapshot_ids(&moto, HOME).await.contains(&snaps[0]));
+}
+
+#[tokio::test]
+async fn snapshots_orphaned_by_a_crash_are_found_and_deleted() {
+    // GIVEN an expired AMI deregistered by an earlier run that crashed before deleting its
+    // snapshots (simulated: deregistered directly), and a fresh one crashed the same way
+    let moto = Moto::start().await;
+    let i = moto.instance(HOME, &[("Backup", "true")], 1).await;
+    let expired = backup_at(&moto, &i, days(-10)).await;
+    let fresh = backup_at(&moto, &i, days(-1)).await;
+    let orphans = image_snapshots(&moto, HOME, &expired).await;
+    let young_orphans = image_snapshots(&moto, HOME, &fresh).await;
+    for ami in [&expired, &fresh] {
+        moto.client(HOME)
+            .deregister_image()
+            .image_id(ami)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // WHEN the sweep runs
+    let report = sweep(&moto, &config()).await;
+
+    // THEN the expired orphans are deleted as orphans; the young ones wait, reported
+    let home = &report["regions"][HOME];
+    assert_eq!(ids(home, "deleted_snapshots"), sorted(orphans.clone()));
+    assert!(
+        home["deleted_snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["reason"] == "orphan" && d["source"] == i.as_str())
+    );
+    for s in &young_orphans {
+        assert_eq!(kept_reason(home, s), "not-expired");
+    }
+    let left = snapshot_ids(&moto, HOME).await;
+    assert!(orphans.iter().all(|s| !left.contains(s)));
+}
+
+#[tokio::test]
+async fn a_crash_after_tagging_leaves_findable_orphans() {
+    // GIVEN an expired DR copy whose snapshot carries none of our tags (a copy made without
+    // snapshot tags), and DeregisterImage failing once in the DR region (the "crash")
+    let moto = Moto::start().await;
+    let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let ami = backup_at(&moto, &i, days(-3)).await;
+    let copy = copy_at(&moto, &ami, &i, DR, days(-3), days(-1), false).await;
+    let copy_snaps = image_snapshots(&moto, DR, &copy).await;
+    let untagged = moto.snapshots(DR).await;
+    assert!(untagged.iter().all(|s| s.tags().is_empty()), "{untagged:?}");
+    moto.fault(json!({"action": "DeregisterImage", "region": DR, "code": "UnauthorizedOperation", "status": 403, "count": 1}));
+    let config = Config {
+        keep_last: 0,
+        copy_to_regions: vec![region(DR)],
+        ..config()
+    };
+    moto.reset_calls();
+
+    // WHEN the sweep runs
+    let (report, ok) = expire_with(&moto.clients(HOME), &config, &json!({}), now()).await;
+
+    // THEN the copy failed and stays, but its snapshot already carries our tags, expired
+    assert!(!ok);
+    assert_eq!(ids(&report["regions"][DR], "failed"), vec![copy.clone()]);
+    assert_eq!(
+        report["regions"][DR]["failed"][0]["code"],
+        "UnauthorizedOperation"
+    );
+    let tagged = tag_map(
+        moto.snapshots(DR)
+            .await
+            .iter()
+            .find(|s| s.snapshot_id() == Some(copy_snaps[0].as_str()))
+            .unwrap()
+            .tags(),
+    );
+    assert_eq!(tagged["backup:managed-by"], "ec2-backup");
+    assert_eq!(tagged["backup:expires-at"], format_time(days(-1)));
+    assert_eq!(moto.calls_in(DR).get("CreateTags"), Some(&1));
+    moto.assert_calls_allowed("expire");
+    assert_no_untracked_orphans(&moto, &report).await;
+
+    // AND the next sweep deregisters it and deletes the snapshot
+    let report = sweep(&moto, &config).await;
+    assert_eq!(ids(&report["regions"][DR], "deregistered"), vec![copy]);
+    assert_eq!(ids(&report["regions"][DR], "deleted_snapshots"), copy_snaps);
+    assert!(snapshot_ids(&moto, DR).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_dr_copy_expires_on_its_own_clock_in_a_region_named_only_by_tags() {
+    // GIVEN an instance copying to eu-west-1 by its own tag (COPY_TO_REGIONS is empty): a fresh
+    // original at home, and in eu-west-1 an expired copy of an older AMI and a fresh copy
+    // whose copy retention is longer than the original's
+    let moto = Moto::start().await;
+    let i = moto
+        .instance(HOME, &[("Backup", "true"), ("backup:copy-to", DR2)], 0)
+        .await;
+    let older = backup_at(&moto, &i, days(-10)).await;
+    let newer = backup_at(&moto, &i, days(-3)).await;
+    let old_copy = copy_at(&moto, &older, &i, DR2, days(-10), days(-2), true).await;
+    let new_copy = copy_at(&moto, &newer, &i, DR2, days(-3), days(27), true).await;
+    let old_copy_snaps = image_snapshots(&moto, DR2, &old_copy).await;
+    // The original at home is made to expire too; the fresh copy must outlive it.
+    moto.set_tags(
+        HOME,
+        &newer,
+        &[("backup:expires-at", &format_time(days(-1)))],
+    )
+    .await;
+
+    // WHEN the sweep runs with KEEP_LAST=0
+    let report = sweep(
+        &moto,
+        &Config {
+            keep_last: 0,
+            ..config()
+        },
+    )
+    .await;
+
+    // THEN eu-west-1 was swept because a backup's copy-to named it
+    let regions: Vec<&String> = report["regions"].as_object().unwrap().keys().collect();
+    assert_eq!(regions, [DR2, HOME]);
+    // AND there the expired copy went with its snapshot, the fresh copy stays, whatever its
+    // original at home did
+    let dr = &report["regions"][DR2];
+    assert_eq!(ids(dr, "deregistered"), vec![old_copy]);
+    assert_eq!(ids(dr, "deleted_snapshots"), old_copy_snaps);
+    assert_eq!(kept_reason(dr, &new_copy), "not-expired");
+    assert_eq!(
+        ids(&report["regions"][HOME], "deregistered"),
+        sorted(vec![older, newer])
+    );
+    assert_eq!(image_ids(&moto, DR2).await, BTreeSet::from([new_copy]));
+}
+
+#[tokio::test]
+async fn cleanup_regions_are_swept_too() {
+    // GIVEN an expired copy in eu-west-1, named by no tag and no COPY_TO_REGIONS
+    let moto = Moto::start().await;
+    let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let ami = backup_at(&moto, &i, days(-1)).await;
+    let copy = copy_at(&moto, &ami, &i, DR2, days(-9), days(-2), true).await;
+    let copy2 = copy_at(&moto, &ami, &i, DR2, days(-8), days(-1), true).await;
+
+    // WHEN swept without, then with, CLEANUP_REGIONS=eu-west-1
+    let report = sweep(&moto, &config()).await;
+    assert!(report["regions"].get(DR2).is_none());
+    let report = sweep(
+        &moto,
+        &Config {
+            cleanup_regions: vec![region(DR2)],
+            ..config()
+        },
+    )
+    .await;
+
+    // THEN only then is it swept: the older copy goes, the newest is kept as the last
+    assert_eq!(ids(&report["regions"][DR2], "deregistered"), vec![copy]);
+    assert_eq!(kept_reason(&report["regions"][DR2], &copy2), "keep-last");
+}
+
+#[tokio::test]
+async fn dry_run_reports_the_same_plan_and_changes_nothing() {
+    // GIVEN expired AMIs, an orphan and a fresh AMI
+    let moto = Moto::start().await;
+    let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let a = backup_at(&moto, &i, days(-12)).await;
+    let b = backup_at(&moto, &i, days(-11)).await;
+    let _c = backup_at(&moto, &i, days(-1)).await;
+    moto.client(HOME)
+        .deregister_image()
+        .image_id(&a)
+        .send()
+        .await
+        .unwrap();
+    let before = (
+        image_ids(&moto, HOME).await,
+        snapshot_ids(&moto, HOME).await,
+    );
+
+    for (how, config, payload) in [
+        ("payload", config(), event("expire-dry-run.json", &[])),
+        (
+            "DRY_RUN",
+            Config {
+                dry_run: true,
+                ..config()
+            },
+            event("scheduled-event.json", &[]),
+        ),
+    ] {
+        // WHEN a dry run is asked for through the payload, or through DRY_RUN
+        moto.reset_calls();
+        let (plan, ok) = expire_with(&moto.clients(HOME), &config, &payload, now()).await;
+        assert!(ok, "{how}: {plan}");
+        assert_no_untracked_orphans(&moto, &plan).await;
+
+        // THEN it says what it would do, and only described
+        assert_eq!(plan["dry_run"], json!(true), "{how}");
+        assert_eq!(ids(&plan["regions"][HOME], "deregistered"), vec![b.clone()]);
+        assert_eq!(ids(&plan["regions"][HOME], "deleted_snapshots").len(), 2);
+        let calls = moto.calls_in(HOME);
+        assert_eq!(
+            calls.keys().cloned().collect::<Vec<_>>(),
+            ["DescribeImages", "DescribeSnapshots"],
+            "{how}: {calls:?}"
+        );
+        assert_eq!(
+            (
+                image_ids(&moto, HOME).await,
+                snapshot_ids(&moto, HOME).await
+            ),
+            before,
+            "{how}"
+        );
+    }
+
+    // AND the real run does exactly what the dry run said
+    let (plan, _) = expire_with(
+        &moto.clients(HOME),
+        &config(),
+        &json!({"dry_run": true}),
+        now(),
+    )
+    .await;
+    let mut real = sweep(&moto, &config()).await;
+    real["dry_run"] = json!(true);
+    assert_eq!(real, plan);
+}
+
+#[tokio::test]
+async fn a_region_whose_calls_fail_is_reported_and_the_others_are_swept() {
+    // GIVEN expired copies in us-west-2 and eu-west-1, an expired AMI at home, and every
+    // DescribeImages in eu-west-1 refused
+    let moto = Moto::start().await;
+    let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let a = backup_at(&moto, &i, days(-12)).await;
+    let b = backup_at(&moto, &i, days(-11)).await;
+    let west = copy_at(&moto, &a, &i, DR, days(-12), days(-2), true).await;
+    let eu = copy_at(&moto, &a, &i, DR2, days(-12), days(-2), true).await;
+    let eu_snaps = image_snapshots(&moto, DR2, &eu).await;
+    moto.fault(json!({"action": "DescribeImages", "region": DR2, "code": "UnauthorizedOperation", "message": "You are not authorized to perform this operation.", "status": 403}));
+    let config = Config {
+        keep_last: 0,
+        copy_to_regions: vec![region(DR), region(DR2)],
+        ..config()
+    };
+
+    // WHEN the sweep runs
+    let (report, ok) = expire_with(&moto.clients(HOME), &config, &json!({}), now()).await;
+
+    // THEN the invocation fails, carrying the whole report
+    assert!(!ok);
+    moto.http("DELETE", "/_test/faults", "");
+    // AND eu-west-1 is reported failed with the AWS code, and nothing there was touched
+    let eu_report = &report["regions"][DR2];
+    assert_eq!(ids(eu_report, "failed"), vec![DR2.to_string()]);
+    assert_eq!(eu_report["failed"][0]["code"], "UnauthorizedOperation");
+    assert!(image_ids(&moto, DR2).await.contains(&eu));
+    assert!(snapshot_ids(&moto, DR2).await.contains(&eu_snaps[0]));
+    assert_eq!(moto.calls_in(DR2).get("DeleteSnapshot"), None);
+    // AND home and us-west-2 were swept all the same
+    assert_eq!(
+        ids(&report["regions"][HOME], "deregistered"),
+        sorted(vec![a, b])
+    );
+    assert_eq!(ids(&report["regions"][DR], "deregistered"), vec![west]);
+    assert_eq!(report["regions"][DR]["failed"], json!([]));
+    assert_no_untracked_orphans(&moto, &report).await;
+}
+
+#[tokio::test]
+async fn a_delete_that_fails_is_reported_and_the_rest_go_on() {
+    // GIVEN two expired standalone snapshots and DeleteSnapshot refused once
+    let moto = Moto::start().await;
+    let vol = moto.volume(HOME, &[("Backup", "true")]).await;
+    let s1 = snapshot_at(&moto, &vol, days(-12)).await;
+    let s2 = snapshot_at(&moto, &vol, days(-11)).await;
+    moto.fault(json!({"action": "DeleteSnapshot", "code": "UnauthorizedOperation", "status": 403, "count": 1}));
+    let config = Config {
+        keep_last: 0,
+        ..config()
+    };
+
+    // WHEN the sweep runs
+    let (report, ok) = expire_with(&moto.clients(HOME), &config, &json!({}), now()).await;
+
+    // THEN one was deleted, the other failed with its code, and the invocation failed
+    assert!(!ok);
+    let home = &report["regions"][HOME];
+    let (deleted, failed) = (ids(home, "deleted_snapshots"), ids(home, "failed"));
+    assert_eq!(deleted.len() + failed.len(), 2, "{report}");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(home["failed"][0]["code"], "UnauthorizedOperation");
+    assert_eq!(home["failed"][0]["source"], vol.as_str());
+    assert_eq!(sorted([deleted, failed].concat()), sorted(vec![s1, s2]));
+    assert_no_untracked_orphans(&moto, &report).await;
+    // AND the next run finishes the job
+    let report = sweep(&moto, &config).await;
+    assert_eq!(ids(&report["regions"][HOME], "deleted_snapshots").len(), 1);
+}
+
+#[tokio::test]
+async fn throttled_deletes_are_retried_by_the_sdk() {
+    // GIVEN an expired AMI, and DeregisterImage and DeleteSnapshot throttled twice each
+    let moto = Moto::start().await;
+    let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let a = backup_at(&moto, &i, days(-12)).await;
+    moto.fault(json!({"action": "DeregisterImage", "code": "RequestLimitExceeded", "message": "slow down", "status": 503, "count": 2}));
+    moto.fault(json!({"action": "DeleteSnapshot", "code": "RequestLimitExceeded", "message": "slow down", "status": 503, "count": 2}));
+    // SAFETY: tests hold the server lock; nothing else reads the environment meanwhile.
+    unsafe {
+        std::env::set_var("AWS_ENDPOINT_URL", moto.url());
+        std::env::set_var("AWS_REGION", HOME);
+        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+    }
+    let sdk = shared::lambda::sdk_config().await;
+    let clients = Clients::from_sdk(sdk, region(HOME));
+    moto.reset_calls();
+
+    // WHEN the sweep runs with the functions' own SDK configuration
+    let (report, ok) = expire_with(
+        &clients,
+        &Config {
+            keep_last: 0,
+            ..config()
+        },
+        &json!({}),
+        now(),
+    )
+    .await;
+
+    // THEN the SDK retried and everything was deleted
+    assert!(ok, "{report}");
+    assert_eq!(ids(&report["regions"][HOME], "deregistered"), vec![a]);
+    let calls = moto.calls_in(HOME);
+    assert_eq!(calls.get("DeregisterImage"), Some(&3), "{calls:?}");
+    assert_eq!(calls.get("DeleteSnapshot"), Some(&3), "{calls:?}");
+}
+
+#[tokio::test]
+async fn a_large_sweep_reads_every_page_and_costs_one_call_per_deletion() {
+    // GIVEN 12 instances with one expired and one fresh AMI each, read in pages of 5
+    let moto = Moto::start().await;
+    let mut expired = Vec::new();
+    for _ in 0..12 {
+        let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
+        expired.push(backup_at(&moto, &i, days(-10)).await);
+        backup_at(&moto, &i, days(-1)).await;
+    }
+    let url = moto.url().to_string();
+    let clients = Clients::new(region(HOME), move |r| {
+        let conf = aws_sdk_ec2::Config::builder()
+            .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+            .region(aws_sdk_ec2::config::Region::new(r.to_string()))
+            .endpoint_url(&url)
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            ))
+            .build();
+        shared::ec2::Ec2::new(aws_sdk_ec2::Client::from_conf(conf), r.clone()).with_page_size(5)
+    });
+    moto.reset_calls();
+
+    // WHEN the sweep runs
+    let (report, ok) = expire_with(&clients, &config(), &json!({}), now()).await;
+
+    // THEN all 12 expired AMIs were found across the pages and deleted, one call each
+    assert!(ok, "{report}");
+    assert_eq!(
+        ids(&report["regions"][HOME], "deregistered"),
+        sorted(expired)
+    );
+    assert_eq!(ids(&report["regions"][HOME], "kept").len(), 12);
+    let calls = moto.calls_in(HOME);
+    assert_eq!(
+        calls.get("DescribeImages"),
+        Some(&5),
+        "24 images in pages of 5: {calls:?}"
+    );
+    assert_eq!(calls.get("DescribeSnapshots"), Some(&5), "{calls:?}");
+    assert_eq!(calls.get("DeregisterImage"), Some(&12), "{calls:?}");
+    assert_eq!(calls.get("DeleteSnapshot"), Some(&12), "{calls:?}");
+    assert_eq!(calls.get("CreateTags"), None, "{calls:?}");
+    moto.assert_calls_allowed("expire");
+    assert_no_untracked_orphans(&moto, &report).await;
+}
+
+#[tokio::test]
+async fn the_event_samples_are_one_sweep_and_any_other_payload_is_rejected() {
+    // GIVEN the sample events of expire and of the schedule
+    let moto = Moto::start().await;
+    let clients = moto.clients(HOME);
+    for name in [
+        "expire-sweep.json",
+        "expire-dry-run.json",
+        "scheduled-event.json",
+    ] {
+        // WHEN each is handled, THEN it is one sweep
+        let (report, ok) = expire_with(&clients, &config(), &event(name, &[]), now()).await;
+        assert!(ok, "{name}: {report}");
+        assert_eq!(
+            report["dry_run"],
+            json!(name == "expire-dry-run.json"),
+            "{name}"
+        );
+        assert!(report["regions"].get(HOME).is_some(), "{name}");
+    }
+    // AND anything else is an error naming what was expected, before any call
+    moto.reset_calls();
+    for payload in [
+        json!({"instance_ids": ["i-12345678"]}),
+        json!({"dry_run": "please"}),
+        event("tag-change-instance.json", &[]),
+    ] {
+        let err = shared::expire::handle(&config(), &clients, &payload, now())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, shared::Error::Payload(_)), "{err}");
+        assert!(err.to_string().contains("Scheduled Event"), "{err}");
+    }
+    assert!(moto.calls().is_empty(), "{:?}", moto.calls());
+}
