@@ -74,6 +74,7 @@ pub fn plan(
     sources: &[Source],
     recent: &[RecentBackup],
     now: DateTime<Utc>,
+    name_stamp: DateTime<Utc>,
 ) -> Plan {
     let mut report = CreateReport {
         dry_run: config.dry_run,
@@ -99,6 +100,23 @@ pub fn plan(
             continue;
         }
         let states = backed_up_states(kind);
+        // An instance launched with the tag fires its Tag Change while still pending: fail it so
+        // that Lambda's retry, a minute later, backs it up once it runs, instead of waiting for
+        // the next schedule.
+        if trigger == Trigger::TagChange && matches!(source.state.as_str(), "pending" | "creating")
+        {
+            report.failed.push(Failed {
+                source: source.id.clone(),
+                error: format!(
+                    "{} {} is still {}: the retry backs it up once it is ready",
+                    kind.resource_type(),
+                    source.id,
+                    source.state
+                ),
+                code: Some("IncorrectState".into()),
+            });
+            continue;
+        }
         if !states.contains(&source.state.as_str()) {
             report.skip(
                 &source.id,
@@ -157,7 +175,7 @@ pub fn plan(
         jobs.push(match kind {
             ResourceKind::Instance => Job::Image(ImageRequest {
                 instance_id: source.id.clone(),
-                name: ami_name(source.name(), &source.id, now),
+                name: ami_name(source.name(), &source.id, name_stamp),
                 description: image_description(&source.id, &config.deployment_name),
                 reboot: policy.reboot,
                 tags,
@@ -252,6 +270,7 @@ pub async fn run(
     now: DateTime<Utc>,
 ) -> Result<CreateReport, Error> {
     let keys = TagKeys::new(&config.tag_prefix);
+    let event_time = request.event_time();
     let (trigger, ids) = match request {
         CreateRequest::Ignored { event_id, reason } => {
             let mut report = CreateReport {
@@ -295,6 +314,9 @@ pub async fn run(
         (_, ResourceKind::Instance) => ec2.recent_images(&keys, &config.deployment_name).await?,
         (_, ResourceKind::Volume) => ec2.recent_snapshots(&keys, &config.deployment_name).await?,
     };
+    // The AMI name carries the event's own time (the same on every redelivery of the event), so
+    // a duplicate that races past the describe above still collides on the name.
+    let name_stamp = event_time.unwrap_or(now);
     let plan = plan(
         kind,
         config,
@@ -305,6 +327,7 @@ pub async fn run(
         &sources,
         &recent,
         now,
+        name_stamp,
     );
     Ok(execute(ec2, plan, config.dry_run).await)
 }
@@ -336,4 +359,79 @@ pub async fn handle(
     );
     let failed = report.failed.len();
     crate::report::into_outcome(report, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tags::parse_time;
+
+    fn source(id: &str, state: &str, tags: &[(&str, &str)]) -> Source {
+        Source {
+            id: id.into(),
+            state: state.into(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            attached_to: None,
+        }
+    }
+
+    fn plan_for(trigger: Trigger, sources: &[Source], stamp: &str) -> Plan {
+        let config = Config::default();
+        let now = parse_time("2026-11-25T03:01:30Z").unwrap();
+        plan(
+            ResourceKind::Instance,
+            &config,
+            &TagKeys::new("backup"),
+            &Region::parse("us-east-1").unwrap(),
+            trigger,
+            None,
+            sources,
+            &[],
+            now,
+            parse_time(stamp).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_pending_instance_from_a_tag_change_fails_for_a_retry_but_a_sweep_skips_it() {
+        let s = [source("i-1", "pending", &[("Backup", "true")])];
+        let p = plan_for(Trigger::TagChange, &s, "2026-11-25T03:00:00Z");
+        assert!(p.jobs.is_empty());
+        assert_eq!(p.report.failed[0].code.as_deref(), Some("IncorrectState"));
+        let p = plan_for(Trigger::Schedule, &s, "2026-11-25T03:00:00Z");
+        assert!(p.report.failed.is_empty());
+        assert!(
+            p.report.skipped[0].reason.contains("pending"),
+            "{:?}",
+            p.report.skipped
+        );
+    }
+
+    #[test]
+    fn reboot_tag_and_the_event_time_reach_the_create_image_request() {
+        let s = [
+            source(
+                "i-1",
+                "running",
+                &[("Backup", "true"), ("backup:reboot", "true")],
+            ),
+            source("i-2", "stopped", &[("Backup", "true")]),
+        ];
+        let p = plan_for(Trigger::TagChange, &s, "2026-11-25T02:58:12Z");
+        let requests: Vec<&ImageRequest> = p
+            .jobs
+            .iter()
+            .map(|j| match j {
+                Job::Image(r) => r,
+                Job::Snapshot(_) => panic!("an instance makes an image"),
+            })
+            .collect();
+        assert!(requests[0].reboot);
+        assert!(!requests[1].reboot, "NoReboot unless asked");
+        // The name carries the event's time, not the clock's.
+        assert_eq!(requests[0].name, "i-1-20261125T0258Z");
+    }
 }

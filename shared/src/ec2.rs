@@ -76,6 +76,43 @@ pub fn tag_specification(resource: ResourceType, tags: &Tags) -> TagSpecificatio
         .build()
 }
 
+/// EC2 takes at most 200 values in one filter.
+pub const MAX_FILTER_VALUES: usize = 200;
+
+/// The filter sets of one describe per chunk of named ids (a filter, not the ids parameter: an
+/// id that no longer exists is then absent instead of failing the whole call), or the one
+/// filter set of a sweep: the opt-in key in its common spellings, in the live states.
+fn source_filters(
+    ids: Option<&[String]>,
+    id_filter: &str,
+    keys: &TagKeys,
+    state_filter: &str,
+    states: &[&str],
+) -> Vec<Vec<Filter>> {
+    match ids {
+        Some(ids) => ids
+            .chunks(MAX_FILTER_VALUES)
+            .map(|chunk| vec![filter(id_filter, chunk.iter().cloned())])
+            .collect(),
+        None => vec![vec![
+            filter("tag-key", keys.opt_in_spellings()),
+            filter(state_filter, states.iter().copied()),
+        ]],
+    }
+}
+
+/// When a backup was made: its `P:created-at` tag, unless AWS's own record is earlier (a tag
+/// edited into the future must not stop backups until that date).
+pub(crate) fn created_at(
+    tagged: Option<DateTime<Utc>>,
+    recorded: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    match (tagged, recorded) {
+        (Some(t), Some(r)) => Some(t.min(r)),
+        (t, r) => t.or(r),
+    }
+}
+
 pub(crate) fn tags_of(tags: &[Tag]) -> Tags {
     tags.iter()
         .map(|t| {
@@ -136,39 +173,38 @@ impl Ec2 {
         keys: &TagKeys,
         ids: Option<&[String]>,
     ) -> Result<Vec<Source>, Error> {
-        let filters = match ids {
-            // A filter, not InstanceIds: an id that no longer exists is then simply absent
-            // instead of failing the whole call.
-            Some(ids) => vec![filter("instance-id", ids.iter().cloned())],
-            None => vec![
-                filter("tag-key", keys.opt_in_spellings()),
-                filter("instance-state-name", ["running", "stopped"]),
-            ],
-        };
-        let mut pages = self
-            .client
-            .describe_instances()
-            .set_filters(Some(filters))
-            .into_paginator()
-            .page_size(self.page_size)
-            .send();
         let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(self.err("DescribeInstances"))?;
-            for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-                let Some(id) = instance.instance_id() else {
-                    continue;
-                };
-                out.push(Source {
-                    id: id.to_string(),
-                    state: instance
-                        .state()
-                        .and_then(|s| s.name())
-                        .map(|n| n.as_str().to_string())
-                        .unwrap_or_default(),
-                    tags: tags_of(instance.tags()),
-                    attached_to: None,
-                });
+        for filters in source_filters(
+            ids,
+            "instance-id",
+            keys,
+            "instance-state-name",
+            &["running", "stopped"],
+        ) {
+            let mut pages = self
+                .client
+                .describe_instances()
+                .set_filters(Some(filters))
+                .into_paginator()
+                .page_size(self.page_size)
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(self.err("DescribeInstances"))?;
+                for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                    let Some(id) = instance.instance_id() else {
+                        continue;
+                    };
+                    out.push(Source {
+                        id: id.to_string(),
+                        state: instance
+                            .state()
+                            .and_then(|s| s.name())
+                            .map(|n| n.as_str().to_string())
+                            .unwrap_or_default(),
+                        tags: tags_of(instance.tags()),
+                        attached_to: None,
+                    });
+                }
             }
         }
         Ok(out)
@@ -181,40 +217,35 @@ impl Ec2 {
         keys: &TagKeys,
         ids: Option<&[String]>,
     ) -> Result<Vec<Source>, Error> {
-        let filters = match ids {
-            Some(ids) => vec![filter("volume-id", ids.iter().cloned())],
-            None => vec![
-                filter("tag-key", keys.opt_in_spellings()),
-                filter("status", ["in-use", "available"]),
-            ],
-        };
-        let mut pages = self
-            .client
-            .describe_volumes()
-            .set_filters(Some(filters))
-            .into_paginator()
-            .page_size(self.page_size)
-            .send();
         let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(self.err("DescribeVolumes"))?;
-            for volume in page.volumes() {
-                let Some(id) = volume.volume_id() else {
-                    continue;
-                };
-                out.push(Source {
-                    id: id.to_string(),
-                    state: volume
-                        .state()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default(),
-                    tags: tags_of(volume.tags()),
-                    attached_to: volume
-                        .attachments()
-                        .iter()
-                        .find_map(|a| a.instance_id())
-                        .map(str::to_string),
-                });
+        for filters in source_filters(ids, "volume-id", keys, "status", &["in-use", "available"]) {
+            let mut pages = self
+                .client
+                .describe_volumes()
+                .set_filters(Some(filters))
+                .into_paginator()
+                .page_size(self.page_size)
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(self.err("DescribeVolumes"))?;
+                for volume in page.volumes() {
+                    let Some(id) = volume.volume_id() else {
+                        continue;
+                    };
+                    out.push(Source {
+                        id: id.to_string(),
+                        state: volume
+                            .state()
+                            .map(|s| s.as_str().to_string())
+                            .unwrap_or_default(),
+                        tags: tags_of(volume.tags()),
+                        attached_to: volume
+                            .attachments()
+                            .iter()
+                            .find_map(|a| a.instance_id())
+                            .map(str::to_string),
+                    });
+                }
             }
         }
         Ok(out)
@@ -251,10 +282,10 @@ impl Ec2 {
                     continue;
                 }
                 let tags = tags_of(image.tags());
-                let created = keys
-                    .get(&tags, key::CREATED_AT)
-                    .and_then(parse_time)
-                    .or_else(|| image.creation_date().and_then(parse_time));
+                let created = created_at(
+                    keys.get(&tags, key::CREATED_AT).and_then(parse_time),
+                    image.creation_date().and_then(parse_time),
+                );
                 if let (Some(id), Some(source), Some(created_at), None) = (
                     image.image_id(),
                     keys.get(&tags, key::SOURCE),
@@ -295,10 +326,10 @@ impl Ec2 {
                     continue;
                 }
                 let tags = tags_of(snapshot.tags());
-                let created = keys
-                    .get(&tags, key::CREATED_AT)
-                    .and_then(parse_time)
-                    .or_else(|| snapshot.start_time().and_then(smithy_time));
+                let created = created_at(
+                    keys.get(&tags, key::CREATED_AT).and_then(parse_time),
+                    snapshot.start_time().and_then(smithy_time),
+                );
                 if let (Some(id), Some(source), Some(created_at), None) = (
                     snapshot.snapshot_id(),
                     keys.get(&tags, key::SOURCE),

@@ -3,6 +3,7 @@
 
 use crate::error::Error;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 /// What a create function backs up.
@@ -44,10 +45,14 @@ impl ResourceKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateRequest {
     /// The schedule: sweep every opted-in resource of the region.
-    Schedule { event_id: Option<String> },
+    Schedule {
+        event_id: Option<String>,
+        time: Option<DateTime<Utc>>,
+    },
     /// Tags changed on these resources: back them up if they opt in and are due.
     TagChange {
         event_id: Option<String>,
+        time: Option<DateTime<Utc>>,
         region: Option<String>,
         ids: Vec<String>,
     },
@@ -63,10 +68,18 @@ pub enum CreateRequest {
 impl CreateRequest {
     pub fn event_id(&self) -> Option<&str> {
         match self {
-            CreateRequest::Schedule { event_id }
+            CreateRequest::Schedule { event_id, .. }
             | CreateRequest::TagChange { event_id, .. }
             | CreateRequest::Ignored { event_id, .. } => event_id.as_deref(),
             CreateRequest::OnDemand { .. } => None,
+        }
+    }
+
+    /// When EventBridge says the event happened: the same on every redelivery of it.
+    pub fn event_time(&self) -> Option<DateTime<Utc>> {
+        match self {
+            CreateRequest::Schedule { time, .. } | CreateRequest::TagChange { time, .. } => *time,
+            CreateRequest::OnDemand { .. } | CreateRequest::Ignored { .. } => None,
         }
     }
 }
@@ -135,8 +148,9 @@ pub fn parse_create_request(payload: &Value, kind: ResourceKind) -> Result<Creat
     if let Some(event) = eventbridge(payload) {
         let event = event?;
         let event_id = event.id.clone();
+        let time = event.time;
         return match (event.source.as_str(), event.detail_type.as_str()) {
-            ("aws.events", SCHEDULED) => Ok(CreateRequest::Schedule { event_id }),
+            ("aws.events", SCHEDULED) => Ok(CreateRequest::Schedule { event_id, time }),
             ("aws.tag", TAG_CHANGE) => {
                 let service = event
                     .detail
@@ -174,6 +188,7 @@ pub fn parse_create_request(payload: &Value, kind: ResourceKind) -> Result<Creat
                 }
                 Ok(CreateRequest::TagChange {
                     event_id,
+                    time,
                     region: event.region,
                     ids,
                 })
@@ -248,7 +263,8 @@ mod tests {
         assert_eq!(
             parse_create_request(&scheduled(), ResourceKind::Instance).unwrap(),
             CreateRequest::Schedule {
-                event_id: Some("e-1".into())
+                event_id: Some("e-1".into()),
+                time: crate::tags::parse_time("2026-11-25T03:00:00Z"),
             }
         );
     }
@@ -263,6 +279,7 @@ mod tests {
             parse_create_request(&e, ResourceKind::Instance).unwrap(),
             CreateRequest::TagChange {
                 event_id: Some("e-2".into()),
+                time: crate::tags::parse_time("2026-11-25T03:00:00Z"),
                 region: Some("us-east-1".into()),
                 ids: vec!["i-0123456789abcdef0".into()]
             }

@@ -21,15 +21,9 @@ fn config() -> Config {
 }
 
 async fn sweep(moto: &Moto, config: &Config, at: DateTime<Utc>) -> Value {
-    handle(
-        Instance,
-        config,
-        &moto.ec2(HOME),
-        &event("scheduled-event.json", &[]),
-        at,
-    )
-    .await
-    .expect("sweep succeeds")
+    handle(Instance, config, &moto.ec2(HOME), &scheduled_at(at), at)
+        .await
+        .expect("sweep succeeds")
 }
 
 async fn managed_images(moto: &Moto) -> Vec<aws_sdk_ec2::types::Image> {
@@ -289,6 +283,32 @@ async fn racing_invocations_in_the_same_minute_make_one_ami() {
 }
 
 #[tokio::test]
+async fn the_same_event_racing_itself_a_minute_apart_makes_one_ami() {
+    // Two deliveries of one Tag Change, handled at once on different minutes of the clock: the
+    // AMI name carries the event's own time, so the second collides even when neither saw the
+    // other's AMI.
+    let moto = Moto::start().await;
+    let id = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let e = event("tag-change-instance.json", &[("i-0123456789abcdef0", &id)]);
+    let ec2 = moto.ec2(HOME);
+    let config = config();
+    let (a, b) = tokio::join!(
+        handle(Instance, &config, &ec2, &e, now()),
+        handle(Instance, &config, &ec2, &e, now() + TimeDelta::seconds(90)),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let created = a["created"].as_array().unwrap().len() + b["created"].as_array().unwrap().len();
+    assert_eq!(created, 1, "{a} {b}");
+    let images = managed_images(&moto).await;
+    assert_eq!(images.len(), 1);
+    assert!(
+        images[0].name().unwrap().ends_with("-20261125T0258Z"),
+        "{:?}",
+        images[0].name()
+    );
+}
+
+#[tokio::test]
 async fn a_tag_change_that_opts_out_does_nothing() {
     let moto = Moto::start().await;
     let id = moto
@@ -522,4 +542,12 @@ async fn a_custom_prefix_and_deployment_name_are_written_and_matched() {
     assert_eq!(tags["snap:managed-by"], "prod");
     assert_eq!(tags["snap:expires-at"], "2026-12-09T03:00:00Z");
     assert_eq!(tags["snap:copy-to"], "");
+}
+
+/// The scheduled event as EventBridge would send it at `at`.
+fn scheduled_at(at: DateTime<Utc>) -> Value {
+    event(
+        "scheduled-event.json",
+        &[("2026-11-25T03:00:00Z", &shared::tags::format_time(at))],
+    )
 }

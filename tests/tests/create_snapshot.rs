@@ -22,15 +22,9 @@ async fn managed_snapshots(moto: &Moto) -> Vec<aws_sdk_ec2::types::Snapshot> {
 }
 
 async fn sweep(moto: &Moto, config: &Config, at: DateTime<Utc>) -> Value {
-    handle(
-        Volume,
-        config,
-        &moto.ec2(HOME),
-        &event("scheduled-event.json", &[]),
-        at,
-    )
-    .await
-    .expect("sweep succeeds")
+    handle(Volume, config, &moto.ec2(HOME), &scheduled_at(at), at)
+        .await
+        .expect("sweep succeeds")
 }
 
 #[tokio::test]
@@ -195,4 +189,12 @@ async fn on_demand_and_dry_run() {
             .contains("vol-00000000000000000 was not found"),
         "{err}"
     );
+}
+
+/// The scheduled event as EventBridge would send it at `at`.
+fn scheduled_at(at: DateTime<Utc>) -> Value {
+    event(
+        "scheduled-event.json",
+        &[("2026-11-25T03:00:00Z", &shared::tags::format_time(at))],
+    )
 }
