@@ -369,12 +369,14 @@ fn cut(text: &str, max: usize) -> String {
 }
 
 /// CopyImage's ClientToken: the same source and destination give the same token, so a replayed
-/// or racing copy returns the first image instead of making a second. After a failed copy the
-/// retry needs a token of its own (AWS would answer the failed image again).
-pub fn client_token(source_id: &str, destination: &Region, attempt: usize) -> String {
+/// or racing copy returns the first image instead of making a second. When an earlier copy
+/// failed or vanished, AWS would answer that dead image again for the same token: `salt` (what
+/// is known about the earlier copies) then gives the retry a token of its own, still the same
+/// for every replay of that retry.
+pub fn client_token(source_id: &str, destination: &Region, salt: &str) -> String {
     let mut token = format!("{source_id}-{destination}");
-    if attempt > 0 {
-        token.push_str(&format!("-{attempt}"));
+    if !salt.is_empty() {
+        token.push_str(&format!("-{:08x}", fnv1a(salt) as u32));
     }
     if token.len() <= CLIENT_TOKEN_MAX && token.is_ascii() {
         token
@@ -453,7 +455,10 @@ pub fn missing_copies(
         }
     }
     for Eligible { backup, targets } in sources {
-        let mut prepared: Option<(DateTime<Utc>, Duration)> = None;
+        let created_at = source_created_at(keys, backup, now, &mut plan.warnings);
+        let retention = copy_retention(keys, config, &backup.id, &backup.tags, &mut plan.warnings);
+        let expires_at = created_at + retention.to_delta();
+        let listed = listed_copies(keys.get(&backup.tags, key::COPIES).unwrap_or(""));
         for region in targets {
             if let Some(copy) = live.get(&(backup.id.as_str(), region)) {
                 plan.existing.push(Copied {
@@ -465,6 +470,20 @@ pub fn missing_copies(
                     source: backup.id.clone(),
                     region: Some(region.clone()),
                     reason: format!("already copied to {region} as {} ({})", copy.id, copy.state),
+                });
+                continue;
+            }
+            // With a copy retention shorter than the backup's, expire deletes the copy first:
+            // copying it again would only make a copy that is already due for deletion.
+            if expires_at <= now {
+                plan.skipped.push(Skipped {
+                    source: backup.id.clone(),
+                    region: Some(region.clone()),
+                    reason: format!(
+                        "a copy would expire at {} ({} after the backup), which has passed",
+                        format_time(expires_at),
+                        retention
+                    ),
                 });
                 continue;
             }
@@ -486,27 +505,27 @@ pub fn missing_copies(
                 continue;
             }
             *flying += 1;
-            let (created_at, retention) = *prepared.get_or_insert_with(|| {
-                (
-                    source_created_at(keys, backup, now, &mut plan.warnings),
-                    copy_retention(keys, config, &backup.id, &backup.tags, &mut plan.warnings),
-                )
-            });
-            let attempt = failed_attempts
+            let failed = failed_attempts
                 .get(&(backup.id.as_str(), region))
                 .copied()
                 .unwrap_or(0);
+            // A copy the original lists but that is not there any more was deleted.
+            let vanished = listed.get(region.as_str()).map(String::as_str);
+            let salt = match (failed, vanished) {
+                (0, None) => String::new(),
+                (n, v) => format!("{n}:{}", v.unwrap_or("")),
+            };
             plan.jobs.push(CopyJob {
                 kind: backup.kind,
                 source_id: backup.id.clone(),
                 source_region: backup.region.clone(),
                 destination: region.clone(),
                 name: match backup.kind {
-                    Kind::Image => copy_name(backup, attempt),
+                    Kind::Image => copy_name(backup, failed),
                     Kind::Snapshot => String::new(),
                 },
                 description: copy_description(&config.deployment_name, backup),
-                client_token: client_token(&backup.id, region, attempt),
+                client_token: client_token(&backup.id, region, &salt),
                 tags: copy_tags(keys, backup, created_at, retention, &mut plan.warnings),
                 encryption: encryption(config, backup, region, &mut plan.warnings),
             });
@@ -515,11 +534,10 @@ pub fn missing_copies(
     plan
 }
 
-/// `P:copies` on the original: `region=copy-id` pairs, the new ones merged into what is there
-/// (one pair per region, sorted). Unreadable pieces of the old value are dropped.
-pub fn merge_copies(current: Option<&str>, copies: &[(Region, String)]) -> String {
-    let mut pairs: BTreeMap<String, String> = BTreeMap::new();
-    for piece in current.unwrap_or("").split(',') {
+/// The `region=copy-id` pairs of a `P:copies` value; unreadable pieces are dropped.
+pub fn listed_copies(value: &str) -> BTreeMap<String, String> {
+    let mut pairs = BTreeMap::new();
+    for piece in value.split(',') {
         if let Some((r, id)) = piece.split_once('=') {
             let (r, id) = (r.trim(), id.trim());
             if Region::parse(r).is_ok() && !id.is_empty() {
@@ -527,6 +545,13 @@ pub fn merge_copies(current: Option<&str>, copies: &[(Region, String)]) -> Strin
             }
         }
     }
+    pairs
+}
+
+/// `P:copies` on the original: `region=copy-id` pairs, the new ones merged into what is there
+/// (one pair per region, sorted).
+pub fn merge_copies(current: Option<&str>, copies: &[(Region, String)]) -> String {
+    let mut pairs = listed_copies(current.unwrap_or(""));
     for (region, id) in copies {
         pairs.insert(region.to_string(), id.clone());
     }
@@ -814,21 +839,20 @@ mod tests {
         };
         assert!(copy_description("d", &wordy).len() <= DESCRIPTION_MAX);
 
-        let token = client_token("ami-0123456789abcdef0", &r("ap-southeast-2"), 0);
+        let token = client_token("ami-0123456789abcdef0", &r("ap-southeast-2"), "");
         assert_eq!(token, "ami-0123456789abcdef0-ap-southeast-2");
         assert_eq!(
             token,
-            client_token("ami-0123456789abcdef0", &r("ap-southeast-2"), 0)
+            client_token("ami-0123456789abcdef0", &r("ap-southeast-2"), "")
         );
         assert_ne!(
             token,
-            client_token("ami-0123456789abcdef0", &r("ap-southeast-1"), 0)
+            client_token("ami-0123456789abcdef0", &r("ap-southeast-1"), "")
         );
-        assert_ne!(
-            token,
-            client_token("ami-0123456789abcdef0", &r("ap-southeast-2"), 1)
-        );
-        let long = client_token(&format!("ami-{}", "f".repeat(70)), &r("us-east-1"), 0);
+        let retry = client_token("ami-0123456789abcdef0", &r("ap-southeast-2"), "1:");
+        assert_ne!(token, retry);
+        assert!(retry.len() <= CLIENT_TOKEN_MAX, "{retry}");
+        let long = client_token(&format!("ami-{}", "f".repeat(70)), &r("us-east-1"), "");
         assert!(long.len() <= CLIENT_TOKEN_MAX && long.is_ascii(), "{long}");
     }
 
@@ -889,9 +913,14 @@ mod tests {
             jobs,
             vec![
                 ("ami-1", "eu-west-1", "ami-1-eu-west-1"),
-                ("ami-2", "us-west-2", "ami-2-us-west-2-1"),
+                (
+                    "ami-2",
+                    "us-west-2",
+                    client_token("ami-2", &r("us-west-2"), "1:").as_str()
+                ),
             ]
         );
+        assert_eq!(plan.jobs[1].name, copy_name(&sources[1].backup, 1));
         assert_eq!(plan.existing.len(), 2);
         assert_eq!(plan.skipped.len(), 2);
         assert!(
@@ -907,6 +936,47 @@ mod tests {
             job.tags
                 .iter()
                 .any(|(k, v)| k == "backup:expires-at" && v == "2026-12-25T03:00:00Z")
+        );
+    }
+
+    #[test]
+    fn a_copy_that_vanished_is_made_again_with_a_token_of_its_own() {
+        let keys = TagKeys::new("backup");
+        let listed = image("ami-1", &[("backup:copies", "us-west-2=ami-gone")]);
+        let plan = missing_copies(&keys, &Config::default(), &[eligible(listed)], &[], now());
+        let west = plan
+            .jobs
+            .iter()
+            .find(|j| j.destination.as_str() == "us-west-2")
+            .unwrap();
+        assert_eq!(
+            west.client_token,
+            client_token("ami-1", &r("us-west-2"), "0:ami-gone")
+        );
+        assert_ne!(west.client_token, "ami-1-us-west-2");
+    }
+
+    #[test]
+    fn a_copy_that_would_already_have_expired_is_not_made() {
+        // Copies kept 1 day, backup kept 7: on day 2 expire has deleted the copy; the sweep
+        // must not make it again.
+        let keys = TagKeys::new("backup");
+        let b = image("ami-1", &[("backup:copy-retention", "1d")]);
+        let plan = missing_copies(
+            &keys,
+            &Config::default(),
+            &[eligible(b)],
+            &[],
+            at("2026-11-26T03:00:00Z"),
+        );
+        assert!(plan.jobs.is_empty());
+        assert_eq!(plan.skipped.len(), 2);
+        assert!(
+            plan.skipped[0]
+                .reason
+                .contains("would expire at 2026-11-26T03:00:00Z (1d after the backup)"),
+            "{:?}",
+            plan.skipped
         );
     }
 
