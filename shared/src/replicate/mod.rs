@@ -211,6 +211,9 @@ pub async fn run(
     Ok(report)
 }
 
+/// The copies of one kind found in one destination, or why they could not be read.
+type Lookup = ((Region, Kind), Result<Vec<ExistingCopy>, Error>);
+
 /// The copies of ours in every destination the sources go to: one paginated describe per
 /// destination and kind. A destination that cannot be read fails its copies, not the others.
 async fn find_copies(
@@ -231,7 +234,7 @@ async fn find_copies(
                 .push(e.backup.id.clone());
         }
     }
-    let results: Vec<((Region, Kind), Result<Vec<ExistingCopy>, Error>)> = stream::iter(lookups)
+    let results: Vec<Lookup> = stream::iter(lookups)
         .map(|((region, _), (kind, ids))| async move {
             let ec2 = clients.region(&region);
             let of = match scope {
