@@ -320,14 +320,42 @@ async fn replaying_the_same_event_three_times_makes_one_copy_per_region() {
     // P:copies is already right: no CreateTags either.
     assert_eq!(count(&moto.calls_in(HOME), "CreateTags"), 0);
 
-    // AND two deliveries racing each other (both look before either copies) still make one
-    // copy per region: the ClientToken returns the first image to the second call
+    // AND two deliveries racing each other (both looked before either copied) still make one
+    // copy per region: the second CopyImage, with the same ClientToken, returns the first image
     let other = image_backup(&moto, &[("Name", "db-01")]).await;
     let e = available(&other);
     let config = config();
     let (a, b) = tokio::join!(replicate(&moto, &config, &e), replicate(&moto, &config, &e));
     assert_eq!(image_copies(&moto, DR, &other).await.len(), 1, "{a} {b}");
-    assert_eq!(copied(&a)[0].2, copied(&b)[0].2, "the same copy id");
+    let first = image_copies(&moto, DR, &other).await[0]
+        .image_id()
+        .unwrap()
+        .to_string();
+    let keys = shared::tags::TagKeys::new("backup");
+    let clients = moto.clients(HOME);
+    let mut backup = clients
+        .home()
+        .backups_by_id(shared::tags::Kind::Image, std::slice::from_ref(&other))
+        .await
+        .unwrap()
+        .remove(0);
+    // The plan as the loser of the race saw it: no copy in the destination, no P:copies yet.
+    backup.tags.retain(|(k, _)| k != "backup:copies");
+    let eligible = shared::replicate::plan::Eligible {
+        backup,
+        targets: vec![region(DR)],
+    };
+    let plan = shared::replicate::plan::missing_copies(&keys, &config, &[eligible], &[], later());
+    let dr = clients.region(&region(DR));
+    let again = dr.copy_image(&plan.jobs[0]).await.unwrap();
+    assert_eq!(again, first);
+    // AND should the tokens differ, the AMI name (unique per region) refuses a second copy,
+    // which replicate reports as a skip, not a failure
+    let mut other_token = plan.jobs[0].clone();
+    other_token.client_token.push_str("-x");
+    let err = dr.copy_image(&other_token).await.unwrap_err();
+    assert_eq!(err.code(), Some("InvalidAMIName.Duplicate"));
+    assert_eq!(image_copies(&moto, DR, &other).await.len(), 1);
 }
 
 #[tokio::test]

@@ -322,6 +322,19 @@ async fn copy_all(
                 report.copied.push(copied.clone());
                 made.push(copied);
             }
+            // AMI names are unique per region and the copy's name is derived from its source:
+            // a concurrent invocation (with a token of its own) copied it first.
+            Err(e) if e.code() == Some("InvalidAMIName.Duplicate") => {
+                info!(source = %job.source_id, region = %job.destination, name = %job.name, "already copied by a concurrent invocation");
+                report.skip(
+                    &job.source_id,
+                    Some(&job.destination),
+                    format!(
+                        "an AMI named {:?} already exists in {}: copied by a concurrent invocation",
+                        job.name, job.destination
+                    ),
+                );
+            }
             Err(e) if is_deferrable(&e) => {
                 warn!(source = %job.source_id, region = %job.destination, code = e.code().unwrap_or(""), "copy deferred to the next sweep");
                 report.deferred.push(Deferred {
