@@ -78,7 +78,12 @@ def run(function: str, payload, label: str, names: dict[str, str]) -> dict:
     for c in report.get("created", []):
         print(f"   created  {c['id']} of {show(c['source'])}  name={c['name']!r}")
     for s in report.get("skipped", []):
-        print(f"   skipped  {show(s['source'])}: {s['reason']}")
+        where = f" -> {s['region']}" if s.get("region") else ""
+        print(f"   skipped  {show(s['source'])}{where}: {s['reason']}")
+    for c in report.get("copied", []):
+        print(f"   copied   {show(c['source'])} -> {c['region']} as {c['id']}")
+    for d in report.get("deferred", []):
+        print(f"   deferred {show(d['source'])} -> {d['region']}: {d['reason']}")
     for f in report.get("failed", []):
         print(f"   FAILED   {show(f['source'])}: {f['error']}")
     for w in report.get("warnings", []):
@@ -133,6 +138,40 @@ def main() -> None:
         if t.get("backup:kind") == "snapshot":
             print(f"   snapshot {snap['SnapshotId']} of {snap['VolumeId']}: {snap.get('Description', '')}")
             print(f"       {json.dumps(t, sort_keys=True)}")
+
+    replicate(names)
+
+
+def replicate(names: dict[str, str]) -> None:
+    """Each backup arriving in the DR region: the events EC2 sends when a backup is ready, a
+    replayed event, and the reconcile sweep that finds nothing missing."""
+    mine = [i for i in ec2().describe_images(Owners=["self"])["Images"]
+            if {t["Key"]: t["Value"] for t in i.get("Tags", [])}.get("backup:managed-by")]
+    for image in sorted(mine, key=lambda i: i["Name"]):
+        names[image["ImageId"]] = image["Name"]
+        available = event("ami-state-change-available.json", {"ami-0a1b2c3d4e5f67890": image["ImageId"]})
+        run("replicate", available, f"EC2 AMI State Change: {image['Name']} is available", names)
+    if mine:
+        again = event("ami-state-change-available.json", {"ami-0a1b2c3d4e5f67890": mine[0]["ImageId"]})
+        run("replicate", again, "the same AMI event delivered again", names)
+    for snap in ec2().describe_snapshots(OwnerIds=["self"])["Snapshots"]:
+        t = {x["Key"]: x["Value"] for x in snap.get("Tags", [])}
+        if t.get("backup:kind") == "snapshot":
+            done = event("ebs-snapshot-create-succeeded.json", {"snap-01234567890abcdef": snap["SnapshotId"]})
+            run("replicate", done, f"EBS Snapshot Notification: {snap['SnapshotId']} completed", names)
+    run("replicate", event("scheduled-event.json"), "the reconcile sweep", names)
+
+    print(f"\n== The copies in {DR}, with their tags")
+    for image in sorted(ec2(DR).describe_images(Owners=["self"])["Images"], key=lambda i: i["Name"]):
+        t = {x["Key"]: x["Value"] for x in image.get("Tags", [])}
+        print(f"   AMI {image['ImageId']} {image['Name']}")
+        keep = ("backup:copy-of", "backup:source-region", "backup:created-at", "backup:expires-at", "Name")
+        print(f"       {json.dumps({k: t[k] for k in keep if k in t}, sort_keys=True)}")
+    print(f"\n== What the originals in {HOME} say about their copies (backup:copies)")
+    for image in sorted(mine, key=lambda i: i["Name"]):
+        tags_now = ec2().describe_images(ImageIds=[image["ImageId"]])["Images"][0].get("Tags", [])
+        copies = {t["Key"]: t["Value"] for t in tags_now}.get("backup:copies", "(none)")
+        print(f"   {image['ImageId']} {image['Name']}: {copies}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 //! - `ec2`: the adapter, the only code that touches the SDK's builders.
 //! - `create`: the create-image / create-snapshot pipeline (plan, then execute).
 //! - `expire`: the expire function's rules (pure plan), its EC2 calls and its crash-safe deletions.
+//! - `replicate`: the cross-region copy of backups to DR regions (event, plan, adapter).
 //! - `report`, `error`: what every invocation returns.
 //! - `lambda`: the wiring every function's `main` shares.
 
@@ -25,6 +26,7 @@ pub mod lambda;
 pub mod naming;
 pub mod permissions;
 pub mod region;
+pub mod replicate;
 pub mod report;
 pub mod restore;
 pub mod status;

@@ -1,0 +1,15 @@
+//! The replicate function's handler: every payload it accepts goes through
+//! [`shared::replicate::handle`], with one EC2 client per region from [`Clients`].
+
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+use shared::clients::Clients;
+use shared::{Config, Error};
+
+pub async fn handler(
+    config: &Config,
+    clients: &Clients,
+    event: LambdaEvent<Value>,
+) -> Result<Value, Error> {
+    shared::replicate::handle(config, clients, &event.payload, chrono::Utc::now()).await
+}

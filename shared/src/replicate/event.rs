@@ -1,0 +1,383 @@
+//! The payloads `replicate` accepts, parsed into [`ReplicateRequest`]. Well-formed events that
+//! are not for this function (another detail-type from `aws.ec2`, a copySnapshot notification,
+//! an AMI that was deregistered) are [`ReplicateRequest::Ignored`] with a reason; anything else is
+//! an error that says what was expected.
+
+use crate::error::Error;
+use crate::event::{ids_from, truncate};
+use crate::tags::Kind;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde_json::Value;
+
+pub const AMI_STATE_CHANGE: &str = "EC2 AMI State Change";
+pub const SNAPSHOT_NOTIFICATION: &str = "EBS Snapshot Notification";
+const SCHEDULED: &str = "Scheduled Event";
+
+pub const IMAGE_IDS: &str = "image_ids";
+pub const SNAPSHOT_IDS: &str = "snapshot_ids";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicateRequest {
+    /// An AMI (or a standalone snapshot) became available in `region`: copy it if it is ours.
+    Completed {
+        event_id: Option<String>,
+        region: Option<String>,
+        kind: Kind,
+        id: String,
+    },
+    /// An AMI reached the `failed` state: nothing to copy, but a person must hear about it.
+    ImageFailed {
+        event_id: Option<String>,
+        region: Option<String>,
+        id: String,
+        message: String,
+    },
+    /// The schedule: the reconcile sweep over every original backup of the region.
+    Sweep { event_id: Option<String> },
+    /// A direct invocation: replicate these now.
+    OnDemand {
+        image_ids: Vec<String>,
+        snapshot_ids: Vec<String>,
+    },
+    /// Well-formed, but nothing to do for this function.
+    Ignored {
+        event_id: Option<String>,
+        source: String,
+        reason: String,
+    },
+}
+
+impl ReplicateRequest {
+    pub fn event_id(&self) -> Option<&str> {
+        match self {
+            ReplicateRequest::Completed { event_id, .. }
+            | ReplicateRequest::ImageFailed { event_id, .. }
+            | ReplicateRequest::Sweep { event_id }
+            | ReplicateRequest::Ignored { event_id, .. } => event_id.as_deref(),
+            ReplicateRequest::OnDemand { .. } => None,
+        }
+    }
+}
+
+/// `ami-` or `snap-` and 8 or 17 hex digits (the old and the new id shapes).
+pub fn is_id(kind: Kind, id: &str) -> bool {
+    let prefix = match kind {
+        Kind::Image => "ami-",
+        Kind::Snapshot => "snap-",
+    };
+    id.strip_prefix(prefix).is_some_and(|hex| {
+        (8..=17).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+/// The snapshot id in an EBS notification's ARN. AWS's own samples put the region in different
+/// fields of that ARN (`arn:aws:ec2::us-east-1:snapshot/...`, `arn:aws:ec2:us-east-1::snapshot/...`),
+/// so only the text after `snapshot/` is trusted.
+pub fn snapshot_id_from_arn(arn: &str) -> Option<&str> {
+    arn.split_once("snapshot/")
+        .map(|(_, id)| id.trim())
+        .filter(|id| is_id(Kind::Snapshot, id))
+}
+
+fn expected() -> String {
+    format!(
+        "expected an EventBridge \"{AMI_STATE_CHANGE}\" or \"{SNAPSHOT_NOTIFICATION}\" event from aws.ec2, a \"{SCHEDULED}\", or {{\"{IMAGE_IDS}\": [...]}} / {{\"{SNAPSHOT_IDS}\": [...]}}"
+    )
+}
+
+fn text<'a>(detail: &'a Value, field: &str) -> &'a str {
+    detail.get(field).and_then(Value::as_str).unwrap_or("")
+}
+
+pub fn parse_replicate_request(payload: &Value) -> Result<ReplicateRequest, Error> {
+    if payload.get("detail-type").is_some() {
+        let event: EventBridgeEvent<Value> =
+            serde_json::from_value(payload.clone()).map_err(|e| {
+                Error::Payload(format!("an EventBridge event that does not parse: {e}"))
+            })?;
+        return parse_event(event);
+    }
+    let Some(object) = payload.as_object() else {
+        return Err(Error::Payload(format!(
+            "{}; got {}",
+            expected(),
+            truncate(payload)
+        )));
+    };
+    let extra: Vec<&String> = object
+        .keys()
+        .filter(|k| *k != IMAGE_IDS && *k != SNAPSHOT_IDS)
+        .collect();
+    if !extra.is_empty() {
+        return Err(Error::Payload(format!(
+            "unknown fields {extra:?}; {}",
+            expected()
+        )));
+    }
+    if object.is_empty() {
+        return Err(Error::Payload(format!("{}; got {{}}", expected())));
+    }
+    let ids = |field: &str, kind: Kind| -> Result<Vec<String>, Error> {
+        if object.contains_key(field) {
+            ids_from(payload, field, |id| is_id(kind, id), kind.as_str())
+        } else {
+            Ok(Vec::new())
+        }
+    };
+    Ok(ReplicateRequest::OnDemand {
+        image_ids: ids(IMAGE_IDS, Kind::Image)?,
+        snapshot_ids: ids(SNAPSHOT_IDS, Kind::Snapshot)?,
+    })
+}
+
+fn parse_event(event: EventBridgeEvent<Value>) -> Result<ReplicateRequest, Error> {
+    let event_id = event.id.clone();
+    let region = event.region.clone();
+    let named = event_id.as_deref().unwrap_or("(no id)");
+    let detail = &event.detail;
+    match (event.source.as_str(), event.detail_type.as_str()) {
+        ("aws.events", SCHEDULED) => Ok(ReplicateRequest::Sweep { event_id }),
+        ("aws.ec2", AMI_STATE_CHANGE) => {
+            let id = text(detail, "ImageId").trim().to_string();
+            if !is_id(Kind::Image, &id) {
+                return Err(Error::Payload(format!(
+                    "{AMI_STATE_CHANGE} event {named} has no valid detail.ImageId (got {id:?})"
+                )));
+            }
+            match text(detail, "State") {
+                "available" => Ok(ReplicateRequest::Completed {
+                    event_id,
+                    region,
+                    kind: Kind::Image,
+                    id,
+                }),
+                "failed" => Ok(ReplicateRequest::ImageFailed {
+                    event_id,
+                    region,
+                    id,
+                    message: text(detail, "ErrorMessage").to_string(),
+                }),
+                other => Ok(ReplicateRequest::Ignored {
+                    event_id,
+                    source: id,
+                    reason: format!("the AMI is {other:?}: only available AMIs are copied"),
+                }),
+            }
+        }
+        ("aws.ec2", SNAPSHOT_NOTIFICATION) => {
+            let arn = text(detail, "snapshot_id");
+            let id = snapshot_id_from_arn(arn).ok_or_else(|| {
+                Error::Payload(format!(
+                    "{SNAPSHOT_NOTIFICATION} event {named} has no snapshot id after \"snapshot/\" in detail.snapshot_id (got {arn:?})"
+                ))
+            })?;
+            match (text(detail, "event"), text(detail, "result")) {
+                ("createSnapshot", "succeeded") => Ok(ReplicateRequest::Completed {
+                    event_id,
+                    region,
+                    kind: Kind::Snapshot,
+                    id: id.to_string(),
+                }),
+                (what, result) => Ok(ReplicateRequest::Ignored {
+                    event_id,
+                    source: id.to_string(),
+                    reason: format!(
+                        "a {what} notification with result {result:?}: only a succeeded createSnapshot is copied"
+                    ),
+                }),
+            }
+        }
+        ("aws.ec2", other) => Ok(ReplicateRequest::Ignored {
+            source: event_id.clone().unwrap_or_else(|| "event".into()),
+            event_id,
+            reason: format!(
+                "detail-type {other:?}: replicate copies on \"{AMI_STATE_CHANGE}\" and \"{SNAPSHOT_NOTIFICATION}\""
+            ),
+        }),
+        (source, detail_type) => Err(Error::Payload(format!(
+            "{} from {source:?} with detail-type {detail_type:?}",
+            expected()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ami_event(state: &str) -> Value {
+        json!({"version": "0", "id": "e-1", "detail-type": "EC2 AMI State Change", "source": "aws.ec2",
+               "account": "123456789012", "time": "2026-11-25T03:12:45Z", "region": "us-east-1",
+               "resources": ["arn:aws:ec2:us-east-1::image/ami-0a1b2c3d4e5f67890"],
+               "detail": {"RequestId": "r", "ImageId": "ami-0a1b2c3d4e5f67890", "State": state,
+                          "ErrorMessage": if state == "failed" { "disk gone" } else { "" }}})
+    }
+
+    fn snapshot_event(event: &str, result: &str, arn: &str) -> Value {
+        json!({"version": "0", "id": "e-2", "detail-type": "EBS Snapshot Notification", "source": "aws.ec2",
+               "account": "123456789012", "time": "2026-11-25T03:15:10Z", "region": "us-east-1",
+               "resources": [arn],
+               "detail": {"event": event, "result": result, "cause": "", "request-id": "",
+                          "snapshot_id": arn, "source": "arn:aws:ec2::us-east-1:volume/vol-0abcdef1234567890",
+                          "startTime": "2026-11-25T03:12:46Z", "endTime": "2026-11-25T03:15:09Z"}})
+    }
+
+    #[test]
+    fn an_available_ami_is_to_be_copied() {
+        assert_eq!(
+            parse_replicate_request(&ami_event("available")).unwrap(),
+            ReplicateRequest::Completed {
+                event_id: Some("e-1".into()),
+                region: Some("us-east-1".into()),
+                kind: Kind::Image,
+                id: "ami-0a1b2c3d4e5f67890".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_failed_ami_carries_its_message() {
+        match parse_replicate_request(&ami_event("failed")).unwrap() {
+            ReplicateRequest::ImageFailed { id, message, .. } => {
+                assert_eq!(id, "ami-0a1b2c3d4e5f67890");
+                assert_eq!(message, "disk gone");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_ami_states_are_ignored_with_a_reason() {
+        match parse_replicate_request(&ami_event("deregistered")).unwrap() {
+            ReplicateRequest::Ignored { reason, source, .. } => {
+                assert_eq!(source, "ami-0a1b2c3d4e5f67890");
+                assert!(reason.contains("deregistered"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_snapshot_id_is_read_after_snapshot_slash_in_either_arn_shape() {
+        for arn in [
+            "arn:aws:ec2::us-east-1:snapshot/snap-01234567890abcdef",
+            "arn:aws:ec2:us-east-1::snapshot/snap-01234567890abcdef",
+            "arn:aws:ec2:us-east-1:123456789012:snapshot/snap-01234567890abcdef",
+        ] {
+            assert_eq!(
+                parse_replicate_request(&snapshot_event("createSnapshot", "succeeded", arn))
+                    .unwrap(),
+                ReplicateRequest::Completed {
+                    event_id: Some("e-2".into()),
+                    region: Some("us-east-1".into()),
+                    kind: Kind::Snapshot,
+                    id: "snap-01234567890abcdef".into()
+                },
+                "{arn}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_snapshot_events_and_results_are_ignored_with_a_reason() {
+        let arn = "arn:aws:ec2::us-east-1:snapshot/snap-01234567890abcdef";
+        for (event, result) in [
+            ("createSnapshot", "failed"),
+            ("copySnapshot", "succeeded"),
+            ("shareSnapshot", "succeeded"),
+        ] {
+            match parse_replicate_request(&snapshot_event(event, result, arn)).unwrap() {
+                ReplicateRequest::Ignored { reason, .. } => {
+                    assert!(
+                        reason.contains(event) && reason.contains(result),
+                        "{reason}"
+                    )
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn schedule_and_on_demand() {
+        let s = json!({"version": "0", "id": "e-3", "detail-type": "Scheduled Event", "source": "aws.events",
+                       "account": "1", "time": "2026-11-25T03:00:00Z", "region": "us-east-1",
+                       "resources": [], "detail": {}});
+        assert_eq!(
+            parse_replicate_request(&s).unwrap(),
+            ReplicateRequest::Sweep {
+                event_id: Some("e-3".into())
+            }
+        );
+        assert_eq!(
+            parse_replicate_request(&json!({"image_ids": ["ami-12345678", "ami-12345678"]}))
+                .unwrap(),
+            ReplicateRequest::OnDemand {
+                image_ids: vec!["ami-12345678".into()],
+                snapshot_ids: vec![]
+            }
+        );
+        assert_eq!(
+            parse_replicate_request(&json!({"snapshot_ids": ["snap-0123456789abcdef0"]})).unwrap(),
+            ReplicateRequest::OnDemand {
+                image_ids: vec![],
+                snapshot_ids: vec!["snap-0123456789abcdef0".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_payloads_say_what_was_expected() {
+        let cases = [
+            (json!({}), "expected an EventBridge"),
+            (json!(null), "expected an EventBridge"),
+            (json!([1]), "expected an EventBridge"),
+            (json!({"image_ids": []}), "image_ids is empty"),
+            (json!({"image_ids": "ami-12345678"}), "must be a list"),
+            (
+                json!({"image_ids": ["snap-12345678"]}),
+                "not a valid image id",
+            ),
+            (
+                json!({"snapshot_ids": ["ami-12345678"]}),
+                "not a valid snapshot id",
+            ),
+            (json!({"instance_ids": ["i-12345678"]}), "unknown fields"),
+            (
+                json!({"detail-type": "Tag Change on Resource", "source": "aws.tag", "detail": {}}),
+                "detail-type \"Tag Change on Resource\"",
+            ),
+            (
+                json!({"detail-type": "EC2 AMI State Change"}),
+                "does not parse",
+            ),
+            (
+                json!({"detail-type": "EC2 AMI State Change", "source": "aws.ec2", "detail": {"State": "available"}}),
+                "no valid detail.ImageId",
+            ),
+            (
+                json!({"detail-type": "EBS Snapshot Notification", "source": "aws.ec2",
+                       "detail": {"event": "createSnapshot", "result": "succeeded", "snapshot_id": "snap-1"}}),
+                "after \"snapshot/\"",
+            ),
+        ];
+        for (payload, want) in cases {
+            let err = parse_replicate_request(&payload).unwrap_err();
+            assert!(matches!(err, Error::Payload(_)), "{payload}: {err}");
+            let err = err.to_string();
+            assert!(err.contains(want), "{payload}: {err}");
+        }
+    }
+
+    #[test]
+    fn other_ec2_detail_types_are_ignored() {
+        let e = json!({"version": "0", "id": "e-4", "detail-type": "EBS Multi-Volume Snapshots Completion Status",
+                       "source": "aws.ec2", "account": "1", "time": "2026-11-25T03:00:00Z",
+                       "region": "us-east-1", "resources": [], "detail": {}});
+        assert!(matches!(
+            parse_replicate_request(&e).unwrap(),
+            ReplicateRequest::Ignored { .. }
+        ));
+    }
+}

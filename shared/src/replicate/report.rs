@@ -1,0 +1,69 @@
+//! What a `replicate` invocation returns.
+
+use super::plan::{Copied, Deferred, Skipped};
+use crate::error::Error;
+use crate::region::Region;
+use crate::tags::Warning;
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CopyFailed {
+    pub source: String,
+    /// The region the failing call was made in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+impl CopyFailed {
+    pub fn from_error(source: &str, region: Option<&Region>, err: &Error) -> Self {
+        Self {
+            source: source.to_string(),
+            region: region.cloned(),
+            error: err.to_string(),
+            code: err.code().map(str::to_string),
+        }
+    }
+}
+
+/// `{"copied": [...], "skipped": [...], "deferred": [...], "failed": [...], "warnings": [...]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReplicateReport {
+    pub copied: Vec<Copied>,
+    pub skipped: Vec<Skipped>,
+    pub deferred: Vec<Deferred>,
+    pub failed: Vec<CopyFailed>,
+    pub warnings: Vec<Warning>,
+    pub dry_run: bool,
+}
+
+impl ReplicateReport {
+    pub fn new(dry_run: bool) -> Self {
+        Self {
+            dry_run,
+            ..Self::default()
+        }
+    }
+
+    pub fn skip(&mut self, source: &str, region: Option<&Region>, reason: impl Into<String>) {
+        self.skipped.push(Skipped {
+            source: source.to_string(),
+            region: region.cloned(),
+            reason: reason.into(),
+        });
+    }
+
+    /// A stable order, whatever order the calls finished in.
+    pub fn sort(&mut self) {
+        self.copied
+            .sort_by(|a, b| (&a.source, &a.region).cmp(&(&b.source, &b.region)));
+        self.skipped
+            .sort_by(|a, b| (&a.source, &a.region).cmp(&(&b.source, &b.region)));
+        self.deferred
+            .sort_by(|a, b| (&a.source, &a.region).cmp(&(&b.source, &b.region)));
+        self.failed
+            .sort_by(|a, b| (&a.source, &a.region).cmp(&(&b.source, &b.region)));
+    }
+}

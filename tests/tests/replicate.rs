@@ -1,0 +1,1042 @@
+//! replicate against the moto server: original backups are copied into their DR regions once,
+//! tagged in the same call, whatever the number of events; the sweep makes exactly the missing
+//! copies; limits defer, they do not fail.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use integration_tests::*;
+use serde_json::{Value, json};
+use shared::Config;
+use shared::event::ResourceKind::{Instance, Volume};
+use shared::tags::parse_time;
+use std::collections::BTreeMap;
+
+const KEY_DR: &str = "arn:aws:kms:us-west-2:123456789012:key/0f1e2d3c-dr-key";
+
+fn now() -> DateTime<Utc> {
+    parse_time("2026-11-25T03:00:00Z").unwrap()
+}
+
+/// When the copies are made: a little after the backup.
+fn later() -> DateTime<Utc> {
+    now() + TimeDelta::minutes(12)
+}
+
+fn config() -> Config {
+    Config {
+        copy_to_regions: vec![region(DR)],
+        ..Config::default()
+    }
+}
+
+/// An AMI backup made by create-image of a new instance tagged `Backup=true` and `tags`.
+async fn image_backup(moto: &Moto, tags: &[(&str, &str)]) -> String {
+    let mut all = vec![("Backup", "true")];
+    all.extend_from_slice(tags);
+    let instance = moto.instance(HOME, &all, 0).await;
+    made(
+        shared::create::handle(
+            Instance,
+            &config(),
+            &moto.ec2(HOME),
+            &json!({ "instance_ids": [instance] }),
+            now(),
+        )
+        .await,
+    )
+}
+
+/// A standalone snapshot backup made by create-snapshot of a new tagged volume.
+async fn snapshot_backup(moto: &Moto, tags: &[(&str, &str)]) -> String {
+    let mut all = vec![("Backup", "true")];
+    all.extend_from_slice(tags);
+    let volume = moto.volume(HOME, &all).await;
+    made(
+        shared::create::handle(
+            Volume,
+            &config(),
+            &moto.ec2(HOME),
+            &json!({ "volume_ids": [volume] }),
+            now(),
+        )
+        .await,
+    )
+}
+
+fn made(report: Result<Value, shared::Error>) -> String {
+    let report = report.expect("backup made");
+    report["created"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no backup in {report}"))
+        .to_string()
+}
+
+async fn replicate_in(
+    moto: &Moto,
+    home: &str,
+    config: &Config,
+    payload: &Value,
+) -> Result<Value, shared::Error> {
+    shared::replicate::handle(config, &moto.clients(home), payload, later()).await
+}
+
+async fn replicate(moto: &Moto, config: &Config, payload: &Value) -> Value {
+    replicate_in(moto, HOME, config, payload)
+        .await
+        .expect("replicate succeeds")
+}
+
+fn available(ami: &str) -> Value {
+    event(
+        "ami-state-change-available.json",
+        &[("ami-0a1b2c3d4e5f67890", ami)],
+    )
+}
+
+fn snapshot_created(sample: &str, snap: &str) -> Value {
+    event(sample, &[("snap-01234567890abcdef", snap)])
+}
+
+fn sweep_event() -> Value {
+    event("scheduled-event.json", &[])
+}
+
+/// Images in `region` that are copies of `source`.
+async fn image_copies(moto: &Moto, region: &str, source: &str) -> Vec<aws_sdk_ec2::types::Image> {
+    moto.images(region)
+        .await
+        .into_iter()
+        .filter(|i| tag_map(i.tags()).get("backup:copy-of").map(String::as_str) == Some(source))
+        .collect()
+}
+
+async fn snapshot_copies(
+    moto: &Moto,
+    region: &str,
+    source: &str,
+) -> Vec<aws_sdk_ec2::types::Snapshot> {
+    moto.snapshots(region)
+        .await
+        .into_iter()
+        .filter(|s| tag_map(s.tags()).get("backup:copy-of").map(String::as_str) == Some(source))
+        .collect()
+}
+
+async fn image_tags(moto: &Moto, region: &str, id: &str) -> BTreeMap<String, String> {
+    let image = moto
+        .images(region)
+        .await
+        .into_iter()
+        .find(|i| i.image_id() == Some(id))
+        .unwrap_or_else(|| panic!("{id} not in {region}"));
+    tag_map(image.tags())
+}
+
+/// `(source, region, id)` of each entry of `copied`.
+fn copied(report: &Value) -> Vec<(String, String, String)> {
+    report["copied"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no copied in {report}"))
+        .iter()
+        .map(|c| {
+            (
+                c["source"].as_str().unwrap_or_default().to_string(),
+                c["region"].as_str().unwrap_or_default().to_string(),
+                c["id"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn reasons(report: &Value) -> Vec<String> {
+    report["skipped"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no skipped in {report}"))
+        .iter()
+        .map(|s| s["reason"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn count(calls: &BTreeMap<String, u64>, action: &str) -> u64 {
+    calls.get(action).copied().unwrap_or(0)
+}
+
+fn failed_report(err: shared::Error) -> Value {
+    let shared::Error::SomeFailed { result, .. } = err else {
+        panic!("expected a partial failure, got {err}")
+    };
+    serde_json::from_str(&result).expect("the result is JSON")
+}
+
+#[tokio::test]
+async fn an_available_event_copies_the_ami_into_its_dr_region_tagged_in_the_same_call() {
+    // Scenario: the AMI of a tagged instance becomes available; its copy appears in the DR
+    // region with the source's tags and the copy's own, and the original records it.
+
+    // GIVEN an AMI backup of web-01, copied to us-west-2 and kept there 30 days
+    let moto = Moto::start().await;
+    let ami = image_backup(
+        &moto,
+        &[
+            ("Name", "web-01"),
+            ("CostCenter", "42"),
+            ("backup:copy-retention", "30d"),
+        ],
+    )
+    .await;
+    moto.reset_calls();
+
+    // WHEN its "available" event arrives
+    let report = replicate(&moto, &config(), &available(&ami)).await;
+
+    // THEN it cost one describe per region, one CopyImage, one CreateTags on the original
+    let (home, dr) = (moto.calls_in(HOME), moto.calls_in(DR));
+    assert_eq!(count(&home, "DescribeImages"), 1, "{home:?}");
+    assert_eq!(count(&home, "CreateTags"), 1, "{home:?}");
+    assert_eq!(count(&dr, "DescribeImages"), 1, "{dr:?}");
+    assert_eq!(count(&dr, "CopyImage"), 1, "{dr:?}");
+    assert_eq!(
+        count(&dr, "CreateTags"),
+        0,
+        "tagged in the same call: {dr:?}"
+    );
+    moto.assert_calls_allowed("replicate");
+
+    // AND one copy is made in us-west-2 and reported
+    let copies = image_copies(&moto, DR, &ami).await;
+    assert_eq!(copies.len(), 1);
+    let copy = &copies[0];
+    let copy_id = copy.image_id().unwrap().to_string();
+    assert_eq!(
+        copied(&report),
+        vec![(ami.clone(), DR.to_string(), copy_id.clone())]
+    );
+    assert_eq!(report["failed"], json!([]));
+    assert_eq!(report["deferred"], json!([]));
+
+    // AND it carries the source's tags and the copy's, set by the CopyImage call itself
+    let tags = tag_map(copy.tags());
+    for (k, v) in [
+        ("Name", "web-01"),
+        ("CostCenter", "42"),
+        ("backup:managed-by", "ec2-backup"),
+        ("backup:kind", "image"),
+        ("backup:copy-of", ami.as_str()),
+        ("backup:source-region", HOME),
+        ("backup:created-at", "2026-11-25T03:00:00Z"),
+        ("backup:expires-at", "2026-12-25T03:00:00Z"),
+        ("backup:copy-to", ""),
+        ("backup:copy-retention", "30d"),
+    ] {
+        assert_eq!(tags.get(k).map(String::as_str), Some(v), "{k} in {tags:?}");
+    }
+    assert!(!tags.contains_key("backup:copies"), "{tags:?}");
+    assert!(
+        copy.name()
+            .unwrap()
+            .ends_with(&format!(" copy of {ami} from {HOME}")),
+        "{:?}",
+        copy.name()
+    );
+    assert!(
+        copy.description()
+            .unwrap()
+            .starts_with(&format!("ec2-backup DR copy of {ami} from {HOME}")),
+        "{:?}",
+        copy.description()
+    );
+    // Its snapshots are tagged too (moto makes the source's snapshots in the DR region).
+    let snapshots = snapshot_copies(&moto, DR, &ami).await;
+    assert_eq!(snapshots.len(), 1);
+    assert_eq!(
+        tag_map(snapshots[0].tags())
+            .get("backup:expires-at")
+            .map(String::as_str),
+        Some("2026-12-25T03:00:00Z")
+    );
+
+    // AND the original says where its copy is
+    let original = image_tags(&moto, HOME, &ami).await;
+    assert_eq!(original["backup:copies"], format!("{DR}={copy_id}"));
+}
+
+#[tokio::test]
+async fn a_backup_is_copied_into_each_of_two_regions() {
+    // Scenario: P:copy-to names two DR regions.
+    // GIVEN an AMI backup with backup:copy-to=us-west-2,eu-west-1
+    let moto = Moto::start().await;
+    let ami = image_backup(&moto, &[("backup:copy-to", "us-west-2,eu-west-1")]).await;
+
+    // WHEN its available event arrives
+    let report = replicate(&moto, &config(), &available(&ami)).await;
+
+    // THEN there is one copy in each region, and the original lists both
+    let west = image_copies(&moto, DR, &ami).await;
+    let eu = image_copies(&moto, DR2, &ami).await;
+    assert_eq!((west.len(), eu.len()), (1, 1));
+    let (west, eu) = (west[0].image_id().unwrap(), eu[0].image_id().unwrap());
+    assert_eq!(
+        copied(&report),
+        vec![
+            (ami.clone(), DR2.to_string(), eu.to_string()),
+            (ami.clone(), DR.to_string(), west.to_string()),
+        ]
+    );
+    assert_eq!(
+        image_tags(&moto, HOME, &ami).await["backup:copies"],
+        format!("{DR2}={eu},{DR}={west}")
+    );
+}
+
+#[tokio::test]
+async fn replaying_the_same_event_three_times_makes_one_copy_per_region() {
+    // Scenario: EventBridge delivers the same event more than once, in sequence and at once.
+    // GIVEN an AMI backup going to two regions
+    let moto = Moto::start().await;
+    let ami = image_backup(&moto, &[("backup:copy-to", "us-west-2,eu-west-1")]).await;
+    let e = available(&ami);
+
+    // WHEN the event is handled three times, one after the other
+    let first = replicate(&moto, &config(), &e).await;
+    moto.reset_calls();
+    let second = replicate(&moto, &config(), &e).await;
+    let third = replicate(&moto, &config(), &e).await;
+
+    // THEN there is still one copy per region; the replays say so and copy nothing
+    assert_eq!(copied(&first).len(), 2);
+    for replay in [&second, &third] {
+        assert_eq!(replay["copied"], json!([]), "{replay}");
+        let reasons = reasons(replay);
+        assert_eq!(reasons.len(), 2, "{replay}");
+        assert!(
+            reasons.iter().all(|r| r.contains("already copied")),
+            "{reasons:?}"
+        );
+    }
+    assert_eq!(image_copies(&moto, DR, &ami).await.len(), 1);
+    assert_eq!(image_copies(&moto, DR2, &ami).await.len(), 1);
+    for region in [DR, DR2] {
+        assert_eq!(count(&moto.calls_in(region), "CopyImage"), 0);
+    }
+    // P:copies is already right: no CreateTags either.
+    assert_eq!(count(&moto.calls_in(HOME), "CreateTags"), 0);
+
+    // AND two deliveries racing each other (both looked before either copied) still make one
+    // copy per region: the second CopyImage, with the same ClientToken, returns the first image
+    let other = image_backup(&moto, &[("Name", "db-01")]).await;
+    let e = available(&other);
+    let config = config();
+    let (a, b) = tokio::join!(replicate(&moto, &config, &e), replicate(&moto, &config, &e));
+    assert_eq!(image_copies(&moto, DR, &other).await.len(), 1, "{a} {b}");
+    let first = image_copies(&moto, DR, &other).await[0]
+        .image_id()
+        .unwrap()
+        .to_string();
+    let keys = shared::tags::TagKeys::new("backup");
+    let clients = moto.clients(HOME);
+    let mut backup = clients
+        .home()
+        .backups_by_id(shared::tags::Kind::Image, std::slice::from_ref(&other))
+        .await
+        .unwrap()
+        .remove(0);
+    // The plan as the loser of the race saw it: no copy in the destination, no P:copies yet.
+    backup.tags.retain(|(k, _)| k != "backup:copies");
+    let eligible = shared::replicate::plan::Eligible {
+        backup,
+        targets: vec![region(DR)],
+    };
+    let plan = shared::replicate::plan::missing_copies(&keys, &config, &[eligible], &[], later());
+    let dr = clients.region(&region(DR));
+    let again = dr.copy_image(&plan.jobs[0]).await.unwrap();
+    assert_eq!(again, first);
+    // AND should the tokens differ, the AMI name (unique per region) refuses a second copy,
+    // which replicate reports as a skip, not a failure
+    let mut other_token = plan.jobs[0].clone();
+    other_token.client_token.push_str("-x");
+    let err = dr.copy_image(&other_token).await.unwrap_err();
+    assert_eq!(err.code(), Some("InvalidAMIName.Duplicate"));
+    assert_eq!(image_copies(&moto, DR, &other).await.len(), 1);
+}
+
+#[tokio::test]
+async fn images_that_are_not_original_backups_of_ours_are_ignored_with_a_reason() {
+    // Scenario: an unmanaged AMI, another deployment's AMI and P:copy-to=none all become
+    // available; none is copied.
+    let moto = Moto::start().await;
+    // GIVEN an AMI made by hand from an untagged instance
+    let instance = moto.instance(HOME, &[], 0).await;
+    let by_hand = moto
+        .client(HOME)
+        .create_image()
+        .instance_id(&instance)
+        .name("golden-image")
+        .send()
+        .await
+        .unwrap()
+        .image_id()
+        .unwrap()
+        .to_string();
+    // AND a backup of another deployment, and one of ours with backup:copy-to=none
+    let theirs = image_backup(&moto, &[]).await;
+    moto.set_tags(HOME, &theirs, &[("backup:managed-by", "someone-else")])
+        .await;
+    let no_dr = image_backup(&moto, &[("backup:copy-to", "none")]).await;
+    moto.reset_calls();
+
+    // WHEN their available events arrive
+    let mut all = Vec::new();
+    for ami in [&by_hand, &theirs, &no_dr] {
+        let report = replicate(&moto, &config(), &available(ami)).await;
+        assert_eq!(report["copied"], json!([]), "{report}");
+        all.push(reasons(&report).join(" "));
+    }
+
+    // THEN each is skipped with its reason, and nothing is copied anywhere
+    assert!(all[0].contains("no backup:managed-by tag"), "{}", all[0]);
+    assert!(all[1].contains("\"someone-else\""), "{}", all[1]);
+    assert!(
+        all[2].contains("backup:copy-to=\"\": no DR region"),
+        "{}",
+        all[2]
+    );
+    assert_eq!(count(&moto.calls_in(DR), "DescribeImages"), 0);
+    assert!(moto.images(DR).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_copys_own_available_event_in_the_dr_region_makes_no_copy_loop() {
+    // Scenario: the same rule is deployed in the DR region, where the copy's own "available"
+    // event fires; it must not be copied back (or anywhere).
+    // GIVEN an AMI copied into us-west-2, whose copy-to names us-east-1 too
+    let moto = Moto::start().await;
+    let ami = image_backup(&moto, &[("backup:copy-to", "us-west-2")]).await;
+    replicate(&moto, &config(), &available(&ami)).await;
+    let copy = image_copies(&moto, DR, &ami).await[0]
+        .image_id()
+        .unwrap()
+        .to_string();
+    moto.reset_calls();
+
+    // WHEN the DR region's replicate gets the copy's available event, and then sweeps
+    let dr_config = Config {
+        copy_to_regions: vec![region(HOME)],
+        ..Config::default()
+    };
+    let e = event(
+        "ami-state-change-available-dr-copy.json",
+        &[("ami-0fedcba9876543210", &copy)],
+    );
+    let report = replicate_in(&moto, DR, &dr_config, &e).await.unwrap();
+    let swept = replicate_in(&moto, DR, &dr_config, &sweep_event())
+        .await
+        .unwrap();
+
+    // THEN the copy is skipped as a copy, and nothing was copied anywhere
+    assert_eq!(report["copied"], json!([]));
+    assert!(
+        reasons(&report)[0].contains(&format!("a DR copy of {ami}")),
+        "{report}"
+    );
+    assert_eq!(swept["copied"], json!([]), "{swept}");
+    for region in [HOME, DR, DR2] {
+        assert_eq!(count(&moto.calls_in(region), "CopyImage"), 0);
+    }
+    assert_eq!(moto.images(HOME).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_ami_event_is_listed_and_nothing_is_copied() {
+    // Scenario: CreateImage ended in the "failed" state.
+    // GIVEN a backup AMI and its "failed" event (the sample's region changed to ours)
+    let moto = Moto::start().await;
+    let ami = image_backup(&moto, &[]).await;
+    let e = event(
+        "ami-state-change-failed.json",
+        &[("ami-0fedcba9876543210", &ami), ("us-west-2", HOME)],
+    );
+    moto.reset_calls();
+
+    // WHEN it arrives
+    let report = replicate(&moto, &config(), &e).await;
+
+    // THEN the AMI is listed with AWS's error message, the invocation succeeds (a retry would
+    // change nothing), and nothing is copied
+    assert_eq!(sources(&report, "skipped"), vec![ami.clone()]);
+    let reason = &reasons(&report)[0];
+    assert!(
+        reason.contains("the AMI failed (Description of failure)"),
+        "{reason}"
+    );
+    assert_eq!(report["copied"], json!([]));
+    assert_eq!(count(&moto.calls_in(DR), "CopyImage"), 0);
+    moto.assert_calls_allowed("replicate");
+}
+
+#[tokio::test]
+async fn a_snapshot_notification_copies_the_standalone_snapshot_once() {
+    // Scenario: a standalone EBS snapshot backup completes; both ARN shapes of the docs.
+    // GIVEN a snapshot backup of a tagged volume
+    let moto = Moto::start().await;
+    let snap = snapshot_backup(&moto, &[("Name", "data-01")]).await;
+    moto.reset_calls();
+
+    // WHEN its createSnapshot notification arrives, and again in the other ARN shape
+    let report = replicate(
+        &moto,
+        &config(),
+        &snapshot_created("ebs-snapshot-create-succeeded.json", &snap),
+    )
+    .await;
+    let replay = replicate(
+        &moto,
+        &config(),
+        &snapshot_created("ebs-snapshot-create-succeeded-region-first.json", &snap),
+    )
+    .await;
+
+    // THEN one CopySnapshot made one tagged copy in us-west-2
+    let copies = snapshot_copies(&moto, DR, &snap).await;
+    assert_eq!(copies.len(), 1);
+    let copy = &copies[0];
+    assert_eq!(
+        copied(&report),
+        vec![(
+            snap.clone(),
+            DR.to_string(),
+            copy.snapshot_id().unwrap().to_string()
+        )]
+    );
+    assert_eq!(replay["copied"], json!([]));
+    assert!(reasons(&replay)[0].contains("already copied"), "{replay}");
+    let tags = tag_map(copy.tags());
+    for (k, v) in [
+        ("Name", "data-01"),
+        ("backup:kind", "snapshot"),
+        ("backup:copy-of", snap.as_str()),
+        ("backup:source-region", HOME),
+        ("backup:created-at", "2026-11-25T03:00:00Z"),
+        ("backup:expires-at", "2026-12-02T03:00:00Z"),
+        ("backup:copy-to", ""),
+    ] {
+        assert_eq!(tags.get(k).map(String::as_str), Some(v), "{k} in {tags:?}");
+    }
+    assert!(
+        copy.description()
+            .unwrap()
+            .starts_with(&format!("ec2-backup DR copy of {snap} from {HOME}")),
+        "{:?}",
+        copy.description()
+    );
+    let dr = moto.calls_in(DR);
+    assert_eq!(count(&dr, "CopySnapshot"), 1, "{dr:?}");
+    assert_eq!(count(&dr, "CreateTags"), 0, "{dr:?}");
+    let original = moto
+        .snapshots(HOME)
+        .await
+        .into_iter()
+        .find(|s| s.snapshot_id() == Some(snap.as_str()))
+        .unwrap();
+    assert_eq!(
+        tag_map(original.tags())["backup:copies"],
+        format!("{DR}={}", copy.snapshot_id().unwrap())
+    );
+    moto.assert_calls_allowed("replicate");
+}
+
+#[tokio::test]
+async fn snapshot_notifications_that_are_not_for_a_standalone_backup_are_skipped() {
+    // Scenario: the snapshot of an AMI backup completes (it travels with its AMI); a copy
+    // and a failed snapshot notify too; a multi-volume set reports with its own detail-type.
+    let moto = Moto::start().await;
+    // GIVEN an AMI backup, whose snapshot carries the AMI's tags (P:kind=image)
+    let ami = image_backup(&moto, &[]).await;
+    let ami_snapshot = moto
+        .snapshots(HOME)
+        .await
+        .into_iter()
+        .find(|s| tag_map(s.tags()).contains_key("backup:source"))
+        .unwrap()
+        .snapshot_id()
+        .unwrap()
+        .to_string();
+    moto.reset_calls();
+
+    // WHEN its createSnapshot notification arrives
+    let report = replicate(
+        &moto,
+        &config(),
+        &snapshot_created("ebs-snapshot-create-succeeded.json", &ami_snapshot),
+    )
+    .await;
+    // THEN it is skipped: it travels with its AMI
+    assert!(
+        reasons(&report)[0].contains("copied with its AMI"),
+        "{report} ({ami})"
+    );
+
+    // AND the other notifications are skipped with their reason, and nothing is copied
+    for (sample, want) in [
+        ("ebs-snapshot-copy-succeeded.json", "copySnapshot"),
+        ("ebs-snapshot-create-failed.json", "\"failed\""),
+        (
+            "ebs-multi-volume-snapshots-completed.json",
+            "EBS Multi-Volume Snapshots Completion Status",
+        ),
+        ("ami-state-change-deregistered.json", "deregistered"),
+    ] {
+        let report = replicate(&moto, &config(), &event(sample, &[])).await;
+        assert_eq!(report["copied"], json!([]));
+        assert!(reasons(&report)[0].contains(want), "{sample}: {report}");
+    }
+    assert_eq!(count(&moto.calls_in(DR), "CopySnapshot"), 0);
+    assert_eq!(count(&moto.calls_in(DR), "CopyImage"), 0);
+}
+
+#[tokio::test]
+async fn the_reconcile_sweep_makes_exactly_the_missing_copies_with_one_describe_per_region() {
+    // Scenario: events were missed; the schedule finds every original whose copies are
+    // missing and makes just those.
+    // GIVEN four AMI backups and two snapshot backups, going to one or two regions; the first
+    // AMI already copied everywhere, the second only to us-west-2
+    let moto = Moto::start().await;
+    let both = [("backup:copy-to", "us-west-2,eu-west-1")];
+    let done = image_backup(&moto, &both).await;
+    let half = image_backup(&moto, &both).await;
+    let none_yet = image_backup(&moto, &both).await;
+    let west_only = image_backup(&moto, &[]).await;
+    let no_dr = image_backup(&moto, &[("backup:copy-to", "none")]).await;
+    let snap = snapshot_backup(&moto, &both).await;
+    let snap_done = snapshot_backup(&moto, &[]).await;
+    replicate(&moto, &config(), &available(&done)).await;
+    replicate(&moto, &config(), &json!({"snapshot_ids": [snap_done]})).await;
+    // `half` reaches us-west-2 only: copy it, then take eu-west-1's copy away again.
+    replicate(&moto, &config(), &available(&half)).await;
+    let eu_copy = image_copies(&moto, DR2, &half).await[0]
+        .image_id()
+        .unwrap()
+        .to_string();
+    moto.client(DR2)
+        .deregister_image()
+        .image_id(&eu_copy)
+        .send()
+        .await
+        .unwrap();
+    moto.reset_calls();
+
+    // WHEN the schedule fires
+    let report = replicate(&moto, &config(), &sweep_event()).await;
+    let (home, dr, dr2) = (moto.calls_in(HOME), moto.calls_in(DR), moto.calls_in(DR2));
+
+    // THEN exactly the missing copies are made
+    let mut made: Vec<(String, String)> = copied(&report)
+        .into_iter()
+        .map(|(s, r, _)| (s, r))
+        .collect();
+    made.sort();
+    let mut want = vec![
+        (half.clone(), DR2.to_string()),
+        (none_yet.clone(), DR.to_string()),
+        (none_yet.clone(), DR2.to_string()),
+        (west_only.clone(), DR.to_string()),
+        (snap.clone(), DR.to_string()),
+        (snap.clone(), DR2.to_string()),
+    ];
+    want.sort();
+    assert_eq!(made, want, "{report}");
+    assert_eq!(report["failed"], json!([]));
+    assert!(
+        reasons(&report).iter().any(|r| r.contains("no DR region")),
+        "{no_dr} is skipped: {report}"
+    );
+    for region in [DR, DR2] {
+        for source in [&done, &half, &none_yet] {
+            assert_eq!(image_copies(&moto, region, source).await.len(), 1);
+        }
+    }
+
+    // AND the sweep read each region once per kind, whatever the number of backups
+    eprintln!("calls per sweep: {HOME} {home:?}, {DR} {dr:?}, {DR2} {dr2:?}");
+    assert_eq!(count(&home, "DescribeImages"), 1, "{home:?}");
+    assert_eq!(count(&home, "DescribeSnapshots"), 1, "{home:?}");
+    for calls in [&dr, &dr2] {
+        assert_eq!(count(calls, "DescribeImages"), 1, "{calls:?}");
+        assert_eq!(count(calls, "DescribeSnapshots"), 1, "{calls:?}");
+    }
+    assert_eq!(count(&dr, "CopyImage") + count(&dr2, "CopyImage"), 4);
+    assert_eq!(count(&dr, "CopySnapshot") + count(&dr2, "CopySnapshot"), 2);
+    moto.assert_calls_allowed("replicate");
+
+    // AND a second sweep finds nothing missing and copies nothing
+    moto.reset_calls();
+    let again = replicate(&moto, &config(), &sweep_event()).await;
+    assert_eq!(again["copied"], json!([]), "{again}");
+    for region in [DR, DR2] {
+        let calls = moto.calls_in(region);
+        assert_eq!(
+            count(&calls, "CopyImage") + count(&calls, "CopySnapshot"),
+            0
+        );
+    }
+    assert_eq!(count(&moto.calls_in(HOME), "CreateTags"), 0);
+}
+
+#[tokio::test]
+async fn the_kms_key_is_chosen_per_destination_region() {
+    // Scenario: COPY_KMS_KEYS names a key for us-west-2 only; the source has an encrypted
+    // volume; eu-west-1 gets the region's default EBS key and a warning.
+    // GIVEN an instance with an encrypted data volume, backed up to both regions
+    let moto = Moto::start().await;
+    let instance = moto
+        .instance(
+            HOME,
+            &[
+                ("Backup", "true"),
+                ("backup:copy-to", "us-west-2,eu-west-1"),
+            ],
+            0,
+        )
+        .await;
+    let az = moto
+        .client(HOME)
+        .describe_instances()
+        .instance_ids(&instance)
+        .send()
+        .await
+        .unwrap()
+        .reservations()[0]
+        .instances()[0]
+        .placement()
+        .and_then(|p| p.availability_zone())
+        .unwrap()
+        .to_string();
+    let volume = moto
+        .client(HOME)
+        .create_volume()
+        .availability_zone(az)
+        .size(8)
+        .encrypted(true)
+        .send()
+        .await
+        .unwrap()
+        .volume_id()
+        .unwrap()
+        .to_string();
+    moto.attach(HOME, &volume, &instance, "/dev/sdf").await;
+    let ami = made(
+        shared::create::handle(
+            Instance,
+            &config(),
+            &moto.ec2(HOME),
+            &json!({ "instance_ids": [instance] }),
+            now(),
+        )
+        .await,
+    );
+    let config = Config {
+        copy_kms_keys: BTreeMap::from([(region(DR), KEY_DR.to_string())]),
+        ..config()
+    };
+
+    // WHEN its available event arrives
+    let report = replicate(&moto, &config, &available(&ami)).await;
+
+    // THEN every snapshot of the us-west-2 copy is encrypted with the named key
+    assert_eq!(copied(&report).len(), 2, "{report}");
+    let west = snapshot_copies(&moto, DR, &ami).await;
+    assert_eq!(west.len(), 2);
+    for s in &west {
+        assert_eq!(s.encrypted(), Some(true));
+        assert_eq!(s.kms_key_id(), Some(KEY_DR));
+    }
+    // AND the eu-west-1 copy is encrypted with that region's default key, with a warning
+    let eu = snapshot_copies(&moto, DR2, &ami).await;
+    assert_eq!(eu.len(), 2);
+    for s in &eu {
+        assert_eq!(s.encrypted(), Some(true));
+        assert_ne!(s.kms_key_id(), Some(KEY_DR));
+        assert!(s.kms_key_id().is_some_and(|k| !k.is_empty()), "{s:?}");
+    }
+    let warnings = report["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{report}");
+    assert_eq!(warnings[0]["resource"], ami.as_str());
+    assert_eq!(warnings[0]["key"], "COPY_KMS_KEYS");
+    assert_eq!(warnings[0]["value"], DR2);
+
+    // AND an unencrypted snapshot going to us-west-2 is encrypted there with the key too
+    let snap = snapshot_backup(&moto, &[]).await;
+    replicate(&moto, &config, &json!({"snapshot_ids": [snap]})).await;
+    let copy = &snapshot_copies(&moto, DR, &snap).await[0];
+    assert_eq!(
+        (copy.encrypted(), copy.kms_key_id()),
+        (Some(true), Some(KEY_DR))
+    );
+}
+
+#[tokio::test]
+async fn a_limit_error_defers_the_copy_to_the_next_sweep_without_failing() {
+    // Scenario: us-west-2 answers ResourceLimitExceeded (too many copies in flight), and then
+    // throttles past the SDK's retries; eu-west-1 is fine.
+    // GIVEN an AMI backup going to both regions, and CopyImage in us-west-2 refused
+    let moto = Moto::start().await;
+    let ami = image_backup(&moto, &[("backup:copy-to", "us-west-2,eu-west-1")]).await;
+    moto.fault(
+        json!({"action": "CopyImage", "region": DR, "code": "ResourceLimitExceeded",
+                      "message": "too many copies in flight", "status": 400, "count": 10}),
+    );
+
+    // WHEN its available event arrives
+    let report = replicate(&moto, &config(), &available(&ami)).await;
+
+    // THEN the us-west-2 copy is deferred, not failed; eu-west-1's is made; the invocation
+    // succeeds; and P:copies lists only the copy that exists
+    let deferred = report["deferred"].as_array().unwrap();
+    assert_eq!(deferred.len(), 1, "{report}");
+    assert_eq!(deferred[0]["source"], ami.as_str());
+    assert_eq!(deferred[0]["region"], DR);
+    assert_eq!(deferred[0]["code"], "ResourceLimitExceeded");
+    assert_eq!(report["failed"], json!([]));
+    assert_eq!(copied(&report).len(), 1);
+    assert_eq!(copied(&report)[0].1, DR2);
+    assert!(image_copies(&moto, DR, &ami).await.is_empty());
+    let copies = image_tags(&moto, HOME, &ami).await["backup:copies"].clone();
+    assert!(
+        copies.starts_with(&format!("{DR2}=")) && !copies.contains(DR),
+        "{copies}"
+    );
+
+    // AND throttling that outlasts the SDK's retries (3 attempts here) is deferred too
+    moto.http("DELETE", "/_test/faults", "");
+    moto.fault(
+        json!({"action": "CopyImage", "region": DR, "code": "RequestLimitExceeded",
+                      "message": "slow down", "status": 503, "count": 10}),
+    );
+    moto.reset_calls();
+    let throttled = replicate(&moto, &config(), &available(&ami)).await;
+    assert_eq!(
+        throttled["deferred"][0]["code"], "RequestLimitExceeded",
+        "{throttled}"
+    );
+    assert_eq!(throttled["failed"], json!([]));
+    assert_eq!(
+        count(&moto.calls_in(DR), "CopyImage"),
+        3,
+        "retried by the SDK"
+    );
+
+    // AND once the limit clears, the next sweep makes the missing copy, and only it
+    moto.http("DELETE", "/_test/faults", "");
+    let swept = replicate(&moto, &config(), &sweep_event()).await;
+    let made = copied(&swept);
+    assert_eq!(made.len(), 1, "{swept}");
+    assert_eq!((made[0].0.as_str(), made[0].1.as_str()), (ami.as_str(), DR));
+    let copies = image_tags(&moto, HOME, &ami).await["backup:copies"].clone();
+    assert!(
+        copies.contains(&format!("{DR}={}", made[0].2)) && copies.contains(DR2),
+        "{copies}"
+    );
+}
+
+#[tokio::test]
+async fn an_aws_error_fails_that_copy_alone_and_the_invocation_reports_everything() {
+    // Scenario: CopyImage in eu-west-1 is refused for good (not a limit).
+    let moto = Moto::start().await;
+    let ami = image_backup(&moto, &[("backup:copy-to", "us-west-2,eu-west-1")]).await;
+    moto.fault(
+        json!({"action": "CopyImage", "region": DR2, "code": "UnauthorizedOperation",
+                      "message": "not allowed", "status": 403, "count": 1}),
+    );
+
+    let err = replicate_in(&moto, HOME, &config(), &available(&ami))
+        .await
+        .unwrap_err();
+
+    let report = failed_report(err);
+    assert_eq!(report["failed"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["failed"][0]["source"], ami.as_str());
+    assert_eq!(report["failed"][0]["region"], DR2);
+    assert_eq!(report["failed"][0]["code"], "UnauthorizedOperation");
+    assert_eq!(copied(&report).len(), 1);
+    assert_eq!(copied(&report)[0].1, DR);
+    assert_eq!(image_copies(&moto, DR, &ami).await.len(), 1);
+}
+
+#[tokio::test]
+async fn on_demand_ids_replicate_now_and_a_missing_id_fails_alone() {
+    // Scenario: a person asks for these backups to be replicated now.
+    // GIVEN an AMI backup and a snapshot backup
+    let moto = Moto::start().await;
+    let ami = image_backup(&moto, &[]).await;
+    let snap = snapshot_backup(&moto, &[]).await;
+
+    // WHEN the samples are sent with their ids (the snapshot one as is)
+    let images = replicate(
+        &moto,
+        &config(),
+        &event(
+            "replicate-image-ids.json",
+            &[("ami-0a1b2c3d4e5f67890", &ami)],
+        ),
+    )
+    .await;
+    let snapshots = replicate(
+        &moto,
+        &config(),
+        &event(
+            "replicate-snapshot-ids.json",
+            &[("snap-01234567890abcdef", &snap)],
+        ),
+    )
+    .await;
+
+    // THEN both are copied
+    assert_eq!(copied(&images)[0].0, ami);
+    assert_eq!(copied(&snapshots)[0].0, snap);
+    assert_eq!(image_copies(&moto, DR, &ami).await.len(), 1);
+    assert_eq!(snapshot_copies(&moto, DR, &snap).await.len(), 1);
+
+    // AND an id that does not exist fails alone, with the AWS code, after the rest is done
+    let ami2 = image_backup(&moto, &[("Name", "second")]).await;
+    let err = replicate_in(
+        &moto,
+        HOME,
+        &config(),
+        &json!({"image_ids": [ami2, "ami-0000000000000dead"]}),
+    )
+    .await
+    .unwrap_err();
+    let report = failed_report(err);
+    assert_eq!(report["failed"][0]["source"], "ami-0000000000000dead");
+    assert_eq!(report["failed"][0]["code"], "InvalidAMIID.NotFound");
+    assert_eq!(copied(&report)[0].0, ami2);
+}
+
+#[tokio::test]
+async fn p_copies_is_merged_with_what_the_original_already_lists() {
+    // Scenario: the original already lists a copy in another region, a copy of it exists that
+    // P:copies does not list (the tag was overwritten), and one was deleted: all end up right.
+    // GIVEN an AMI copied to us-west-2 and eu-west-1; the eu-west-1 copy is deleted by hand,
+    // and P:copies is overwritten to name ap-south-1 and the deleted copy, not us-west-2's
+    let moto = Moto::start().await;
+    let ami = image_backup(&moto, &[("backup:copy-to", "us-west-2,eu-west-1")]).await;
+    replicate(&moto, &config(), &json!({"image_ids": [ami]})).await;
+    let gone = image_copies(&moto, DR2, &ami).await[0]
+        .image_id()
+        .unwrap()
+        .to_string();
+    moto.client(DR2)
+        .deregister_image()
+        .image_id(&gone)
+        .send()
+        .await
+        .unwrap();
+    let listed = format!("ap-south-1=ami-0123456789abcdef0,{DR2}={gone}");
+    moto.set_tags(HOME, &ami, &[("backup:copies", &listed)])
+        .await;
+
+    // WHEN it is replicated again
+    let report = replicate(&moto, &config(), &available(&ami)).await;
+
+    // THEN P:copies lists the earlier copies and the new one, one per region, sorted
+    let west = image_copies(&moto, DR, &ami).await[0]
+        .image_id()
+        .unwrap()
+        .to_string();
+    let eu = image_copies(&moto, DR2, &ami).await[0]
+        .image_id()
+        .unwrap()
+        .to_string();
+    assert_ne!(eu, gone);
+    assert_eq!(
+        copied(&report),
+        vec![(ami.clone(), DR2.to_string(), eu.clone())]
+    );
+    assert_eq!(
+        image_tags(&moto, HOME, &ami).await["backup:copies"],
+        format!("ap-south-1=ami-0123456789abcdef0,{DR2}={eu},{DR}={west}")
+    );
+}
+
+#[tokio::test]
+async fn dry_run_reports_what_it_would_copy_and_changes_nothing() {
+    // Scenario: DRY_RUN=true.
+    let moto = Moto::start().await;
+    let ami = image_backup(&moto, &[("backup:copy-to", "us-west-2,eu-west-1")]).await;
+    moto.reset_calls();
+    let config = Config {
+        dry_run: true,
+        ..config()
+    };
+
+    let report = replicate(&moto, &config, &sweep_event()).await;
+
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(
+        report["copied"],
+        json!([{"source": ami, "region": DR2, "id": null}, {"source": ami, "region": DR, "id": null}])
+    );
+    assert!(moto.images(DR).await.is_empty());
+    assert!(moto.images(DR2).await.is_empty());
+    for region in [HOME, DR, DR2] {
+        let calls = moto.calls_in(region);
+        assert!(
+            calls.keys().all(|a| a.starts_with("Describe")),
+            "{region}: {calls:?}"
+        );
+    }
+    assert!(
+        !image_tags(&moto, HOME, &ami)
+            .await
+            .contains_key("backup:copies")
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_payload_is_an_error_that_says_what_was_expected_and_calls_nothing() {
+    // Scenario: payloads replicate does not take.
+    let moto = Moto::start().await;
+    image_backup(&moto, &[]).await;
+    moto.reset_calls();
+    for payload in [
+        json!({"instance_ids": ["i-12345678"]}),
+        json!([1, 2]),
+        json!({"image_ids": ["snap-12345678"]}),
+        json!({"detail-type": "EC2 AMI State Change", "source": "aws.ec2", "detail": {"State": "available"}}),
+        json!({"detail-type": "Tag Change on Resource", "source": "aws.tag", "detail": {}}),
+    ] {
+        let err = replicate_in(&moto, HOME, &config(), &payload)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, shared::Error::Payload(_)), "{payload}: {err}");
+        assert!(
+            err.to_string().contains("expected") || err.to_string().contains("valid"),
+            "{err}"
+        );
+    }
+    assert!(
+        moto.calls().values().all(|c| c.is_empty()),
+        "{:?}",
+        moto.calls()
+    );
+}
+
+#[tokio::test]
+async fn an_event_from_another_region_is_skipped() {
+    // Scenario: the rule forwards another region's event; this function replicates its own.
+    let moto = Moto::start().await;
+    let ami = image_backup(&moto, &[]).await;
+    let e = event(
+        "ami-state-change-available.json",
+        &[
+            ("ami-0a1b2c3d4e5f67890", &ami),
+            ("\"region\": \"us-east-1\"", "\"region\": \"eu-west-1\""),
+        ],
+    );
+    moto.reset_calls();
+    let report = replicate(&moto, &config(), &e).await;
+    assert_eq!(report["copied"], json!([]));
+    assert!(
+        reasons(&report)[0].contains("the event is from eu-west-1"),
+        "{report}"
+    );
+    assert!(moto.calls().values().all(|c| c.is_empty()));
+}
