@@ -287,12 +287,14 @@ async fn resources(ctx: &Ctx) -> Result<Vec<(Source, Resource)>> {
 async fn status_command(ctx: &Ctx, extra: &[String], as_json: bool) -> Result<ExitCode> {
     let now = Utc::now();
     let resources: Vec<Resource> = resources(ctx).await?.into_iter().map(|(_, r)| r).collect();
+    let extra: Vec<Region> = extra
+        .iter()
+        .map(|r| Region::parse(r).map_err(|e| format!("--region: {e}")))
+        .collect::<Result<_>>()?;
     let mut regions: BTreeSet<Region> = BTreeSet::from([ctx.home().clone()]);
     regions.extend(ctx.config.copy_to_regions.iter().cloned());
     regions.extend(resources.iter().flat_map(|r| r.copy_to.iter().cloned()));
-    for r in extra {
-        regions.insert(Region::parse(r).map_err(|e| format!("--region: {e}"))?);
-    }
+    regions.extend(extra.iter().cloned());
     let mut backups = Vec::new();
     for region in &regions {
         backups.extend(
@@ -304,7 +306,7 @@ async fn status_command(ctx: &Ctx, extra: &[String], as_json: bool) -> Result<Ex
         );
     }
     let existing = existing_sources(ctx, &backups).await?;
-    let report = status(ctx.home(), &resources, &backups, &existing, now);
+    let report = status(ctx.home(), &extra, &resources, &backups, &existing, now);
     if as_json {
         println!(
             "{}",
@@ -677,7 +679,13 @@ async fn drill_command(
         .iter()
         .map(|r| Region::parse(r).map_err(|e| format!("--region: {e}")))
         .collect::<Result<_>>()?;
-    let drill_key = ctx.keys.key("drill");
+    if only.contains(ctx.home()) {
+        return Err(format!(
+            "--region {}: a drill restores in DR regions, not in the home region",
+            ctx.home()
+        ));
+    }
+    let marks = drill_marks(ctx);
     let resources = resources(ctx).await?;
     let mut rows = Vec::new();
     let mut by_region: BTreeSet<Region> = BTreeSet::new();
@@ -689,9 +697,9 @@ async fn drill_command(
         };
         by_region.extend(regions.into_iter().filter(|x| x != ctx.home()));
     }
-    let mut leftovers = Vec::new();
+    let mut cleanup = Cleanup::default();
     for region in &by_region {
-        leftovers.extend(clean_drill_leftovers(ctx, region, &drill_key).await);
+        clean_drill_leftovers(ctx, region, &marks, &mut cleanup).await;
     }
     for region in &by_region {
         let backups = match ctx
@@ -724,18 +732,27 @@ async fn drill_command(
             .iter()
             .filter(|(_, r)| only.contains(region) || r.copy_to.contains(region))
         {
-            rows.push(drill_one(ctx, source, r, region, &backups, &drill_key, timeout).await);
+            rows.push(drill_one(ctx, source, r, region, &backups, &marks, timeout).await);
         }
     }
+    // The instances are terminated by now; their volumes that outlive them (data volumes without
+    // DeleteOnTermination) are deleted here.
+    let mut after = Cleanup::default();
     for region in &by_region {
-        leftovers.extend(clean_drill_leftovers(ctx, region, &drill_key).await);
+        clean_drill_leftovers(ctx, region, &marks, &mut after).await;
     }
     let failures = rows.iter().filter(|r| !r.restored).count();
+    let cleanup_errors: Vec<&String> = cleanup.errors.iter().chain(&after.errors).collect();
     if as_json {
+        let report = json!({
+            "rows": rows,
+            "leftovers_cleaned": cleanup.cleaned,
+            "volumes_deleted_after": after.cleaned,
+            "cleanup_errors": cleanup_errors,
+        });
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({"rows": rows, "leftovers_cleaned": leftovers}))
-                .map_err(|e| e.to_string())?
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
         );
     } else {
         let table_rows: Vec<Vec<String>> = rows
@@ -767,19 +784,41 @@ async fn drill_command(
                 &table_rows
             )
         );
-        if !leftovers.is_empty() {
+        if !cleanup.cleaned.is_empty() {
             println!(
                 "\ncleaned up drill resources left by an earlier run: {}",
-                leftovers.join(", ")
+                cleanup.cleaned.join(", ")
             );
+        }
+        for e in &cleanup_errors {
+            println!("cleanup FAILED: {e}");
         }
         println!("\n{} restores, {} failed", rows.len(), failures);
     }
-    Ok(if failures > 0 {
+    Ok(if failures > 0 || !cleanup_errors.is_empty() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The tags that mark a drill resource of this deployment: only resources carrying all of them
+/// are ever cleaned up, so another deployment's drill or a resource someone else tagged
+/// `P:drill` is never touched.
+fn drill_marks(ctx: &Ctx) -> Vec<(String, String)> {
+    vec![
+        (ctx.keys.key("drill"), "true".into()),
+        (
+            ctx.keys.key(shared::tags::key::MANAGED_BY),
+            ctx.config.deployment_name.clone(),
+        ),
+    ]
+}
+
+#[derive(Default)]
+struct Cleanup {
+    cleaned: Vec<String>,
+    errors: Vec<String>,
 }
 
 /// Restores one resource's newest backup in `region` into a throwaway resource, waits for it,
@@ -790,7 +829,7 @@ async fn drill_one(
     r: &Resource,
     region: &Region,
     backups: &[Backup],
-    drill_key: &str,
+    marks: &[(String, String)],
     timeout: Duration,
 ) -> DrillRow {
     let kind = if r.kind == "instance" {
@@ -819,11 +858,11 @@ async fn drill_one(
     row.backup = Some(backup.id.clone());
     row.rpo_minutes = backup.created_at.map(|t| (Utc::now() - t).num_minutes());
     let ec2 = ctx.clients.region(region);
-    let tags: Tags = vec![
+    let mut tags: Tags = vec![
         ("Name".into(), format!("drill-{}", r.id)),
-        (drill_key.to_string(), "true".into()),
         (ctx.keys.key("restored-from"), backup.id.clone()),
     ];
+    tags.extend(marks.iter().cloned());
     let start = Instant::now();
     let created = if kind == Kind::Image {
         let instance_type = ctx
@@ -886,22 +925,34 @@ async fn drill_one(
     row
 }
 
-/// Deletes drill resources an earlier, interrupted drill left behind; returns their ids.
-async fn clean_drill_leftovers(ctx: &Ctx, region: &Region, drill_key: &str) -> Vec<String> {
+/// Deletes this deployment's drill resources in `region` (an interrupted drill's leftovers, or
+/// the volumes a terminated drill instance leaves), recording what was deleted and what failed.
+async fn clean_drill_leftovers(
+    ctx: &Ctx,
+    region: &Region,
+    marks: &[(String, String)],
+    cleanup: &mut Cleanup,
+) {
     let ec2 = ctx.clients.region(region);
-    let Ok((instances, volumes)) = ec2.tagged_leftovers(drill_key, "true").await else {
-        return Vec::new();
+    let (instances, volumes) = match ec2.tagged_leftovers(marks).await {
+        Ok(found) => found,
+        Err(e) => {
+            cleanup
+                .errors
+                .push(format!("looking for drill resources in {region}: {e}"));
+            return;
+        }
     };
-    let mut cleaned = Vec::new();
     for id in instances {
-        if ec2.terminate(&id).await.is_ok() {
-            cleaned.push(id);
+        match ec2.terminate(&id).await {
+            Ok(()) => cleanup.cleaned.push(id),
+            Err(e) => cleanup.errors.push(format!("{id} in {region}: {e}")),
         }
     }
     for id in volumes {
-        if ec2.delete_volume(&id).await.is_ok() {
-            cleaned.push(id);
+        match ec2.delete_volume(&id).await {
+            Ok(()) => cleanup.cleaned.push(id),
+            Err(e) => cleanup.errors.push(format!("{id} in {region}: {e}")),
         }
     }
-    cleaned
 }

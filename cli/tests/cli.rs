@@ -397,6 +397,70 @@ async fn a_drill_restores_in_the_dr_region_and_leaves_nothing_behind() {
     assert_eq!(drill_leftovers(&moto, DR).await, 0);
 }
 
+#[tokio::test]
+async fn a_drill_never_touches_drill_tagged_resources_it_did_not_make() {
+    // GIVEN an instance someone else tagged backup:drill=true, and another deployment's drill volume
+    let moto = Moto::start().await;
+    let a = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let ami = backup(&moto, ResourceKind::Instance, &[&a]).await.remove(0);
+    copy_to_dr(&moto, &ami).await;
+    let foreign = moto.instance(DR, &[("backup:drill", "true")], 0).await;
+    let other = moto
+        .volume(
+            DR,
+            &[
+                ("backup:drill", "true"),
+                ("backup:managed-by", "another-deployment"),
+            ],
+        )
+        .await;
+
+    // WHEN our drill runs
+    let out = cli(&moto, &["drill"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    // THEN both are still there
+    let state = moto
+        .client(DR)
+        .describe_instances()
+        .instance_ids(&foreign)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        state.reservations()[0].instances()[0]
+            .state()
+            .unwrap()
+            .name()
+            .unwrap()
+            .as_str(),
+        "running"
+    );
+    let vols = moto
+        .client(DR)
+        .describe_volumes()
+        .volume_ids(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vols.volumes().len(), 1);
+
+    // AND a drill asked to restore in the home region refuses
+    let out = cli(&moto, &["drill", "--region", HOME]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("not in the home region"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn help_has_examples() {
     let out = Command::new(env!("CARGO_BIN_EXE_ec2-backup"))

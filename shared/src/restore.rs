@@ -239,43 +239,55 @@ impl Ec2 {
         Ok(())
     }
 
-    /// Instances and volumes carrying `key=value` that are not yet gone: drill leftovers.
+    /// Instances (not yet terminated) and volumes carrying every one of `tags`: drill
+    /// leftovers. Every page is read.
     pub async fn tagged_leftovers(
         &self,
-        key: &str,
-        value: &str,
+        tags: &[(String, String)],
     ) -> Result<(Vec<String>, Vec<String>), Error> {
-        let instances = self
+        let tag_filters = || -> Vec<_> {
+            tags.iter()
+                .map(|(k, v)| filter(&format!("tag:{k}"), [v.as_str()]))
+                .collect()
+        };
+        let mut instances = Vec::new();
+        let mut pages = self
             .client
             .describe_instances()
-            .filters(filter(&format!("tag:{key}"), [value]))
+            .set_filters(Some(tag_filters()))
             .filters(filter(
                 "instance-state-name",
                 ["pending", "running", "stopping", "stopped"],
             ))
-            .send()
-            .await
-            .map_err(self.err("DescribeInstances"))?;
-        let volumes = self
+            .into_paginator()
+            .page_size(self.page_size)
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(self.err("DescribeInstances"))?;
+            instances.extend(
+                page.reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .filter_map(|i| i.instance_id().map(str::to_string)),
+            );
+        }
+        let mut volumes = Vec::new();
+        let mut pages = self
             .client
             .describe_volumes()
-            .filters(filter(&format!("tag:{key}"), [value]))
-            .send()
-            .await
-            .map_err(self.err("DescribeVolumes"))?;
-        Ok((
-            instances
-                .reservations()
-                .iter()
-                .flat_map(|r| r.instances())
-                .filter_map(|i| i.instance_id().map(str::to_string))
-                .collect(),
-            volumes
-                .volumes()
-                .iter()
-                .filter(|v| v.state().map(|s| s.as_str()) != Some("deleting"))
-                .filter_map(|v| v.volume_id().map(str::to_string))
-                .collect(),
-        ))
+            .set_filters(Some(tag_filters()))
+            .into_paginator()
+            .page_size(self.page_size.min(500))
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(self.err("DescribeVolumes"))?;
+            volumes.extend(
+                page.volumes()
+                    .iter()
+                    .filter(|v| v.state().map(|s| s.as_str()) != Some("deleting"))
+                    .filter_map(|v| v.volume_id().map(str::to_string)),
+            );
+        }
+        Ok((instances, volumes))
     }
 }

@@ -73,8 +73,10 @@ pub fn grace(interval: Duration) -> TimeDelta {
     TimeDelta::minutes((interval.as_minutes() / 10).max(15))
 }
 
+/// Rows for each resource in home, its DR regions, and the `extra` regions asked for.
 pub fn status(
     home: &Region,
+    extra: &[Region],
     resources: &[Resource],
     backups: &[Backup],
     existing_sources: &HashSet<String>,
@@ -83,13 +85,11 @@ pub fn status(
     let mut rows = Vec::new();
     for resource in resources {
         let mut regions = vec![(home.clone(), "home")];
-        regions.extend(
-            resource
-                .copy_to
-                .iter()
-                .filter(|r| *r != home)
-                .map(|r| (r.clone(), "dr")),
-        );
+        for r in resource.copy_to.iter().chain(extra) {
+            if r != home && !regions.iter().any(|(x, _)| x == r) {
+                regions.push((r.clone(), "dr"));
+            }
+        }
         let originals: Vec<&Backup> = backups
             .iter()
             .filter(|b| {
@@ -270,6 +270,7 @@ mod tests {
         let existing: HashSet<String> = ["i-1".to_string(), "i-2".to_string()].into();
         let s = status(
             &r("us-east-1"),
+            &[],
             &[resource("i-1"), resource("i-2")],
             &backups,
             &existing,
@@ -312,6 +313,7 @@ mod tests {
         )];
         let s = status(
             &r("us-east-1"),
+            &[r("eu-west-1")],
             &[Resource {
                 copy_to: vec![],
                 ..resource("i-1")
@@ -321,6 +323,12 @@ mod tests {
             now,
         );
         assert_eq!(s.rows[0].rpo, Rpo::Met, "24h20m old, grace is 144 minutes");
+        assert_eq!(
+            s.rows[1].region,
+            r("eu-west-1"),
+            "a region asked for gets its row"
+        );
+        assert_eq!(s.rows[1].rpo, Rpo::None);
     }
 
     #[test]
