@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -140,6 +141,77 @@ def main() -> None:
             print(f"       {json.dumps(t, sort_keys=True)}")
 
     replicate(names)
+    expire(names)
+    on_call(names)
+
+
+def tag_backup(region: str, image_id: str, tags: dict[str, str]) -> None:
+    """Moves a backup's clock (or holds it) by writing its tags, as the tests do."""
+    image = ec2(region).describe_images(ImageIds=[image_id])["Images"][0]
+    snaps = [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", []) if "Ebs" in m]
+    ec2(region).create_tags(Resources=[image_id, *snaps], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+
+def expire(names: dict[str, str]) -> None:
+    """An expiry pass after time has moved on: what is deleted and what is kept, and why."""
+    mine = {i["ImageId"]: {t["Key"]: t["Value"] for t in i.get("Tags", [])}
+            for i in ec2().describe_images(Owners=["self"])["Images"]}
+    by_name = {names.get(t.get("backup:source"), ""): image_id for image_id, t in mine.items()}
+    past = "2026-01-01T00:00:00Z"
+    print("\nTime passes. We move the clocks by writing tags:")
+    # web-01 gets a second, newer backup; its first one has expired.
+    web = next(i for i, n in names.items() if n == "web-01")
+    results, _ = invoke(str(BIN / "create-image"), [{"instance_ids": [web]}], env=ENV, timeout=120,
+                        logs=open(LOGS, "a"))
+    newer = results[0]["response"]["created"][0]["id"]
+    tag_backup(HOME, by_name["web-01"], {"backup:created-at": "2025-12-25T00:00:00Z", "backup:expires-at": past})
+    print(f"   web-01's first backup {by_name['web-01']} expired; {newer} is its newer one")
+    tag_backup(HOME, by_name["batch-01"], {"backup:expires-at": past})
+    print(f"   batch-01's only backup {by_name['batch-01']} expired (it is the last good one)")
+    tag_backup(HOME, by_name["db-01"], {"backup:expires-at": past, "backup:hold": "true"})
+    print(f"   db-01's backup {by_name['db-01']} expired, but is on hold (backup:hold=true)")
+    ec2().register_image(Name="hand-made", RootDeviceName="/dev/sda1", TagSpecifications=[
+        {"ResourceType": "image", "Tags": [{"Key": "backup:expires-at", "Value": past}]}])
+    print("   a hand-made AMI that looks expired, not ours")
+
+    for label, payload in (("a dry run", {"dry_run": True}), ("the nightly expiry", event("scheduled-event.json"))):
+        print(f"\n== expire <- {label}")
+        results, stats = invoke(str(BIN / "expire"), [payload], env=ENV, timeout=120, logs=open(LOGS, "a"))
+        result = results[0]
+        if not result["ok"]:
+            print(f"   invocation failed: {result['error']}")
+            continue
+        report = result["response"]
+        for region, r in sorted(report.get("regions", {}).items()):
+            for d in r.get("deregistered", []):
+                print(f"   {region} deregistered {d['id']} ({names.get(d.get('source'), d.get('source'))}): {d.get('reason')}")
+            for d in r.get("deleted_snapshots", []):
+                print(f"   {region} deleted snapshot {d['id']}: {d.get('reason')}")
+            for k in r.get("kept", []):
+                print(f"   {region} kept {k['id']} ({names.get(k.get('source'), k.get('source', ''))}): {k['reason']}")
+            for f in r.get("failed", []):
+                print(f"   {region} FAILED {f}")
+        print(f"   (dry run: {report.get('dry_run')}; cold start {stats['cold_start_ms']:.0f} ms, "
+              f"invocation {stats['invoke_ms'][0]:.0f} ms, peak RSS {stats['max_rss_kib'] / 1024:.1f} MiB)")
+
+
+def on_call(names: dict[str, str]) -> None:
+    """The on-call view, then a restore of web-01 in the DR region."""
+    cli = str(BIN / "ec2-backup")
+    env = {**os.environ, **ENV}
+    print("\n== ec2-backup status")
+    out = subprocess.run([cli, "status"], env=env, capture_output=True, text=True)
+    print(out.stdout.rstrip())
+    print(f"   (exit code {out.returncode}: non-zero while anything is late or has no backup)")
+    web = next(i for i, n in names.items() if n == "web-01")
+    print(f"\n== ec2-backup restore instance {web} --region {DR}")
+    out = subprocess.run([cli, "restore", "instance", web, "--region", DR], env=env, capture_output=True, text=True)
+    print(out.stderr.rstrip())
+    if out.returncode == 0:
+        new = out.stdout.strip()
+        inst = ec2(DR).describe_instances(InstanceIds=[new])["Reservations"][0]["Instances"][0]
+        tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+        print(f"   {new} is {inst['State']['Name']} in {DR}, tags {json.dumps(tags, sort_keys=True)}")
 
 
 def replicate(names: dict[str, str]) -> None:
