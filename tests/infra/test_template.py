@@ -285,6 +285,18 @@ def test_parameter_patterns_match_what_the_config_accepts(name, good, bad):
         assert not re.fullmatch(pattern, value), (name, value)
 
 
+def test_create_functions_run_one_at_a_time_unless_told_otherwise():
+    assert PARAMS["SerializeCreates"]["Default"] == "true"
+    for binary in sorted(PERMS["functions"]):
+        props = FUNCTIONS[binary][1]["Properties"]
+        if binary in ("create-image", "create-snapshot"):
+            assert props["ReservedConcurrentExecutions"] == {
+                "Fn::If": ["SerializeCreates", 1, {"Ref": "AWS::NoValue"}]
+            }, binary
+        else:
+            assert "ReservedConcurrentExecutions" not in props, binary
+
+
 def test_dry_run_and_keep_last():
     assert PARAMS["DryRun"]["AllowedValues"] == ["false", "true"]
     assert PARAMS["DryRun"]["Default"] == "false"
