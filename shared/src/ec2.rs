@@ -3,8 +3,9 @@
 
 use crate::due::RecentBackup;
 use crate::error::Error;
+use crate::inventory::Backup;
 use crate::region::Region;
-use crate::tags::{Kind, TagKeys, Tags, key, parse_time};
+use crate::tags::{TagKeys, Tags};
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use chrono::{DateTime, Utc};
@@ -76,6 +77,23 @@ pub fn tag_specification(resource: ResourceType, tags: &Tags) -> TagSpecificatio
         .build()
 }
 
+/// The originals among `backups` that count for the interval: pending or ready, never failed.
+fn recent(backups: Vec<Backup>) -> Vec<RecentBackup> {
+    backups
+        .into_iter()
+        .filter(|b| {
+            matches!(b.state.as_str(), "pending" | "available" | "completed") && b.copy_of.is_none()
+        })
+        .filter_map(|b| {
+            Some(RecentBackup {
+                source: b.source?,
+                created_at: b.created_at?,
+                id: b.id,
+            })
+        })
+        .collect()
+}
+
 /// EC2 takes at most 200 values in one filter.
 pub const MAX_FILTER_VALUES: usize = 200;
 
@@ -98,18 +116,6 @@ fn source_filters(
             filter("tag-key", keys.opt_in_spellings()),
             filter(state_filter, states.iter().copied()),
         ]],
-    }
-}
-
-/// When a backup was made: its `P:created-at` tag, unless AWS's own record is earlier (a tag
-/// edited into the future must not stop backups until that date).
-pub(crate) fn created_at(
-    tagged: Option<DateTime<Utc>>,
-    recorded: Option<DateTime<Utc>>,
-) -> Option<DateTime<Utc>> {
-    match (tagged, recorded) {
-        (Some(t), Some(r)) => Some(t.min(r)),
-        (t, r) => t.or(r),
     }
 }
 
@@ -251,13 +257,6 @@ impl Ec2 {
         Ok(out)
     }
 
-    fn managed_filters(&self, keys: &TagKeys, deployment: &str, kind: Kind) -> Vec<Filter> {
-        vec![
-            filter(&format!("tag:{}", keys.key(key::MANAGED_BY)), [deployment]),
-            filter(&format!("tag:{}", keys.key(key::KIND)), [kind.as_str()]),
-        ]
-    }
-
     /// Original AMIs of this deployment that count for the interval (pending or available;
     /// copies from other regions are not backups of a source here).
     pub async fn recent_images(
@@ -265,42 +264,7 @@ impl Ec2 {
         keys: &TagKeys,
         deployment: &str,
     ) -> Result<Vec<RecentBackup>, Error> {
-        let mut pages = self
-            .client
-            .describe_images()
-            .owners("self")
-            .set_filters(Some(self.managed_filters(keys, deployment, Kind::Image)))
-            .into_paginator()
-            .page_size(self.page_size)
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(self.err("DescribeImages"))?;
-            for image in page.images() {
-                let state = image.state().map(|s| s.as_str()).unwrap_or_default();
-                if !matches!(state, "pending" | "available") {
-                    continue;
-                }
-                let tags = tags_of(image.tags());
-                let created = created_at(
-                    keys.get(&tags, key::CREATED_AT).and_then(parse_time),
-                    image.creation_date().and_then(parse_time),
-                );
-                if let (Some(id), Some(source), Some(created_at), None) = (
-                    image.image_id(),
-                    keys.get(&tags, key::SOURCE),
-                    created,
-                    keys.get(&tags, key::COPY_OF),
-                ) {
-                    out.push(RecentBackup {
-                        id: id.to_string(),
-                        source: source.to_string(),
-                        created_at,
-                    });
-                }
-            }
-        }
-        Ok(out)
+        Ok(recent(self.managed_images(keys, deployment).await?))
     }
 
     /// Original standalone snapshots of this deployment that count for the interval.
@@ -309,42 +273,7 @@ impl Ec2 {
         keys: &TagKeys,
         deployment: &str,
     ) -> Result<Vec<RecentBackup>, Error> {
-        let mut pages = self
-            .client
-            .describe_snapshots()
-            .owner_ids("self")
-            .set_filters(Some(self.managed_filters(keys, deployment, Kind::Snapshot)))
-            .into_paginator()
-            .page_size(self.page_size)
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(self.err("DescribeSnapshots"))?;
-            for snapshot in page.snapshots() {
-                let state = snapshot.state().map(|s| s.as_str()).unwrap_or_default();
-                if !matches!(state, "pending" | "completed") {
-                    continue;
-                }
-                let tags = tags_of(snapshot.tags());
-                let created = created_at(
-                    keys.get(&tags, key::CREATED_AT).and_then(parse_time),
-                    snapshot.start_time().and_then(smithy_time),
-                );
-                if let (Some(id), Some(source), Some(created_at), None) = (
-                    snapshot.snapshot_id(),
-                    keys.get(&tags, key::SOURCE),
-                    created,
-                    keys.get(&tags, key::COPY_OF),
-                ) {
-                    out.push(RecentBackup {
-                        id: id.to_string(),
-                        source: source.to_string(),
-                        created_at,
-                    });
-                }
-            }
-        }
-        Ok(out)
+        Ok(recent(self.managed_snapshots(keys, deployment).await?))
     }
 
     /// CreateImage, tagging the image and its snapshots in the same call so that no backup

@@ -1,10 +1,11 @@
 //! Every backup of this deployment in a region, as people on call need to see it: for status,
 //! restore and drills.
 
-use crate::ec2::{Ec2, smithy_time, tags_of};
+use crate::ec2::{Ec2, filter, smithy_time, tags_of};
 use crate::error::Error;
 use crate::region::Region;
 use crate::tags::{Kind, TagKeys, Tags, key, parse_time};
+use aws_sdk_ec2::types::Filter;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -30,6 +31,18 @@ pub struct Backup {
     pub tags: Tags,
 }
 
+/// When a backup was made: its `P:created-at` tag, unless AWS's own record is earlier (a tag
+/// edited into the future must not stop backups until that date).
+fn created_at(
+    tagged: Option<DateTime<Utc>>,
+    recorded: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    match (tagged, recorded) {
+        (Some(t), Some(r)) => Some(t.min(r)),
+        (t, r) => t.or(r),
+    }
+}
+
 impl Backup {
     /// Ready to restore from.
     pub fn is_usable(&self) -> bool {
@@ -53,10 +66,10 @@ impl Backup {
             state: state.to_string(),
             source: get(key::SOURCE),
             source_region: get(key::SOURCE_REGION),
-            created_at: get(key::CREATED_AT)
-                .as_deref()
-                .and_then(parse_time)
-                .or(fallback_created),
+            created_at: created_at(
+                get(key::CREATED_AT).as_deref().and_then(parse_time),
+                fallback_created,
+            ),
             expires_at: get(key::EXPIRES_AT).as_deref().and_then(parse_time),
             hold: get(key::HOLD).is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
             copy_of: get(key::COPY_OF).filter(|v| !v.is_empty()),
@@ -68,17 +81,33 @@ impl Backup {
 }
 
 impl Ec2 {
-    /// All images and standalone snapshots of this deployment in this region: two paginated
-    /// describes, filtered on `P:managed-by`.
+    /// All images and standalone snapshots of this deployment in this region.
     pub async fn backups(&self, keys: &TagKeys, deployment: &str) -> Result<Vec<Backup>, Error> {
-        let managed =
-            crate::ec2::filter(&format!("tag:{}", keys.key(key::MANAGED_BY)), [deployment]);
+        let mut all = self.managed_images(keys, deployment).await?;
+        all.extend(self.managed_snapshots(keys, deployment).await?);
+        Ok(all)
+    }
+
+    fn managed_filters(keys: &TagKeys, deployment: &str, kind: Kind) -> Vec<Filter> {
+        vec![
+            filter(&format!("tag:{}", keys.key(key::MANAGED_BY)), [deployment]),
+            filter(&format!("tag:{}", keys.key(key::KIND)), [kind.as_str()]),
+        ]
+    }
+
+    /// The AMIs of this deployment (originals and copies, any state): one paginated
+    /// DescribeImages filtered on `P:managed-by`.
+    pub async fn managed_images(
+        &self,
+        keys: &TagKeys,
+        deployment: &str,
+    ) -> Result<Vec<Backup>, Error> {
         let mut out = Vec::new();
         let mut pages = self
             .client
             .describe_images()
             .owners("self")
-            .filters(managed.clone())
+            .set_filters(Some(Self::managed_filters(keys, deployment, Kind::Image)))
             .into_paginator()
             .page_size(self.page_size)
             .send();
@@ -103,15 +132,26 @@ impl Ec2 {
                 out.push(backup);
             }
         }
+        Ok(out)
+    }
+
+    /// The standalone snapshots of this deployment (originals and copies, any state): one
+    /// paginated DescribeSnapshots filtered on `P:managed-by` and `P:kind=snapshot`.
+    pub async fn managed_snapshots(
+        &self,
+        keys: &TagKeys,
+        deployment: &str,
+    ) -> Result<Vec<Backup>, Error> {
+        let mut out = Vec::new();
         let mut pages = self
             .client
             .describe_snapshots()
             .owner_ids("self")
-            .filters(managed)
-            .filters(crate::ec2::filter(
-                &format!("tag:{}", keys.key(key::KIND)),
-                [Kind::Snapshot.as_str()],
-            ))
+            .set_filters(Some(Self::managed_filters(
+                keys,
+                deployment,
+                Kind::Snapshot,
+            )))
             .into_paginator()
             .page_size(self.page_size)
             .send();
