@@ -458,42 +458,33 @@ async fn backup_command(
         if list.is_empty() {
             continue;
         }
-        let payload = json!({ kind.ids_field(): list });
-        let report = match shared::create::handle(kind, &config, &ec2, &payload, Utc::now()).await {
-            Ok(report) => report,
-            Err(shared::Error::SomeFailed { result, .. }) => {
-                failed = true;
-                serde_json::from_str(&result).unwrap_or_default()
-            }
-            Err(e) => return Err(e.to_string()),
-        };
-        for c in report["created"].as_array().into_iter().flatten() {
-            let source = c["source"].as_str().unwrap_or_default();
-            match c["id"].as_str() {
+        // The functions' own on-demand path, with its typed report.
+        let request = shared::event::CreateRequest::OnDemand { ids: list };
+        let report = shared::create::run(kind, &config, &ec2, request, Utc::now())
+            .await
+            .map_err(|e| e.to_string())?;
+        for c in &report.created {
+            match &c.id {
                 Some(id) => {
-                    println!("{source}: created {id}");
-                    made.push((source.to_string(), id.to_string()));
+                    println!("{}: created {id}", c.source);
+                    made.push((c.source.clone(), id.clone()));
                 }
-                None => println!(
-                    "{source}: would create {}",
-                    c["name"].as_str().unwrap_or_default()
-                ),
+                None => println!("{}: would create {}", c.source, c.name),
             }
         }
-        for s in report["skipped"].as_array().into_iter().flatten() {
+        for s in &report.skipped {
+            println!("{}: skipped: {}", s.source, s.reason);
+        }
+        for f in &report.failed {
+            println!("{}: FAILED: {}", f.source, f.error);
+        }
+        for w in &report.warnings {
             println!(
-                "{}: skipped: {}",
-                s["source"].as_str().unwrap_or_default(),
-                s["reason"].as_str().unwrap_or_default()
+                "{}: warning: {}={:?}: {}",
+                w.resource, w.key, w.value, w.message
             );
         }
-        for f in report["failed"].as_array().into_iter().flatten() {
-            println!(
-                "{}: FAILED: {}",
-                f["source"].as_str().unwrap_or_default(),
-                f["error"].as_str().unwrap_or_default()
-            );
-        }
+        failed |= !report.failed.is_empty();
     }
     if wait && !made.is_empty() {
         let start = Instant::now();
@@ -510,12 +501,21 @@ async fn backup_command(
                     .backups(&ctx.keys, &ctx.config.deployment_name)
                     .await
                     .map_err(|e| e.to_string())?;
-                let regions = backups
-                    .iter()
-                    .find(|b| &b.id == id)
-                    .and_then(|b| ctx.keys.get(&b.tags, shared::tags::key::COPY_TO))
-                    .map(|v| shared::region::parse_region_list(v).unwrap_or_default())
+                let backup = backups.iter().find(|b| &b.id == id).ok_or_else(|| {
+                    format!(
+                        "{id} is no longer among this deployment's backups in {}",
+                        ctx.home()
+                    )
+                })?;
+                let copy_to = ctx
+                    .keys
+                    .get(&backup.tags, shared::tags::key::COPY_TO)
                     .unwrap_or_default();
+                let regions = shared::region::parse_region_list(copy_to)
+                    .map_err(|e| format!("{id}: its copy-to tag: {e}"))?;
+                if regions.is_empty() {
+                    eprintln!("{source}: {id} has no DR regions to wait for");
+                }
                 for region in regions.iter().filter(|r| *r != ctx.home()) {
                     let copy = wait_for_backup(ctx, region, id, Some(id), start, timeout).await?;
                     eprintln!(
@@ -865,15 +865,16 @@ async fn drill_one(
     tags.extend(marks.iter().cloned());
     let start = Instant::now();
     let created = if kind == Kind::Image {
-        let instance_type = ctx
-            .clients
-            .home()
-            .instance_shape(&source.id)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|s| s.instance_type)
-            .unwrap_or_else(|| "t3.micro".into());
+        // The original's type; a small one when the original is gone (the drill is throwaway).
+        let instance_type = match ctx.clients.home().instance_shape(&source.id).await {
+            Ok(shape) => shape
+                .and_then(|s| s.instance_type)
+                .unwrap_or_else(|| "t3.micro".into()),
+            Err(e) => {
+                row.error = Some(e.to_string());
+                return row;
+            }
+        };
         ec2.launch(&Launch {
             image_id: backup.id.clone(),
             instance_type,

@@ -47,8 +47,11 @@ fn missing(operation: &'static str, region: &str, what: &str) -> Error {
 }
 
 impl Ec2 {
-    /// The shape of an existing instance, or `None` when it is gone.
-    pub async fn instance_shape(&self, instance_id: &str) -> Result<Option<InstanceShape>, Error> {
+    /// The instance, described by id, or `None` when it is gone.
+    async fn describe_instance(
+        &self,
+        instance_id: &str,
+    ) -> Result<Option<aws_sdk_ec2::types::Instance>, Error> {
         let out = self
             .client
             .describe_instances()
@@ -61,6 +64,14 @@ impl Ec2 {
             .iter()
             .flat_map(|r| r.instances())
             .next()
+            .cloned())
+    }
+
+    /// The shape of an existing instance, or `None` when it is gone.
+    pub async fn instance_shape(&self, instance_id: &str) -> Result<Option<InstanceShape>, Error> {
+        Ok(self
+            .describe_instance(instance_id)
+            .await?
             .map(|i| InstanceShape {
                 instance_type: i.instance_type().map(|t| t.as_str().to_string()),
                 subnet_id: i.subnet_id().map(str::to_string),
@@ -138,21 +149,11 @@ impl Ec2 {
     }
 
     pub async fn instance_state(&self, instance_id: &str) -> Result<Option<String>, Error> {
-        let out = self
-            .client
-            .describe_instances()
-            .filters(filter("instance-id", [instance_id]))
-            .send()
-            .await
-            .map_err(self.err("DescribeInstances"))?;
-        Ok(out
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .next()
-            .and_then(|i| i.state())
-            .and_then(|s| s.name())
-            .map(|n| n.as_str().to_string()))
+        Ok(self.describe_instance(instance_id).await?.and_then(|i| {
+            i.state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_string())
+        }))
     }
 
     pub async fn volume_state(&self, volume_id: &str) -> Result<Option<String>, Error> {
