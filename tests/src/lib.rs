@@ -4,6 +4,8 @@
 //! Every test takes the server for itself through [`Moto::start`]: tests run one at a time
 //! (a lock), each against a freshly reset server.
 
+pub mod binary;
+
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region as SdkRegion};
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};

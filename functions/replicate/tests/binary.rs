@@ -1,73 +1,29 @@
-//! The real `replicate` binary, run through the Lambda Runtime API emulator
-//! (`tests/lambda_invoke.py`) against the moto server at `MOTO_URL`: the wiring of `main`.
+//! The real `replicate` binary through the Lambda runtime loop: the wiring of `main`.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use integration_tests::binary::{assert_rejects_bad_input, boto3, invoke, result, sample, text};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Runs the binary on one payload with these extra environment variables.
-fn invoke(payload: &str, env: &[(&str, &str)]) -> Output {
-    let moto =
-        std::env::var("MOTO_URL").expect("MOTO_URL is not set: run the tests with scripts/test");
-    let mut command = Command::new(root().join(".venv/bin/python"));
-    command
-        .arg(root().join("tests/lambda_invoke.py"))
-        .arg(env!("CARGO_BIN_EXE_replicate"))
-        .args(["--payload", payload, "--timeout", "60"])
-        .env("AWS_ENDPOINT_URL", moto)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        // A prefix no other test uses: this sweep finds nothing of theirs.
-        .env("TAG_PREFIX", "binarytest");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().expect("run tests/lambda_invoke.py")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+const BINARY: &str = env!("CARGO_BIN_EXE_replicate");
 
 #[test]
-fn the_reconcile_sweep_goes_through_the_runtime_loop_and_returns_the_report() {
-    let event = std::fs::read_to_string(root().join("events/scheduled-event.json")).unwrap();
-    let out = invoke(&event, &[]);
-    let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
-    let line: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
-    assert_eq!(line["ok"], true);
+fn the_reconcile_sweep_goes_through_the_runtime_loop_and_copies_what_is_missing() {
+    // An original backup of ours (under this test's prefix) that wants a copy in us-west-2.
+    let image = boto3(
+        "ec2.create_image(InstanceId=ec2.run_instances(ImageId='ami-12345678', MinCount=1, MaxCount=1)['Instances'][0]['InstanceId'], Name='binarytest-' + __import__('uuid').uuid4().hex, TagSpecifications=[{'ResourceType': 'image', 'Tags': [{'Key': k, 'Value': v} for k, v in {'binarytest:managed-by': 'ec2-backup', 'binarytest:kind': 'image', 'binarytest:source': 'i-0123456789abcdef0', 'binarytest:source-region': 'us-east-1', 'binarytest:created-at': '2026-11-25T03:00:00Z', 'binarytest:expires-at': '2099-01-01T00:00:00Z', 'binarytest:copy-to': 'us-west-2', 'binarytest:copy-retention': '7d'}.items()]}])['ImageId']",
+    );
+    let out = invoke(BINARY, &sample("scheduled-event.json"), &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = result(&out);
+    let copied: Vec<(&str, &str)> = line["response"]["copied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["source"].as_str().unwrap(), c["region"].as_str().unwrap()))
+        .collect();
+    assert!(copied.contains(&(image.as_str(), "us-west-2")), "{line}");
     assert_eq!(line["response"]["failed"], serde_json::json!([]));
-    assert_eq!(line["response"]["dry_run"], false);
-    assert_eq!(line["response"]["deferred"], serde_json::json!([]));
 }
 
 #[test]
-fn a_malformed_payload_is_a_non_retryable_error_that_says_what_was_expected() {
-    let out = invoke(r#"{"hello": "world"}"#, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let line: serde_json::Value =
-        serde_json::from_str(text(&out.stdout).lines().next().unwrap()).unwrap();
-    assert_eq!(line["error"]["errorType"], "NonRetryable.InvalidPayload");
-    assert!(
-        line["error"]["errorMessage"]
-            .as_str()
-            .unwrap()
-            .contains("expected an EventBridge")
-    );
-}
-
-#[test]
-fn a_bad_environment_variable_stops_the_cold_start_and_names_the_variable_and_value() {
-    let out = invoke("{}", &[("COPY_KMS_KEYS", "us-west-2")]);
-    assert_eq!(out.status.code(), Some(2), "the function must not start");
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("COPY_KMS_KEYS") && stderr.contains("us-west-2"),
-        "{stderr}"
-    );
+fn bad_input_is_rejected_clearly() {
+    assert_rejects_bad_input(BINARY);
 }
