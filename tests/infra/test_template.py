@@ -285,13 +285,13 @@ def test_parameter_patterns_match_what_the_config_accepts(name, good, bad):
         assert not re.fullmatch(pattern, value), (name, value)
 
 
-def test_create_functions_run_one_at_a_time_unless_told_otherwise():
-    assert PARAMS["SerializeCreates"]["Default"] == "true"
+def test_functions_that_make_backups_run_one_at_a_time_unless_told_otherwise():
+    assert PARAMS["SerializeInvocations"]["Default"] == "true"
     for binary in sorted(PERMS["functions"]):
         props = FUNCTIONS[binary][1]["Properties"]
-        if binary in ("create-image", "create-snapshot"):
+        if binary in ("create-image", "create-snapshot", "replicate"):
             assert props["ReservedConcurrentExecutions"] == {
-                "Fn::If": ["SerializeCreates", 1, {"Ref": "AWS::NoValue"}]
+                "Fn::If": ["SerializeInvocations", 1, {"Ref": "AWS::NoValue"}]
             }, binary
         else:
             assert "ReservedConcurrentExecutions" not in props, binary

@@ -280,6 +280,13 @@ async fn find_copies(
 
 /// Runs the copy calls (a few at a time); in a dry run, reports them instead. Returns the
 /// copies made.
+/// Why a copy job made no copy.
+enum Listed {
+    /// The copy the original lists is there after all.
+    StillThere,
+    Error(Error),
+}
+
 async fn copy_all(
     clients: &Clients,
     jobs: Vec<CopyJob>,
@@ -297,14 +304,32 @@ async fn copy_all(
         }
         return Vec::new();
     }
-    let outcomes: Vec<(CopyJob, Result<String, Error>)> = stream::iter(jobs)
+    let outcomes: Vec<(CopyJob, Result<String, Listed>)> = stream::iter(jobs)
         .map(|job| async move {
             let ec2 = clients.region(&job.destination);
+            // The original lists a copy here that the describe did not show: only a copy that
+            // is really gone is made again (a fresh copy can be missing from a describe).
+            if let Some(listed) = &job.listed_copy {
+                match ec2
+                    .backups_by_id(job.kind, std::slice::from_ref(listed))
+                    .await
+                {
+                    Ok(found)
+                        if found.iter().any(|b| {
+                            matches!(b.state.as_str(), "pending" | "available" | "completed")
+                        }) =>
+                    {
+                        return (job, Err(Listed::StillThere));
+                    }
+                    Ok(_) => {}
+                    Err(e) => return (job, Err(Listed::Error(e))),
+                }
+            }
             let result = match job.kind {
                 Kind::Image => ec2.copy_image(&job).await,
                 Kind::Snapshot => ec2.copy_snapshot(&job).await,
             };
-            (job, result)
+            (job, result.map_err(Listed::Error))
         })
         .buffer_unordered(COPY_CONCURRENCY)
         .collect()
@@ -322,9 +347,18 @@ async fn copy_all(
                 report.copied.push(copied.clone());
                 made.push(copied);
             }
+            Err(Listed::StillThere) => {
+                let listed = job.listed_copy.as_deref().unwrap_or_default();
+                info!(source = %job.source_id, region = %job.destination, copy_id = %listed, "listed copy is there");
+                report.skip(
+                    &job.source_id,
+                    Some(&job.destination),
+                    format!("already copied to {} as {listed}", job.destination),
+                );
+            }
             // AMI names are unique per region and the copy's name is derived from its source:
             // a concurrent invocation (with a token of its own) copied it first.
-            Err(e) if e.code() == Some("InvalidAMIName.Duplicate") => {
+            Err(Listed::Error(e)) if e.code() == Some("InvalidAMIName.Duplicate") => {
                 info!(source = %job.source_id, region = %job.destination, name = %job.name, "already copied by a concurrent invocation");
                 report.skip(
                     &job.source_id,
@@ -335,7 +369,7 @@ async fn copy_all(
                     ),
                 );
             }
-            Err(e) if is_deferrable(&e) => {
+            Err(Listed::Error(e)) if is_deferrable(&e) => {
                 warn!(source = %job.source_id, region = %job.destination, code = e.code().unwrap_or(""), "copy deferred to the next sweep");
                 report.deferred.push(Deferred {
                     source: job.source_id,
@@ -344,7 +378,7 @@ async fn copy_all(
                     code: e.code().map(str::to_string),
                 });
             }
-            Err(e) => {
+            Err(Listed::Error(e)) => {
                 error!(source = %job.source_id, region = %job.destination, error = %e, code = e.code().unwrap_or(""), "copy failed");
                 report.failed.push(CopyFailed::from_error(
                     &job.source_id,

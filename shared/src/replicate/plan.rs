@@ -84,6 +84,9 @@ pub struct CopyJob {
     pub client_token: String,
     pub tags: Tags,
     pub encryption: Encryption,
+    /// The copy the original's `P:copies` names in this region but the describe did not show:
+    /// looked up by id before copying, since EC2's describes lag behind a fresh copy.
+    pub listed_copy: Option<String>,
 }
 
 /// A copy that exists (or, in a dry run, would).
@@ -528,6 +531,7 @@ pub fn missing_copies(
                 client_token: client_token(&backup.id, region, &salt),
                 tags: copy_tags(keys, backup, created_at, retention, &mut plan.warnings),
                 encryption: encryption(config, backup, region, &mut plan.warnings),
+                listed_copy: vanished.map(str::to_string),
             });
         }
     }
