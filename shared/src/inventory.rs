@@ -33,7 +33,7 @@ pub struct Backup {
 
 /// When a backup was made: its `P:created-at` tag, unless AWS's own record is earlier (a tag
 /// edited into the future must not stop backups until that date).
-fn created_at(
+pub(crate) fn created_at(
     tagged: Option<DateTime<Utc>>,
     recorded: Option<DateTime<Utc>>,
 ) -> Option<DateTime<Utc>> {
@@ -71,7 +71,8 @@ impl Backup {
                 fallback_created,
             ),
             expires_at: get(key::EXPIRES_AT).as_deref().and_then(parse_time),
-            hold: get(key::HOLD).is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            // As expire reads it: a value that is not clearly false holds.
+            hold: get(key::HOLD).is_some_and(|v| crate::config::parse_bool(&v) != Some(false)),
             copy_of: get(key::COPY_OF).filter(|v| !v.is_empty()),
             snapshot_ids: Vec::new(),
             size_gib: None,

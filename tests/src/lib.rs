@@ -286,6 +286,7 @@ pub fn event(name: &str, replacements: &[(&str, &str)]) -> Value {
     let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
     let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     for (from, to) in replacements {
+        assert!(text.contains(from), "{path} has no {from:?} to replace");
         text = text.replace(from, to);
     }
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))

@@ -403,7 +403,17 @@ pub async fn run(
             .chain(snapshots.iter().map(|s| (s.id.as_str(), &s.tags)))
             .filter(|(_, tags)| keys.get(tags, key::MANAGED_BY) == Some(deployment))
             .collect(),
-        Err(_) => Vec::new(),
+        Err(e) => {
+            warnings.push(crate::tags::Warning::new(
+                home.as_str(),
+                &keys.key(key::COPY_TO),
+                "",
+                format!(
+                    "the home region could not be read ({e}), so DR regions named only in copy-to tags were not swept this run; list them in CLEANUP_REGIONS to sweep them whatever happens"
+                ),
+            ));
+            Vec::new()
+        }
     };
     let regions = plan::regions_to_sweep(
         &keys,

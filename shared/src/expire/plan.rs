@@ -163,9 +163,10 @@ impl Backup<'_> {
     }
 
     fn created_at(&self, keys: &TagKeys) -> Option<DateTime<Utc>> {
-        keys.get(self.tags, key::CREATED_AT)
-            .and_then(parse_time)
-            .or(self.created)
+        crate::inventory::created_at(
+            keys.get(self.tags, key::CREATED_AT).and_then(parse_time),
+            self.created,
+        )
     }
 }
 
