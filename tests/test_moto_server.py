@@ -7,11 +7,7 @@ Run: .venv/bin/python -m pytest tests/ -q
 from __future__ import annotations
 
 import json
-import os
-import selectors
-import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -20,7 +16,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-SERVER = Path(__file__).with_name("moto_server.py")
+sys.path.insert(0, str(Path(__file__).parent))
+from moto_process import running_moto  # noqa: E402
 ACCOUNT = "123456789012"
 FOREIGN_OWNER = "099720109477"
 # A public image owned by another account, loaded by moto from MOTO_AMIS_PATH,
@@ -46,29 +43,8 @@ def moto_url(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("moto")
     amis = workdir / "amis.json"
     amis.write_text(json.dumps([FOREIGN_AMI]))
-    log = open(workdir / "server.log", "wb")
-    env = dict(os.environ, MOTO_AMIS_PATH=str(amis))
-    proc = subprocess.Popen(
-        [sys.executable, str(SERVER), "--port", "0"],
-        stdout=subprocess.PIPE, stderr=log, env=env,
-    )
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    line = b""
-    deadline = time.monotonic() + 60
-    while not line.endswith(b"\n") and time.monotonic() < deadline:
-        if sel.select(timeout=1):
-            chunk = proc.stdout.readline()
-            if not chunk:
-                break
-            line += chunk
-    if not line.startswith(b"moto ready on http://127.0.0.1:"):
-        proc.kill()
-        pytest.fail(f"moto server did not start: {line!r}\n{(workdir / 'server.log').read_text()}")
-    yield line.decode().split()[-1]
-    proc.terminate()
-    proc.wait(10)
-    log.close()
+    with running_moto(workdir, env={"MOTO_AMIS_PATH": str(amis)}) as url:
+        yield url
 
 
 def _http(url: str, method: str = "GET", payload: object | None = None) -> object:

@@ -15,11 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
-import selectors
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import boto3
@@ -28,7 +24,9 @@ from botocore.config import Config
 
 from cfn_template import ROOT, Resolver, functions, load
 
-SERVER = ROOT / "tests" / "moto_server.py"
+sys.path.insert(0, str(ROOT / "tests"))
+from moto_process import running_moto  # noqa: E402
+
 EVENTS = ROOT / "events"
 ROUTING = json.loads((EVENTS / "routing.json").read_text())
 REGION = "us-east-1"
@@ -37,27 +35,8 @@ REGION = "us-east-1"
 @pytest.fixture(scope="module")
 def moto_url(tmp_path_factory):
     """A private moto server (never the shared one: other tests reset it)."""
-    workdir = tmp_path_factory.mktemp("moto-events")
-    log = open(workdir / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, str(SERVER), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=log, env=dict(os.environ))
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    line = b""
-    deadline = time.monotonic() + 60
-    while not line.endswith(b"\n") and time.monotonic() < deadline:
-        if sel.select(timeout=1):
-            chunk = proc.stdout.readline()
-            if not chunk:
-                break
-            line += chunk
-    if not line.startswith(b"moto ready on http://127.0.0.1:"):
-        proc.kill()
-        pytest.fail(f"moto server did not start: {line!r}\n{(workdir / 'server.log').read_text()}")
-    yield line.decode().split()[-1]
-    proc.terminate()
-    proc.wait(10)
-    log.close()
+    with running_moto(tmp_path_factory.mktemp("moto-events")) as url:
+        yield url
 
 
 def client(service: str, url: str):
