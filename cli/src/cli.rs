@@ -50,6 +50,9 @@ pub struct Settings {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Newest backup, RPO, pending copies, next expiry and holds per resource and region
+    #[command(
+        after_help = "Examples:\n  ec2-backup status\n  ec2-backup status --region eu-central-1 --json\n\nExit code 1 when any row is late or has no backup."
+    )]
     Status {
         /// Regions to show besides home and each resource's DR regions
         #[arg(long = "region")]
@@ -59,6 +62,9 @@ pub enum Command {
         json: bool,
     },
     /// Back up instances or volumes now, through the functions' own code path
+    #[command(
+        after_help = "Examples:\n  ec2-backup backup i-0abc1234def567890\n  ec2-backup backup i-0abc1234def567890 vol-0abc1234def567890 --wait --copies"
+    )]
     Backup {
         /// Instance (i-...) or volume (vol-...) ids
         #[arg(required = true)]
@@ -81,6 +87,9 @@ pub enum Command {
     Restore(Restore),
     /// Restore every resource's newest backup in each DR region into a throwaway resource,
     /// check it comes up, delete it again, and report RPO and time to restore
+    #[command(
+        after_help = "Examples:\n  ec2-backup drill\n  ec2-backup drill --region us-west-2 --json\n  ec2-backup drill --dry-run\n\nExit code 1 when any restore or clean-up failed."
+    )]
     Drill {
         /// Regions to drill in (default: each resource's DR regions)
         #[arg(long = "region")]
@@ -91,12 +100,18 @@ pub enum Command {
         /// Seconds to wait for each restore
         #[arg(long, default_value_t = 900)]
         timeout: u64,
+        /// Say which backups would be restored where; launch and delete nothing
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Restore {
     /// Launch a new instance from the newest (or a chosen) backup of INSTANCE_ID
+    #[command(
+        after_help = "Examples:\n  ec2-backup restore instance i-0abc1234def567890\n  ec2-backup restore instance i-0abc1234def567890 --region us-west-2 --subnet subnet-0123 --security-group sg-0123\n  ec2-backup restore instance i-0abc1234def567890 --before 2026-11-24T00:00:00Z --dry-run"
+    )]
     Instance {
         instance_id: String,
         /// Region to restore in (default: home); a DR region restores from the copy there
@@ -125,6 +140,9 @@ pub enum Restore {
         dry_run: bool,
     },
     /// Create a volume from the newest (or a chosen) snapshot backup of VOLUME_ID
+    #[command(
+        after_help = "Examples:\n  ec2-backup restore volume vol-0abc1234def567890 --availability-zone us-east-1a\n  ec2-backup restore volume vol-0abc1234def567890 --availability-zone us-east-1a --attach i-0def --device /dev/sdf"
+    )]
     Volume {
         volume_id: String,
         #[arg(long)]

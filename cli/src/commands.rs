@@ -190,7 +190,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             regions,
             json,
             timeout,
-        } => drill_command(&ctx, &regions, json, Duration::from_secs(timeout)).await,
+            dry_run,
+        } => drill_command(&ctx, &regions, json, Duration::from_secs(timeout), dry_run).await,
     }
 }
 
@@ -674,6 +675,7 @@ async fn drill_command(
     only: &[String],
     as_json: bool,
     timeout: Duration,
+    dry_run: bool,
 ) -> Result<ExitCode> {
     let only: Vec<Region> = only
         .iter()
@@ -696,6 +698,38 @@ async fn drill_command(
             only.clone()
         };
         by_region.extend(regions.into_iter().filter(|x| x != ctx.home()));
+    }
+    if dry_run {
+        for region in &by_region {
+            let backups = ctx
+                .clients
+                .region(region)
+                .backups(&ctx.keys, &ctx.config.deployment_name)
+                .await
+                .map_err(|e| e.to_string())?;
+            for (_, r) in resources
+                .iter()
+                .filter(|(_, r)| only.contains(region) || r.copy_to.contains(region))
+            {
+                let kind = if r.kind == "instance" {
+                    Kind::Image
+                } else {
+                    Kind::Snapshot
+                };
+                let of_kind: Vec<Backup> =
+                    backups.iter().filter(|b| b.kind == kind).cloned().collect();
+                match choose_backup(&of_kind, &r.id, region, None, None) {
+                    Ok(b) => println!(
+                        "dry run: would restore {} in {region} from {} ({})",
+                        r.id,
+                        b.id,
+                        created(b)
+                    ),
+                    Err(e) => println!("dry run: {}: {e}", r.id),
+                }
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     let mut cleanup = Cleanup::default();
     for region in &by_region {

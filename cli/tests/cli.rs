@@ -356,6 +356,20 @@ async fn a_drill_restores_in_the_dr_region_and_leaves_nothing_behind() {
         .await;
     backup(&moto, ResourceKind::Volume, &[&vol]).await;
 
+    // A dry run says what it would restore and launches nothing.
+    let out = cli(&moto, &["drill", "--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("would restore {a} in {DR}")),
+        "{}",
+        stdout(&out)
+    );
+    let launched = moto.client(DR).describe_instances().send().await.unwrap();
+    assert!(
+        launched.reservations().is_empty(),
+        "a dry run launches nothing"
+    );
+
     // WHEN the drill runs
     let out = cli(&moto, &["drill", "--json"]);
 
