@@ -161,10 +161,10 @@ def expire(names: dict[str, str]) -> None:
     print("\nTime passes. We move the clocks by writing tags:")
     # web-01 gets a second, newer backup; its first one has expired.
     web = next(i for i, n in names.items() if n == "web-01")
+    tag_backup(HOME, by_name["web-01"], {"backup:created-at": "2025-12-25T00:00:00Z", "backup:expires-at": past})
     results, _ = invoke(str(BIN / "create-image"), [{"instance_ids": [web]}], env=ENV, timeout=120,
                         logs=open(LOGS, "a"))
     newer = results[0]["response"]["created"][0]["id"]
-    tag_backup(HOME, by_name["web-01"], {"backup:created-at": "2025-12-25T00:00:00Z", "backup:expires-at": past})
     print(f"   web-01's first backup {by_name['web-01']} expired; {newer} is its newer one")
     tag_backup(HOME, by_name["batch-01"], {"backup:expires-at": past})
     print(f"   batch-01's only backup {by_name['batch-01']} expired (it is the last good one)")

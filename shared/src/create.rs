@@ -18,6 +18,10 @@ use tracing::{Instrument, info, warn};
 /// absorbing the odd throttle.
 pub const CREATE_CONCURRENCY: usize = 8;
 
+/// How recent a backup must be for an on-demand request to reuse it instead of making another:
+/// longer than Lambda's retries of a failed asynchronous invocation take (1 and 2 minutes).
+pub const ON_DEMAND_REUSE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
 /// Whether the interval applies: a person asking for a backup gets one now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -134,15 +138,29 @@ pub fn plan(
             continue;
         }
         let policy = resolve_policy(keys, config, &source.id, &source.tags, &mut report.warnings);
+        // On demand, the interval does not apply, but a backup of the last few minutes is
+        // reused: Lambda retries a failed invocation whole, and the resources that had
+        // succeeded must not get a second backup.
+        let newest_backup = newest.get(source.id.as_str()).copied();
+        if trigger == Trigger::OnDemand
+            && let Some(b) = newest_backup.filter(|b| now - b.created_at < ON_DEMAND_REUSE)
+        {
+            report.skip(
+                &source.id,
+                format!(
+                    "backup {} was made at {}, less than {} minutes ago",
+                    b.id,
+                    format_time(b.created_at),
+                    ON_DEMAND_REUSE.num_minutes()
+                ),
+            );
+            continue;
+        }
         if trigger != Trigger::OnDemand
             && let Due::NotDue {
                 newest_id,
                 next_due,
-            } = is_due(
-                newest.get(source.id.as_str()).copied(),
-                policy.interval,
-                now,
-            )
+            } = is_due(newest_backup, policy.interval, now)
         {
             report.skip(
                 &source.id,
@@ -310,7 +328,6 @@ pub async fn run(
     };
     // The interval needs the newest backups: one paginated describe for the whole region.
     let recent = match (trigger, kind) {
-        (Trigger::OnDemand, _) => Vec::new(),
         (_, ResourceKind::Instance) => ec2.recent_images(&keys, &config.deployment_name).await?,
         (_, ResourceKind::Volume) => ec2.recent_snapshots(&keys, &config.deployment_name).await?,
     };
