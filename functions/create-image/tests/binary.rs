@@ -9,10 +9,27 @@ fn a_scheduled_event_goes_through_the_runtime_loop_and_backs_up_what_opts_in() {
     let id = boto3(
         "ec2.run_instances(ImageId='ami-12345678', MinCount=1, MaxCount=1, TagSpecifications=[{'ResourceType': 'instance', 'Tags': [{'Key': 'binarytest', 'Value': 'true'}]}])['Instances'][0]['InstanceId']",
     );
-    let out = invoke(BINARY, &sample("scheduled-event.json"), &[]);
+    let out = invoke(
+        BINARY,
+        &sample("scheduled-event.json"),
+        &[("AWS_LAMBDA_LOG_FORMAT", "JSON")],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let line = result(&out);
     assert_eq!(line["ok"], true);
+    // One JSON log line per backup, with the resource and the EventBridge event's id.
+    let logs = text(&out.stderr);
+    let created_log = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| {
+            l["fields"]["message"] == "backup created" && l["fields"]["source"] == id.as_str()
+        })
+        .unwrap_or_else(|| panic!("no JSON log line for {id}: {logs}"));
+    assert_eq!(
+        created_log["span"]["event_id"], "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "{created_log}"
+    );
     let created: Vec<&str> = line["response"]["created"]
         .as_array()
         .unwrap()
