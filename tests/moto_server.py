@@ -18,6 +18,8 @@ Test-only endpoints (served in front of moto by a WSGI middleware):
                                    (region: any if absent; count: until cleared;
                                     status: 400 if absent)
     DELETE /_test/faults        -> disarm all faults
+    POST   /_test/image-state   <- {"region": "us-east-1", "image_id": "ami-...", "state": "failed"}
+                                   (moto's images are available at once; AWS's can fail)
     POST   /moto-api/reset      -> moto's own reset; also clears counters and faults
 
 The patches are applied here, at import time, by monkeypatching moto 5.2.5;
@@ -842,6 +844,20 @@ class TestHooks:
                 with self.lock:
                     self.faults.append(fault)
                 return _json(start_response, 200, {"ok": True, "fault": fault})
+        if path == "/_test/image-state" and method == "POST":
+            # AWS images go pending -> available or failed on their own; moto's are available at
+            # once. This sets the state (and reason) so a test can have a failed AMI.
+            try:
+                spec = json.loads(self._read_body(environ) or b"{}")
+                from moto.core import DEFAULT_ACCOUNT_ID
+                from moto.ec2.models import ec2_backends
+                image = ec2_backends[DEFAULT_ACCOUNT_ID][spec["region"]].amis[spec["image_id"]]
+            except (ValueError, KeyError, TypeError) as err:
+                return _json(start_response, 400, {"error": f"bad image-state spec or no such image: {err!r}"})
+            image.state = str(spec["state"])
+            if spec.get("reason"):
+                image.state_reason = {"Code": "Client.Failed", "Message": str(spec["reason"])}
+            return _json(start_response, 200, {"ok": True, "image_id": spec["image_id"], "state": image.state})
         return _json(start_response, 404, {"error": f"no test endpoint {method} {path}"})
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -522,6 +523,21 @@ def test_fault_with_count_then_normal_answers(client, moto_url):
     west.copy_image(SourceImageId=src, SourceRegion="us-east-1", Name="copy-fault")
     assert _http(f"{moto_url}/_test/faults") == []
     assert _http(f"{moto_url}/_test/calls")["us-west-2"] == {"CopyImage": 3}
+
+
+def test_an_image_can_be_made_failed(client, moto_url):
+    # AWS images can end up failed; moto's are available at once, so the launcher can set it.
+    ec2 = client()
+    image = ec2.create_image(InstanceId=_instance(ec2), Name="img-to-fail")["ImageId"]
+    assert ec2.describe_images(ImageIds=[image])["Images"][0]["State"] == "available"
+    _http(f"{moto_url}/_test/image-state", "POST",
+          {"region": "us-east-1", "image_id": image, "state": "failed", "reason": "disk error"})
+    described = ec2.describe_images(ImageIds=[image])["Images"][0]
+    assert described["State"] == "failed"
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        _http(f"{moto_url}/_test/image-state", "POST",
+              {"region": "us-east-1", "image_id": "ami-00000000000000000", "state": "failed"})
+    assert exc.value.code == 400
 
 
 def test_fault_until_cleared_and_status(client, moto_url):

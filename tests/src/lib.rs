@@ -110,6 +110,13 @@ impl Moto {
         assert_eq!(status, 200, "fault injection failed: {body}");
     }
 
+    /// Sets an AMI's state (moto's are available at once; AWS's can fail).
+    pub fn set_image_state(&self, region: &str, image_id: &str, state: &str) {
+        let spec = serde_json::json!({"region": region, "image_id": image_id, "state": state});
+        let (status, body) = self.http("POST", "/_test/image-state", &spec.to_string());
+        assert_eq!(status, 200, "setting the image state failed: {body}");
+    }
+
     /// An instance with these tags, and `extra_volumes` data volumes attached besides its root.
     pub async fn instance(
         &self,

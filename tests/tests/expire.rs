@@ -306,6 +306,32 @@ async fn expired_backups_are_deleted_with_their_snapshots_and_the_rest_stay() {
 }
 
 #[tokio::test]
+async fn a_failed_image_is_deleted_at_once_with_its_snapshots() {
+    // GIVEN an instance's only AMI, not expired, that ended up failed, and a good AMI of another
+    let moto = Moto::start().await;
+    let i = moto.instance(HOME, &[("Backup", "true")], 1).await;
+    let failed = backup_at(&moto, &i, days(-1)).await;
+    let failed_snaps = image_snapshots(&moto, HOME, &failed).await;
+    moto.set_image_state(HOME, &failed, "failed");
+    let j = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let good = backup_at(&moto, &j, days(-1)).await;
+
+    // WHEN the sweep runs
+    let report = sweep(&moto, &config()).await;
+
+    // THEN the failed AMI and both its snapshots are gone (a failed image is no "last good
+    // backup"), and the good one stays
+    let home = &report["regions"][HOME];
+    assert_eq!(ids(home, "deregistered"), vec![failed.clone()]);
+    assert_eq!(home["deregistered"][0]["reason"], "failed", "{report}");
+    assert_eq!(failed_snaps.len(), 2);
+    let left = snapshot_ids(&moto, HOME).await;
+    assert!(failed_snaps.iter().all(|s| !left.contains(s)), "{report}");
+    assert!(!image_ids(&moto, HOME).await.contains(&failed));
+    assert_eq!(kept_reason(home, &good), "not-expired");
+}
+
+#[tokio::test]
 async fn a_held_backup_stays_after_its_expiry() {
     // GIVEN two expired AMIs of an instance and a newer one; the oldest is on hold
     let moto = Moto::start().await;
