@@ -326,7 +326,8 @@ pub async fn run(
         ResourceKind::Instance => ec2.instances(&keys, ids.as_deref()).await?,
         ResourceKind::Volume => ec2.volumes(&keys, ids.as_deref()).await?,
     };
-    // The interval needs the newest backups: one paginated describe for the whole region.
+    // The interval (on demand: the reuse window) needs the newest backups: one paginated
+    // describe for the whole region.
     let recent = match (trigger, kind) {
         (_, ResourceKind::Instance) => ec2.recent_images(&keys, &config.deployment_name).await?,
         (_, ResourceKind::Volume) => ec2.recent_snapshots(&keys, &config.deployment_name).await?,
