@@ -233,12 +233,7 @@ async fn backups_of_kind(ctx: &Ctx, region: &Region, kind: Kind) -> Result<Vec<B
 /// The restored resource carries its original's tags (as the backup recorded them) and says
 /// which backup it came from; it does not opt in by itself.
 fn restored_tags(ctx: &Ctx, backup: &Backup) -> Tags {
-    let mut tags: Tags = backup
-        .tags
-        .iter()
-        .filter(|(k, _)| !k.to_ascii_lowercase().starts_with("aws:") && !ctx.keys.in_namespace(k))
-        .cloned()
-        .collect();
+    let mut tags = ctx.keys.carried(&backup.tags);
     tags.push((ctx.keys.key("restored-from"), backup.id.clone()));
     tags
 }

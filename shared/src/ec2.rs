@@ -276,6 +276,23 @@ impl Ec2 {
         Ok(recent(self.managed_snapshots(keys, deployment).await?))
     }
 
+    /// One CreateTags for all of `resources` (EC2 takes up to 1,000 ids per call). Only ever
+    /// called on our own backups, never on a user's instance or volume.
+    pub async fn tag_resources(&self, resources: &[String], tags: &Tags) -> Result<(), Error> {
+        self.client
+            .create_tags()
+            .set_resources(Some(resources.to_vec()))
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(self.err("CreateTags"))?;
+        Ok(())
+    }
+
     /// CreateImage, tagging the image and its snapshots in the same call so that no backup
     /// ever exists untagged.
     pub async fn create_image(&self, req: &ImageRequest) -> Result<String, Error> {
@@ -293,12 +310,7 @@ impl Ec2 {
             .map_err(self.err("CreateImage"))?;
         out.image_id()
             .map(str::to_string)
-            .ok_or_else(|| Error::Aws {
-                operation: "CreateImage",
-                region: self.region.to_string(),
-                code: "MissingImageId".into(),
-                message: "the answer named no image".into(),
-            })
+            .ok_or_else(|| Error::missing_id("CreateImage", self.region.as_str(), "image"))
     }
 
     pub async fn create_snapshot(&self, req: &SnapshotRequest) -> Result<String, Error> {
@@ -313,11 +325,6 @@ impl Ec2 {
             .map_err(self.err("CreateSnapshot"))?;
         out.snapshot_id()
             .map(str::to_string)
-            .ok_or_else(|| Error::Aws {
-                operation: "CreateSnapshot",
-                region: self.region.to_string(),
-                code: "MissingSnapshotId".into(),
-                message: "the answer named no snapshot".into(),
-            })
+            .ok_or_else(|| Error::missing_id("CreateSnapshot", self.region.as_str(), "snapshot"))
     }
 }

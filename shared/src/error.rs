@@ -79,6 +79,17 @@ impl Error {
         }
     }
 
+    /// A successful answer that named no id of what it made (never expected from AWS; kept as
+    /// an error so it is reported, not unwrapped).
+    pub fn missing_id(operation: &'static str, region: &str, what: &str) -> Self {
+        Error::Aws {
+            operation,
+            region: region.to_string(),
+            code: "MissingId".into(),
+            message: format!("the answer named no {what}"),
+        }
+    }
+
     /// The AWS error code, when this is an AWS error.
     pub fn code(&self) -> Option<&str> {
         match self {

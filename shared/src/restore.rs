@@ -37,15 +37,6 @@ pub struct InstanceShape {
     pub availability_zone: Option<String>,
 }
 
-fn missing(operation: &'static str, region: &str, what: &str) -> Error {
-    Error::Aws {
-        operation,
-        region: region.to_string(),
-        code: "MissingId".into(),
-        message: format!("the answer named no {what}"),
-    }
-}
-
 impl Ec2 {
     /// The instance, described by id, or `None` when it is gone.
     async fn describe_instance(
@@ -112,7 +103,7 @@ impl Ec2 {
             .first()
             .and_then(|i| i.instance_id())
             .map(str::to_string)
-            .ok_or_else(|| missing("RunInstances", self.region.as_str(), "instance"))
+            .ok_or_else(|| Error::missing_id("RunInstances", self.region.as_str(), "instance"))
     }
 
     pub async fn create_volume_from(&self, volume: &NewVolume) -> Result<String, Error> {
@@ -128,7 +119,7 @@ impl Ec2 {
             .map_err(self.err("CreateVolume"))?;
         out.volume_id()
             .map(str::to_string)
-            .ok_or_else(|| missing("CreateVolume", self.region.as_str(), "volume"))
+            .ok_or_else(|| Error::missing_id("CreateVolume", self.region.as_str(), "volume"))
     }
 
     pub async fn attach_volume(

@@ -111,18 +111,20 @@ impl TagKeys {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A resource's own tags, as a backup (and a restore from it) carries them: not `aws:` keys,
+    /// which only AWS may write, nor our namespace.
+    pub fn carried(&self, tags: &[(String, String)]) -> Tags {
+        tags.iter()
+            .filter(|(k, _)| !k.to_ascii_lowercase().starts_with("aws:") && !self.in_namespace(k))
+            .cloned()
+            .collect()
+    }
+
     /// `Ok` when the resource opts in; otherwise why not.
     pub fn opt_in_state(&self, tags: &[(String, String)]) -> Result<(), String> {
         match self.get(tags, "") {
             None => Err(format!("no {} tag", self.prefix)),
-            Some(v)
-                if matches!(
-                    v.trim().to_ascii_lowercase().as_str(),
-                    "true" | "yes" | "on" | "1"
-                ) =>
-            {
-                Ok(())
-            }
+            Some(v) if parse_bool(v) == Some(true) => Ok(()),
             Some(v) => Err(format!(
                 "{}={v:?} does not opt in (true, yes, on or 1 does)",
                 self.prefix
@@ -286,12 +288,7 @@ pub fn backup_tags(
         ),
     ];
     let room = MAX_TAGS - ours.len();
-    let carried: Vec<(String, String)> = origin
-        .source_tags
-        .iter()
-        .filter(|(k, _)| !k.to_ascii_lowercase().starts_with("aws:") && !keys.in_namespace(k))
-        .cloned()
-        .collect();
+    let carried = keys.carried(origin.source_tags);
     if carried.len() > room {
         let dropped: Vec<&str> = carried[room..].iter().map(|(k, _)| k.as_str()).collect();
         warnings.push(Warning::new(

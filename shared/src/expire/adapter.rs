@@ -4,8 +4,7 @@
 use super::plan::{ImageInfo, SnapshotInfo};
 use crate::ec2::{Ec2, filter, smithy_time, tags_of};
 use crate::error::Error;
-use crate::tags::{TagKeys, Tags, key, parse_time};
-use aws_sdk_ec2::types::Tag;
+use crate::tags::{TagKeys, key, parse_time};
 
 impl Ec2 {
     /// Every AMI we own that carries `P:managed-by` = `deployment`, in any state EC2 lists
@@ -30,7 +29,7 @@ impl Ec2 {
             .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| Error::aws("DescribeImages", self.region.as_str(), e))?;
+            let page = page.map_err(self.err("DescribeImages"))?;
             for image in page.images() {
                 let Some(id) = image.image_id() else {
                     continue;
@@ -74,8 +73,7 @@ impl Ec2 {
             .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| Error::aws("DescribeSnapshots", self.region.as_str(), e))?;
+            let page = page.map_err(self.err("DescribeSnapshots"))?;
             for snapshot in page.snapshots() {
                 let Some(id) = snapshot.snapshot_id() else {
                     continue;
@@ -94,22 +92,6 @@ impl Ec2 {
         Ok(out)
     }
 
-    /// One CreateTags for all of `resources` (EC2 takes up to 1,000 ids per call).
-    pub async fn tag_resources(&self, resources: &[String], tags: &Tags) -> Result<(), Error> {
-        self.client
-            .create_tags()
-            .set_resources(Some(resources.to_vec()))
-            .set_tags(Some(
-                tags.iter()
-                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
-                    .collect(),
-            ))
-            .send()
-            .await
-            .map_err(|e| Error::aws("CreateTags", self.region.as_str(), e))?;
-        Ok(())
-    }
-
     /// DeregisterImage, leaving its snapshots (they are deleted one by one, after).
     pub async fn deregister_image(&self, image_id: &str) -> Result<(), Error> {
         self.client
@@ -117,7 +99,7 @@ impl Ec2 {
             .image_id(image_id)
             .send()
             .await
-            .map_err(|e| Error::aws("DeregisterImage", self.region.as_str(), e))?;
+            .map_err(self.err("DeregisterImage"))?;
         Ok(())
     }
 
@@ -127,7 +109,7 @@ impl Ec2 {
             .snapshot_id(snapshot_id)
             .send()
             .await
-            .map_err(|e| Error::aws("DeleteSnapshot", self.region.as_str(), e))?;
+            .map_err(self.err("DeleteSnapshot"))?;
         Ok(())
     }
 }

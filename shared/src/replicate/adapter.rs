@@ -5,19 +5,7 @@ use super::plan::{Backup, CopyJob, Encryption, ExistingCopy};
 use crate::ec2::{Ec2, filter, smithy_time, tag_specification, tags_of};
 use crate::error::Error;
 use crate::tags::{Kind, TagKeys, key, parse_time};
-use aws_sdk_ec2::types::{Filter, Image, ResourceType, Snapshot, Tag};
-
-/// EC2 takes at most 200 values in one filter.
-const FILTER_VALUES_MAX: usize = 200;
-
-fn missing_id(operation: &'static str, region: &str, what: &str) -> Error {
-    Error::Aws {
-        operation,
-        region: region.to_string(),
-        code: "MissingId".into(),
-        message: format!("the answer named no {what}"),
-    }
-}
+use aws_sdk_ec2::types::{Filter, Image, ResourceType, Snapshot};
 
 impl Ec2 {
     fn image_backup(&self, image: &Image) -> Option<Backup> {
@@ -68,7 +56,7 @@ impl Ec2 {
             .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| Error::aws("DescribeImages", self.region.as_str(), e))?;
+            let page = page.map_err(self.err("DescribeImages"))?;
             out.extend(page.images().iter().cloned());
         }
         Ok(out)
@@ -85,8 +73,7 @@ impl Ec2 {
             .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| Error::aws("DescribeSnapshots", self.region.as_str(), e))?;
+            let page = page.map_err(self.err("DescribeSnapshots"))?;
             out.extend(page.snapshots().iter().cloned());
         }
         Ok(out)
@@ -122,7 +109,7 @@ impl Ec2 {
             Kind::Snapshot => "snapshot-id",
         };
         let mut out = Vec::new();
-        for chunk in ids.chunks(FILTER_VALUES_MAX) {
+        for chunk in ids.chunks(crate::ec2::MAX_FILTER_VALUES) {
             out.extend(
                 self.describe_backups(kind, vec![filter(name, chunk.iter().cloned())])
                     .await?,
@@ -179,7 +166,7 @@ impl Ec2 {
                 found.extend(self.describe_backups(kind, filters).await?);
             }
             Some(ids) => {
-                for chunk in ids.chunks(FILTER_VALUES_MAX) {
+                for chunk in ids.chunks(crate::ec2::MAX_FILTER_VALUES) {
                     let mut filters = base.clone();
                     filters.push(filter(&format!("tag:{copy_of}"), chunk.iter().cloned()));
                     found.extend(self.describe_backups(kind, filters).await?);
@@ -218,13 +205,10 @@ impl Ec2 {
             Encryption::DestinationDefault => request.encrypted(true),
             Encryption::Key(k) => request.encrypted(true).kms_key_id(k),
         };
-        let out = request
-            .send()
-            .await
-            .map_err(|e| Error::aws("CopyImage", self.region.as_str(), e))?;
+        let out = request.send().await.map_err(self.err("CopyImage"))?;
         out.image_id()
             .map(str::to_string)
-            .ok_or_else(|| missing_id("CopyImage", self.region.as_str(), "image"))
+            .ok_or_else(|| Error::missing_id("CopyImage", self.region.as_str(), "image"))
     }
 
     /// CopySnapshot into this (the destination) region, tagged in the same call.
@@ -241,24 +225,18 @@ impl Ec2 {
             Encryption::DestinationDefault => request.encrypted(true),
             Encryption::Key(k) => request.encrypted(true).kms_key_id(k),
         };
-        let out = request
-            .send()
-            .await
-            .map_err(|e| Error::aws("CopySnapshot", self.region.as_str(), e))?;
+        let out = request.send().await.map_err(self.err("CopySnapshot"))?;
         out.snapshot_id()
             .map(str::to_string)
-            .ok_or_else(|| missing_id("CopySnapshot", self.region.as_str(), "snapshot"))
+            .ok_or_else(|| Error::missing_id("CopySnapshot", self.region.as_str(), "snapshot"))
     }
 
     /// One tag on one of our backups (never on a user's instance or volume).
     pub async fn set_tag(&self, resource: &str, key: &str, value: &str) -> Result<(), Error> {
-        self.client
-            .create_tags()
-            .resources(resource)
-            .tags(Tag::builder().key(key).value(value).build())
-            .send()
-            .await
-            .map_err(|e| Error::aws("CreateTags", self.region.as_str(), e))?;
-        Ok(())
+        self.tag_resources(
+            &[resource.to_string()],
+            &vec![(key.to_string(), value.to_string())],
+        )
+        .await
     }
 }
