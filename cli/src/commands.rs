@@ -5,11 +5,11 @@ use crate::cli::{Cli, Command, Restore, Settings};
 use crate::output::{age, table};
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use shared::backup::Backup;
 use shared::clients::Clients;
-use shared::ec2::Source;
 use shared::event::ResourceKind;
-use shared::inventory::Backup;
 use shared::restore::{Launch, NewVolume};
+use shared::source::Source;
 use shared::status::{Resource, Rpo, choose_backup, status};
 use shared::tags::{Kind, TagKeys, Tags, format_time, parse_time, resolve_policy};
 use shared::{Config, Region};
@@ -222,7 +222,7 @@ async fn backups_of_kind(ctx: &Ctx, region: &Region, kind: Kind) -> Result<Vec<B
     Ok(ctx
         .clients
         .region(region)
-        .backups(&ctx.keys, &ctx.config.deployment_name)
+        .managed_backups(&ctx.keys, &ctx.config.deployment_name)
         .await
         .map_err(|e| e.to_string())?
         .into_iter()
@@ -296,7 +296,7 @@ async fn status_command(ctx: &Ctx, extra: &[String], as_json: bool) -> Result<Ex
         backups.extend(
             ctx.clients
                 .region(region)
-                .backups(&ctx.keys, &ctx.config.deployment_name)
+                .managed_backups(&ctx.keys, &ctx.config.deployment_name)
                 .await
                 .map_err(|e| e.to_string())?,
         );
@@ -445,6 +445,12 @@ async fn backup_command(
         ..ctx.config.clone()
     };
     let ec2 = ctx.clients.home();
+    // Each run of the command is a request of its own: it always backs up now.
+    let request_id = format!(
+        "cli-{}-{}",
+        Utc::now().timestamp_millis(),
+        std::process::id()
+    );
     let mut made: Vec<(String, String)> = Vec::new();
     let mut failed = false;
     for (kind, list) in [
@@ -456,7 +462,7 @@ async fn backup_command(
         }
         // The functions' own on-demand path, with its typed report.
         let request = shared::event::CreateRequest::OnDemand { ids: list };
-        let report = shared::create::run(kind, &config, &ec2, request, Utc::now())
+        let report = shared::create::run(kind, &config, &ec2, request, &request_id, Utc::now())
             .await
             .map_err(|e| e.to_string())?;
         for c in &report.created {
@@ -494,7 +500,7 @@ async fn backup_command(
                 let backups = ctx
                     .clients
                     .home()
-                    .backups(&ctx.keys, &ctx.config.deployment_name)
+                    .managed_backups(&ctx.keys, &ctx.config.deployment_name)
                     .await
                     .map_err(|e| e.to_string())?;
                 let backup = backups.iter().find(|b| &b.id == id).ok_or_else(|| {
@@ -543,7 +549,7 @@ async fn wait_for_backup(
     let mut delay = Duration::from_millis(500);
     loop {
         let backups = ec2
-            .backups(&ctx.keys, &ctx.config.deployment_name)
+            .managed_backups(&ctx.keys, &ctx.config.deployment_name)
             .await
             .map_err(|e| e.to_string())?;
         let found = backups.iter().find(|b| match copy_of {
@@ -699,7 +705,7 @@ async fn drill_command(
             let backups = ctx
                 .clients
                 .region(region)
-                .backups(&ctx.keys, &ctx.config.deployment_name)
+                .managed_backups(&ctx.keys, &ctx.config.deployment_name)
                 .await
                 .map_err(|e| e.to_string())?;
             for (_, r) in resources
@@ -734,7 +740,7 @@ async fn drill_command(
         let backups = match ctx
             .clients
             .region(region)
-            .backups(&ctx.keys, &ctx.config.deployment_name)
+            .managed_backups(&ctx.keys, &ctx.config.deployment_name)
             .await
         {
             Ok(b) => b,

@@ -42,9 +42,21 @@ fn config() -> Config {
 /// Backs up `ids` now (instances or volumes) with the functions' code path; returns the ids made.
 async fn backup(moto: &Moto, kind: ResourceKind, ids: &[&str]) -> Vec<String> {
     let payload = json!({ kind.ids_field(): ids });
-    let report = handle(kind, &config(), &moto.ec2(HOME), &payload, Utc::now())
-        .await
-        .unwrap();
+    // Every call a request of its own.
+    let request = format!(
+        "cli-test-{}",
+        Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    );
+    let report = handle(
+        kind,
+        &config(),
+        &moto.ec2(HOME),
+        &payload,
+        &request,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
     report["created"]
         .as_array()
         .unwrap()

@@ -1,14 +1,17 @@
 //! create-image and create-snapshot: which resources to back up now (a pure plan), then the
 //! create calls, bounded in concurrency, each failure kept apart from the others.
 
+use crate::backup::BackupQuery;
 use crate::config::Config;
 use crate::due::{Due, RecentBackup, is_due, newest_by_source};
-use crate::ec2::{Ec2, ImageRequest, SnapshotRequest, Source};
+use crate::ec2::Ec2;
 use crate::error::Error;
 use crate::event::{CreateRequest, ResourceKind};
 use crate::naming::{ami_name, image_description, snapshot_description};
 use crate::region::Region;
 use crate::report::{CreateReport, Created, Failed};
+use crate::source::Source;
+use crate::tags::Tags;
 use crate::tags::{BackupOrigin, Kind, TagKeys, backup_tags, format_time, resolve_policy};
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
@@ -18,16 +21,34 @@ use tracing::{Instrument, info, warn};
 /// absorbing the odd throttle.
 pub const CREATE_CONCURRENCY: usize = 8;
 
-/// How recent a backup must be for an on-demand request to reuse it instead of making another:
-/// longer than Lambda's retries of a failed asynchronous invocation take (1 and 2 minutes).
-pub const ON_DEMAND_REUSE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+/// A new AMI: what CreateImage is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRequest {
+    pub instance_id: String,
+    pub name: String,
+    pub description: String,
+    pub reboot: bool,
+    pub tags: Tags,
+}
+
+/// A new snapshot: what CreateSnapshot is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRequest {
+    pub volume_id: String,
+    pub description: String,
+    pub tags: Tags,
+}
 
 /// Whether the interval applies: a person asking for a backup gets one now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
+pub enum Trigger<'a> {
     Schedule,
     TagChange,
-    OnDemand,
+    /// On demand, with the id of the request: Lambda retries an asynchronous invocation with the
+    /// same request id, and a retry finds the backups its first attempt made by it.
+    OnDemand {
+        request_id: &'a str,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +94,7 @@ pub fn plan(
     config: &Config,
     keys: &TagKeys,
     region: &Region,
-    trigger: Trigger,
+    trigger: Trigger<'_>,
     requested: Option<&[String]>,
     sources: &[Source],
     recent: &[RecentBackup],
@@ -88,6 +109,7 @@ pub fn plan(
         if !sources.iter().any(|s| &s.id == id) {
             report.failed.push(Failed {
                 source: id.clone(),
+                region: None,
                 error: format!("{} {id} was not found in {region}", kind.resource_type()),
                 code: Some(match kind {
                     ResourceKind::Instance => "InvalidInstanceID.NotFound".into(),
@@ -111,6 +133,7 @@ pub fn plan(
         {
             report.failed.push(Failed {
                 source: source.id.clone(),
+                region: None,
                 error: format!(
                     "{} {} is still {}: the retry backs it up once it is ready",
                     kind.resource_type(),
@@ -138,25 +161,30 @@ pub fn plan(
             continue;
         }
         let policy = resolve_policy(keys, config, &source.id, &source.tags, &mut report.warnings);
-        // On demand, the interval does not apply, but a backup of the last few minutes is
-        // reused: Lambda retries a failed invocation whole, and the resources that had
-        // succeeded must not get a second backup.
+        // On demand, the interval does not apply; but Lambda retries a failed invocation whole,
+        // and the resources that had succeeded must not get a second backup: a retry carries
+        // the same request id, and finds the backup it made.
         let newest_backup = newest.get(source.id.as_str()).copied();
-        if trigger == Trigger::OnDemand
-            && let Some(b) = newest_backup.filter(|b| now - b.created_at < ON_DEMAND_REUSE)
+        let request_id = match trigger {
+            Trigger::OnDemand { request_id } => Some(request_id),
+            _ => None,
+        };
+        if let Some(request_id) = request_id
+            && let Some(b) = recent
+                .iter()
+                .find(|b| b.source == source.id && b.request_id.as_deref() == Some(request_id))
         {
             report.skip(
                 &source.id,
                 format!(
-                    "backup {} was made at {}, less than {} minutes ago",
+                    "backup {} was already made by this request ({request_id}) at {}",
                     b.id,
-                    format_time(b.created_at),
-                    ON_DEMAND_REUSE.num_minutes()
+                    format_time(b.created_at)
                 ),
             );
             continue;
         }
-        if trigger != Trigger::OnDemand
+        if request_id.is_none()
             && let Due::NotDue {
                 newest_id,
                 next_due,
@@ -182,6 +210,7 @@ pub fn plan(
             source_region: region,
             created_at: now,
             source_tags: &source.tags,
+            request_id,
         };
         let tags = backup_tags(
             keys,
@@ -268,7 +297,9 @@ pub async fn execute(ec2: &Ec2, plan: Plan, dry_run: bool) -> CreateReport {
             }
             Err(e) => {
                 warn!(source = job.source(), error = %e, code = e.code().unwrap_or(""), "backup failed");
-                report.failed.push(Failed::from_error(job.source(), &e));
+                report
+                    .failed
+                    .push(Failed::from_error(job.source(), None, &e));
             }
         }
     }
@@ -279,12 +310,14 @@ pub async fn execute(ec2: &Ec2, plan: Plan, dry_run: bool) -> CreateReport {
 }
 
 /// One invocation of create-image or create-snapshot, from the parsed request to the report.
+/// `request_id` identifies the invocation (Lambda's request id; the CLI makes one per run).
 /// Fails as a whole only when the sweep itself cannot be read.
 pub async fn run(
     kind: ResourceKind,
     config: &Config,
     ec2: &Ec2,
     request: CreateRequest,
+    request_id: &str,
     now: DateTime<Utc>,
 ) -> Result<CreateReport, Error> {
     let keys = TagKeys::new(&config.tag_prefix);
@@ -320,18 +353,16 @@ pub async fn run(
         }
         CreateRequest::Schedule { .. } => (Trigger::Schedule, None),
         CreateRequest::TagChange { ids, .. } => (Trigger::TagChange, Some(ids)),
-        CreateRequest::OnDemand { ids } => (Trigger::OnDemand, Some(ids)),
+        CreateRequest::OnDemand { ids } => (Trigger::OnDemand { request_id }, Some(ids)),
     };
     let sources = match kind {
         ResourceKind::Instance => ec2.instances(&keys, ids.as_deref()).await?,
         ResourceKind::Volume => ec2.volumes(&keys, ids.as_deref()).await?,
     };
-    // The interval (on demand: the reuse window) needs the newest backups: one paginated
-    // describe for the whole region.
-    let recent = match (trigger, kind) {
-        (_, ResourceKind::Instance) => ec2.recent_images(&keys, &config.deployment_name).await?,
-        (_, ResourceKind::Volume) => ec2.recent_snapshots(&keys, &config.deployment_name).await?,
-    };
+    // The interval (on demand: the request's own backups) needs the newest backups: one
+    // paginated describe for the whole region.
+    let query = BackupQuery::managed(kind.backup_kind(), &config.deployment_name);
+    let recent = crate::due::recent(&ec2.backups(&keys, &query).await?);
     // The AMI name carries the event's own time (the same on every redelivery of the event), so
     // a duplicate that races past the describe above still collides on the name.
     let name_stamp = event_time.unwrap_or(now);
@@ -357,13 +388,14 @@ pub async fn handle(
     config: &Config,
     ec2: &Ec2,
     payload: &serde_json::Value,
+    request_id: &str,
     now: DateTime<Utc>,
 ) -> Result<serde_json::Value, Error> {
     let request = crate::event::parse_create_request(payload, kind).inspect_err(|e| {
         warn!(error = %e, "rejected payload");
     })?;
     let span = tracing::info_span!("backup", event_id = request.event_id().unwrap_or(""));
-    let report = run(kind, config, ec2, request, now)
+    let report = run(kind, config, ec2, request, request_id, now)
         .instrument(span.clone())
         .await?;
     let _enter = span.enter();
@@ -375,6 +407,7 @@ pub async fn handle(
         dry_run = report.dry_run,
         "done"
     );
+    crate::report::warn_all(&report.warnings);
     let failed = report.failed.len();
     crate::report::into_outcome(report, failed)
 }

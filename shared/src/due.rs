@@ -1,5 +1,6 @@
 //! When a resource is due for a new backup.
 
+use crate::backup::Backup;
 use crate::duration::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::HashMap;
@@ -10,6 +11,25 @@ pub struct RecentBackup {
     pub id: String,
     pub source: String,
     pub created_at: DateTime<Utc>,
+    /// The on-demand request that made it (`P:request-id`).
+    pub request_id: Option<String>,
+}
+
+/// The originals among `backups` that count for the interval: live (pending or ready), never
+/// failed; copies from other regions are not backups of a source here.
+pub fn recent(backups: &[Backup]) -> Vec<RecentBackup> {
+    backups
+        .iter()
+        .filter(|b| b.is_live() && b.is_original())
+        .filter_map(|b| {
+            Some(RecentBackup {
+                source: b.source.clone()?,
+                created_at: b.created_at?,
+                id: b.id.clone(),
+                request_id: b.request_id.clone(),
+            })
+        })
+        .collect()
 }
 
 /// The newest backup of each source.
@@ -78,6 +98,7 @@ mod tests {
             id: id.into(),
             source: source.into(),
             created_at: at(created),
+            request_id: None,
         }
     }
 

@@ -2,7 +2,6 @@
 //! `RequestLimitExceeded`, ...) so callers can branch on it.
 
 use crate::config::ConfigError;
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use lambda_runtime::Diagnostic;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,44 +40,6 @@ const RETRYABLE_CODES: &[&str] = &[
 ];
 
 impl Error {
-    /// Wraps an SDK error, keeping the AWS error code (or the kind of failure when the request
-    /// never got an answer: `DispatchFailure`, `TimeoutError`, ...).
-    pub fn aws<E, R>(operation: &'static str, region: &str, err: SdkError<E, R>) -> Self
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
-    {
-        let (code, message) = match &err {
-            SdkError::ServiceError(_) => (
-                err.code().unwrap_or("Unknown").to_string(),
-                err.message()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| DisplayErrorContext(&err).to_string()),
-            ),
-            SdkError::DispatchFailure(_) => (
-                "DispatchFailure".into(),
-                DisplayErrorContext(&err).to_string(),
-            ),
-            SdkError::TimeoutError(_) => {
-                ("TimeoutError".into(), DisplayErrorContext(&err).to_string())
-            }
-            SdkError::ResponseError(_) => (
-                "ResponseError".into(),
-                DisplayErrorContext(&err).to_string(),
-            ),
-            _ => (
-                "ConstructionFailure".into(),
-                DisplayErrorContext(&err).to_string(),
-            ),
-        };
-        Error::Aws {
-            operation,
-            region: region.to_string(),
-            code,
-            message,
-        }
-    }
-
     /// A successful answer that named no id of what it made (never expected from AWS; kept as
     /// an error so it is reported, not unwrapped).
     pub fn missing_id(operation: &'static str, region: &str, what: &str) -> Self {

@@ -28,6 +28,13 @@ impl ResourceKind {
             ResourceKind::Volume => "volume",
         }
     }
+    /// What a backup of it is.
+    pub fn backup_kind(self) -> crate::tags::Kind {
+        match self {
+            ResourceKind::Instance => crate::tags::Kind::Image,
+            ResourceKind::Volume => crate::tags::Kind::Snapshot,
+        }
+    }
     fn id_prefix(self) -> &'static str {
         match self {
             ResourceKind::Instance => "i-",
@@ -35,10 +42,16 @@ impl ResourceKind {
         }
     }
     pub fn is_id(self, id: &str) -> bool {
-        id.strip_prefix(self.id_prefix()).is_some_and(|hex| {
-            (8..=17).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit())
-        })
+        is_ec2_id(self.id_prefix(), id)
     }
+}
+
+/// An EC2 id: `prefix` (`i-`, `vol-`, `ami-`, `snap-`) and 8 or 17 hex digits (the old and
+/// the new id shapes).
+pub fn is_ec2_id(prefix: &str, id: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|hex| {
+        (8..=17).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    })
 }
 
 /// Why a create function was invoked.
@@ -94,6 +107,25 @@ fn eventbridge(payload: &Value) -> Option<Result<EventBridgeEvent<Value>, Error>
         serde_json::from_value::<EventBridgeEvent<Value>>(payload.clone())
             .map_err(|e| Error::Payload(format!("an EventBridge event that does not parse: {e}"))),
     )
+}
+
+/// An event's `detail` as the typed struct of its detail-type (absent fields take their
+/// defaults, so a missing one is reported by the check that needs it).
+pub fn detail<T: serde::de::DeserializeOwned>(event: &EventBridgeEvent<Value>) -> Result<T, Error> {
+    serde_json::from_value(event.detail.clone()).map_err(|e| {
+        Error::Payload(format!(
+            "a \"{}\" event whose detail does not parse: {e}",
+            event.detail_type
+        ))
+    })
+}
+
+/// `detail` of a `Tag Change on Resource`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+struct TagChangeDetail {
+    service: String,
+    resource_type: String,
 }
 
 /// The ids of a direct invocation, each checked for shape.
@@ -152,16 +184,8 @@ pub fn parse_create_request(payload: &Value, kind: ResourceKind) -> Result<Creat
         return match (event.source.as_str(), event.detail_type.as_str()) {
             ("aws.events", SCHEDULED) => Ok(CreateRequest::Schedule { event_id, time }),
             ("aws.tag", TAG_CHANGE) => {
-                let service = event
-                    .detail
-                    .get("service")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                let rtype = event
-                    .detail
-                    .get("resource-type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
+                let detail: TagChangeDetail = detail(&event)?;
+                let (service, rtype) = (detail.service.as_str(), detail.resource_type.as_str());
                 if service != "ec2" || rtype != kind.resource_type() {
                     return Ok(CreateRequest::Ignored {
                         event_id,
@@ -231,11 +255,7 @@ pub fn truncate(payload: &Value) -> String {
     if text.len() <= 200 {
         text
     } else {
-        let cut = (0..=200)
-            .rev()
-            .find(|i| text.is_char_boundary(*i))
-            .unwrap_or(0);
-        format!("{}...", &text[..cut])
+        format!("{}...", crate::naming::cut(&text, 200))
     }
 }
 

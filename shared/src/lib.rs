@@ -12,6 +12,7 @@
 //! - `report`, `error`: what every invocation returns.
 //! - `lambda`: the wiring every function's `main` shares.
 
+pub mod backup;
 pub mod clients;
 pub mod config;
 pub mod create;
@@ -21,7 +22,6 @@ pub mod ec2;
 pub mod error;
 pub mod event;
 pub mod expire;
-pub mod inventory;
 pub mod lambda;
 pub mod naming;
 pub mod permissions;
@@ -29,6 +29,7 @@ pub mod region;
 pub mod replicate;
 pub mod report;
 pub mod restore;
+pub mod source;
 pub mod status;
 pub mod tags;
 

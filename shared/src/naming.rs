@@ -3,9 +3,9 @@
 use chrono::{DateTime, Utc};
 
 /// AMI names: 3 to 128 characters of letters, digits and `( ) [ ] space . / - ' @ _`.
-const AMI_NAME_MAX: usize = 128;
+pub const AMI_NAME_MAX: usize = 128;
 
-fn ami_name_char(c: char) -> bool {
+pub fn ami_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c)
 }
 
@@ -18,15 +18,7 @@ pub fn ami_name(name_tag: Option<&str>, instance_id: &str, now: DateTime<Utc>) -
     let stamp = now.format("%Y%m%dT%H%MZ").to_string();
     let id: String = instance_id.chars().map(clean).collect();
     let suffix = format!("{id}-{stamp}");
-    let name: String = name_tag
-        .map(str::trim)
-        .unwrap_or("")
-        .chars()
-        .map(clean)
-        .collect();
-    let room = AMI_NAME_MAX.saturating_sub(suffix.len() + 1);
-    let name: String = name.chars().take(room).collect();
-    let name = name.trim();
+    let name = ami_name_part(name_tag.unwrap_or(""), suffix.len() + 1);
     if name.is_empty() {
         suffix
     } else {
@@ -36,6 +28,30 @@ pub fn ami_name(name_tag: Option<&str>, instance_id: &str, now: DateTime<Utc>) -
 
 fn clean(c: char) -> char {
     if ami_name_char(c) { c } else { '_' }
+}
+
+/// `text` as the start of an AMI name that leaves `reserved` characters for what follows:
+/// trimmed, characters AMI names do not allow replaced by `_`, cut to fit.
+pub fn ami_name_part(text: &str, reserved: usize) -> String {
+    let part: String = text
+        .trim()
+        .chars()
+        .map(clean)
+        .take(AMI_NAME_MAX.saturating_sub(reserved))
+        .collect();
+    part.trim_end().to_string()
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+pub fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let end = (0..=max)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    &text[..end]
 }
 
 /// A snapshot's description: which volume, and the instance it was attached to.

@@ -1,6 +1,7 @@
 //! What an invocation did, skipped and failed, and why: the JSON every function returns.
 
 use crate::error::Error;
+use crate::region::Region;
 use crate::tags::Warning;
 use serde::Serialize;
 
@@ -12,15 +13,23 @@ pub struct Created {
     pub name: String,
 }
 
+/// Something not done, and why: every function's `skipped` entries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Skipped {
     pub source: String,
+    /// The region it concerns, where that is not the function's own (replicate's destinations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
     pub reason: String,
 }
 
+/// Something that failed: every function's `failed` entries (expire's name the backup as `id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failed {
     pub source: String,
+    /// The region the failing call was made in, where it is not the function's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
     pub error: String,
     /// The AWS error code, when AWS gave one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -28,12 +37,40 @@ pub struct Failed {
 }
 
 impl Failed {
-    pub fn from_error(source: &str, err: &Error) -> Self {
+    pub fn from_error(source: &str, region: Option<&Region>, err: &Error) -> Self {
         Self {
             source: source.to_string(),
+            region: region.cloned(),
             error: err.to_string(),
             code: err.code().map(str::to_string),
         }
+    }
+}
+
+/// A copy that exists (or, in a dry run, would).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Copied {
+    pub source: String,
+    pub region: Region,
+    /// `None` in a dry run.
+    pub id: Option<String>,
+}
+
+/// A copy left for the next reconcile sweep (a limit or throttling), not a failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deferred {
+    pub source: String,
+    pub region: Region,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// Logs an invalid tag value as it is found (the contract asks for a log line besides the
+/// entry under `warnings`) and keeps it for the result.
+pub fn warn_all(warnings: &[Warning]) {
+    for w in warnings {
+        tracing::warn!(resource = %w.resource, key = %w.key, value = %w.value, message = %w.message, "invalid tag value");
     }
 }
 
@@ -51,6 +88,7 @@ impl CreateReport {
     pub fn skip(&mut self, source: &str, reason: impl Into<String>) {
         self.skipped.push(Skipped {
             source: source.to_string(),
+            region: None,
             reason: reason.into(),
         });
     }

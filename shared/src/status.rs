@@ -1,8 +1,8 @@
 //! The on-call view: per resource and backup region, the newest usable backup, whether it meets
 //! the resource's interval (its recovery point objective), copies still to come, next expiry.
 
+use crate::backup::Backup;
 use crate::duration::Duration;
-use crate::inventory::Backup;
 use crate::region::Region;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -206,6 +206,7 @@ pub fn choose_backup<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backup::Described;
     use crate::tags::{Kind, parse_time};
 
     fn r(name: &str) -> Region {
@@ -219,21 +220,30 @@ mod tests {
         created: &str,
         copy_of: Option<&str>,
     ) -> Backup {
-        Backup {
-            id: id.into(),
-            kind: Kind::Image,
-            region: r(region),
-            state: "available".into(),
-            source: Some(source.into()),
-            source_region: Some("us-east-1".into()),
-            created_at: parse_time(created),
-            expires_at: parse_time(created).map(|t| t + TimeDelta::days(7)),
-            hold: false,
-            copy_of: copy_of.map(str::to_string),
-            snapshot_ids: vec![],
-            size_gib: None,
-            tags: vec![],
+        let mut tags = vec![
+            ("backup:source".to_string(), source.to_string()),
+            ("backup:created-at".to_string(), created.to_string()),
+        ];
+        if let Some(t) = parse_time(created) {
+            tags.push((
+                "backup:expires-at".to_string(),
+                crate::tags::format_time(t + TimeDelta::days(7)),
+            ));
         }
+        if let Some(of) = copy_of {
+            tags.push(("backup:copy-of".to_string(), of.to_string()));
+        }
+        Backup::new(
+            &crate::tags::TagKeys::new("backup"),
+            Kind::Image,
+            &r(region),
+            Described {
+                id: id.into(),
+                state: "available".into(),
+                tags,
+                ..Described::default()
+            },
+        )
     }
 
     fn resource(id: &str) -> Resource {

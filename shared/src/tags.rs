@@ -29,6 +29,7 @@ pub mod key {
     pub const COPY_OF: &str = "copy-of";
     pub const COPIES: &str = "copies";
     pub const HOLD: &str = "hold";
+    pub const REQUEST_ID: &str = "request-id";
 }
 
 /// What a backup is: an AMI (with its snapshots) or a standalone EBS snapshot.
@@ -44,6 +45,14 @@ impl Kind {
         match self {
             Kind::Image => "image",
             Kind::Snapshot => "snapshot",
+        }
+    }
+
+    /// The code EC2 answers for an id of this kind that does not exist.
+    pub fn not_found_code(self) -> &'static str {
+        match self {
+            Kind::Image => "InvalidAMIID.NotFound",
+            Kind::Snapshot => "InvalidSnapshot.NotFound",
         }
     }
 }
@@ -197,8 +206,7 @@ pub fn resolve_policy(
 
     let copy_to = match keys.get(tags, key::COPY_TO) {
         None => config.copy_to_regions.clone(),
-        Some(v) if v.trim().eq_ignore_ascii_case("none") => Vec::new(),
-        Some(v) => match parse_region_list(v) {
+        Some(v) => match parse_copy_to(v) {
             Ok(regions) => regions,
             Err(e) => {
                 warnings.push(Warning::new(
@@ -237,6 +245,38 @@ pub fn resolve_policy(
     }
 }
 
+/// A `P:copy-to` value: comma-separated regions, or `none` (any case) for no DR copies.
+pub fn parse_copy_to(value: &str) -> Result<Vec<Region>, String> {
+    if value.trim().eq_ignore_ascii_case("none") {
+        Ok(Vec::new())
+    } else {
+        parse_region_list(value)
+    }
+}
+
+/// EC2 allows 50 tags on a resource: as many `carried` tags as fit beside `contract` (the
+/// contract's own, which always fit), then `contract`. The dropped keys are reported:
+/// "EC2 allows 50 tags per resource: {what}".
+pub fn within_tag_limit(
+    resource: &str,
+    carried: Tags,
+    contract: Tags,
+    what: &str,
+    warnings: &mut Vec<Warning>,
+) -> Tags {
+    let room = MAX_TAGS.saturating_sub(contract.len());
+    if carried.len() > room {
+        let dropped: Vec<&str> = carried[room..].iter().map(|(k, _)| k.as_str()).collect();
+        warnings.push(Warning::new(
+            resource,
+            &dropped.join(","),
+            "",
+            format!("EC2 allows {MAX_TAGS} tags per resource: {what}"),
+        ));
+    }
+    carried.into_iter().take(room).chain(contract).collect()
+}
+
 /// RFC 3339 in UTC to the second, as written in `P:created-at` and `P:expires-at`.
 pub fn format_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -256,6 +296,8 @@ pub struct BackupOrigin<'a> {
     pub source_region: &'a Region,
     pub created_at: DateTime<Utc>,
     pub source_tags: &'a [(String, String)],
+    /// On demand: the request that made it, written as `P:request-id`.
+    pub request_id: Option<&'a str>,
 }
 
 /// The full tag set of a new backup: the source's own tags (except `aws:` and our namespace),
@@ -287,18 +329,17 @@ pub fn backup_tags(
             policy.copy_retention.to_string(),
         ),
     ];
-    let room = MAX_TAGS - ours.len();
-    let carried = keys.carried(origin.source_tags);
-    if carried.len() > room {
-        let dropped: Vec<&str> = carried[room..].iter().map(|(k, _)| k.as_str()).collect();
-        warnings.push(Warning::new(
-            origin.source_id,
-            &dropped.join(","),
-            "",
-            format!("EC2 allows {MAX_TAGS} tags per resource: these source tags were not carried to the backup"),
-        ));
+    let mut ours = ours;
+    if let Some(id) = origin.request_id {
+        ours.push((keys.key(key::REQUEST_ID), id.to_string()));
     }
-    carried.into_iter().take(room).chain(ours).collect()
+    within_tag_limit(
+        origin.source_id,
+        keys.carried(origin.source_tags),
+        ours,
+        "these source tags were not carried to the backup",
+        warnings,
+    )
 }
 
 #[cfg(test)]
@@ -464,6 +505,7 @@ mod tests {
             source_region: &region,
             created_at: created,
             source_tags: &source_tags,
+            request_id: None,
         };
         let mut warnings = Vec::new();
         let t = backup_tags(&keys, "ec2-backup", &origin, &policy, &mut warnings);
@@ -499,6 +541,7 @@ mod tests {
             source_region: &region,
             created_at: Utc::now(),
             source_tags: &source_tags,
+            request_id: None,
         };
         let mut warnings = Vec::new();
         let t = backup_tags(&keys, "d", &origin, &policy, &mut warnings);

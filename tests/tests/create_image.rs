@@ -5,9 +5,22 @@ use chrono::{DateTime, TimeDelta, Utc};
 use integration_tests::*;
 use serde_json::{Value, json};
 use shared::Config;
-use shared::create::handle;
 use shared::event::ResourceKind::Instance;
 use shared::tags::{format_time, parse_time};
+
+/// The request id Lambda gives an invocation; a retry of it carries the same one.
+const REQUEST_ID: &str = "8a5f1f3e-0000-4000-8000-000000000001";
+
+/// The handler as Lambda calls it, every call as (a retry of) one request.
+async fn handle(
+    kind: shared::event::ResourceKind,
+    config: &Config,
+    ec2: &shared::ec2::Ec2,
+    payload: &Value,
+    now: DateTime<Utc>,
+) -> Result<Value, shared::Error> {
+    shared::create::handle(kind, config, ec2, payload, REQUEST_ID, now).await
+}
 
 fn now() -> DateTime<Utc> {
     parse_time("2026-11-25T03:00:00Z").unwrap()
@@ -275,7 +288,7 @@ async fn racing_invocations_in_the_same_minute_make_one_ami() {
     // Whichever way the two interleave: the name collides, or the second sees the first's AMI.
     let reason = skipped[0]["reason"].as_str().unwrap();
     assert!(
-        reason.contains("already exists") || reason.contains("less than 5 minutes ago"),
+        reason.contains("already exists") || reason.contains("already made by this request"),
         "{skipped:?}"
     );
     assert_eq!(managed_images(&moto).await.len(), 1);
@@ -394,8 +407,8 @@ async fn a_missing_instance_fails_alone_and_the_invocation_reports_everything() 
     );
     assert_eq!(managed_images(&moto).await.len(), 1);
 
-    // Lambda retries the failed invocation whole, a minute later: the instance that was backed
-    // up is not backed up again.
+    // Lambda retries the failed invocation whole, a minute later and with the same request id:
+    // the instance that was backed up is not backed up again.
     let err = handle(
         Instance,
         &config(),
@@ -405,8 +418,73 @@ async fn a_missing_instance_fails_alone_and_the_invocation_reports_everything() 
     )
     .await
     .unwrap_err();
-    assert!(err.to_string().contains("less than 5 minutes ago"), "{err}");
+    assert!(
+        err.to_string().contains("already made by this request"),
+        "{err}"
+    );
     assert_eq!(managed_images(&moto).await.len(), 1);
+}
+
+#[tokio::test]
+async fn on_demand_right_after_a_sweep_backs_up_now_and_only_its_own_retry_reuses() {
+    // GIVEN an instance the schedule backed up a minute ago
+    let moto = Moto::start().await;
+    let id = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    sweep(&moto, &config(), now()).await;
+    let payload = json!({"instance_ids": [id]});
+    let ec2 = moto.ec2(HOME);
+
+    // WHEN someone asks for a backup of it now
+    let asked = shared::create::handle(
+        Instance,
+        &config(),
+        &ec2,
+        &payload,
+        "request-a",
+        now() + TimeDelta::minutes(1),
+    )
+    .await
+    .unwrap();
+
+    // THEN it is made, tagged with the request that made it
+    assert_eq!(sources(&asked, "created"), vec![id.clone()], "{asked}");
+    let images = managed_images(&moto).await;
+    assert_eq!(images.len(), 2);
+    let by_request: Vec<_> = images
+        .iter()
+        .filter(|i| {
+            tag_map(i.tags())
+                .get("backup:request-id")
+                .map(String::as_str)
+                == Some("request-a")
+        })
+        .collect();
+    assert_eq!(by_request.len(), 1, "one backup carries the request id");
+
+    // AND Lambda's retry of that request makes none, but another request a minute later does
+    let retry = shared::create::handle(
+        Instance,
+        &config(),
+        &ec2,
+        &payload,
+        "request-a",
+        now() + TimeDelta::minutes(2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(retry["created"], json!([]), "{retry}");
+    let other = shared::create::handle(
+        Instance,
+        &config(),
+        &ec2,
+        &payload,
+        "request-b",
+        now() + TimeDelta::minutes(3),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sources(&other, "created"), vec![id]);
+    assert_eq!(managed_images(&moto).await.len(), 3);
 }
 
 #[tokio::test]

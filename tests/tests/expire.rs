@@ -34,6 +34,8 @@ async fn backup_at(moto: &Moto, instance: &str, at: DateTime<Utc>) -> String {
         &config(),
         &moto.ec2(HOME),
         &json!({ "instance_ids": [instance] }),
+        // Each backup its own request (a retry of one request would reuse its backup).
+        &format!("request-at-{}", at.timestamp()),
         at,
     )
     .await
@@ -51,6 +53,8 @@ async fn snapshot_at(moto: &Moto, volume: &str, at: DateTime<Utc>) -> String {
         &config(),
         &moto.ec2(HOME),
         &json!({ "volume_ids": [volume] }),
+        // Each backup its own request (a retry of one request would reuse its backup).
+        &format!("request-at-{}", at.timestamp()),
         at,
     )
     .await

@@ -39,6 +39,7 @@ async fn image_backup(moto: &Moto, tags: &[(&str, &str)]) -> String {
             &config(),
             &moto.ec2(HOME),
             &json!({ "instance_ids": [instance] }),
+            "on-demand-request",
             now(),
         )
         .await,
@@ -56,6 +57,7 @@ async fn snapshot_backup(moto: &Moto, tags: &[(&str, &str)]) -> String {
             &config(),
             &moto.ec2(HOME),
             &json!({ "volume_ids": [volume] }),
+            "on-demand-request",
             now(),
         )
         .await,
@@ -335,7 +337,13 @@ async fn replaying_the_same_event_three_times_makes_one_copy_per_region() {
     let clients = moto.clients(HOME);
     let mut backup = clients
         .home()
-        .backups_by_id(shared::tags::Kind::Image, std::slice::from_ref(&other))
+        .backups(
+            &keys,
+            &shared::backup::BackupQuery::by_id(
+                shared::tags::Kind::Image,
+                std::slice::from_ref(&other),
+            ),
+        )
         .await
         .unwrap()
         .remove(0);
@@ -730,6 +738,7 @@ async fn the_kms_key_is_chosen_per_destination_region() {
             &config(),
             &moto.ec2(HOME),
             &json!({ "instance_ids": [instance] }),
+            "on-demand-request",
             now(),
         )
         .await,

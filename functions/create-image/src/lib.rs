@@ -16,6 +16,7 @@ pub async fn handler(
         config,
         ec2,
         &event.payload,
+        &event.context.request_id,
         chrono::Utc::now(),
     )
     .await

@@ -3,7 +3,6 @@
 //!
 //! Layout:
 //! - `plan`: the pure rules (what is deleted, what is kept and why) and the regions swept;
-//! - `adapter`: the EC2 calls, an `impl Ec2` of this module's own;
 //! - here: the payloads, the crash-safe order of the deletions, and the report.
 //!
 //! An image is deleted in three steps, so that a crash at any point leaves nothing a later run
@@ -11,24 +10,22 @@
 //! (2) DeregisterImage, (3) DeleteSnapshot of each. A snapshot left by a crash after (2) is an
 //! orphan: ours, expired, used by no image, deleted by the next run.
 
-mod adapter;
 pub mod plan;
 
+use crate::backup::{Backup, BackupQuery};
 use crate::clients::Clients;
 use crate::config::Config;
 use crate::ec2::Ec2;
 use crate::error::Error;
 use crate::event::truncate;
 use crate::region::Region;
+use crate::tags::Kind;
 use crate::tags::{TagKeys, Warning, format_time, key};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use futures::stream::{self, StreamExt};
-use plan::{
-    DeleteReason, ImageDeletion, ImageInfo, KeepReason, Kept, RegionPlan, Rules, SnapshotDeletion,
-    SnapshotInfo,
-};
+use plan::{DeleteReason, ImageDeletion, KeepReason, Kept, RegionPlan, Rules, SnapshotDeletion};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -171,11 +168,10 @@ async fn list(
     ec2: &Ec2,
     keys: &TagKeys,
     deployment: &str,
-) -> Result<(Vec<ImageInfo>, Vec<SnapshotInfo>), Error> {
-    tokio::try_join!(
-        ec2.managed_images_for_expiry(keys, deployment),
-        ec2.managed_snapshots_for_expiry(keys, deployment),
-    )
+) -> Result<(Vec<Backup>, Vec<Backup>), Error> {
+    let images = BackupQuery::everything(Kind::Image, deployment);
+    let snapshots = BackupQuery::everything(Kind::Snapshot, deployment);
+    tokio::try_join!(ec2.backups(keys, &images), ec2.backups(keys, &snapshots))
 }
 
 /// A planned deletion, as one unit of work.
@@ -500,6 +496,7 @@ pub async fn handle(
         dry_run = report.dry_run,
         "done"
     );
+    crate::report::warn_all(&report.warnings);
     crate::report::into_outcome(report, failed)
 }
 

@@ -16,35 +16,13 @@
 //! standalone snapshot backup (`P:kind=snapshot`) follows the rules above; any other snapshot
 //! of ours that no image uses is an orphan of an earlier run, deleted once expired.
 
+use crate::backup::{Backup, State};
 use crate::config::parse_bool;
 use crate::region::{Region, parse_region_list};
 use crate::tags::{Kind, TagKeys, Tags, Warning, key, parse_time};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-
-/// An AMI of this deployment, as DescribeImages answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageInfo {
-    pub id: String,
-    /// `available`, `pending`, `failed`, ...
-    pub state: String,
-    pub tags: Tags,
-    /// The EBS snapshots in its block device mappings.
-    pub snapshot_ids: Vec<String>,
-    /// AWS's creation date: orders backups when `P:created-at` is missing.
-    pub created: Option<DateTime<Utc>>,
-}
-
-/// An EBS snapshot of this deployment, as DescribeSnapshots answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotInfo {
-    pub id: String,
-    /// `pending`, `completed`, `error`, ...
-    pub state: String,
-    pub tags: Tags,
-    pub started: Option<DateTime<Utc>>,
-}
 
 /// Why a backup stays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -136,7 +114,7 @@ enum Verdict {
 }
 
 /// The facts about one backup the rules look at.
-struct Backup<'a> {
+struct Facts<'a> {
     id: &'a str,
     tags: &'a [(String, String)],
     /// `available` for images, `completed` for snapshots: what keep-last counts.
@@ -146,7 +124,7 @@ struct Backup<'a> {
     created: Option<DateTime<Utc>>,
 }
 
-impl Backup<'_> {
+impl Facts<'_> {
     fn source(&self, keys: &TagKeys) -> Option<String> {
         keys.get(self.tags, key::SOURCE).map(str::to_string)
     }
@@ -163,7 +141,7 @@ impl Backup<'_> {
     }
 
     fn created_at(&self, keys: &TagKeys) -> Option<DateTime<Utc>> {
-        crate::inventory::created_at(
+        crate::backup::created_at(
             keys.get(self.tags, key::CREATED_AT).and_then(parse_time),
             self.created,
         )
@@ -214,8 +192,8 @@ fn expiry(
 }
 
 /// The ids of the newest `keep_last` usable backups of each group.
-fn newest_per_group(rules: &Rules<'_>, kind: Kind, backups: &[Backup<'_>]) -> HashSet<String> {
-    let mut groups: HashMap<(Kind, String, bool), Vec<&Backup<'_>>> = HashMap::new();
+fn newest_per_group(rules: &Rules<'_>, kind: Kind, backups: &[Facts<'_>]) -> HashSet<String> {
+    let mut groups: HashMap<(Kind, String, bool), Vec<&Facts<'_>>> = HashMap::new();
     for b in backups.iter().filter(|b| b.usable) {
         groups.entry(b.group(rules.keys, kind)).or_default().push(b);
     }
@@ -239,7 +217,7 @@ fn newest_per_group(rules: &Rules<'_>, kind: Kind, backups: &[Backup<'_>]) -> Ha
 
 fn judge(
     rules: &Rules<'_>,
-    backup: &Backup<'_>,
+    backup: &Facts<'_>,
     newest: &HashSet<String>,
     now: DateTime<Utc>,
     warnings: &mut Vec<Warning>,
@@ -269,33 +247,33 @@ fn judge(
 /// deployment are ever considered, whatever else was passed in.
 pub fn plan_region(
     rules: &Rules<'_>,
-    images: &[ImageInfo],
-    snapshots: &[SnapshotInfo],
+    images: &[Backup],
+    snapshots: &[Backup],
     now: DateTime<Utc>,
 ) -> RegionPlan {
     let keys = rules.keys;
     let mut plan = RegionPlan::default();
-    let images: Vec<&ImageInfo> = images.iter().filter(|i| rules.ours(&i.tags)).collect();
-    let snapshots: BTreeMap<&str, &SnapshotInfo> = snapshots
+    let images: Vec<&Backup> = images.iter().filter(|i| rules.ours(&i.tags)).collect();
+    let snapshots: BTreeMap<&str, &Backup> = snapshots
         .iter()
         .filter(|s| rules.ours(&s.tags))
         .map(|s| (s.id.as_str(), s))
         .collect();
 
     // Images.
-    let image_backups: Vec<Backup<'_>> = images
+    let image_backups: Vec<Facts<'_>> = images
         .iter()
-        .map(|i| Backup {
+        .map(|i| Facts {
             id: &i.id,
             tags: &i.tags,
-            usable: i.state == "available",
-            pending: i.state == "pending",
-            failed: i.state == "failed",
-            created: i.created,
+            usable: i.state == State::Available,
+            pending: i.state.is_pending(),
+            failed: i.state == State::Failed,
+            created: i.recorded_at,
         })
         .collect();
     let newest = newest_per_group(rules, Kind::Image, &image_backups);
-    let mut doomed: Vec<(&ImageInfo, DeleteReason)> = Vec::new();
+    let mut doomed: Vec<(&Backup, DeleteReason)> = Vec::new();
     // Snapshots that a kept image lists: never deleted.
     let mut protected: HashSet<&str> = HashSet::new();
     for (image, backup) in images.iter().zip(&image_backups) {
@@ -379,23 +357,22 @@ pub fn plan_region(
     }
 
     // Snapshots no image of ours lists: standalone backups and orphans.
-    let loose: Vec<&SnapshotInfo> = snapshots
+    let loose: Vec<&Backup> = snapshots
         .values()
         .filter(|s| !users.contains_key(s.id.as_str()))
         .copied()
         .collect();
-    let is_standalone =
-        |s: &SnapshotInfo| keys.get(&s.tags, key::KIND) == Some(Kind::Snapshot.as_str());
-    let snapshot_backups: Vec<Backup<'_>> = loose
+    let is_standalone = |s: &Backup| keys.get(&s.tags, key::KIND) == Some(Kind::Snapshot.as_str());
+    let snapshot_backups: Vec<Facts<'_>> = loose
         .iter()
-        .map(|s| Backup {
+        .map(|s| Facts {
             id: &s.id,
             tags: &s.tags,
             // Orphans are no usable backup: keep-last never counts them.
-            usable: s.state == "completed" && is_standalone(s),
-            pending: s.state == "pending",
+            usable: s.state == State::Completed && is_standalone(s),
+            pending: s.state.is_pending(),
             failed: false,
-            created: s.started,
+            created: s.recorded_at,
         })
         .collect();
     let newest = newest_per_group(rules, Kind::Snapshot, &snapshot_backups);
@@ -515,27 +492,27 @@ mod tests {
         t
     }
 
-    fn image(id: &str, state: &str, tags: Tags, snapshots: &[&str]) -> ImageInfo {
-        ImageInfo {
+    fn described(kind: Kind, id: &str, state: &str, tags: Tags, snapshots: &[&str]) -> Backup {
+        let d = crate::backup::Described {
             id: id.into(),
             state: state.into(),
             tags,
             snapshot_ids: snapshots.iter().map(|s| s.to_string()).collect(),
-            created: None,
-        }
+            ..Default::default()
+        };
+        Backup::new(&keys(), kind, &Region::parse("us-east-1").unwrap(), d)
     }
 
-    fn snapshot(id: &str, state: &str, tags: Tags) -> SnapshotInfo {
-        SnapshotInfo {
-            id: id.into(),
-            state: state.into(),
-            tags,
-            started: None,
-        }
+    fn image(id: &str, state: &str, tags: Tags, snapshots: &[&str]) -> Backup {
+        described(Kind::Image, id, state, tags, snapshots)
+    }
+
+    fn snapshot(id: &str, state: &str, tags: Tags) -> Backup {
+        described(Kind::Snapshot, id, state, tags, &[])
     }
 
     /// An image and its one snapshot, tagged alike (as CreateImage tags them).
-    fn backup(n: u32, source: &str, created: i64, expires: i64) -> (ImageInfo, SnapshotInfo) {
+    fn backup(n: u32, source: &str, created: i64, expires: i64) -> (Backup, Backup) {
         let t = tags("image", source, created, expires, &[]);
         (
             image(
@@ -548,7 +525,7 @@ mod tests {
         )
     }
 
-    fn split(backups: Vec<(ImageInfo, SnapshotInfo)>) -> (Vec<ImageInfo>, Vec<SnapshotInfo>) {
+    fn split(backups: Vec<(Backup, Backup)>) -> (Vec<Backup>, Vec<Backup>) {
         backups.into_iter().unzip()
     }
 
@@ -648,8 +625,8 @@ mod tests {
         for i in [&mut old, &mut new] {
             i.tags.retain(|(k, _)| k != "backup:created-at");
         }
-        old.created = Some(now() - TimeDelta::days(9));
-        new.created = Some(now() - TimeDelta::days(8));
+        old.recorded_at = Some(now() - TimeDelta::days(9));
+        new.recorded_at = Some(now() - TimeDelta::days(8));
         let plan = plan_region(&rules(&keys, 1), &[old, new], &[], now());
         assert_eq!(deregistered(&plan), ["ami-old"]);
         assert_eq!(kept(&plan), [("ami-new", KeepReason::KeepLast)]);

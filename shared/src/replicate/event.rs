@@ -7,6 +7,7 @@ use crate::error::Error;
 use crate::event::{ids_from, truncate};
 use crate::tags::Kind;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::Deserialize;
 use serde_json::Value;
 
 pub const AMI_STATE_CHANGE: &str = "EC2 AMI State Change";
@@ -59,15 +60,15 @@ impl ReplicateRequest {
     }
 }
 
-/// `ami-` or `snap-` and 8 or 17 hex digits (the old and the new id shapes).
+/// `ami-` or `snap-` and 8 or 17 hex digits.
 pub fn is_id(kind: Kind, id: &str) -> bool {
-    let prefix = match kind {
-        Kind::Image => "ami-",
-        Kind::Snapshot => "snap-",
-    };
-    id.strip_prefix(prefix).is_some_and(|hex| {
-        (8..=17).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit())
-    })
+    crate::event::is_ec2_id(
+        match kind {
+            Kind::Image => "ami-",
+            Kind::Snapshot => "snap-",
+        },
+        id,
+    )
 }
 
 /// The snapshot id in an EBS notification's ARN. AWS's own samples put the region in different
@@ -85,8 +86,23 @@ fn expected() -> String {
     )
 }
 
-fn text<'a>(detail: &'a Value, field: &str) -> &'a str {
-    detail.get(field).and_then(Value::as_str).unwrap_or("")
+/// `detail` of an `EC2 AMI State Change`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "PascalCase")]
+struct AmiStateDetail {
+    image_id: String,
+    state: String,
+    error_message: String,
+}
+
+/// `detail` of an `EBS Snapshot Notification`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SnapshotNotificationDetail {
+    event: String,
+    result: String,
+    /// An ARN, whatever the field's name says.
+    snapshot_id: String,
 }
 
 pub fn parse_replicate_request(payload: &Value) -> Result<ReplicateRequest, Error> {
@@ -134,17 +150,17 @@ fn parse_event(event: EventBridgeEvent<Value>) -> Result<ReplicateRequest, Error
     let event_id = event.id.clone();
     let region = event.region.clone();
     let named = event_id.as_deref().unwrap_or("(no id)");
-    let detail = &event.detail;
     match (event.source.as_str(), event.detail_type.as_str()) {
         ("aws.events", SCHEDULED) => Ok(ReplicateRequest::Sweep { event_id }),
         ("aws.ec2", AMI_STATE_CHANGE) => {
-            let id = text(detail, "ImageId").trim().to_string();
+            let detail: AmiStateDetail = crate::event::detail(&event)?;
+            let id = detail.image_id.trim().to_string();
             if !is_id(Kind::Image, &id) {
                 return Err(Error::Payload(format!(
                     "{AMI_STATE_CHANGE} event {named} has no valid detail.ImageId (got {id:?})"
                 )));
             }
-            match text(detail, "State") {
+            match detail.state.as_str() {
                 "available" => Ok(ReplicateRequest::Completed {
                     event_id,
                     region,
@@ -155,7 +171,7 @@ fn parse_event(event: EventBridgeEvent<Value>) -> Result<ReplicateRequest, Error
                     event_id,
                     region,
                     id,
-                    message: text(detail, "ErrorMessage").to_string(),
+                    message: detail.error_message,
                 }),
                 other => Ok(ReplicateRequest::Ignored {
                     event_id,
@@ -165,13 +181,14 @@ fn parse_event(event: EventBridgeEvent<Value>) -> Result<ReplicateRequest, Error
             }
         }
         ("aws.ec2", SNAPSHOT_NOTIFICATION) => {
-            let arn = text(detail, "snapshot_id");
+            let detail: SnapshotNotificationDetail = crate::event::detail(&event)?;
+            let arn = detail.snapshot_id.as_str();
             let id = snapshot_id_from_arn(arn).ok_or_else(|| {
                 Error::Payload(format!(
                     "{SNAPSHOT_NOTIFICATION} event {named} has no snapshot id after \"snapshot/\" in detail.snapshot_id (got {arn:?})"
                 ))
             })?;
-            match (text(detail, "event"), text(detail, "result")) {
+            match (detail.event.as_str(), detail.result.as_str()) {
                 ("createSnapshot", "succeeded") => Ok(ReplicateRequest::Completed {
                     event_id,
                     region,

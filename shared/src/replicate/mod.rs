@@ -5,29 +5,30 @@
 //!   parsed into [`ReplicateRequest`].
 //! - `plan`: pure decisions (is it an original of ours, where does it go, which copies are
 //!   missing, the copy's tags, name, token and encryption).
-//! - `adapter`: the EC2 calls, in an `impl Ec2` of this module's own.
 //! - `report`: the result.
 //!
 //! A run: describe the sources in the home region; describe the copies of ours in each
 //! destination (one paginated describe per destination and kind, never one per backup);
 //! plan; copy with bounded concurrency; then write `P:copies` on each original.
 
-pub mod adapter;
 pub mod event;
 pub mod plan;
 pub mod report;
 
+use crate::report::Failed;
 pub use event::{ReplicateRequest, parse_replicate_request};
-pub use report::{CopyFailed, ReplicateReport};
+pub use report::ReplicateReport;
 
+use crate::backup::{Backup, BackupQuery, Copies, State};
 use crate::clients::Clients;
 use crate::config::Config;
+use crate::ec2::Ec2;
 use crate::error::Error;
 use crate::region::Region;
 use crate::tags::{Kind, TagKeys, key};
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
-use plan::{Backup, Copied, CopyJob, Deferred, Eligible, ExistingCopy};
+use plan::{Copied, CopyJob, Deferred, Eligible};
 use std::collections::BTreeMap;
 use tracing::{Instrument, error, info, warn};
 
@@ -55,7 +56,34 @@ enum Scope {
     Sweep,
 }
 
-/// One invocation, from the parsed request to the report. Fails as a whole only when the home
+/// What one invocation works with.
+struct Run<'a> {
+    config: &'a Config,
+    keys: TagKeys,
+    clients: &'a Clients,
+    home: Ec2,
+}
+
+impl Run<'_> {
+    /// Why an event from another region is not for this function, if it is one.
+    fn from_elsewhere(&self, region: &Option<String>) -> Option<String> {
+        let home = self.home.region();
+        region
+            .as_deref()
+            .filter(|r| *r != home.as_str())
+            .map(|r| format!("the event is from {r}; this function replicates backups of {home}"))
+    }
+
+    async fn by_id(&self, kind: Kind, ids: &[String]) -> Result<Vec<Backup>, Error> {
+        self.home
+            .backups(&self.keys, &BackupQuery::by_id(kind, ids))
+            .await
+    }
+}
+
+/// One invocation, from the parsed request to the report, in named steps: read the sources,
+/// decide which are eligible and where they go, find the copies already there, plan the missing
+/// ones, copy, and record the copies on each original. Fails as a whole only when the home
 /// region cannot be read.
 pub async fn run(
     config: &Config,
@@ -63,24 +91,46 @@ pub async fn run(
     request: ReplicateRequest,
     now: DateTime<Utc>,
 ) -> Result<ReplicateReport, Error> {
-    let keys = TagKeys::new(&config.tag_prefix);
-    let home_region = clients.home_region().clone();
-    let home = clients.home();
-    let mut report = ReplicateReport::new(config.dry_run);
-    let from_elsewhere = |region: &Option<String>| {
-        region
-            .as_deref()
-            .filter(|r| *r != home_region.as_str())
-            .map(|r| {
-                format!("the event is from {r}; this function replicates backups of {home_region}")
-            })
+    let run = Run {
+        config,
+        keys: TagKeys::new(&config.tag_prefix),
+        clients,
+        home: clients.home(),
     };
+    let mut report = ReplicateReport::new(config.dry_run);
+    let Some((sources, scope)) = read_sources(&run, request, &mut report).await? else {
+        return Ok(report);
+    };
+    let mut eligible = eligible(&run, sources, &mut report);
+    let existing = find_copies(&run, &scope, &mut eligible, &mut report).await;
+    let plan = plan::missing_copies(&run.keys, config, &eligible, &existing, now);
+    report.skipped.extend(plan.skipped);
+    report.deferred.extend(plan.deferred);
+    report.warnings.extend(plan.warnings);
+    for d in &report.deferred {
+        warn!(source = %d.source, region = %d.region, reason = %d.reason, "copy deferred");
+    }
+    let made = copy_all(&run, plan.jobs, &mut report).await;
+    if !config.dry_run {
+        let known: Vec<Copied> = plan.existing.into_iter().chain(made).collect();
+        record_copies(&run, &eligible, &known, &mut report).await;
+    }
+    report.sort();
+    Ok(report)
+}
 
-    let (sources, scope) = match request {
+/// Step 1: the backups the request is about, described at home; `None` when the request is
+/// settled without a copy (ignored, failed, from another region).
+async fn read_sources(
+    run: &Run<'_>,
+    request: ReplicateRequest,
+    report: &mut ReplicateReport,
+) -> Result<Option<(Vec<Backup>, Scope)>, Error> {
+    match request {
         ReplicateRequest::Ignored { source, reason, .. } => {
             info!(source = %source, reason = %reason, "event ignored");
             report.skip(&source, None, reason);
-            return Ok(report);
+            Ok(None)
         }
         ReplicateRequest::ImageFailed {
             region,
@@ -88,59 +138,32 @@ pub async fn run(
             message,
             ..
         } => {
-            if let Some(reason) = from_elsewhere(&region) {
-                report.skip(&id, None, reason);
-                return Ok(report);
+            match run.from_elsewhere(&region) {
+                Some(reason) => report.skip(&id, None, reason),
+                None => failed_image(run, &id, &message, report).await?,
             }
-            let found = home
-                .backups_by_id(Kind::Image, std::slice::from_ref(&id))
-                .await?;
-            let ours = found.iter().any(|b| {
-                keys.get(&b.tags, key::MANAGED_BY) == Some(config.deployment_name.as_str())
-            });
-            if ours || found.is_empty() {
-                // Not found: a failed AMI may already be gone; still worth a person's attention.
-                error!(image_id = %id, region = %home_region, error_message = %message, "backup AMI failed");
-                report.skip(
-                    &id,
-                    None,
-                    format!(
-                        "the AMI failed ({}): nothing to copy; expire removes failed AMIs",
-                        if message.is_empty() {
-                            "no message"
-                        } else {
-                            &message
-                        }
-                    ),
-                );
-            } else {
-                report.skip(
-                    &id,
-                    None,
-                    "a failed AMI that is not a backup of this deployment",
-                );
-            }
-            return Ok(report);
+            Ok(None)
         }
         ReplicateRequest::Completed {
             region, kind, id, ..
         } => {
-            if let Some(reason) = from_elsewhere(&region) {
+            if let Some(reason) = run.from_elsewhere(&region) {
                 report.skip(&id, None, reason);
-                return Ok(report);
+                return Ok(None);
             }
-            let found = home.backups_by_id(kind, std::slice::from_ref(&id)).await?;
+            let found = run.by_id(kind, std::slice::from_ref(&id)).await?;
             if found.is_empty() {
                 report.skip(
                     &id,
                     None,
                     format!(
-                        "{} {id} is not in {home_region} (deleted since?)",
-                        kind.as_str()
+                        "{} {id} is not in {} (deleted since?)",
+                        kind.as_str(),
+                        run.home.region()
                     ),
                 );
             }
-            (found, Scope::Named)
+            Ok(Some((found, Scope::Named)))
         }
         ReplicateRequest::OnDemand {
             image_ids,
@@ -151,40 +174,75 @@ pub async fn run(
                 if ids.is_empty() {
                     continue;
                 }
-                let described = home.backups_by_id(kind, &ids).await?;
+                let described = run.by_id(kind, &ids).await?;
+                let home = run.home.region();
                 for id in ids
                     .iter()
                     .filter(|id| !described.iter().any(|b| &b.id == *id))
                 {
-                    report.failed.push(CopyFailed {
+                    report.failed.push(Failed {
                         source: id.clone(),
-                        region: Some(home_region.clone()),
-                        error: format!("{} {id} was not found in {home_region}", kind.as_str()),
-                        code: Some(match kind {
-                            Kind::Image => "InvalidAMIID.NotFound".into(),
-                            Kind::Snapshot => "InvalidSnapshot.NotFound".into(),
-                        }),
+                        region: Some(home.clone()),
+                        error: format!("{} {id} was not found in {home}", kind.as_str()),
+                        code: Some(kind.not_found_code().into()),
                     });
                 }
                 found.extend(described);
             }
-            (found, Scope::Named)
+            Ok(Some((found, Scope::Named)))
         }
         ReplicateRequest::Sweep { .. } => {
-            let mut found = home
-                .original_backups(&keys, &config.deployment_name, Kind::Image)
-                .await?;
-            found.extend(
-                home.original_backups(&keys, &config.deployment_name, Kind::Snapshot)
-                    .await?,
-            );
-            (found, Scope::Sweep)
+            let mut found = Vec::new();
+            for kind in [Kind::Image, Kind::Snapshot] {
+                let originals = BackupQuery::managed(kind, &run.config.deployment_name)
+                    .in_states([State::ready(kind)])
+                    .copies(Copies::None);
+                found.extend(run.home.backups(&run.keys, &originals).await?);
+            }
+            Ok(Some((found, Scope::Sweep)))
         }
-    };
+    }
+}
 
+/// A failed AMI: nothing to copy, but a person must hear of it when it is ours.
+async fn failed_image(
+    run: &Run<'_>,
+    id: &str,
+    message: &str,
+    report: &mut ReplicateReport,
+) -> Result<(), Error> {
+    let found = run.by_id(Kind::Image, &[id.to_string()]).await?;
+    let ours = found
+        .iter()
+        .any(|b| b.managed_by.as_deref() == Some(run.config.deployment_name.as_str()));
+    if ours || found.is_empty() {
+        // Not found: a failed AMI may already be gone; still worth a person's attention.
+        error!(image_id = %id, region = %run.home.region(), error_message = %message, "backup AMI failed");
+        let message = if message.is_empty() {
+            "no message"
+        } else {
+            message
+        };
+        report.skip(
+            id,
+            None,
+            format!("the AMI failed ({message}): nothing to copy; expire removes failed AMIs"),
+        );
+    } else {
+        report.skip(
+            id,
+            None,
+            "a failed AMI that is not a backup of this deployment",
+        );
+    }
+    Ok(())
+}
+
+/// Step 2: which sources are originals of ours to copy, and where to.
+fn eligible(run: &Run<'_>, sources: Vec<Backup>, report: &mut ReplicateReport) -> Vec<Eligible> {
     let mut eligible = Vec::new();
     for backup in sources {
-        match plan::copy_targets(&keys, config, &backup, &mut report.warnings) {
+        match plan::copy_targets(&run.keys, run.config, &backup, &mut report.warnings) {
             Ok(targets) => eligible.push(Eligible { backup, targets }),
             Err(reason) => {
                 info!(source = %backup.id, reason = %reason, "not copied");
@@ -192,38 +250,21 @@ pub async fn run(
             }
         }
     }
-
-    let existing = find_copies(config, &keys, clients, &scope, &mut eligible, &mut report).await;
-    let plan = plan::missing_copies(&keys, config, &eligible, &existing, now);
-    report.skipped.extend(plan.skipped);
-    report.deferred.extend(plan.deferred);
-    report.warnings.extend(plan.warnings);
-    for d in &report.deferred {
-        warn!(source = %d.source, region = %d.region, reason = %d.reason, "copy deferred");
-    }
-
-    let made = copy_all(clients, plan.jobs, config.dry_run, &mut report).await;
-    if !config.dry_run {
-        let known: Vec<Copied> = plan.existing.into_iter().chain(made).collect();
-        record_copies(&keys, clients, &eligible, &known, &mut report).await;
-    }
-    report.sort();
-    Ok(report)
+    eligible
 }
 
 /// The copies of one kind found in one destination, or why they could not be read.
-type Lookup = ((Region, Kind), Result<Vec<ExistingCopy>, Error>);
+type Lookup = ((Region, Kind), Result<Vec<Backup>, Error>);
 
 /// The copies of ours in every destination the sources go to: one paginated describe per
 /// destination and kind. A destination that cannot be read fails its copies, not the others.
+/// Step 3: the copies of ours in every destination the sources go to.
 async fn find_copies(
-    config: &Config,
-    keys: &TagKeys,
-    clients: &Clients,
+    run: &Run<'_>,
     scope: &Scope,
     eligible: &mut [Eligible],
     report: &mut ReplicateReport,
-) -> Vec<ExistingCopy> {
+) -> Vec<Backup> {
     let mut lookups: BTreeMap<(Region, &'static str), (Kind, Vec<String>)> = BTreeMap::new();
     for e in eligible.iter() {
         for region in &e.targets {
@@ -236,12 +277,14 @@ async fn find_copies(
     }
     let results: Vec<Lookup> = stream::iter(lookups)
         .map(|((region, _), (kind, ids))| async move {
-            let ec2 = clients.region(&region);
-            let of = match scope {
-                Scope::Named => Some(ids.as_slice()),
-                Scope::Sweep => None,
+            let ec2 = run.clients.region(&region);
+            // An AMI copy's snapshots carry kind=image: they are not snapshot copies.
+            let copies = match scope {
+                Scope::Named => Copies::Of(ids),
+                Scope::Sweep => Copies::All,
             };
-            let found = ec2.copies(keys, &config.deployment_name, kind, of).await;
+            let query = BackupQuery::managed(kind, &run.config.deployment_name).copies(copies);
+            let found = ec2.backups(&run.keys, &query).await;
             ((region, kind), found)
         })
         .buffer_unordered(COPY_CONCURRENCY)
@@ -264,7 +307,7 @@ async fn find_copies(
                                 code: e.code().map(str::to_string),
                             });
                         } else {
-                            report.failed.push(CopyFailed::from_error(
+                            report.failed.push(Failed::from_error(
                                 &el.backup.id,
                                 Some(&region),
                                 &e,
@@ -278,8 +321,6 @@ async fn find_copies(
     existing
 }
 
-/// Runs the copy calls (a few at a time); in a dry run, reports them instead. Returns the
-/// copies made.
 /// Why a copy job made no copy.
 enum Listed {
     /// The copy the original lists is there after all.
@@ -287,13 +328,10 @@ enum Listed {
     Error(Error),
 }
 
-async fn copy_all(
-    clients: &Clients,
-    jobs: Vec<CopyJob>,
-    dry_run: bool,
-    report: &mut ReplicateReport,
-) -> Vec<Copied> {
-    if dry_run {
+/// Step 5: the copy calls (a few at a time); in a dry run, reports them instead. Returns the
+/// copies made.
+async fn copy_all(run: &Run<'_>, jobs: Vec<CopyJob>, report: &mut ReplicateReport) -> Vec<Copied> {
+    if run.config.dry_run {
         for job in jobs {
             info!(source = %job.source_id, region = %job.destination, "dry run: would copy");
             report.copied.push(Copied {
@@ -306,19 +344,13 @@ async fn copy_all(
     }
     let outcomes: Vec<(CopyJob, Result<String, Listed>)> = stream::iter(jobs)
         .map(|job| async move {
-            let ec2 = clients.region(&job.destination);
+            let ec2 = run.clients.region(&job.destination);
             // The original lists a copy here that the describe did not show: only a copy that
             // is really gone is made again (a fresh copy can be missing from a describe).
             if let Some(listed) = &job.listed_copy {
-                match ec2
-                    .backups_by_id(job.kind, std::slice::from_ref(listed))
-                    .await
-                {
-                    Ok(found)
-                        if found.iter().any(|b| {
-                            matches!(b.state.as_str(), "pending" | "available" | "completed")
-                        }) =>
-                    {
+                let query = BackupQuery::by_id(job.kind, std::slice::from_ref(listed));
+                match ec2.backups(&run.keys, &query).await {
+                    Ok(found) if found.iter().any(Backup::is_live) => {
                         return (job, Err(Listed::StillThere));
                     }
                     Ok(_) => {}
@@ -380,7 +412,7 @@ async fn copy_all(
             }
             Err(Listed::Error(e)) => {
                 error!(source = %job.source_id, region = %job.destination, error = %e, code = e.code().unwrap_or(""), "copy failed");
-                report.failed.push(CopyFailed::from_error(
+                report.failed.push(Failed::from_error(
                     &job.source_id,
                     Some(&job.destination),
                     &e,
@@ -391,16 +423,15 @@ async fn copy_all(
     made
 }
 
-/// Writes `P:copies` (`region=copy-id,...`, merged with what is there) on each original whose
+/// Step 6: writes `P:copies` (`region=copy-id,...`, merged with what is there) on each original whose
 /// value changes: a person sees its DR state at a glance.
 async fn record_copies(
-    keys: &TagKeys,
-    clients: &Clients,
+    run: &Run<'_>,
     eligible: &[Eligible],
     copies: &[Copied],
     report: &mut ReplicateReport,
 ) {
-    let home = clients.home();
+    let (keys, home) = (&run.keys, &run.home);
     let copies_key = keys.key(key::COPIES);
     for Eligible { backup, .. } in eligible {
         let pairs: Vec<(Region, String)> = copies
@@ -416,13 +447,17 @@ async fn record_copies(
         if current == Some(value.as_str()) {
             continue;
         }
-        match home.set_tag(&backup.id, &copies_key, &value).await {
+        let tag = vec![(copies_key.clone(), value.clone())];
+        match home
+            .tag_resources(std::slice::from_ref(&backup.id), &tag)
+            .await
+        {
             Ok(()) => info!(source = %backup.id, copies = %value, "copies recorded"),
             Err(e) => {
                 warn!(source = %backup.id, error = %e, "cannot record the copies on the original");
                 report
                     .failed
-                    .push(CopyFailed::from_error(&backup.id, Some(home.region()), &e));
+                    .push(Failed::from_error(&backup.id, Some(home.region()), &e));
             }
         }
     }
@@ -458,6 +493,7 @@ pub async fn handle(
         dry_run = report.dry_run,
         "done"
     );
+    crate::report::warn_all(&report.warnings);
     let failed = report.failed.len();
     crate::report::into_outcome(report, failed)
 }

@@ -2,10 +2,16 @@
 //! where it goes, which copies are missing, and what each copy is called, tagged and encrypted
 //! with. No SDK types here; `now` is passed in.
 
+pub use crate::backup::Backup;
 use crate::config::Config;
 use crate::duration::Duration;
-use crate::region::{Region, parse_region_list};
-use crate::tags::{Kind, MAX_TAGS, TagKeys, Tags, Warning, format_time, key, parse_time};
+#[cfg(test)]
+use crate::naming::{AMI_NAME_MAX, ami_name_char};
+use crate::naming::{ami_name_part, cut};
+use crate::region::Region;
+use crate::tags::{
+    Kind, TagKeys, Tags, Warning, format_time, key, parse_copy_to, parse_time, within_tag_limit,
+};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -18,45 +24,6 @@ pub const SNAPSHOT_COPIES_IN_FLIGHT: usize = 20;
 /// EC2's limits on a ClientToken, an AMI description and a snapshot description.
 pub const CLIENT_TOKEN_MAX: usize = 64;
 pub const DESCRIPTION_MAX: usize = 255;
-const AMI_NAME_MAX: usize = 128;
-
-/// A backup as described in its region: an original, a copy, or something not ours at all.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Backup {
-    pub id: String,
-    pub kind: Kind,
-    pub region: Region,
-    /// `pending`, `available`, `failed` (images); `pending`, `completed`, `error` (snapshots).
-    pub state: String,
-    /// The AMI's name; `None` for snapshots.
-    pub name: Option<String>,
-    pub description: Option<String>,
-    /// EC2's own creation time, when `P:created-at` is missing.
-    pub created: Option<DateTime<Utc>>,
-    /// Any of its EBS data is encrypted.
-    pub encrypted: bool,
-    pub tags: Tags,
-}
-
-/// A copy of ours found in a destination region (`P:copy-of` set).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExistingCopy {
-    pub id: String,
-    pub kind: Kind,
-    pub region: Region,
-    pub copy_of: String,
-    pub state: String,
-}
-
-impl ExistingCopy {
-    /// A copy that is there or on its way; a failed one is not a copy.
-    pub fn is_live(&self) -> bool {
-        matches!(self.state.as_str(), "pending" | "available" | "completed")
-    }
-    pub fn is_pending(&self) -> bool {
-        self.state == "pending"
-    }
-}
 
 /// How the copy is encrypted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -89,32 +56,7 @@ pub struct CopyJob {
     pub listed_copy: Option<String>,
 }
 
-/// A copy that exists (or, in a dry run, would).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Copied {
-    pub source: String,
-    pub region: Region,
-    /// `None` in a dry run.
-    pub id: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Skipped {
-    pub source: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub region: Option<Region>,
-    pub reason: String,
-}
-
-/// A copy left for the next reconcile sweep (a limit or throttling), not a failure.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Deferred {
-    pub source: String,
-    pub region: Region,
-    pub reason: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-}
+pub use crate::report::{Copied, Deferred, Skipped};
 
 /// An original backup and the regions it is to be copied into.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,18 +106,15 @@ pub fn copy_targets(
             ));
         }
     }
-    let ready = match backup.kind {
-        Kind::Image => "available",
-        Kind::Snapshot => "completed",
-    };
+    let ready = crate::backup::State::ready(backup.kind);
     if backup.state != ready {
         return Err(format!(
             "the {} is {}: only {ready} ones are copied",
             backup.kind.as_str(),
-            if backup.state.is_empty() {
+            if backup.state.as_str().is_empty() {
                 "in an unknown state"
             } else {
-                &backup.state
+                backup.state.as_str()
             }
         ));
     }
@@ -184,8 +123,7 @@ pub fn copy_targets(
         // The backup carries the resolved list; no tag at all means an older backup: use the
         // configuration, as create would have.
         None => config.copy_to_regions.clone(),
-        Some(v) if v.trim().eq_ignore_ascii_case("none") => Vec::new(),
-        Some(v) => match parse_region_list(v) {
+        Some(v) => match parse_copy_to(v) {
             Ok(regions) => regions,
             Err(e) => {
                 warnings.push(Warning::new(
@@ -242,18 +180,17 @@ pub fn copy_retention(
     }
 }
 
-/// When the source was made: its `P:created-at`, else EC2's creation time, else `now`.
+/// When the source was made: the one created-at rule ([`crate::backup::created_at`]), else
+/// `now`; an unreadable `P:created-at` is reported.
 pub fn source_created_at(
     keys: &TagKeys,
     backup: &Backup,
     now: DateTime<Utc>,
     warnings: &mut Vec<Warning>,
 ) -> DateTime<Utc> {
-    let tagged = keys.get(&backup.tags, key::CREATED_AT);
-    if let Some(t) = tagged.and_then(parse_time) {
-        return t;
-    }
-    if let Some(v) = tagged {
+    if let Some(v) = keys.get(&backup.tags, key::CREATED_AT)
+        && parse_time(v).is_none()
+    {
         warnings.push(Warning::new(
             &backup.id,
             &keys.key(key::CREATED_AT),
@@ -261,7 +198,7 @@ pub fn source_created_at(
             "not an RFC 3339 time; using EC2's creation time",
         ));
     }
-    backup.created.unwrap_or(now)
+    backup.created_at.unwrap_or(now)
 }
 
 /// The copy's tags: the source backup's own (except `aws:` keys and the original's `P:copies`,
@@ -294,34 +231,22 @@ pub fn copy_tags(
         ),
         (keys.key(key::COPY_TO), String::new()),
     ];
-    let (namespace, user): (Tags, Tags) = backup
+    let namespace: Tags = backup
         .tags
         .iter()
-        .filter(|(k, _)| !k.to_ascii_lowercase().starts_with("aws:"))
-        .filter(|(k, _)| !replaced.iter().any(|r| r.eq_ignore_ascii_case(k)))
+        .filter(|(k, _)| {
+            keys.in_namespace(k) && !replaced.iter().any(|r| r.eq_ignore_ascii_case(k))
+        })
         .cloned()
-        .partition(|(k, _)| keys.in_namespace(k));
-    let room = MAX_TAGS.saturating_sub(ours.len() + namespace.len());
-    if user.len() > room {
-        let dropped: Vec<&str> = user[room..].iter().map(|(k, _)| k.as_str()).collect();
-        warnings.push(Warning::new(
-            &backup.id,
-            &dropped.join(","),
-            "",
-            format!(
-                "EC2 allows {MAX_TAGS} tags per resource: these tags were not carried to the copy"
-            ),
-        ));
-    }
-    user.into_iter()
-        .take(room)
-        .chain(namespace)
-        .chain(ours)
-        .collect()
-}
-
-fn ami_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c)
+        .collect();
+    let contract: Tags = namespace.into_iter().chain(ours).collect();
+    within_tag_limit(
+        &backup.id,
+        keys.carried(&backup.tags),
+        contract,
+        "these tags were not carried to the copy",
+        warnings,
+    )
 }
 
 /// The copy's AMI name: the source's name and what it is a copy of, within AMI name rules.
@@ -331,16 +256,7 @@ pub fn copy_name(backup: &Backup, attempt: usize) -> String {
     if attempt > 0 {
         suffix.push_str(&format!(" retry {attempt}"));
     }
-    let base: String = backup
-        .name
-        .as_deref()
-        .unwrap_or("")
-        .trim()
-        .chars()
-        .map(|c| if ami_name_char(c) { c } else { '_' })
-        .take(AMI_NAME_MAX.saturating_sub(suffix.len()))
-        .collect();
-    let base = base.trim_end();
+    let base = ami_name_part(backup.name.as_deref().unwrap_or(""), suffix.len());
     if base.is_empty() {
         suffix.trim_start().to_string()
     } else {
@@ -357,18 +273,7 @@ pub fn copy_description(deployment: &str, backup: &Backup) -> String {
         text.push_str(": ");
         text.push_str(d);
     }
-    cut(&text, DESCRIPTION_MAX)
-}
-
-fn cut(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let end = (0..=max)
-        .rev()
-        .find(|i| text.is_char_boundary(*i))
-        .unwrap_or(0);
-    text[..end].to_string()
+    cut(&text, DESCRIPTION_MAX).to_string()
 }
 
 /// CopyImage's ClientToken: the same source and destination give the same token, so a replayed
@@ -437,23 +342,23 @@ pub fn missing_copies(
     keys: &TagKeys,
     config: &Config,
     sources: &[Eligible],
-    existing: &[ExistingCopy],
+    existing: &[Backup],
     now: DateTime<Utc>,
 ) -> Plan {
     let mut plan = Plan::default();
-    let mut live: HashMap<(&str, &Region), &ExistingCopy> = HashMap::new();
+    let mut live: HashMap<(&str, &Region), &Backup> = HashMap::new();
     let mut failed_attempts: HashMap<(&str, &Region), usize> = HashMap::new();
     let mut in_flight: HashMap<(&Region, Kind), usize> = HashMap::new();
     for copy in existing {
+        let Some(copy_of) = copy.copy_of.as_deref() else {
+            continue;
+        };
         if copy.is_live() {
-            live.entry((copy.copy_of.as_str(), &copy.region))
-                .or_insert(copy);
+            live.entry((copy_of, &copy.region)).or_insert(copy);
         } else {
-            *failed_attempts
-                .entry((copy.copy_of.as_str(), &copy.region))
-                .or_default() += 1;
+            *failed_attempts.entry((copy_of, &copy.region)).or_default() += 1;
         }
-        if copy.is_pending() {
+        if copy.state.is_pending() {
             *in_flight.entry((&copy.region, copy.kind)).or_default() += 1;
         }
     }
@@ -569,6 +474,7 @@ pub fn merge_copies(current: Option<&str>, copies: &[(Region, String)]) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tags::MAX_TAGS;
 
     fn r(name: &str) -> Region {
         Region::parse(name).unwrap()
@@ -601,17 +507,16 @@ mod tests {
             t.retain(|(key, _)| key != k);
             t.push((k.to_string(), v.to_string()));
         }
-        Backup {
+        let d = crate::backup::Described {
             id: id.into(),
-            kind: Kind::Image,
-            region: r("us-east-1"),
             state: "available".into(),
             name: Some("web-01-i-1-20261125T0300Z".into()),
             description: Some("ec2-backup backup of i-1".into()),
-            created: Some(at("2026-11-25T03:00:05Z")),
-            encrypted: false,
+            recorded_at: Some(at("2026-11-25T03:00:05Z")),
             tags: t,
-        }
+            ..Default::default()
+        };
+        Backup::new(&TagKeys::new("backup"), Kind::Image, &r("us-east-1"), d)
     }
 
     fn eligible(b: Backup) -> Eligible {
@@ -625,14 +530,14 @@ mod tests {
         Eligible { backup: b, targets }
     }
 
-    fn copy(id: &str, of: &str, region: &str, state: &str) -> ExistingCopy {
-        ExistingCopy {
+    fn copy(id: &str, of: &str, region: &str, state: &str) -> Backup {
+        let d = crate::backup::Described {
             id: id.into(),
-            kind: Kind::Image,
-            region: r(region),
-            copy_of: of.into(),
             state: state.into(),
-        }
+            tags: tags(&[("backup:copy-of", of)]),
+            ..Default::default()
+        };
+        Backup::new(&TagKeys::new("backup"), Kind::Image, &r(region), d)
     }
 
     fn now() -> DateTime<Utc> {
@@ -997,8 +902,8 @@ mod tests {
             s.id = format!("snap-{i}");
             sources.push(eligible(s));
         }
-        let existing: Vec<ExistingCopy> = (0..18)
-            .map(|i| ExistingCopy {
+        let existing: Vec<Backup> = (0..18)
+            .map(|i| Backup {
                 kind: Kind::Snapshot,
                 ..copy(
                     &format!("snap-w{i}"),

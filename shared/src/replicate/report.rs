@@ -1,32 +1,9 @@
 //! What a `replicate` invocation returns.
 
-use super::plan::{Copied, Deferred, Skipped};
-use crate::error::Error;
 use crate::region::Region;
+pub use crate::report::{Copied, Deferred, Failed, Skipped};
 use crate::tags::Warning;
 use serde::Serialize;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CopyFailed {
-    pub source: String,
-    /// The region the failing call was made in.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub region: Option<Region>,
-    pub error: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-}
-
-impl CopyFailed {
-    pub fn from_error(source: &str, region: Option<&Region>, err: &Error) -> Self {
-        Self {
-            source: source.to_string(),
-            region: region.cloned(),
-            error: err.to_string(),
-            code: err.code().map(str::to_string),
-        }
-    }
-}
 
 /// `{"copied": [...], "skipped": [...], "deferred": [...], "failed": [...], "warnings": [...]}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -34,7 +11,7 @@ pub struct ReplicateReport {
     pub copied: Vec<Copied>,
     pub skipped: Vec<Skipped>,
     pub deferred: Vec<Deferred>,
-    pub failed: Vec<CopyFailed>,
+    pub failed: Vec<Failed>,
     pub warnings: Vec<Warning>,
     pub dry_run: bool,
 }

@@ -1,0 +1,419 @@
+//! The one model of a backup: an AMI or an EBS snapshot of this toolkit, an original or a DR
+//! copy, as the adapter describes it. Every function and the CLI read backups through this type
+//! and [`BackupQuery`]; the rules on what a backup's tags and state mean live here, once.
+
+use crate::config::parse_bool;
+use crate::region::Region;
+use crate::tags::{Kind, TagKeys, Tags, key, parse_time};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::fmt;
+
+/// A backup's state as EC2 reports it: images are `pending`, `available`, `failed`,
+/// `disabled`, ...; snapshots are `pending`, `completed`, `error`, ...
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum State {
+    Pending,
+    /// An image ready to use.
+    Available,
+    /// A snapshot ready to use.
+    Completed,
+    /// An image that will never be usable.
+    Failed,
+    /// A snapshot that will never be usable.
+    Error,
+    /// A disabled image: not usable, but its snapshots are still its own.
+    Disabled,
+    /// Anything else EC2 says (`deregistered`, `invalid`, `transient`, `recoverable`, ...), or
+    /// nothing at all (an empty string).
+    Other(String),
+}
+
+impl State {
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "pending" => State::Pending,
+            "available" => State::Available,
+            "completed" => State::Completed,
+            "failed" => State::Failed,
+            "error" => State::Error,
+            "disabled" => State::Disabled,
+            other => State::Other(other.to_string()),
+        }
+    }
+
+    /// The ready state of a kind: what a describe filters on to find usable backups.
+    pub fn ready(kind: Kind) -> Self {
+        match kind {
+            Kind::Image => State::Available,
+            Kind::Snapshot => State::Completed,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            State::Pending => "pending",
+            State::Available => "available",
+            State::Completed => "completed",
+            State::Failed => "failed",
+            State::Error => "error",
+            State::Disabled => "disabled",
+            State::Other(s) => s,
+        }
+    }
+
+    /// Ready to restore from or to copy.
+    pub fn is_usable(&self) -> bool {
+        matches!(self, State::Available | State::Completed)
+    }
+
+    /// There or on its way: counts for the interval and as a copy.
+    pub fn is_live(&self) -> bool {
+        self.is_usable() || self.is_pending()
+    }
+
+    pub fn is_pending(&self) -> bool {
+        matches!(self, State::Pending)
+    }
+
+    /// Will never be usable.
+    pub fn is_failed(&self) -> bool {
+        matches!(self, State::Failed | State::Error)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for State {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl From<&str> for State {
+    fn from(text: &str) -> Self {
+        State::parse(text)
+    }
+}
+
+impl PartialEq<&str> for State {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// When a backup was made: its `P:created-at` tag, unless AWS's own record is earlier. A tag
+/// edited into the future must neither stop backups until that date nor move a copy's expiry.
+pub fn created_at(
+    tagged: Option<DateTime<Utc>>,
+    recorded: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    match (tagged, recorded) {
+        (Some(t), Some(r)) => Some(t.min(r)),
+        (t, r) => t.or(r),
+    }
+}
+
+/// Whether a `P:hold` value holds: anything that is not clearly false does (when in doubt,
+/// keep).
+pub fn holds(value: &str) -> bool {
+    parse_bool(value) != Some(false)
+}
+
+/// One backup: what EC2 says of it, and what its tags say, read once by the contract's rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Backup {
+    pub id: String,
+    /// Which resource it is: an AMI or a snapshot (an AMI's own snapshots are snapshots here;
+    /// their `P:kind` tag says `image`).
+    pub kind: Kind,
+    pub region: Region,
+    pub state: State,
+    /// The AMI's name; `None` for snapshots.
+    #[serde(skip)]
+    pub name: Option<String>,
+    #[serde(skip)]
+    pub description: Option<String>,
+    /// EC2's own creation (start) time.
+    #[serde(skip)]
+    pub recorded_at: Option<DateTime<Utc>>,
+    /// Any of its EBS data is encrypted.
+    #[serde(skip)]
+    pub encrypted: bool,
+    /// For images: the snapshots behind it.
+    pub snapshot_ids: Vec<String>,
+    /// For snapshots: size in GiB.
+    pub size_gib: Option<i32>,
+    /// `P:managed-by`: the deployment that made it.
+    #[serde(skip)]
+    pub managed_by: Option<String>,
+    /// `P:kind`: `image` on an AMI and on an AMI's snapshots, `snapshot` on a standalone one.
+    #[serde(skip)]
+    pub tagged_kind: Option<String>,
+    pub source: Option<String>,
+    pub source_region: Option<String>,
+    /// The one created-at rule: [`created_at`].
+    pub created_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub hold: bool,
+    pub copy_of: Option<String>,
+    /// `P:request-id`: the on-demand request that made it.
+    #[serde(skip)]
+    pub request_id: Option<String>,
+    #[serde(skip)]
+    pub tags: Tags,
+}
+
+/// What EC2 says of a backup, before its tags are read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Described {
+    pub id: String,
+    pub state: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub recorded_at: Option<DateTime<Utc>>,
+    pub encrypted: bool,
+    pub snapshot_ids: Vec<String>,
+    pub size_gib: Option<i32>,
+    pub tags: Tags,
+}
+
+impl Backup {
+    /// Reads the tags of a described image or snapshot by the contract.
+    pub fn new(keys: &TagKeys, kind: Kind, region: &Region, d: Described) -> Self {
+        let get = |name: &str| keys.get(&d.tags, name).map(str::to_string);
+        Self {
+            kind,
+            region: region.clone(),
+            state: State::parse(&d.state),
+            managed_by: get(key::MANAGED_BY),
+            tagged_kind: get(key::KIND),
+            source: get(key::SOURCE),
+            source_region: get(key::SOURCE_REGION),
+            created_at: created_at(
+                get(key::CREATED_AT).as_deref().and_then(parse_time),
+                d.recorded_at,
+            ),
+            expires_at: get(key::EXPIRES_AT).as_deref().and_then(parse_time),
+            hold: get(key::HOLD).is_some_and(|v| holds(&v)),
+            copy_of: get(key::COPY_OF).filter(|v| !v.is_empty()),
+            request_id: get(key::REQUEST_ID).filter(|v| !v.is_empty()),
+            id: d.id,
+            name: d.name,
+            description: d.description,
+            recorded_at: d.recorded_at,
+            encrypted: d.encrypted,
+            snapshot_ids: d.snapshot_ids,
+            size_gib: d.size_gib,
+            tags: d.tags,
+        }
+    }
+
+    pub fn is_usable(&self) -> bool {
+        self.state.is_usable()
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.state.is_live()
+    }
+
+    /// Made by this toolkit in its home region (not a DR copy).
+    pub fn is_original(&self) -> bool {
+        self.copy_of.is_none()
+    }
+
+    /// A backup in its own right: an AMI, or a standalone snapshot (not an AMI's snapshot).
+    pub fn is_standalone(&self) -> bool {
+        self.tagged_kind.as_deref() == Some(self.kind.as_str())
+    }
+}
+
+/// Which copies a listing returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Copies {
+    /// Originals and copies alike.
+    #[default]
+    Any,
+    /// Originals only (no `P:copy-of`; read from the tags, EC2 cannot filter on a missing tag).
+    None,
+    /// Every copy (`P:copy-of` set).
+    All,
+    /// Copies of these originals.
+    Of(Vec<String>),
+}
+
+/// The one listing query of backups: every caller says what it needs, the adapter turns it into
+/// filters, pages and chunks of ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupQuery {
+    /// DescribeImages or DescribeSnapshots.
+    pub kind: Kind,
+    /// `P:managed-by`; `None` for any owner's (our account's) resources of that kind.
+    pub managed_by: Option<String>,
+    /// Only those whose `P:kind` is `kind` (for snapshots: standalone ones, not an AMI's).
+    pub kind_tag: bool,
+    /// Only these ids (empty: no id filter).
+    pub ids: Vec<String>,
+    pub copies: Copies,
+    /// Only these states (empty: any).
+    pub states: Vec<State>,
+    /// Disabled AMIs too (they still hold their snapshots).
+    pub include_disabled: bool,
+}
+
+impl BackupQuery {
+    /// The backups of `kind` of this deployment, in any state: originals and copies.
+    pub fn managed(kind: Kind, deployment: &str) -> Self {
+        Self {
+            kind,
+            managed_by: Some(deployment.to_string()),
+            kind_tag: true,
+            ids: Vec::new(),
+            copies: Copies::Any,
+            states: Vec::new(),
+            include_disabled: false,
+        }
+    }
+
+    /// Every image or snapshot of this deployment, an AMI's snapshots and disabled AMIs too.
+    pub fn everything(kind: Kind, deployment: &str) -> Self {
+        Self {
+            kind_tag: false,
+            include_disabled: true,
+            ..Self::managed(kind, deployment)
+        }
+    }
+
+    /// The named images or snapshots of this account, whoever made them.
+    pub fn by_id(kind: Kind, ids: &[String]) -> Self {
+        Self {
+            kind,
+            managed_by: None,
+            kind_tag: false,
+            ids: ids.to_vec(),
+            copies: Copies::Any,
+            states: Vec::new(),
+            include_disabled: false,
+        }
+    }
+
+    pub fn copies(mut self, copies: Copies) -> Self {
+        self.copies = copies;
+        self
+    }
+
+    pub fn in_states(mut self, states: impl IntoIterator<Item = State>) -> Self {
+        self.states = states.into_iter().collect();
+        self
+    }
+
+    /// Whether a described backup answers the parts of the query EC2 cannot filter on.
+    pub fn keeps(&self, backup: &Backup) -> bool {
+        match &self.copies {
+            Copies::None => backup.is_original(),
+            Copies::All | Copies::Of(_) => !backup.is_original(),
+            Copies::Any => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tagged(pairs: &[(&str, &str)]) -> Described {
+        Described {
+            id: "ami-1".into(),
+            state: "available".into(),
+            tags: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Described::default()
+        }
+    }
+
+    fn region() -> Region {
+        Region::parse("us-east-1").unwrap()
+    }
+
+    #[test]
+    fn created_at_is_the_earlier_of_the_tag_and_ec2s_record() {
+        let keys = TagKeys::new("backup");
+        let mut d = tagged(&[("backup:created-at", "2030-01-01T00:00:00Z")]);
+        d.recorded_at = parse_time("2026-11-25T03:00:00Z");
+        let b = Backup::new(&keys, Kind::Image, &region(), d.clone());
+        assert_eq!(b.created_at, parse_time("2026-11-25T03:00:00Z"));
+        d.tags[0].1 = "2026-11-20T00:00:00Z".into();
+        let b = Backup::new(&keys, Kind::Image, &region(), d.clone());
+        assert_eq!(b.created_at, parse_time("2026-11-20T00:00:00Z"));
+        d.recorded_at = None;
+        d.tags[0].1 = "not a time".into();
+        assert_eq!(
+            Backup::new(&keys, Kind::Image, &region(), d).created_at,
+            None
+        );
+    }
+
+    #[test]
+    fn states_say_what_is_live_and_usable() {
+        for (s, live, usable) in [
+            ("pending", true, false),
+            ("available", true, true),
+            ("completed", true, true),
+            ("failed", false, false),
+            ("error", false, false),
+            ("disabled", false, false),
+            ("deregistered", false, false),
+            ("", false, false),
+        ] {
+            let state = State::parse(s);
+            assert_eq!(state.as_str(), s);
+            assert_eq!((state.is_live(), state.is_usable()), (live, usable), "{s}");
+        }
+    }
+
+    #[test]
+    fn tags_are_read_in_any_case_and_hold_when_not_clearly_false() {
+        let keys = TagKeys::new("backup");
+        let b = Backup::new(
+            &keys,
+            Kind::Snapshot,
+            &region(),
+            tagged(&[
+                ("Backup:Managed-By", "ec2-backup"),
+                ("backup:kind", "image"),
+                ("backup:hold", "maybe"),
+                ("backup:copy-of", ""),
+                ("backup:request-id", "req-1"),
+            ]),
+        );
+        assert_eq!(b.managed_by.as_deref(), Some("ec2-backup"));
+        assert!(b.hold);
+        assert!(b.is_original(), "an empty copy-of is no copy");
+        assert!(!b.is_standalone(), "an AMI's snapshot");
+        assert_eq!(b.request_id.as_deref(), Some("req-1"));
+    }
+
+    #[test]
+    fn the_query_keeps_what_ec2_cannot_filter() {
+        let keys = TagKeys::new("backup");
+        let original = Backup::new(&keys, Kind::Image, &region(), tagged(&[]));
+        let copy = Backup::new(
+            &keys,
+            Kind::Image,
+            &region(),
+            tagged(&[("backup:copy-of", "ami-0")]),
+        );
+        let q = BackupQuery::managed(Kind::Image, "d");
+        assert!(q.keeps(&original) && q.keeps(&copy));
+        let q = q.copies(Copies::None);
+        assert!(q.keeps(&original) && !q.keeps(&copy));
+        let q = q.copies(Copies::All);
+        assert!(!q.keeps(&original) && q.keeps(&copy));
+    }
+}

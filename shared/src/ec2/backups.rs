@@ -1,0 +1,284 @@
+//! The one listing of backups, and every call that makes, copies, tags or deletes one.
+
+use super::{Ec2, MAX_FILTER_VALUES, filter, sdk_tags, smithy_time, tag_specification, tags_of};
+use crate::backup::{Backup, BackupQuery, Copies, Described};
+use crate::create::{ImageRequest, SnapshotRequest};
+use crate::error::Error;
+use crate::replicate::plan::{CopyJob, Encryption};
+use crate::tags::{Kind, TagKeys, Tags, key, parse_time};
+use aws_sdk_ec2::types::{Filter, Image, ResourceType, Snapshot};
+
+fn described_image(image: &Image) -> Option<Described> {
+    Some(Described {
+        id: image.image_id()?.to_string(),
+        state: image
+            .state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        name: image.name().map(str::to_string),
+        description: image.description().map(str::to_string),
+        recorded_at: image.creation_date().and_then(parse_time),
+        encrypted: image
+            .block_device_mappings()
+            .iter()
+            .any(|m| m.ebs().and_then(|e| e.encrypted()) == Some(true)),
+        snapshot_ids: image
+            .block_device_mappings()
+            .iter()
+            .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_string))
+            .collect(),
+        size_gib: None,
+        tags: tags_of(image.tags()),
+    })
+}
+
+fn described_snapshot(snapshot: &Snapshot) -> Option<Described> {
+    Some(Described {
+        id: snapshot.snapshot_id()?.to_string(),
+        state: snapshot
+            .state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        name: None,
+        description: snapshot.description().map(str::to_string),
+        recorded_at: snapshot.start_time().and_then(smithy_time),
+        encrypted: snapshot.encrypted() == Some(true),
+        snapshot_ids: Vec::new(),
+        size_gib: snapshot.volume_size(),
+        tags: tags_of(snapshot.tags()),
+    })
+}
+
+/// The filter sets of a query: one describe per chunk of the ids it names (EC2 takes 200
+/// values in a filter), or one for the whole region. Ids go in a filter, not the ids parameter:
+/// an id that no longer exists is then absent instead of failing the whole call.
+fn query_filters(keys: &TagKeys, q: &BackupQuery) -> Vec<Vec<Filter>> {
+    let mut base = Vec::new();
+    if let Some(d) = &q.managed_by {
+        base.push(filter(&format!("tag:{}", keys.key(key::MANAGED_BY)), [d]));
+    }
+    if q.kind_tag {
+        base.push(filter(
+            &format!("tag:{}", keys.key(key::KIND)),
+            [q.kind.as_str()],
+        ));
+    }
+    if !q.states.is_empty() {
+        let name = match q.kind {
+            Kind::Image => "state",
+            Kind::Snapshot => "status",
+        };
+        base.push(filter(
+            name,
+            q.states.iter().map(|s| s.as_str().to_string()),
+        ));
+    }
+    let copy_of = keys.key(key::COPY_OF);
+    let (chunked, values): (String, &[String]) = match &q.copies {
+        Copies::All => {
+            base.push(filter("tag-key", [copy_of.as_str()]));
+            (String::new(), &[])
+        }
+        Copies::Of(ids) => (format!("tag:{copy_of}"), ids),
+        Copies::Any | Copies::None => (String::new(), &[]),
+    };
+    let (chunked, values) = if q.ids.is_empty() {
+        (chunked, values)
+    } else {
+        let name = match q.kind {
+            Kind::Image => "image-id",
+            Kind::Snapshot => "snapshot-id",
+        };
+        (name.to_string(), q.ids.as_slice())
+    };
+    if chunked.is_empty() {
+        return vec![base];
+    }
+    values
+        .chunks(MAX_FILTER_VALUES)
+        .map(|chunk| {
+            let mut filters = base.clone();
+            filters.push(filter(&chunked, chunk.iter().cloned()));
+            filters
+        })
+        .collect()
+}
+
+impl Ec2 {
+    /// The backups `query` asks for, owned by this account, every page read.
+    pub async fn backups(&self, keys: &TagKeys, query: &BackupQuery) -> Result<Vec<Backup>, Error> {
+        let mut described = Vec::new();
+        for filters in query_filters(keys, query) {
+            match query.kind {
+                Kind::Image => {
+                    let mut images = self
+                        .client
+                        .describe_images()
+                        .owners("self")
+                        // A disabled AMI still uses its snapshots: without it they would look
+                        // orphaned.
+                        .set_include_disabled(query.include_disabled.then_some(true))
+                        .set_filters(Some(filters))
+                        .into_paginator()
+                        .page_size(self.page_size)
+                        .items()
+                        .send();
+                    while let Some(image) = images.next().await {
+                        let image = image.map_err(self.err("DescribeImages"))?;
+                        described.extend(described_image(&image));
+                    }
+                }
+                Kind::Snapshot => {
+                    let mut snapshots = self
+                        .client
+                        .describe_snapshots()
+                        .owner_ids("self")
+                        .set_filters(Some(filters))
+                        .into_paginator()
+                        .page_size(self.page_size)
+                        .items()
+                        .send();
+                    while let Some(snapshot) = snapshots.next().await {
+                        let snapshot = snapshot.map_err(self.err("DescribeSnapshots"))?;
+                        described.extend(described_snapshot(&snapshot));
+                    }
+                }
+            }
+        }
+        Ok(described
+            .into_iter()
+            .map(|d| Backup::new(keys, query.kind, &self.region, d))
+            .filter(|b| query.keeps(b))
+            .collect())
+    }
+
+    /// Every AMI and standalone snapshot of this deployment here, originals and copies, any
+    /// state: what status, restore and drills look at.
+    pub async fn managed_backups(
+        &self,
+        keys: &TagKeys,
+        deployment: &str,
+    ) -> Result<Vec<Backup>, Error> {
+        let mut all = self
+            .backups(keys, &BackupQuery::managed(Kind::Image, deployment))
+            .await?;
+        all.extend(
+            self.backups(keys, &BackupQuery::managed(Kind::Snapshot, deployment))
+                .await?,
+        );
+        Ok(all)
+    }
+
+    /// CreateImage, tagging the image and its snapshots in the same call so that no backup
+    /// ever exists untagged.
+    pub async fn create_image(&self, req: &ImageRequest) -> Result<String, Error> {
+        let out = self
+            .client
+            .create_image()
+            .instance_id(&req.instance_id)
+            .name(&req.name)
+            .description(&req.description)
+            .no_reboot(!req.reboot)
+            .tag_specifications(tag_specification(ResourceType::Image, &req.tags))
+            .tag_specifications(tag_specification(ResourceType::Snapshot, &req.tags))
+            .send()
+            .await
+            .map_err(self.err("CreateImage"))?;
+        out.image_id()
+            .map(str::to_string)
+            .ok_or_else(|| self.missing_id("CreateImage", "image"))
+    }
+
+    pub async fn create_snapshot(&self, req: &SnapshotRequest) -> Result<String, Error> {
+        let out = self
+            .client
+            .create_snapshot()
+            .volume_id(&req.volume_id)
+            .description(&req.description)
+            .tag_specifications(tag_specification(ResourceType::Snapshot, &req.tags))
+            .send()
+            .await
+            .map_err(self.err("CreateSnapshot"))?;
+        out.snapshot_id()
+            .map(str::to_string)
+            .ok_or_else(|| self.missing_id("CreateSnapshot", "snapshot"))
+    }
+
+    /// CopyImage into this (the destination) region, tagging the image and its snapshots in the
+    /// same call.
+    pub async fn copy_image(&self, job: &CopyJob) -> Result<String, Error> {
+        let request = self
+            .client
+            .copy_image()
+            .source_image_id(&job.source_id)
+            .source_region(job.source_region.as_str())
+            .name(&job.name)
+            .description(&job.description)
+            .client_token(&job.client_token)
+            .tag_specifications(tag_specification(ResourceType::Image, &job.tags))
+            .tag_specifications(tag_specification(ResourceType::Snapshot, &job.tags));
+        let request = match &job.encryption {
+            Encryption::AsSource => request,
+            Encryption::DestinationDefault => request.encrypted(true),
+            Encryption::Key(k) => request.encrypted(true).kms_key_id(k),
+        };
+        let out = request.send().await.map_err(self.err("CopyImage"))?;
+        out.image_id()
+            .map(str::to_string)
+            .ok_or_else(|| self.missing_id("CopyImage", "image"))
+    }
+
+    /// CopySnapshot into this (the destination) region, tagged in the same call.
+    pub async fn copy_snapshot(&self, job: &CopyJob) -> Result<String, Error> {
+        let request = self
+            .client
+            .copy_snapshot()
+            .source_snapshot_id(&job.source_id)
+            .source_region(job.source_region.as_str())
+            .description(&job.description)
+            .tag_specifications(tag_specification(ResourceType::Snapshot, &job.tags));
+        let request = match &job.encryption {
+            Encryption::AsSource => request,
+            Encryption::DestinationDefault => request.encrypted(true),
+            Encryption::Key(k) => request.encrypted(true).kms_key_id(k),
+        };
+        let out = request.send().await.map_err(self.err("CopySnapshot"))?;
+        out.snapshot_id()
+            .map(str::to_string)
+            .ok_or_else(|| self.missing_id("CopySnapshot", "snapshot"))
+    }
+
+    /// One CreateTags for all of `resources` (EC2 takes up to 1,000 ids per call). Only ever
+    /// called on our own backups, never on a user's instance or volume.
+    pub async fn tag_resources(&self, resources: &[String], tags: &Tags) -> Result<(), Error> {
+        self.client
+            .create_tags()
+            .set_resources(Some(resources.to_vec()))
+            .set_tags(Some(sdk_tags(tags)))
+            .send()
+            .await
+            .map_err(self.err("CreateTags"))?;
+        Ok(())
+    }
+
+    /// DeregisterImage, leaving its snapshots (they are deleted one by one, after).
+    pub async fn deregister_image(&self, image_id: &str) -> Result<(), Error> {
+        self.client
+            .deregister_image()
+            .image_id(image_id)
+            .send()
+            .await
+            .map_err(self.err("DeregisterImage"))?;
+        Ok(())
+    }
+
+    pub async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), Error> {
+        self.client
+            .delete_snapshot()
+            .snapshot_id(snapshot_id)
+            .send()
+            .await
+            .map_err(self.err("DeleteSnapshot"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,137 @@
+//! The EC2 adapter: the only code that knows the SDK. It speaks in our types ([`Backup`],
+//! [`Source`], the create, copy and restore requests), reads every page through the SDK's
+//! paginators, and keeps each AWS error's code.
+//!
+//! - `sources`: the instances and volumes to back up;
+//! - `backups`: the one listing of backups ([`BackupQuery`]) and every call that makes, copies,
+//!   tags or deletes one;
+//! - `restore`: launching, volumes, placement and waiting, for the command-line tool.
+
+mod backups;
+mod restore;
+mod sources;
+
+use crate::error::Error;
+use crate::region::Region;
+use crate::tags::Tags;
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use chrono::{DateTime, Utc};
+
+/// Describe calls ask for the largest page EC2 allows, so a sweep is a handful of calls.
+pub const DEFAULT_PAGE_SIZE: i32 = 1000;
+
+/// EC2 takes at most 200 values in one filter.
+pub const MAX_FILTER_VALUES: usize = 200;
+
+/// One region's EC2, in our types.
+#[derive(Debug, Clone)]
+pub struct Ec2 {
+    client: Client,
+    region: Region,
+    page_size: i32,
+}
+
+impl Ec2 {
+    /// An adapter over a client made elsewhere (the tests' moto and mocked clients).
+    pub fn new(client: Client, region: Region) -> Self {
+        Self {
+            client,
+            region,
+            page_size: DEFAULT_PAGE_SIZE,
+        }
+    }
+
+    /// A client for `region`, from the shared SDK configuration (credentials, retries, endpoint).
+    pub fn for_region(sdk: &aws_config::SdkConfig, region: &Region) -> Self {
+        let conf = aws_sdk_ec2::config::Builder::from(sdk)
+            .region(aws_sdk_ec2::config::Region::new(region.to_string()))
+            .build();
+        Self::new(Client::from_conf(conf), region.clone())
+    }
+
+    /// Smaller pages, for tests that prove every page is read.
+    pub fn with_page_size(mut self, page_size: i32) -> Self {
+        self.page_size = page_size;
+        self
+    }
+
+    pub fn region(&self) -> &Region {
+        &self.region
+    }
+
+    /// Maps an SDK error of `operation` in this region to ours.
+    fn err<E, R>(&self, operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> Error + '_
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        move |e| aws_error(operation, self.region.as_str(), e)
+    }
+
+    fn missing_id(&self, operation: &'static str, what: &str) -> Error {
+        Error::missing_id(operation, self.region.as_str(), what)
+    }
+}
+
+/// Wraps an SDK error, keeping the AWS error code (or the kind of failure when the request
+/// never got an answer: `DispatchFailure`, `TimeoutError`, ...).
+fn aws_error<E, R>(operation: &'static str, region: &str, err: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let context = || DisplayErrorContext(&err).to_string();
+    let (code, message) = match &err {
+        SdkError::ServiceError(_) => (
+            err.code().unwrap_or("Unknown").to_string(),
+            err.message().map(str::to_string).unwrap_or_else(context),
+        ),
+        SdkError::DispatchFailure(_) => ("DispatchFailure".into(), context()),
+        SdkError::TimeoutError(_) => ("TimeoutError".into(), context()),
+        SdkError::ResponseError(_) => ("ResponseError".into(), context()),
+        _ => ("ConstructionFailure".into(), context()),
+    };
+    Error::Aws {
+        operation,
+        region: region.to_string(),
+        code,
+        message,
+    }
+}
+
+fn filter(name: &str, values: impl IntoIterator<Item = impl Into<String>>) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.into_iter().map(Into::into).collect()))
+        .build()
+}
+
+fn sdk_tags(tags: &Tags) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn tag_specification(resource: ResourceType, tags: &Tags) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(resource)
+        .set_tags(Some(sdk_tags(tags)))
+        .build()
+}
+
+fn tags_of(tags: &[Tag]) -> Tags {
+    tags.iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn smithy_time(t: &aws_sdk_ec2::primitives::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
