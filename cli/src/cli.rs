@@ -9,11 +9,11 @@ use shared::duration::Duration;
 const EXAMPLES: &str = "\
 Examples:
   ec2-backup status                         every opted-in resource, home and DR regions
-  ec2-backup status --json | jq '.rows[] | select(.rpo != \"met\")'
+  ec2-backup status --output json | jq '.rows[] | select(.rpo != \"met\")'
   ec2-backup backup i-0abc1234def567890 --wait
   ec2-backup restore instance i-0abc1234def567890 --region us-west-2 --subnet subnet-0123 --dry-run
   ec2-backup restore volume vol-0abc1234def567890 --availability-zone us-east-1a --attach i-0def --device /dev/sdf
-  ec2-backup drill --region us-west-2
+  ec2-backup drill --region us-west-2 --subnet subnet-0123
 
 Settings come from the same environment variables as the functions (TAG_PREFIX, DEPLOYMENT_NAME,
 COPY_TO_REGIONS, ...); the flags below override them. AWS credentials and the home region come
@@ -82,7 +82,7 @@ pub fn given<T: Clone>(setting: &Option<Setting<T>>) -> Option<T> {
 pub enum Command {
     /// Newest backup, RPO, pending copies, next expiry and holds per resource and region
     #[command(
-        after_help = "Examples:\n  ec2-backup status\n  ec2-backup status --region eu-central-1 --json\n\nExit code 1 when any row is late or has no backup."
+        after_help = "Examples:\n  ec2-backup status\n  ec2-backup status --region eu-central-1 --output json\n\nExit code 1 when any row is late or has no backup."
     )]
     Status {
         /// Regions to show besides home and each resource's DR regions
@@ -116,7 +116,7 @@ pub enum Command {
     /// Restore every resource's newest backup in each DR region into a throwaway resource,
     /// check it comes up, delete it again, and report RPO and time to restore
     #[command(
-        after_help = "Examples:\n  ec2-backup drill\n  ec2-backup drill --region us-west-2 --json\n  ec2-backup drill --dry-run\n\nExit code 1 when any restore or clean-up failed."
+        after_help = "Examples:\n  ec2-backup drill\n  ec2-backup drill --region us-west-2 --output json\n  ec2-backup drill --dry-run\n\nExit code 1 when any restore or clean-up failed."
     )]
     Drill {
         /// Regions to drill in (default: each resource's DR regions)
