@@ -20,6 +20,9 @@ Test-only endpoints (served in front of moto by a WSGI middleware):
     DELETE /_test/faults        -> disarm all faults
     POST   /_test/image-state   <- {"region": "us-east-1", "image_id": "ami-...", "state": "failed"}
                                    (moto's images are available at once; AWS's can fail)
+    POST   /_test/zone-state    <- {"region": "us-west-2", "zone": "us-west-2a", "state": "impaired"}
+                                   (what DescribeAvailabilityZones reports, as during an outage;
+                                    moto's zones are always available; reset makes them so again)
     POST   /moto-api/reset      -> moto's own reset; also clears counters and faults
 
 The patches are applied here, at import time, by monkeypatching moto 5.2.5;
@@ -702,6 +705,57 @@ def _create_tags_response(self: Any) -> ActionResult:
     return EmptyResult()
 
 
+# --------------------------------------------------------------------------
+# Zones (h): CreateVolume and AttachVolume check the availability zone
+# --------------------------------------------------------------------------
+# Before: CreateVolume accepted any AvailabilityZone (the volume then had none),
+# and AttachVolume attached a volume to an instance in another zone.
+# After: an unknown zone is InvalidZone.NotFound, and a volume in another zone
+# than the instance is InvalidVolume.ZoneMismatch, as AWS answers.
+
+
+def _create_volume_response(self: Any) -> ActionResult:
+    zone = self._get_param("AvailabilityZone")
+    if zone and self.ec2_backend.get_zone_by_name(zone) is None:
+        raise _error("InvalidZone.NotFound", f"The zone '{zone}' does not exist.")
+    return _orig_create_volume_response(self)
+
+
+def _attach_volume_response(self: Any) -> ActionResult:
+    backend = self.ec2_backend
+    volume = backend.get_volume(self._get_param("VolumeId"))
+    instance = backend.get_instance(self._get_param("InstanceId"))
+    if volume.zone is not None and volume.zone.name != instance.placement.zone:
+        raise _error(
+            "InvalidVolume.ZoneMismatch",
+            f"The volume '{volume.id}' is not in the same availability zone as instance "
+            f"'{instance.id}'",
+        )
+    return _orig_attach_volume_response(self)
+
+
+_orig_create_volume_response = ElasticBlockStore.create_volume
+_orig_attach_volume_response = ElasticBlockStore.attach_volume
+
+
+def _set_zone_state(region: str, zone_name: str, state: str) -> None:
+    from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBackend
+
+    for zone in RegionsAndZonesBackend.zones.get(region, []):
+        if zone.name == zone_name:
+            zone.state = state
+            return
+    raise KeyError(f"no zone {zone_name} in {region}")
+
+
+def _reset_zone_states() -> None:
+    from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBackend
+
+    for zones in RegionsAndZonesBackend.zones.values():
+        for zone in zones:
+            zone.state = "available"
+
+
 def apply_patches() -> None:
     AmiBackend.create_image = _create_image
     AmiBackend.copy_image = _copy_image
@@ -719,6 +773,8 @@ def apply_patches() -> None:
     ElasticBlockStore.create_snapshot = _create_snapshot_response
     ElasticBlockStore.describe_snapshots = _describe_snapshots_response
     ElasticBlockStore.describe_volumes = _describe_volumes_response
+    ElasticBlockStore.create_volume = _create_volume_response
+    ElasticBlockStore.attach_volume = _attach_volume_response
     InstanceResponse.describe_instances = _describe_instances_response
     TagResponse.create_tags = _create_tags_response
 
@@ -746,6 +802,7 @@ class TestHooks:
         with self.lock:
             self.calls = {}
             self.faults = []
+        _reset_zone_states()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -858,6 +915,17 @@ class TestHooks:
             if spec.get("reason"):
                 image.state_reason = {"Code": "Client.Failed", "Message": str(spec["reason"])}
             return _json(start_response, 200, {"ok": True, "image_id": spec["image_id"], "state": image.state})
+        if path == "/_test/zone-state" and method == "POST":
+            # AWS reports a zone impaired or unavailable during an outage; moto's never are.
+            try:
+                spec = json.loads(self._read_body(environ) or b"{}")
+                state = str(spec["state"])
+                if state not in ("available", "information", "impaired", "unavailable", "constrained"):
+                    raise ValueError(f"state {state!r} is not one DescribeAvailabilityZones reports")
+                _set_zone_state(str(spec["region"]), str(spec["zone"]), state)
+            except (ValueError, KeyError, TypeError) as err:
+                return _json(start_response, 400, {"error": f"bad zone-state spec or no such zone: {err!r}"})
+            return _json(start_response, 200, {"ok": True, "zone": spec["zone"], "state": state})
         return _json(start_response, 404, {"error": f"no test endpoint {method} {path}"})
 
 

@@ -578,3 +578,48 @@ def test_other_services_are_served(client):
     events = client("events")
     events.put_rule(Name="nightly", ScheduleExpression="cron(0 3 * * ? *)")
     assert [r["Name"] for r in events.list_rules()["Rules"]] == ["nightly"]
+
+
+# ---------------------------------------------------------------- patch h
+
+
+def test_create_volume_in_an_unknown_zone(client):
+    ec2 = client()
+    with pytest.raises(ClientError) as exc:
+        ec2.create_volume(Size=1, AvailabilityZone="us-east-1z")
+    assert _code(exc) == "InvalidZone.NotFound"
+    assert ec2.describe_volumes()["Volumes"] == []
+    assert ec2.create_volume(Size=1, AvailabilityZone="us-east-1b")["AvailabilityZone"] == "us-east-1b"
+
+
+def test_attach_volume_in_another_zone(client):
+    ec2 = client()
+    subnet = ec2.describe_subnets(Filters=[{"Name": "availability-zone", "Values": ["us-east-1b"]},
+                                           {"Name": "default-for-az", "Values": ["true"]}])["Subnets"][0]
+    inst = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1,
+                             SubnetId=subnet["SubnetId"])["Instances"][0]["InstanceId"]
+    elsewhere = ec2.create_volume(Size=1, AvailabilityZone="us-east-1a")["VolumeId"]
+    with pytest.raises(ClientError) as exc:
+        ec2.attach_volume(VolumeId=elsewhere, InstanceId=inst, Device="/dev/sdf")
+    assert _code(exc) == "InvalidVolume.ZoneMismatch"
+    same = ec2.create_volume(Size=1, AvailabilityZone="us-east-1b")["VolumeId"]
+    ec2.attach_volume(VolumeId=same, InstanceId=inst, Device="/dev/sdf")
+    assert ec2.describe_volumes(VolumeIds=[same])["Volumes"][0]["Attachments"][0]["InstanceId"] == inst
+
+
+def test_zone_state_is_reported_and_reset(client, moto_url):
+    ec2 = client(region="us-west-2")
+    _http(f"{moto_url}/_test/zone-state", "POST",
+          {"region": "us-west-2", "zone": "us-west-2a", "state": "impaired"})
+    available = ec2.describe_availability_zones(Filters=[{"Name": "state", "Values": ["available"]}])
+    names = [z["ZoneName"] for z in available["AvailabilityZones"]]
+    assert "us-west-2a" not in names and "us-west-2b" in names
+    zone = ec2.describe_availability_zones(ZoneNames=["us-west-2a"])["AvailabilityZones"][0]
+    assert zone["State"] == "impaired"
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        _http(f"{moto_url}/_test/zone-state", "POST",
+              {"region": "us-west-2", "zone": "us-west-2z", "state": "impaired"})
+    assert exc.value.code == 400
+    _http(f"{moto_url}/moto-api/reset", "POST")
+    zone = ec2.describe_availability_zones(ZoneNames=["us-west-2a"])["AvailabilityZones"][0]
+    assert zone["State"] == "available"

@@ -1,19 +1,24 @@
-//! The command line.
+//! The command line: subcommands, flags, and which configuration variable each setting mirrors.
 
-use clap::{Args, Parser, Subcommand};
+use crate::values::{self, Setting, SourceId};
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use shared::Region;
+use shared::duration::Duration;
 
 const EXAMPLES: &str = "\
 Examples:
   ec2-backup status                         every opted-in resource, home and DR regions
-  ec2-backup status --json | jq '.rows[] | select(.rpo != \"met\")'
+  ec2-backup status --output json | jq '.rows[] | select(.rpo != \"met\")'
   ec2-backup backup i-0abc1234def567890 --wait
   ec2-backup restore instance i-0abc1234def567890 --region us-west-2 --subnet subnet-0123 --dry-run
   ec2-backup restore volume vol-0abc1234def567890 --availability-zone us-east-1a --attach i-0def --device /dev/sdf
-  ec2-backup drill --region us-west-2
+  ec2-backup drill --region us-west-2 --subnet subnet-0123
 
 Settings come from the same environment variables as the functions (TAG_PREFIX, DEPLOYMENT_NAME,
 COPY_TO_REGIONS, ...); the flags below override them. AWS credentials and the home region come
 from the usual chain (AWS_PROFILE, AWS_REGION, ...); AWS_ENDPOINT_URL is honoured.
+--output json (or --json) prints JSON on every subcommand.
 
 Exit codes: 0 all well; 1 a resource is late or has no backup (status), a restore failed (drill);
 2 the command could not run (bad input, AWS error).";
@@ -23,43 +28,66 @@ Exit codes: 0 all well; 1 a resource is late or has no backup (status), a restor
 pub struct Cli {
     #[command(flatten)]
     pub settings: Settings,
+    /// Output format
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    /// The same as --output json (kept for existing scripts)
+    #[arg(long, global = true, hide = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Overrides of the deployment's configuration.
+impl Cli {
+    pub fn format(&self) -> Format {
+        if self.json { Format::Json } else { self.output }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned columns and sentences, for people
+    Table,
+    /// One JSON document on stdout, for machines
+    Json,
+}
+
+/// The deployment's configuration: each flag mirrors the variable the functions read (an empty
+/// variable means the default, as for them); a flag given wins over its variable.
 #[derive(Debug, Args)]
 pub struct Settings {
-    /// Tag prefix (TAG_PREFIX)
-    #[arg(long, global = true)]
-    pub tag_prefix: Option<String>,
-    /// Deployment name written as P:managed-by (DEPLOYMENT_NAME)
-    #[arg(long, global = true)]
-    pub deployment_name: Option<String>,
-    /// Default DR regions, comma-separated (COPY_TO_REGIONS)
-    #[arg(long, global = true)]
-    pub copy_to_regions: Option<String>,
-    /// Default interval (DEFAULT_INTERVAL)
-    #[arg(long, global = true)]
-    pub default_interval: Option<String>,
-    /// The home region, where the sources live (AWS_REGION)
-    #[arg(long, global = true)]
-    pub home_region: Option<String>,
+    /// Tag prefix
+    #[arg(long, global = true, env = "TAG_PREFIX", value_parser = values::tag_prefix)]
+    pub tag_prefix: Option<Setting<String>>,
+    /// Deployment name written as P:managed-by
+    #[arg(long, global = true, env = "DEPLOYMENT_NAME", value_parser = values::deployment_name)]
+    pub deployment_name: Option<Setting<String>>,
+    /// Default DR regions, comma-separated
+    #[arg(long, global = true, env = "COPY_TO_REGIONS", value_parser = values::region_list)]
+    pub copy_to_regions: Option<Setting<Vec<Region>>>,
+    /// Default interval (90m, 12h, 1d, 2w)
+    #[arg(long, global = true, env = "DEFAULT_INTERVAL", value_parser = values::duration_setting)]
+    pub default_interval: Option<Setting<Duration>>,
+    /// The home region, where the sources live (default: the SDK's region chain)
+    #[arg(long, global = true, env = "AWS_REGION", value_parser = values::region_setting)]
+    pub home_region: Option<Setting<Region>>,
+}
+
+/// The value of a setting given by a flag or a non-empty variable.
+pub fn given<T: Clone>(setting: &Option<Setting<T>>) -> Option<T> {
+    setting.as_ref().and_then(|s| s.0.clone())
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Newest backup, RPO, pending copies, next expiry and holds per resource and region
     #[command(
-        after_help = "Examples:\n  ec2-backup status\n  ec2-backup status --region eu-central-1 --json\n\nExit code 1 when any row is late or has no backup."
+        after_help = "Examples:\n  ec2-backup status\n  ec2-backup status --region eu-central-1 --output json\n\nExit code 1 when any row is late or has no backup."
     )]
     Status {
         /// Regions to show besides home and each resource's DR regions
-        #[arg(long = "region")]
-        regions: Vec<String>,
-        /// JSON instead of a table
-        #[arg(long)]
-        json: bool,
+        #[arg(long = "region", value_parser = values::region)]
+        regions: Vec<Region>,
     },
     /// Back up instances or volumes now, through the functions' own code path
     #[command(
@@ -67,8 +95,8 @@ pub enum Command {
     )]
     Backup {
         /// Instance (i-...) or volume (vol-...) ids
-        #[arg(required = true)]
-        ids: Vec<String>,
+        #[arg(required = true, value_parser = values::source_id)]
+        ids: Vec<SourceId>,
         /// Wait until each backup is available
         #[arg(long)]
         wait: bool,
@@ -88,15 +116,16 @@ pub enum Command {
     /// Restore every resource's newest backup in each DR region into a throwaway resource,
     /// check it comes up, delete it again, and report RPO and time to restore
     #[command(
-        after_help = "Examples:\n  ec2-backup drill\n  ec2-backup drill --region us-west-2 --json\n  ec2-backup drill --dry-run\n\nExit code 1 when any restore or clean-up failed."
+        after_help = "Examples:\n  ec2-backup drill\n  ec2-backup drill --region us-west-2 --output json\n  ec2-backup drill --dry-run\n\nExit code 1 when any restore or clean-up failed."
     )]
     Drill {
         /// Regions to drill in (default: each resource's DR regions)
-        #[arg(long = "region")]
-        regions: Vec<String>,
-        /// JSON instead of a table
+        #[arg(long = "region", value_parser = values::region)]
+        regions: Vec<Region>,
+        /// Subnet for the drill instances (and the zone of the drill volumes); default: the
+        /// default subnet of an available zone of each region
         #[arg(long)]
-        json: bool,
+        subnet: Option<String>,
         /// Seconds to wait for each restore
         #[arg(long, default_value_t = 900)]
         timeout: u64,
@@ -115,20 +144,24 @@ pub enum Restore {
     Instance {
         instance_id: String,
         /// Region to restore in (default: home); a DR region restores from the copy there
-        #[arg(long)]
-        region: Option<String>,
+        #[arg(long, value_parser = values::region)]
+        region: Option<Region>,
         /// The AMI to restore (default: the newest usable backup)
         #[arg(long, conflicts_with = "before")]
         image: Option<String>,
         /// The newest backup made before this time (RFC 3339)
-        #[arg(long)]
-        before: Option<String>,
+        #[arg(long, value_parser = values::time)]
+        before: Option<DateTime<Utc>>,
         /// Default: the original's type
         #[arg(long)]
         instance_type: Option<String>,
-        /// Default: the original's, when restoring in its own region
+        /// Default: the original's, when restoring in its own region; else the default subnet
+        /// of --availability-zone or of an available zone
         #[arg(long)]
         subnet: Option<String>,
+        /// Zone to launch in, when no subnet is given (its default subnet, else an available one)
+        #[arg(long)]
+        availability_zone: Option<String>,
         /// Default: the original's, when restoring in its own region
         #[arg(long = "security-group")]
         security_groups: Vec<String>,
@@ -141,20 +174,22 @@ pub enum Restore {
     },
     /// Create a volume from the newest (or a chosen) snapshot backup of VOLUME_ID
     #[command(
-        after_help = "Examples:\n  ec2-backup restore volume vol-0abc1234def567890 --availability-zone us-east-1a\n  ec2-backup restore volume vol-0abc1234def567890 --availability-zone us-east-1a --attach i-0def --device /dev/sdf"
+        after_help = "Examples:\n  ec2-backup restore volume vol-0abc1234def567890\n  ec2-backup restore volume vol-0abc1234def567890 --availability-zone us-east-1a\n  ec2-backup restore volume vol-0abc1234def567890 --availability-zone us-east-1a --attach i-0def --device /dev/sdf"
     )]
     Volume {
         volume_id: String,
+        /// Default: the zone of the --attach instance, else the first available zone
         #[arg(long)]
-        availability_zone: String,
-        #[arg(long)]
-        region: Option<String>,
+        availability_zone: Option<String>,
+        /// Region to restore in (default: home)
+        #[arg(long, value_parser = values::region)]
+        region: Option<Region>,
         /// The snapshot to restore (default: the newest usable backup)
         #[arg(long, conflicts_with = "before")]
         snapshot: Option<String>,
         /// The newest backup made before this time (RFC 3339)
-        #[arg(long)]
-        before: Option<String>,
+        #[arg(long, value_parser = values::time)]
+        before: Option<DateTime<Utc>>,
         /// Attach the new volume to this instance
         #[arg(long, requires = "device")]
         attach: Option<String>,

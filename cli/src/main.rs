@@ -1,9 +1,12 @@
-//! `ec2-backup`: the command-line tool for the people on call. It parses the command line and
-//! hands over to `commands`; see `ec2-backup --help`.
+//! `ec2-backup`: the command-line tool for the people on call. `main` only wires: the command
+//! line (`cli`, with its value parsers in `values`), one module per subcommand (`commands`), the
+//! typed error (`error`) and the output helpers (`output`); see `ec2-backup --help`.
 
 mod cli;
 mod commands;
+mod error;
 mod output;
+mod values;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -15,6 +18,14 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("ec2-backup: {e}");
+            if matches!(
+                e.code(),
+                Some("UnauthorizedOperation" | "AuthFailure" | "AccessDenied")
+            ) {
+                eprintln!(
+                    "ec2-backup: these credentials may not do this; the EC2 actions the tool needs are listed in the README"
+                );
+            }
             ExitCode::from(2)
         }
     }

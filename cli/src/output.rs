@@ -1,4 +1,12 @@
-//! Plain-text tables for a terminal.
+//! What the commands print: plain-text tables for a terminal, or one JSON document.
+
+use serde::Serialize;
+
+/// One JSON document on stdout.
+pub fn json<T: Serialize>(value: &T) -> Result<(), serde_json::Error> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
 
 /// Left-aligned columns, two spaces apart, widths fitted to the content.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {

@@ -12,7 +12,17 @@ use shared::tags::format_time;
 use std::process::{Command, Output};
 
 fn cli(moto: &Moto, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ec2-backup"))
+    cli_env(moto, args, &[])
+}
+
+/// The command with these variables set on top of the usual test environment.
+fn cli_env(moto: &Moto, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    command(moto, args, vars).output().expect("run ec2-backup")
+}
+
+fn command(moto: &Moto, args: &[&str], vars: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ec2-backup"));
+    command
         .args(args)
         .env("AWS_ENDPOINT_URL", moto.url())
         .env("AWS_REGION", HOME)
@@ -21,8 +31,12 @@ fn cli(moto: &Moto, args: &[&str]) -> Output {
         .env("COPY_TO_REGIONS", DR)
         .env_remove("TAG_PREFIX")
         .env_remove("DEPLOYMENT_NAME")
-        .output()
-        .expect("run ec2-backup")
+        .env_remove("DEFAULT_INTERVAL")
+        .env_remove("DRY_RUN");
+    for (k, v) in vars {
+        command.env(k, v);
+    }
+    command
 }
 
 fn stdout(o: &Output) -> String {
@@ -498,4 +512,662 @@ fn help_has_examples() {
         text.contains("Examples:") && text.contains("ec2-backup drill"),
         "{text}"
     );
+}
+
+// ----------------------------------------------------------------- helpers of the tests below
+
+fn json_out(o: &Output) -> Value {
+    serde_json::from_str(&stdout(o))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(o), stderr(o)))
+}
+
+/// A copy of a standalone snapshot backup in the DR region, tagged as replicate tags it.
+async fn copy_snapshot_to_dr(moto: &Moto, snapshot_id: &str) -> String {
+    let original = moto
+        .snapshots(HOME)
+        .await
+        .into_iter()
+        .find(|s| s.snapshot_id() == Some(snapshot_id))
+        .unwrap();
+    let mut tags: Vec<Tag> = original.tags().to_vec();
+    tags.push(
+        Tag::builder()
+            .key("backup:copy-of")
+            .value(snapshot_id)
+            .build(),
+    );
+    moto.client(DR)
+        .copy_snapshot()
+        .source_snapshot_id(snapshot_id)
+        .source_region(HOME)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Snapshot)
+                .set_tags(Some(tags))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .snapshot_id()
+        .unwrap()
+        .to_string()
+}
+
+/// The default subnet of `zone`.
+async fn default_subnet(moto: &Moto, region: &str, zone: &str) -> String {
+    let out = moto
+        .client(region)
+        .describe_subnets()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("availability-zone")
+                .values(zone)
+                .build(),
+        )
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("default-for-az")
+                .values("true")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    out.subnets()[0].subnet_id().unwrap().to_string()
+}
+
+/// An instance launched into `subnet`.
+async fn instance_in(moto: &Moto, region: &str, subnet: &str) -> String {
+    moto.client(region)
+        .run_instances()
+        .image_id("ami-12345678")
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(subnet)
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string()
+}
+
+async fn volumes(moto: &Moto, region: &str) -> Vec<aws_sdk_ec2::types::Volume> {
+    moto.client(region)
+        .describe_volumes()
+        .send()
+        .await
+        .unwrap()
+        .volumes()
+        .to_vec()
+}
+
+/// Marks a zone impaired, as DescribeAvailabilityZones reports it during an outage.
+fn impair(moto: &Moto, region: &str, zone: &str) {
+    let spec = json!({"region": region, "zone": zone, "state": "impaired"});
+    let (status, body) = moto.http("POST", "/_test/zone-state", &spec.to_string());
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Every EC2 call since the last reset is one the CLI's entry in shared/permissions.json lists.
+fn assert_cli_calls_allowed(moto: &Moto) {
+    let permissions: Value = serde_json::from_str(shared::permissions::JSON).unwrap();
+    let allowed: Vec<&str> = permissions["cli"]["ec2-backup"]
+        .as_array()
+        .expect("a cli entry in shared/permissions.json")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for (region, calls) in moto.calls() {
+        for action in calls.keys() {
+            assert!(
+                allowed.contains(&format!("ec2:{action}").as_str()),
+                "the CLI called ec2:{action} in {region}, which shared/permissions.json does not list"
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------- the tests
+
+#[tokio::test]
+async fn every_subcommand_prints_json_with_output_json() {
+    // GIVEN an instance and a volume, backed up, the instance's AMI copied to the DR region
+    let moto = Moto::start().await;
+    let web = moto
+        .instance(HOME, &[("Backup", "true"), ("Name", "web-01")], 0)
+        .await;
+    let data = moto
+        .volume(HOME, &[("Backup", "true"), ("backup:copy-to", "none")])
+        .await;
+    let ami = backup(&moto, ResourceKind::Instance, &[&web])
+        .await
+        .remove(0);
+    let snap = backup(&moto, ResourceKind::Volume, &[&data])
+        .await
+        .remove(0);
+    copy_to_dr(&moto, &ami).await;
+
+    // WHEN each subcommand runs with --output json THEN each prints one JSON document
+    let status = json_out(&cli(&moto, &["status", "--output", "json"]));
+    assert_eq!(status["rows"].as_array().unwrap().len(), 3, "{status}");
+    let table = cli(&moto, &["status", "--output", "table"]);
+    assert!(stdout(&table).starts_with("resource"), "{}", stdout(&table));
+
+    let other = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let out = cli(&moto, &["backup", &other, "--wait", "--output", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let made = json_out(&out);
+    let new_ami = made["created"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(made["created"][0]["source"], other.as_str());
+    assert_eq!(made["available"][0]["id"], new_ami.as_str());
+    assert_eq!(made["dry_run"], false);
+
+    let out = cli(
+        &moto,
+        &["restore", "instance", &web, "--dry-run", "--output", "json"],
+    );
+    let plan = json_out(&out);
+    assert_eq!(plan["image_id"], ami.as_str());
+    assert_eq!(plan["instance_id"], Value::Null);
+    assert_eq!(plan["dry_run"], true);
+    let out = cli(&moto, &["restore", "instance", &web, "--output", "json"]);
+    let restored = json_out(&out);
+    let new_id = restored["instance_id"].as_str().unwrap();
+    assert_eq!(
+        moto.instance_tags(HOME, new_id)
+            .await
+            .get("backup:restored-from"),
+        Some(&ami)
+    );
+
+    let out = cli(&moto, &["restore", "volume", &data, "--output", "json"]);
+    let vol = json_out(&out);
+    assert_eq!(vol["snapshot_id"], snap.as_str());
+    assert!(
+        vol["volume_id"].as_str().unwrap().starts_with("vol-"),
+        "{vol}"
+    );
+
+    let out = cli(&moto, &["drill", "--dry-run", "--output", "json"]);
+    let planned = json_out(&out);
+    assert_eq!(planned["dry_run"], true);
+    assert!(
+        planned["planned"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["resource"] == web.as_str() && p["backup"].is_string()),
+        "{planned}"
+    );
+    let out = cli(&moto, &["drill", "--output", "json"]);
+    let drill = json_out(&out);
+    assert!(
+        drill["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["resource"] == web.as_str() && r["restored"] == true),
+        "{drill}"
+    );
+}
+
+#[tokio::test]
+async fn bad_regions_durations_and_times_are_rejected_by_clap_naming_the_flag() {
+    let moto = Moto::start().await;
+    // (arguments, variables, what stderr says)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case; 6] = [
+        (
+            &["status", "--region", "Mars"],
+            &[],
+            &[
+                "invalid value 'Mars' for '--region <REGIONS>'",
+                "not an AWS region name",
+            ],
+        ),
+        (
+            &["status", "--default-interval", "soon"],
+            &[],
+            &[
+                "'--default-interval <DEFAULT_INTERVAL>'",
+                "is not a duration",
+            ],
+        ),
+        (
+            &["status"],
+            &[("DEFAULT_INTERVAL", "soon")],
+            &[
+                "'--default-interval <DEFAULT_INTERVAL>'",
+                "is not a duration",
+            ],
+        ),
+        (
+            &["status", "--copy-to-regions", "us-west-2,nowhere"],
+            &[],
+            &[
+                "'--copy-to-regions <COPY_TO_REGIONS>'",
+                "not an AWS region name",
+            ],
+        ),
+        (
+            &[
+                "restore",
+                "instance",
+                "i-0abc1234def567890",
+                "--before",
+                "yesterday",
+            ],
+            &[],
+            &["'--before <BEFORE>'", "not an RFC 3339 time"],
+        ),
+        (
+            &["status", "--home-region", "us_east_1"],
+            &[],
+            &["'--home-region <HOME_REGION>'", "not an AWS region name"],
+        ),
+    ];
+    for (args, vars, expected) in cases {
+        let out = cli_env(&moto, args, vars);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        for text in expected {
+            assert!(stderr(&out).contains(text), "{args:?}: {}", stderr(&out));
+        }
+    }
+    let out = cli(&moto, &["status", "--output", "xml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("possible values: table, json"),
+        "{}",
+        stderr(&out)
+    );
+    // Rejected before any AWS call.
+    assert!(moto.calls().is_empty(), "{:?}", moto.calls());
+}
+
+#[tokio::test]
+async fn settings_come_from_their_variables_and_a_flag_wins() {
+    // GIVEN an instance opted in under the prefix "snap", one under "backup" with a 3-hour-old backup
+    let moto = Moto::start().await;
+    let snap = moto.instance(HOME, &[("snap", "true")], 0).await;
+    let web = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let ami = backup(&moto, ResourceKind::Instance, &[&web])
+        .await
+        .remove(0);
+    moto.set_tags(
+        HOME,
+        &ami,
+        &[(
+            "backup:created-at",
+            &format_time(Utc::now() - TimeDelta::hours(3)),
+        )],
+    )
+    .await;
+    let resources = |o: &Output| -> Vec<String> {
+        let mut ids: Vec<String> = rows(&json_out(o))
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .collect();
+        ids.dedup();
+        ids
+    };
+    let regions =
+        |o: &Output| -> Vec<String> { rows(&json_out(o)).into_iter().map(|(_, r, _)| r).collect() };
+
+    // TAG_PREFIX sets the prefix; --tag-prefix overrides it
+    let out = cli_env(&moto, &["status", "--json"], &[("TAG_PREFIX", "snap")]);
+    assert_eq!(resources(&out), vec![snap.clone()]);
+    let out = cli_env(
+        &moto,
+        &["status", "--json", "--tag-prefix", "backup"],
+        &[("TAG_PREFIX", "snap")],
+    );
+    assert_eq!(resources(&out), vec![web.clone()]);
+
+    // COPY_TO_REGIONS sets the DR regions (empty: none); --copy-to-regions overrides it
+    assert_eq!(regions(&cli(&moto, &["status", "--json"])), vec![HOME, DR]);
+    let out = cli_env(&moto, &["status", "--json"], &[("COPY_TO_REGIONS", "")]);
+    assert_eq!(regions(&out), vec![HOME]);
+    let out = cli(&moto, &["status", "--json", "--copy-to-regions", DR2]);
+    assert_eq!(regions(&out), vec![HOME, DR2]);
+
+    // DEFAULT_INTERVAL sets the interval; --default-interval overrides it
+    let rpo_home = |o: &Output| rows(&json_out(o))[0].2.clone();
+    let out = cli_env(&moto, &["status", "--json"], &[("DEFAULT_INTERVAL", "1h")]);
+    assert_eq!(rpo_home(&out), "late");
+    let out = cli_env(
+        &moto,
+        &["status", "--json", "--default-interval", "1d"],
+        &[("DEFAULT_INTERVAL", "1h")],
+    );
+    assert_eq!(rpo_home(&out), "met");
+
+    // DEPLOYMENT_NAME sets whose backups these are; --deployment-name overrides it
+    let newest = |o: &Output| json_out(o)["rows"][0]["newest"].clone();
+    let out = cli_env(
+        &moto,
+        &["status", "--json"],
+        &[("DEPLOYMENT_NAME", "other")],
+    );
+    assert_eq!(newest(&out), Value::Null);
+    let out = cli_env(
+        &moto,
+        &["status", "--json", "--deployment-name", "ec2-backup"],
+        &[("DEPLOYMENT_NAME", "other")],
+    );
+    assert_eq!(newest(&out), ami.as_str());
+
+    // AWS_REGION sets the home region; --home-region overrides it
+    let out = cli_env(&moto, &["status", "--json"], &[("AWS_REGION", DR)]);
+    assert!(rows(&json_out(&out)).is_empty(), "{}", stdout(&out));
+    let out = cli_env(
+        &moto,
+        &["status", "--json", "--home-region", HOME],
+        &[("AWS_REGION", DR)],
+    );
+    assert_eq!(resources(&out), vec![web.clone()]);
+}
+
+#[tokio::test]
+async fn a_volume_restore_goes_to_an_available_zone_or_its_instance_s() {
+    // GIVEN a volume backup, an instance in us-east-1b, and us-east-1a impaired
+    let moto = Moto::start().await;
+    let data = moto.volume(HOME, &[("Backup", "true")]).await;
+    backup(&moto, ResourceKind::Volume, &[&data]).await;
+    let subnet_b = default_subnet(&moto, HOME, "us-east-1b").await;
+    let target = instance_in(&moto, HOME, &subnet_b).await;
+    impair(&moto, HOME, "us-east-1a");
+    let zone_of = |vols: &[aws_sdk_ec2::types::Volume], id: &str| {
+        vols.iter()
+            .find(|v| v.volume_id() == Some(id))
+            .and_then(|v| v.availability_zone())
+            .map(str::to_string)
+    };
+
+    // WHEN a volume is restored with no zone THEN it goes to the first available one
+    let out = cli(&moto, &["restore", "volume", &data]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let vol = stdout(&out).trim().to_string();
+    assert_eq!(
+        zone_of(&volumes(&moto, HOME).await, &vol).as_deref(),
+        Some("us-east-1b")
+    );
+
+    // AND with --attach and no zone, into the instance's zone, attached
+    let out = cli(
+        &moto,
+        &[
+            "restore", "volume", &data, "--attach", &target, "--device", "/dev/sdf",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let vol = stdout(&out).trim().to_string();
+    let all = volumes(&moto, HOME).await;
+    assert_eq!(zone_of(&all, &vol).as_deref(), Some("us-east-1b"));
+    let attached = all
+        .iter()
+        .find(|v| v.volume_id() == Some(vol.as_str()))
+        .unwrap();
+    assert_eq!(
+        attached.attachments()[0].instance_id(),
+        Some(target.as_str())
+    );
+
+    // AND a zone that does not fit is refused before any volume is made
+    let before = volumes(&moto, HOME).await.len();
+    for (zone, says) in [
+        (
+            "us-east-1z",
+            "--availability-zone us-east-1z: not an available zone of us-east-1",
+        ),
+        (
+            "us-east-1a",
+            "--availability-zone us-east-1a: not an available zone of us-east-1",
+        ),
+    ] {
+        let out = cli(
+            &moto,
+            &["restore", "volume", &data, "--availability-zone", zone],
+        );
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+    }
+    let out = cli(
+        &moto,
+        &[
+            "restore",
+            "volume",
+            &data,
+            "--availability-zone",
+            "us-east-1c",
+            "--attach",
+            &target,
+            "--device",
+            "/dev/sdg",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!("--attach {target} is in us-east-1b")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(volumes(&moto, HOME).await.len(), before);
+}
+
+#[tokio::test]
+async fn an_instance_restore_picks_a_real_subnet_and_names_a_wrong_one() {
+    // GIVEN an instance's backup copied to the DR region
+    let moto = Moto::start().await;
+    let web = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let ami = backup(&moto, ResourceKind::Instance, &[&web])
+        .await
+        .remove(0);
+    copy_to_dr(&moto, &ami).await;
+    moto.reset_calls();
+
+    // WHEN it is restored in the DR region in a zone THEN it lands in that zone's default subnet
+    let out = cli(
+        &moto,
+        &[
+            "restore",
+            "instance",
+            &web,
+            "--region",
+            DR,
+            "--availability-zone",
+            "us-west-2c",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let restored = json_out(&out);
+    let subnet_c = default_subnet(&moto, DR, "us-west-2c").await;
+    assert_eq!(restored["subnet_id"], subnet_c.as_str());
+    let id = restored["instance_id"].as_str().unwrap();
+    let described = moto
+        .client(DR)
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
+    let instance = &described.reservations()[0].instances()[0];
+    assert_eq!(instance.subnet_id(), Some(subnet_c.as_str()));
+    assert_cli_calls_allowed(&moto);
+
+    // AND with no zone, while us-west-2a is impaired, in another zone's default subnet
+    impair(&moto, DR, "us-west-2a");
+    let out = cli(
+        &moto,
+        &[
+            "restore",
+            "instance",
+            &web,
+            "--region",
+            DR,
+            "--dry-run",
+            "--json",
+        ],
+    );
+    let plan = json_out(&out);
+    assert_eq!(plan["availability_zone"], "us-west-2b", "{plan}");
+    assert_eq!(
+        plan["subnet_id"],
+        default_subnet(&moto, DR, "us-west-2b").await.as_str()
+    );
+
+    // AND a subnet that is not there, or not in the zone asked for, is named
+    let out = cli(
+        &moto,
+        &[
+            "restore",
+            "instance",
+            &web,
+            "--region",
+            DR,
+            "--subnet",
+            "subnet-0123456789abcdef0",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--subnet subnet-0123456789abcdef0: no such subnet in us-west-2"),
+        "{}",
+        stderr(&out)
+    );
+    let out = cli(
+        &moto,
+        &[
+            "restore",
+            "instance",
+            &web,
+            "--region",
+            DR,
+            "--subnet",
+            &subnet_c,
+            "--availability-zone",
+            "us-west-2b",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("it is in us-west-2c"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn a_drill_restores_into_an_available_zone_or_the_subnet_asked_for() {
+    // GIVEN an instance and a volume with copies of their backups in the DR region, us-west-2a impaired
+    let moto = Moto::start().await;
+    let web = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let data = moto.volume(HOME, &[("Backup", "true")]).await;
+    let ami = backup(&moto, ResourceKind::Instance, &[&web])
+        .await
+        .remove(0);
+    let snap = backup(&moto, ResourceKind::Volume, &[&data])
+        .await
+        .remove(0);
+    copy_to_dr(&moto, &ami).await;
+    copy_snapshot_to_dr(&moto, &snap).await;
+    impair(&moto, DR, "us-west-2a");
+    moto.reset_calls();
+
+    // WHEN the drill runs THEN both restores land in us-west-2b, the instance in its default subnet
+    let out = cli(&moto, &["drill", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let report = json_out(&out);
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{report}");
+    let subnet_b = default_subnet(&moto, DR, "us-west-2b").await;
+    for row in rows {
+        assert_eq!(row["restored"], true, "{row}");
+        assert_eq!(row["availability_zone"], "us-west-2b", "{row}");
+    }
+    let instance_row = rows.iter().find(|r| r["resource"] == web.as_str()).unwrap();
+    assert_eq!(instance_row["subnet"], subnet_b.as_str());
+    assert_eq!(drill_leftovers(&moto, DR).await, 0);
+    assert_cli_calls_allowed(&moto);
+
+    // AND with --subnet, both go to that subnet's zone
+    let subnet_c = default_subnet(&moto, DR, "us-west-2c").await;
+    let out = cli(&moto, &["drill", "--subnet", &subnet_c, "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let report = json_out(&out);
+    for row in report["rows"].as_array().unwrap() {
+        assert_eq!(row["availability_zone"], "us-west-2c", "{row}");
+    }
+    assert_eq!(drill_leftovers(&moto, DR).await, 0);
+
+    // AND a subnet that is not there is named, and nothing is launched
+    moto.reset_calls();
+    let out = cli(&moto, &["drill", "--subnet", "subnet-0123456789abcdef0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--subnet subnet-0123456789abcdef0: no such subnet in us-west-2"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!moto.calls_in(DR).contains_key("RunInstances"));
+}
+
+#[tokio::test]
+async fn backup_waits_for_the_copy_in_the_dr_region() {
+    // GIVEN an instance whose backups are copied to the DR region
+    let moto = Moto::start().await;
+    let web = moto.instance(HOME, &[("Backup", "true")], 0).await;
+
+    // WHEN a backup is taken with --wait --copies, and the copy appears a little later
+    let child = command(
+        &moto,
+        &[
+            "backup",
+            &web,
+            "--wait",
+            "--copies",
+            "--timeout",
+            "120",
+            "--json",
+        ],
+        &[],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let ami = loop {
+        if let Some(image) = moto.images(HOME).await.first() {
+            break image.image_id().unwrap().to_string();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let copy = copy_to_dr(&moto, &ami).await;
+    let out = child.wait_with_output().unwrap();
+
+    // THEN it reports both available, the copy by its id in the DR region
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = json_out(&out);
+    let available = report["available"].as_array().unwrap();
+    assert_eq!(available.len(), 2, "{report}");
+    assert_eq!(available[1]["id"], copy.as_str());
+    assert_eq!(available[1]["region"], DR);
+    assert_eq!(available[1]["copy_of"], ami.as_str());
 }

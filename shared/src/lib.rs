@@ -1,16 +1,20 @@
 //! The shared crate of the ec2-backup functions.
 //!
-//! Layout:
+//! Layout (docs/architecture.md tells the whole story):
 //! - `config`: the environment, parsed once at cold start; `region`, `duration`: its value types.
-//! - `tags`: the tag contract (opt-in, per-resource policy, the tags every backup carries).
-//! - `due`, `naming`: pure decisions (is a resource due, what a backup is called).
-//! - `event`: the payloads each function accepts, parsed into our own enums.
-//! - `ec2`: the adapter, the only code that touches the SDK's builders.
+//! - `tags`: the tag contract (opt-in, per-resource policy, copy-to, the tags every backup
+//!   carries and the 50-tag cut).
+//! - `backup`: the one model of a backup (typed state, the created-at rule) and its query;
+//!   `source`: what is backed up; `restore`: what a restore makes.
+//! - `due`, `naming`, `status`: pure decisions (is a resource due, what a backup is called,
+//!   where each resource's RPO stands).
+//! - `event`: the payloads of the create functions, parsed into our own enums.
+//! - `ec2`: the adapter, the only code that knows the SDK.
 //! - `create`: the create-image / create-snapshot pipeline (plan, then execute).
-//! - `expire`: the expire function's rules (pure plan), its EC2 calls and its crash-safe deletions.
-//! - `replicate`: the cross-region copy of backups to DR regions (event, plan, adapter).
+//! - `replicate`: the copies to DR regions (payloads, pure plan, named steps).
+//! - `expire`: the deletions (pure plan, crash-safe execution).
 //! - `report`, `error`: what every invocation returns.
-//! - `lambda`: the wiring every function's `main` shares.
+//! - `clients`, `lambda`: the regional adapters and the wiring every `main` shares.
 
 pub mod backup;
 pub mod clients;

@@ -32,3 +32,23 @@ pub struct InstanceShape {
     pub key_name: Option<String>,
     pub availability_zone: Option<String>,
 }
+
+/// An availability zone of a region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zone {
+    pub name: String,
+    pub zone_id: Option<String>,
+    /// `available`, `impaired`, `unavailable`, ...
+    pub state: String,
+}
+
+/// A subnet an instance can be launched into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subnet {
+    pub id: String,
+    pub availability_zone: String,
+    pub vpc_id: Option<String>,
+    /// The default subnet of its zone (in the default VPC).
+    pub default_for_az: bool,
+    pub state: String,
+}

@@ -1,10 +1,18 @@
 //! The calls of restores and drills: a new instance from an AMI, a new volume from a snapshot,
 //! waiting for them, and the clean-up of throwaway drill resources.
 
-use super::{Ec2, filter, tag_specification};
+use super::{Ec2, aws_error, filter, tag_specification, tags_of};
 use crate::error::Error;
-use crate::restore::{InstanceShape, Launch, NewVolume};
+use crate::restore::{InstanceShape, Launch, NewVolume, Subnet, Zone};
+use crate::tags::{Kind, TagKeys, Tags, key};
+use aws_sdk_ec2::client::Waiters;
+use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{InstanceType, ResourceType, VolumeType};
+use aws_sdk_ec2::waiters::image_available::WaitUntilImageAvailableError;
+use aws_sdk_ec2::waiters::instance_running::WaitUntilInstanceRunningError;
+use aws_sdk_ec2::waiters::instance_terminated::WaitUntilInstanceTerminatedError;
+use aws_sdk_ec2::waiters::snapshot_completed::WaitUntilSnapshotCompletedError;
+use aws_sdk_ec2::waiters::volume_available::WaitUntilVolumeAvailableError;
 use std::time::Duration as StdDuration;
 
 impl Ec2 {
@@ -109,78 +117,6 @@ impl Ec2 {
         Ok(())
     }
 
-    pub async fn instance_state(&self, instance_id: &str) -> Result<Option<String>, Error> {
-        Ok(self.describe_instance(instance_id).await?.and_then(|i| {
-            i.state()
-                .and_then(|s| s.name())
-                .map(|n| n.as_str().to_string())
-        }))
-    }
-
-    pub async fn volume_state(&self, volume_id: &str) -> Result<Option<String>, Error> {
-        let out = self
-            .client
-            .describe_volumes()
-            .filters(filter("volume-id", [volume_id]))
-            .send()
-            .await
-            .map_err(self.err("DescribeVolumes"))?;
-        Ok(out
-            .volumes()
-            .first()
-            .and_then(|v| v.state())
-            .map(|s| s.as_str().to_string()))
-    }
-
-    /// Polls until the instance (or volume) reaches `want`, fails on a terminal state, and
-    /// gives up after `timeout`.
-    pub async fn wait_for(&self, id: &str, want: &str, timeout: StdDuration) -> Result<(), Error> {
-        let start = std::time::Instant::now();
-        let mut delay = StdDuration::from_millis(200);
-        loop {
-            let state = if id.starts_with("vol-") {
-                self.volume_state(id).await?
-            } else {
-                self.instance_state(id).await?
-            };
-            match state.as_deref() {
-                Some(s) if s == want => return Ok(()),
-                Some(s @ ("terminated" | "shutting-down" | "error" | "deleted"))
-                | Some(s @ "deleting") => {
-                    return Err(Error::Aws {
-                        operation: "Wait",
-                        region: self.region.to_string(),
-                        code: "UnexpectedState".into(),
-                        message: format!("{id} went {s} while waiting for {want}"),
-                    });
-                }
-                None => {
-                    return Err(Error::Aws {
-                        operation: "Wait",
-                        region: self.region.to_string(),
-                        code: "NotFound".into(),
-                        message: format!("{id} disappeared while waiting for {want}"),
-                    });
-                }
-                Some(_) if start.elapsed() > timeout => {
-                    return Err(Error::Aws {
-                        operation: "Wait",
-                        region: self.region.to_string(),
-                        code: "Timeout".into(),
-                        message: format!(
-                            "{id} did not become {want} within {}s",
-                            timeout.as_secs()
-                        ),
-                    });
-                }
-                Some(_) => {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(StdDuration::from_secs(10));
-                }
-            }
-        }
-    }
-
     pub async fn terminate(&self, instance_id: &str) -> Result<(), Error> {
         self.client
             .terminate_instances()
@@ -252,4 +188,386 @@ impl Ec2 {
         }
         Ok((instances, volumes))
     }
+}
+
+// Where to restore, and waiting for what was made: availability zones and subnets, so a restore
+// goes where the account really has a zone and a subnet, and the SDK's waiters (one by-id or
+// by-tag describe per poll, with the SDK's backoff) instead of a hand-written poll loop.
+
+fn subnet_of(s: &aws_sdk_ec2::types::Subnet) -> Option<Subnet> {
+    Some(Subnet {
+        id: s.subnet_id()?.to_string(),
+        availability_zone: s.availability_zone()?.to_string(),
+        vpc_id: s.vpc_id().map(str::to_string),
+        default_for_az: s.default_for_az().unwrap_or(false),
+        state: s
+            .state()
+            .map(|x| x.as_str().to_string())
+            .unwrap_or_default(),
+    })
+}
+
+/// A waiter's answer in our terms: a failed poll keeps its AWS code; past `max_wait` is
+/// `Timeout`; a state the resource never leaves (a failed AMI, a terminated instance) is
+/// `UnexpectedState`, naming that state.
+macro_rules! waited {
+    ($ec2:expr, $result:expr, $error:ident, $describe:literal, $wait:literal, $what:expr, $want:literal, $max:expr, $state:expr) => {
+        match $result {
+            Ok(poll) => poll.into_result().map_err(|e| Error::Aws {
+                operation: $describe,
+                region: $ec2.region.to_string(),
+                code: e.code().unwrap_or("Unknown").to_string(),
+                message: e.message().unwrap_or_default().to_string(),
+            }),
+            Err($error::ExceededMaxWait(_)) => Err(Error::Aws {
+                operation: $wait,
+                region: $ec2.region.to_string(),
+                code: "Timeout".into(),
+                message: format!(
+                    "{} did not become {} within {}s",
+                    $what,
+                    $want,
+                    $max.as_secs()
+                ),
+            }),
+            Err($error::FailureState(failure)) => Err(Error::Aws {
+                operation: $wait,
+                region: $ec2.region.to_string(),
+                code: "UnexpectedState".into(),
+                message: format!(
+                    "{} went {} while waiting for it to become {}",
+                    $what,
+                    failure
+                        .final_poll()
+                        .as_result()
+                        .ok()
+                        .map($state)
+                        .unwrap_or_else(|| "into a failed state".to_string()),
+                    $want
+                ),
+            }),
+            Err($error::OperationFailed(failed)) => Err(aws_error(
+                $describe,
+                $ec2.region.as_str(),
+                failed.into_error(),
+            )),
+            Err(other) => Err(Error::Aws {
+                operation: $wait,
+                region: $ec2.region.to_string(),
+                code: "ConstructionFailure".into(),
+                message: aws_sdk_ec2::error::DisplayErrorContext(&other).to_string(),
+            }),
+        }
+    };
+}
+
+fn joined<'a>(states: impl Iterator<Item = &'a str>) -> String {
+    let mut states: Vec<&str> = states.collect();
+    states.dedup();
+    states.join(", ")
+}
+
+impl Ec2 {
+    /// The region's availability zones (not Local or Wavelength Zones) that are `available`,
+    /// by name.
+    pub async fn available_zones(&self) -> Result<Vec<Zone>, Error> {
+        let out = self
+            .client
+            .describe_availability_zones()
+            .filters(filter("zone-type", ["availability-zone"]))
+            .filters(filter("state", ["available"]))
+            .send()
+            .await
+            .map_err(self.err("DescribeAvailabilityZones"))?;
+        let mut zones: Vec<Zone> = out
+            .availability_zones()
+            .iter()
+            .filter_map(|z| {
+                Some(Zone {
+                    name: z.zone_name()?.to_string(),
+                    zone_id: z.zone_id().map(str::to_string),
+                    state: z
+                        .state()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                })
+            })
+            .collect();
+        zones.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(zones)
+    }
+
+    /// The subnet, or `None` when the region has no such subnet (a filter, not the ids
+    /// parameter, so a wrong id is an answer, not an error).
+    pub async fn subnet(&self, subnet_id: &str) -> Result<Option<Subnet>, Error> {
+        let out = self
+            .client
+            .describe_subnets()
+            .filters(filter("subnet-id", [subnet_id]))
+            .send()
+            .await
+            .map_err(self.err("DescribeSubnets"))?;
+        Ok(out.subnets().iter().find_map(subnet_of))
+    }
+
+    /// The available subnets of the region, or of one zone; every page is read.
+    pub async fn available_subnets(&self, zone: Option<&str>) -> Result<Vec<Subnet>, Error> {
+        let mut filters = vec![filter("state", ["available"])];
+        if let Some(zone) = zone {
+            filters.push(filter("availability-zone", [zone]));
+        }
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .describe_subnets()
+            .set_filters(Some(filters))
+            .into_paginator()
+            .page_size(self.page_size)
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(self.err("DescribeSubnets"))?;
+            out.extend(page.subnets().iter().filter_map(subnet_of));
+        }
+        out.sort_by(|a, b| (&a.availability_zone, &a.id).cmp(&(&b.availability_zone, &b.id)));
+        Ok(out)
+    }
+
+    /// Waits until the AMI is available; returns its tags.
+    pub async fn wait_until_image_available(
+        &self,
+        image_id: &str,
+        max_wait: StdDuration,
+    ) -> Result<Tags, Error> {
+        let result = self
+            .client
+            .wait_until_image_available()
+            .image_ids(image_id)
+            .wait(max_wait)
+            .await;
+        let out = waited!(
+            self,
+            result,
+            WaitUntilImageAvailableError,
+            "DescribeImages",
+            "WaitUntilImageAvailable",
+            image_id,
+            "available",
+            max_wait,
+            |o: &aws_sdk_ec2::operation::describe_images::DescribeImagesOutput| joined(
+                o.images()
+                    .iter()
+                    .filter_map(|i| i.state().map(|s| s.as_str()))
+            )
+        )?;
+        Ok(out
+            .images()
+            .first()
+            .map(|i| tags_of(i.tags()))
+            .unwrap_or_default())
+    }
+
+    /// Waits until the snapshot is completed; returns its tags.
+    pub async fn wait_until_snapshot_completed(
+        &self,
+        snapshot_id: &str,
+        max_wait: StdDuration,
+    ) -> Result<Tags, Error> {
+        let result = self
+            .client
+            .wait_until_snapshot_completed()
+            .snapshot_ids(snapshot_id)
+            .wait(max_wait)
+            .await;
+        let out = waited!(
+            self,
+            result,
+            WaitUntilSnapshotCompletedError,
+            "DescribeSnapshots",
+            "WaitUntilSnapshotCompleted",
+            snapshot_id,
+            "completed",
+            max_wait,
+            |o: &aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput| joined(
+                o.snapshots()
+                    .iter()
+                    .filter_map(|s| s.state().map(|s| s.as_str()))
+            )
+        )?;
+        Ok(out
+            .snapshots()
+            .first()
+            .map(|s| tags_of(s.tags()))
+            .unwrap_or_default())
+    }
+
+    /// Waits until this deployment's copy of `original_id` exists here and is usable (one
+    /// describe filtered on `P:copy-of` per poll); returns the copy's id.
+    pub async fn wait_until_copy_available(
+        &self,
+        keys: &TagKeys,
+        deployment: &str,
+        kind: Kind,
+        original_id: &str,
+        max_wait: StdDuration,
+    ) -> Result<String, Error> {
+        let filters = vec![
+            filter(&format!("tag:{}", keys.key(key::COPY_OF)), [original_id]),
+            filter(&format!("tag:{}", keys.key(key::MANAGED_BY)), [deployment]),
+        ];
+        let what = format!("the copy of {original_id}");
+        let id = match kind {
+            Kind::Image => {
+                let result = self
+                    .client
+                    .wait_until_image_available()
+                    .owners("self")
+                    .set_filters(Some(filters))
+                    .wait(max_wait)
+                    .await;
+                let out = waited!(
+                    self,
+                    result,
+                    WaitUntilImageAvailableError,
+                    "DescribeImages",
+                    "WaitUntilImageAvailable",
+                    what,
+                    "available",
+                    max_wait,
+                    |o: &aws_sdk_ec2::operation::describe_images::DescribeImagesOutput| joined(
+                        o.images()
+                            .iter()
+                            .filter_map(|i| i.state().map(|s| s.as_str()))
+                    )
+                )?;
+                out.images()
+                    .first()
+                    .and_then(|i| i.image_id())
+                    .map(str::to_string)
+            }
+            Kind::Snapshot => {
+                let result = self
+                    .client
+                    .wait_until_snapshot_completed()
+                    .owner_ids("self")
+                    .set_filters(Some(filters))
+                    .wait(max_wait)
+                    .await;
+                let out = waited!(
+                    self,
+                    result,
+                    WaitUntilSnapshotCompletedError,
+                    "DescribeSnapshots",
+                    "WaitUntilSnapshotCompleted",
+                    what,
+                    "completed",
+                    max_wait,
+                    |o: &aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput| {
+                        joined(
+                            o.snapshots()
+                                .iter()
+                                .filter_map(|s| s.state().map(|s| s.as_str())),
+                        )
+                    }
+                )?;
+                out.snapshots()
+                    .first()
+                    .and_then(|s| s.snapshot_id())
+                    .map(str::to_string)
+            }
+        };
+        id.ok_or_else(|| Error::missing_id("Wait", self.region.as_str(), "copy"))
+    }
+
+    /// Waits until the instance is running; fails when it stops or terminates instead.
+    pub async fn wait_until_instance_running(
+        &self,
+        instance_id: &str,
+        max_wait: StdDuration,
+    ) -> Result<(), Error> {
+        let result = self
+            .client
+            .wait_until_instance_running()
+            .instance_ids(instance_id)
+            .wait(max_wait)
+            .await;
+        waited!(
+            self,
+            result,
+            WaitUntilInstanceRunningError,
+            "DescribeInstances",
+            "WaitUntilInstanceRunning",
+            instance_id,
+            "running",
+            max_wait,
+            instance_states
+        )?;
+        Ok(())
+    }
+
+    /// Waits until the instance is terminated (its volumes can be deleted only then).
+    pub async fn wait_until_instance_terminated(
+        &self,
+        instance_id: &str,
+        max_wait: StdDuration,
+    ) -> Result<(), Error> {
+        let result = self
+            .client
+            .wait_until_instance_terminated()
+            .instance_ids(instance_id)
+            .wait(max_wait)
+            .await;
+        waited!(
+            self,
+            result,
+            WaitUntilInstanceTerminatedError,
+            "DescribeInstances",
+            "WaitUntilInstanceTerminated",
+            instance_id,
+            "terminated",
+            max_wait,
+            instance_states
+        )?;
+        Ok(())
+    }
+
+    /// Waits until the volume is available; fails when it is deleted instead.
+    pub async fn wait_until_volume_available(
+        &self,
+        volume_id: &str,
+        max_wait: StdDuration,
+    ) -> Result<(), Error> {
+        let result = self
+            .client
+            .wait_until_volume_available()
+            .volume_ids(volume_id)
+            .wait(max_wait)
+            .await;
+        waited!(
+            self,
+            result,
+            WaitUntilVolumeAvailableError,
+            "DescribeVolumes",
+            "WaitUntilVolumeAvailable",
+            volume_id,
+            "available",
+            max_wait,
+            |o: &aws_sdk_ec2::operation::describe_volumes::DescribeVolumesOutput| joined(
+                o.volumes()
+                    .iter()
+                    .filter_map(|v| v.state().map(|s| s.as_str()))
+            )
+        )?;
+        Ok(())
+    }
+}
+
+fn instance_states(
+    o: &aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput,
+) -> String {
+    joined(
+        o.reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter_map(|i| i.state().and_then(|s| s.name()).map(|n| n.as_str())),
+    )
 }

@@ -18,8 +18,8 @@
 
 use crate::backup::{Backup, State};
 use crate::config::parse_bool;
-use crate::region::{Region, parse_region_list};
-use crate::tags::{Kind, TagKeys, Tags, Warning, key, parse_time};
+use crate::region::Region;
+use crate::tags::{Kind, TagKeys, Tags, Warning, key, parse_copy_to, parse_time};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -429,10 +429,10 @@ pub fn regions_to_sweep<'a>(
         let Some(value) = keys.get(tags, key::COPY_TO) else {
             continue;
         };
-        if value.trim().is_empty() || value.trim().eq_ignore_ascii_case("none") {
+        if value.trim().is_empty() {
             continue;
         }
-        match parse_region_list(value) {
+        match parse_copy_to(value) {
             Ok(list) => tagged.extend(list),
             Err(e) => warnings.push(Warning::new(
                 id,

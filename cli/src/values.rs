@@ -1,0 +1,120 @@
+//! The value parsers of the command line: a bad region, duration, time or id is rejected by clap
+//! with a message that names the flag and says what was expected.
+
+use chrono::{DateTime, Utc};
+use shared::duration::Duration;
+use shared::event::ResourceKind;
+use shared::region::parse_region_list;
+use shared::tags::parse_time;
+use shared::{Config, Region};
+
+/// A setting mirrored from a configuration variable. An empty variable means the default, as it
+/// does for the functions, so `COPY_TO_REGIONS=` is no regions rather than an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting<T>(pub Option<T>);
+
+fn blank_or<T>(
+    text: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Setting<T>, String> {
+    if text.trim().is_empty() {
+        Ok(Setting(None))
+    } else {
+        parse(text.trim()).map(|v| Setting(Some(v)))
+    }
+}
+
+/// One variable through the functions' own parser, so the CLI accepts exactly what they do.
+fn as_the_functions_read(name: &str, text: &str) -> Result<Config, String> {
+    Config::from_lookup(|n| (n == name).then(|| text.to_string())).map_err(|e| e.reason)
+}
+
+pub fn tag_prefix(text: &str) -> Result<Setting<String>, String> {
+    blank_or(text, |v| {
+        as_the_functions_read("TAG_PREFIX", v).map(|c| c.tag_prefix)
+    })
+}
+
+pub fn deployment_name(text: &str) -> Result<Setting<String>, String> {
+    blank_or(text, |v| {
+        as_the_functions_read("DEPLOYMENT_NAME", v).map(|c| c.deployment_name)
+    })
+}
+
+pub fn region_list(text: &str) -> Result<Setting<Vec<Region>>, String> {
+    // Blank means none (not "the default"), as COPY_TO_REGIONS does for the functions.
+    parse_region_list(text).map(|r| Setting(Some(r)))
+}
+
+pub fn duration_setting(text: &str) -> Result<Setting<Duration>, String> {
+    blank_or(text, |v| Duration::parse(v).map_err(|e| e.to_string()))
+}
+
+pub fn region_setting(text: &str) -> Result<Setting<Region>, String> {
+    blank_or(text, Region::parse)
+}
+
+pub fn region(text: &str) -> Result<Region, String> {
+    Region::parse(text)
+}
+
+/// `--before`: RFC 3339, like the times in the tags.
+pub fn time(text: &str) -> Result<DateTime<Utc>, String> {
+    parse_time(text)
+        .ok_or_else(|| format!("{text:?} is not an RFC 3339 time like 2026-11-25T03:00:00Z"))
+}
+
+/// What `backup` is given: an instance or a volume id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceId {
+    pub kind: ResourceKind,
+    pub id: String,
+}
+
+pub fn source_id(text: &str) -> Result<SourceId, String> {
+    [ResourceKind::Instance, ResourceKind::Volume]
+        .into_iter()
+        .find(|k| k.is_id(text))
+        .map(|kind| SourceId {
+            kind,
+            id: text.to_string(),
+        })
+        .ok_or_else(|| {
+            format!("{text} is neither an instance id (i-...) nor a volume id (vol-...)")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_settings_mean_the_default() {
+        assert_eq!(duration_setting(" "), Ok(Setting(None)));
+        assert_eq!(tag_prefix(""), Ok(Setting(None)));
+        assert_eq!(region_setting(""), Ok(Setting(None)));
+        assert_eq!(region_list(""), Ok(Setting(Some(vec![]))));
+    }
+
+    #[test]
+    fn settings_are_checked_as_the_functions_check_them() {
+        assert_eq!(
+            duration_setting("12h"),
+            Ok(Setting(Some(Duration::hours(12))))
+        );
+        assert!(duration_setting("soon").is_err());
+        assert!(tag_prefix("aws:backup").is_err());
+        assert!(deployment_name("a b").is_err());
+        assert!(region_list("us-west-2,Mars").is_err());
+        assert!(
+            time("yesterday")
+                .unwrap_err()
+                .contains("not an RFC 3339 time")
+        );
+        assert_eq!(
+            source_id("vol-0123abcd").unwrap().kind,
+            ResourceKind::Volume
+        );
+        assert!(source_id("sg-12345678").is_err());
+    }
+}
