@@ -381,6 +381,17 @@ pub async fn run(
     Ok(execute(ec2, plan, config.dry_run).await)
 }
 
+/// A create function's Lambda handler: the payload, Lambda's request id and the clock.
+pub async fn handle_event(
+    kind: ResourceKind,
+    config: &Config,
+    ec2: &Ec2,
+    event: lambda_runtime::LambdaEvent<serde_json::Value>,
+) -> Result<serde_json::Value, Error> {
+    let request_id = event.context.request_id;
+    handle(kind, config, ec2, &event.payload, &request_id, Utc::now()).await
+}
+
 /// The whole handler of a create function: parse, run, and turn the report into the
 /// invocation's outcome.
 pub async fn handle(

@@ -1,5 +1,5 @@
 //! The create-image function's handler: every payload it accepts goes through
-//! [`shared::create::handle`] with [`ResourceKind::Instance`].
+//! [`shared::create::handle_event`] with [`ResourceKind::Instance`].
 
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
@@ -11,13 +11,5 @@ pub async fn handler(
     ec2: &Ec2,
     event: LambdaEvent<Value>,
 ) -> Result<Value, Error> {
-    shared::create::handle(
-        ResourceKind::Instance,
-        config,
-        ec2,
-        &event.payload,
-        &event.context.request_id,
-        chrono::Utc::now(),
-    )
-    .await
+    shared::create::handle_event(ResourceKind::Instance, config, ec2, event).await
 }

@@ -184,9 +184,7 @@ impl Ec2 {
             .send()
             .await
             .map_err(self.err("CreateImage"))?;
-        out.image_id()
-            .map(str::to_string)
-            .ok_or_else(|| self.missing_id("CreateImage", "image"))
+        self.made("CreateImage", "image", out.image_id())
     }
 
     pub async fn create_snapshot(&self, req: &SnapshotRequest) -> Result<String, Error> {
@@ -199,9 +197,7 @@ impl Ec2 {
             .send()
             .await
             .map_err(self.err("CreateSnapshot"))?;
-        out.snapshot_id()
-            .map(str::to_string)
-            .ok_or_else(|| self.missing_id("CreateSnapshot", "snapshot"))
+        self.made("CreateSnapshot", "snapshot", out.snapshot_id())
     }
 
     /// CopyImage into this (the destination) region, tagging the image and its snapshots in the
@@ -223,9 +219,7 @@ impl Ec2 {
             Encryption::Key(k) => request.encrypted(true).kms_key_id(k),
         };
         let out = request.send().await.map_err(self.err("CopyImage"))?;
-        out.image_id()
-            .map(str::to_string)
-            .ok_or_else(|| self.missing_id("CopyImage", "image"))
+        self.made("CopyImage", "image", out.image_id())
     }
 
     /// CopySnapshot into this (the destination) region, tagged in the same call.
@@ -243,9 +237,7 @@ impl Ec2 {
             Encryption::Key(k) => request.encrypted(true).kms_key_id(k),
         };
         let out = request.send().await.map_err(self.err("CopySnapshot"))?;
-        out.snapshot_id()
-            .map(str::to_string)
-            .ok_or_else(|| self.missing_id("CopySnapshot", "snapshot"))
+        self.made("CopySnapshot", "snapshot", out.snapshot_id())
     }
 
     /// One CreateTags for all of `resources` (EC2 takes up to 1,000 ids per call). Only ever
@@ -263,22 +255,16 @@ impl Ec2 {
 
     /// DeregisterImage, leaving its snapshots (they are deleted one by one, after).
     pub async fn deregister_image(&self, image_id: &str) -> Result<(), Error> {
-        self.client
-            .deregister_image()
-            .image_id(image_id)
-            .send()
-            .await
-            .map_err(self.err("DeregisterImage"))?;
-        Ok(())
+        let call = self.client.deregister_image().image_id(image_id).send();
+        call.await.map(drop).map_err(self.err("DeregisterImage"))
     }
 
     pub async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), Error> {
-        self.client
+        let call = self
+            .client
             .delete_snapshot()
             .snapshot_id(snapshot_id)
-            .send()
-            .await
-            .map_err(self.err("DeleteSnapshot"))?;
-        Ok(())
+            .send();
+        call.await.map(drop).map_err(self.err("DeleteSnapshot"))
     }
 }

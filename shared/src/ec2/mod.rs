@@ -70,8 +70,11 @@ impl Ec2 {
         move |e| aws_error(operation, self.region.as_str(), e)
     }
 
-    fn missing_id(&self, operation: &'static str, what: &str) -> Error {
-        Error::missing_id(operation, self.region.as_str(), what)
+    /// The id a create or copy call answered with; a successful answer without one (never
+    /// expected from AWS) is an error, reported, not unwrapped.
+    fn made(&self, operation: &'static str, what: &str, id: Option<&str>) -> Result<String, Error> {
+        id.map(str::to_string)
+            .ok_or_else(|| Error::missing_id(operation, self.region.as_str(), what))
     }
 }
 

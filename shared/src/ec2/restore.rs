@@ -7,10 +7,15 @@ use crate::restore::{InstanceShape, Launch, NewVolume, Subnet, Zone};
 use crate::tags::{Kind, TagKeys, Tags, key};
 use aws_sdk_ec2::client::Waiters;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::operation::describe_images::DescribeImagesOutput;
+use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput;
 use aws_sdk_ec2::types::{InstanceType, ResourceType, VolumeType};
-use aws_sdk_ec2::waiters::image_available::WaitUntilImageAvailableError;
+use aws_sdk_ec2::waiters::image_available::{
+    ImageAvailableFluentBuilder, WaitUntilImageAvailableError,
+};
 use aws_sdk_ec2::waiters::instance_running::WaitUntilInstanceRunningError;
 use aws_sdk_ec2::waiters::instance_terminated::WaitUntilInstanceTerminatedError;
+use aws_sdk_ec2::waiters::snapshot_completed::SnapshotCompletedFluentBuilder;
 use aws_sdk_ec2::waiters::snapshot_completed::WaitUntilSnapshotCompletedError;
 use aws_sdk_ec2::waiters::volume_available::WaitUntilVolumeAvailableError;
 use std::time::Duration as StdDuration;
@@ -95,9 +100,7 @@ impl Ec2 {
             .send()
             .await
             .map_err(self.err("CreateVolume"))?;
-        out.volume_id()
-            .map(str::to_string)
-            .ok_or_else(|| Error::missing_id("CreateVolume", self.region.as_str(), "volume"))
+        self.made("CreateVolume", "volume", out.volume_id())
     }
 
     pub async fn attach_volume(
@@ -118,23 +121,17 @@ impl Ec2 {
     }
 
     pub async fn terminate(&self, instance_id: &str) -> Result<(), Error> {
-        self.client
+        let call = self
+            .client
             .terminate_instances()
             .instance_ids(instance_id)
-            .send()
-            .await
-            .map_err(self.err("TerminateInstances"))?;
-        Ok(())
+            .send();
+        call.await.map(drop).map_err(self.err("TerminateInstances"))
     }
 
     pub async fn delete_volume(&self, volume_id: &str) -> Result<(), Error> {
-        self.client
-            .delete_volume()
-            .volume_id(volume_id)
-            .send()
-            .await
-            .map_err(self.err("DeleteVolume"))?;
-        Ok(())
+        let call = self.client.delete_volume().volume_id(volume_id).send();
+        call.await.map(drop).map_err(self.err("DeleteVolume"))
     }
 
     /// Instances (not yet terminated) and volumes carrying every one of `tags`: drill
@@ -332,33 +329,64 @@ impl Ec2 {
         Ok(out)
     }
 
+    /// One AMI waiter, to the end: the last describe's answer.
+    async fn images_available(
+        &self,
+        waiter: ImageAvailableFluentBuilder,
+        what: &str,
+        max_wait: StdDuration,
+    ) -> Result<DescribeImagesOutput, Error> {
+        let result = waiter.wait(max_wait).await;
+        waited!(
+            self,
+            result,
+            WaitUntilImageAvailableError,
+            "DescribeImages",
+            "WaitUntilImageAvailable",
+            what,
+            "available",
+            max_wait,
+            |o: &DescribeImagesOutput| joined(
+                o.images()
+                    .iter()
+                    .filter_map(|i| i.state().map(|s| s.as_str()))
+            )
+        )
+    }
+
+    /// One snapshot waiter, to the end: the last describe's answer.
+    async fn snapshots_completed(
+        &self,
+        waiter: SnapshotCompletedFluentBuilder,
+        what: &str,
+        max_wait: StdDuration,
+    ) -> Result<DescribeSnapshotsOutput, Error> {
+        let result = waiter.wait(max_wait).await;
+        waited!(
+            self,
+            result,
+            WaitUntilSnapshotCompletedError,
+            "DescribeSnapshots",
+            "WaitUntilSnapshotCompleted",
+            what,
+            "completed",
+            max_wait,
+            |o: &DescribeSnapshotsOutput| joined(
+                o.snapshots()
+                    .iter()
+                    .filter_map(|s| s.state().map(|s| s.as_str()))
+            )
+        )
+    }
+
     /// Waits until the AMI is available; returns its tags.
     pub async fn wait_until_image_available(
         &self,
         image_id: &str,
         max_wait: StdDuration,
     ) -> Result<Tags, Error> {
-        let result = self
-            .client
-            .wait_until_image_available()
-            .image_ids(image_id)
-            .wait(max_wait)
-            .await;
-        let out = waited!(
-            self,
-            result,
-            WaitUntilImageAvailableError,
-            "DescribeImages",
-            "WaitUntilImageAvailable",
-            image_id,
-            "available",
-            max_wait,
-            |o: &aws_sdk_ec2::operation::describe_images::DescribeImagesOutput| joined(
-                o.images()
-                    .iter()
-                    .filter_map(|i| i.state().map(|s| s.as_str()))
-            )
-        )?;
+        let waiter = self.client.wait_until_image_available().image_ids(image_id);
+        let out = self.images_available(waiter, image_id, max_wait).await?;
         Ok(out
             .images()
             .first()
@@ -372,27 +400,13 @@ impl Ec2 {
         snapshot_id: &str,
         max_wait: StdDuration,
     ) -> Result<Tags, Error> {
-        let result = self
+        let waiter = self
             .client
             .wait_until_snapshot_completed()
-            .snapshot_ids(snapshot_id)
-            .wait(max_wait)
-            .await;
-        let out = waited!(
-            self,
-            result,
-            WaitUntilSnapshotCompletedError,
-            "DescribeSnapshots",
-            "WaitUntilSnapshotCompleted",
-            snapshot_id,
-            "completed",
-            max_wait,
-            |o: &aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput| joined(
-                o.snapshots()
-                    .iter()
-                    .filter_map(|s| s.state().map(|s| s.as_str()))
-            )
-        )?;
+            .snapshot_ids(snapshot_id);
+        let out = self
+            .snapshots_completed(waiter, snapshot_id, max_wait)
+            .await?;
         Ok(out
             .snapshots()
             .first()
@@ -417,58 +431,24 @@ impl Ec2 {
         let what = format!("the copy of {original_id}");
         let id = match kind {
             Kind::Image => {
-                let result = self
+                let waiter = self
                     .client
                     .wait_until_image_available()
                     .owners("self")
-                    .set_filters(Some(filters))
-                    .wait(max_wait)
-                    .await;
-                let out = waited!(
-                    self,
-                    result,
-                    WaitUntilImageAvailableError,
-                    "DescribeImages",
-                    "WaitUntilImageAvailable",
-                    what,
-                    "available",
-                    max_wait,
-                    |o: &aws_sdk_ec2::operation::describe_images::DescribeImagesOutput| joined(
-                        o.images()
-                            .iter()
-                            .filter_map(|i| i.state().map(|s| s.as_str()))
-                    )
-                )?;
+                    .set_filters(Some(filters));
+                let out = self.images_available(waiter, &what, max_wait).await?;
                 out.images()
                     .first()
                     .and_then(|i| i.image_id())
                     .map(str::to_string)
             }
             Kind::Snapshot => {
-                let result = self
+                let waiter = self
                     .client
                     .wait_until_snapshot_completed()
                     .owner_ids("self")
-                    .set_filters(Some(filters))
-                    .wait(max_wait)
-                    .await;
-                let out = waited!(
-                    self,
-                    result,
-                    WaitUntilSnapshotCompletedError,
-                    "DescribeSnapshots",
-                    "WaitUntilSnapshotCompleted",
-                    what,
-                    "completed",
-                    max_wait,
-                    |o: &aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput| {
-                        joined(
-                            o.snapshots()
-                                .iter()
-                                .filter_map(|s| s.state().map(|s| s.as_str())),
-                        )
-                    }
-                )?;
+                    .set_filters(Some(filters));
+                let out = self.snapshots_completed(waiter, &what, max_wait).await?;
                 out.snapshots()
                     .first()
                     .and_then(|s| s.snapshot_id())
