@@ -66,7 +66,7 @@ struct Run<'a> {
 
 impl Run<'_> {
     /// Why an event from another region is not for this function, if it is one.
-    fn from_elsewhere(&self, region: &Option<String>) -> Option<String> {
+    fn not_home(&self, region: &Option<String>) -> Option<String> {
         let home = self.home.region();
         region
             .as_deref()
@@ -138,7 +138,7 @@ async fn read_sources(
             message,
             ..
         } => {
-            match run.from_elsewhere(&region) {
+            match run.not_home(&region) {
                 Some(reason) => report.skip(&id, None, reason),
                 None => failed_image(run, &id, &message, report).await?,
             }
@@ -147,7 +147,7 @@ async fn read_sources(
         ReplicateRequest::Completed {
             region, kind, id, ..
         } => {
-            if let Some(reason) = run.from_elsewhere(&region) {
+            if let Some(reason) = run.not_home(&region) {
                 report.skip(&id, None, reason);
                 return Ok(None);
             }
