@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::json as object;
 use shared::Region;
 use shared::backup::Backup;
-use shared::restore::{Launch, NewVolume, Subnet};
+use shared::restore::{InstanceState, Launch, NewVolume, Subnet};
 use shared::source::Source;
 use shared::status::{Resource, choose_backup};
 use shared::tags::{Kind, Tags};
@@ -403,7 +403,8 @@ async fn drill_one(
         }
     };
     let up = if kind == Kind::Image {
-        ec2.wait_until_instance_running(&id, timeout).await
+        ec2.wait_until_instance(&id, InstanceState::Running, timeout)
+            .await
     } else {
         ec2.wait_until_volume_available(&id, timeout).await
     };
@@ -419,7 +420,7 @@ async fn drill_one(
         // volume cannot be.
         match ec2.terminate(&id).await {
             Ok(()) => {
-                ec2.wait_until_instance_terminated(&id, TERMINATE_WAIT)
+                ec2.wait_until_instance(&id, InstanceState::Terminated, TERMINATE_WAIT)
                     .await
             }
             Err(e) => Err(e),

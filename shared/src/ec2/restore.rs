@@ -3,21 +3,16 @@
 
 use super::{Ec2, aws_error, filter, tag_specification, tags_of};
 use crate::error::Error;
-use crate::restore::{InstanceShape, Launch, NewVolume, Subnet, Zone};
+use crate::restore::{InstanceShape, InstanceState, Launch, NewVolume, Subnet, Zone};
 use crate::tags::{Kind, TagKeys, Tags, key};
 use aws_sdk_ec2::client::Waiters;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::error::{DisplayErrorContext, SdkError};
 use aws_sdk_ec2::operation::describe_images::DescribeImagesOutput;
 use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput;
 use aws_sdk_ec2::types::{InstanceType, ResourceType, VolumeType};
-use aws_sdk_ec2::waiters::image_available::{
-    ImageAvailableFluentBuilder, WaitUntilImageAvailableError,
-};
-use aws_sdk_ec2::waiters::instance_running::WaitUntilInstanceRunningError;
-use aws_sdk_ec2::waiters::instance_terminated::WaitUntilInstanceTerminatedError;
-use aws_sdk_ec2::waiters::snapshot_completed::SnapshotCompletedFluentBuilder;
-use aws_sdk_ec2::waiters::snapshot_completed::WaitUntilSnapshotCompletedError;
-use aws_sdk_ec2::waiters::volume_available::WaitUntilVolumeAvailableError;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::waiters::{FinalPoll, error::WaiterError};
 use std::time::Duration as StdDuration;
 
 impl Ec2 {
@@ -204,58 +199,110 @@ fn subnet_of(s: &aws_sdk_ec2::types::Subnet) -> Option<Subnet> {
     })
 }
 
-/// A waiter's answer in our terms: a failed poll keeps its AWS code; past `max_wait` is
-/// `Timeout`; a state the resource never leaves (a failed AMI, a terminated instance) is
-/// `UnexpectedState`, naming that state.
-macro_rules! waited {
-    ($ec2:expr, $result:expr, $error:ident, $describe:literal, $wait:literal, $what:expr, $want:literal, $max:expr, $state:expr) => {
-        match $result {
-            Ok(poll) => poll.into_result().map_err(|e| Error::Aws {
-                operation: $describe,
-                region: $ec2.region.to_string(),
-                code: e.code().unwrap_or("Unknown").to_string(),
-                message: e.message().unwrap_or_default().to_string(),
-            }),
-            Err($error::ExceededMaxWait(_)) => Err(Error::Aws {
-                operation: $wait,
-                region: $ec2.region.to_string(),
-                code: "Timeout".into(),
-                message: format!(
+/// What a waiter waits for, as its errors name it.
+struct Waiting<'a> {
+    /// The describe each poll makes.
+    describe: &'static str,
+    /// The waiter, as the operation of a timeout.
+    wait: &'static str,
+    what: &'a str,
+    want: &'static str,
+    max_wait: StdDuration,
+}
+
+impl<'a> Waiting<'a> {
+    fn image(what: &'a str, max_wait: StdDuration) -> Self {
+        let (describe, wait) = ("DescribeImages", "WaitUntilImageAvailable");
+        Self {
+            describe,
+            wait,
+            what,
+            want: "available",
+            max_wait,
+        }
+    }
+
+    fn snapshot(what: &'a str, max_wait: StdDuration) -> Self {
+        let (describe, wait) = ("DescribeSnapshots", "WaitUntilSnapshotCompleted");
+        Self {
+            describe,
+            wait,
+            what,
+            want: "completed",
+            max_wait,
+        }
+    }
+}
+
+fn image_states(o: &DescribeImagesOutput) -> String {
+    joined(
+        o.images()
+            .iter()
+            .filter_map(|i| i.state().map(|s| s.as_str())),
+    )
+}
+
+fn snapshot_states(o: &DescribeSnapshotsOutput) -> String {
+    joined(
+        o.snapshots()
+            .iter()
+            .filter_map(|s| s.state().map(|s| s.as_str())),
+    )
+}
+
+impl Ec2 {
+    /// A waiter's answer in our terms: a failed poll keeps its AWS code; past `max_wait` is
+    /// `Timeout`; a state the resource never leaves (a failed AMI, a terminated instance) is
+    /// `UnexpectedState`, naming that state (`states` reads it from the last answer).
+    fn waited<O, E>(
+        &self,
+        result: Result<FinalPoll<O, SdkError<E, HttpResponse>>, WaiterError<O, E>>,
+        w: &Waiting<'_>,
+        states: impl Fn(&O) -> String,
+    ) -> Result<O, Error>
+    where
+        O: std::fmt::Debug + Send + Sync + 'static,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let aws = |code: &str, message: String| Error::Aws {
+            operation: w.wait,
+            region: self.region.to_string(),
+            code: code.to_string(),
+            message,
+        };
+        match result {
+            Ok(poll) => poll
+                .into_result()
+                .map_err(|e| aws_error(w.describe, self.region.as_str(), e)),
+            Err(WaiterError::ExceededMaxWait(_)) => Err(aws(
+                "Timeout",
+                format!(
                     "{} did not become {} within {}s",
-                    $what,
-                    $want,
-                    $max.as_secs()
+                    w.what,
+                    w.want,
+                    w.max_wait.as_secs()
                 ),
-            }),
-            Err($error::FailureState(failure)) => Err(Error::Aws {
-                operation: $wait,
-                region: $ec2.region.to_string(),
-                code: "UnexpectedState".into(),
-                message: format!(
-                    "{} went {} while waiting for it to become {}",
-                    $what,
-                    failure
-                        .final_poll()
-                        .as_result()
-                        .ok()
-                        .map($state)
-                        .unwrap_or_else(|| "into a failed state".to_string()),
-                    $want
-                ),
-            }),
-            Err($error::OperationFailed(failed)) => Err(aws_error(
-                $describe,
-                $ec2.region.as_str(),
+            )),
+            Err(WaiterError::FailureState(failure)) => {
+                let state = failure.final_poll().as_result().ok().map(states);
+                let state = state.unwrap_or_else(|| "into a failed state".to_string());
+                let message = format!(
+                    "{} went {state} while waiting for it to become {}",
+                    w.what, w.want
+                );
+                Err(aws("UnexpectedState", message))
+            }
+            Err(WaiterError::OperationFailed(failed)) => Err(aws_error(
+                w.describe,
+                self.region.as_str(),
                 failed.into_error(),
             )),
-            Err(other) => Err(Error::Aws {
-                operation: $wait,
-                region: $ec2.region.to_string(),
-                code: "ConstructionFailure".into(),
-                message: aws_sdk_ec2::error::DisplayErrorContext(&other).to_string(),
-            }),
+            Err(other) => Err(aws(
+                "ConstructionFailure",
+                DisplayErrorContext(&other).to_string(),
+            )),
         }
-    };
+    }
 }
 
 fn joined<'a>(states: impl Iterator<Item = &'a str>) -> String {
@@ -329,56 +376,6 @@ impl Ec2 {
         Ok(out)
     }
 
-    /// One AMI waiter, to the end: the last describe's answer.
-    async fn images_available(
-        &self,
-        waiter: ImageAvailableFluentBuilder,
-        what: &str,
-        max_wait: StdDuration,
-    ) -> Result<DescribeImagesOutput, Error> {
-        let result = waiter.wait(max_wait).await;
-        waited!(
-            self,
-            result,
-            WaitUntilImageAvailableError,
-            "DescribeImages",
-            "WaitUntilImageAvailable",
-            what,
-            "available",
-            max_wait,
-            |o: &DescribeImagesOutput| joined(
-                o.images()
-                    .iter()
-                    .filter_map(|i| i.state().map(|s| s.as_str()))
-            )
-        )
-    }
-
-    /// One snapshot waiter, to the end: the last describe's answer.
-    async fn snapshots_completed(
-        &self,
-        waiter: SnapshotCompletedFluentBuilder,
-        what: &str,
-        max_wait: StdDuration,
-    ) -> Result<DescribeSnapshotsOutput, Error> {
-        let result = waiter.wait(max_wait).await;
-        waited!(
-            self,
-            result,
-            WaitUntilSnapshotCompletedError,
-            "DescribeSnapshots",
-            "WaitUntilSnapshotCompleted",
-            what,
-            "completed",
-            max_wait,
-            |o: &DescribeSnapshotsOutput| joined(
-                o.snapshots()
-                    .iter()
-                    .filter_map(|s| s.state().map(|s| s.as_str()))
-            )
-        )
-    }
-
     /// Waits until the AMI is available; returns its tags.
     pub async fn wait_until_image_available(
         &self,
@@ -386,7 +383,11 @@ impl Ec2 {
         max_wait: StdDuration,
     ) -> Result<Tags, Error> {
         let waiter = self.client.wait_until_image_available().image_ids(image_id);
-        let out = self.images_available(waiter, image_id, max_wait).await?;
+        let (answer, w) = (
+            waiter.wait(max_wait).await,
+            Waiting::image(image_id, max_wait),
+        );
+        let out = self.waited(answer, &w, image_states)?;
         Ok(out
             .images()
             .first()
@@ -400,18 +401,15 @@ impl Ec2 {
         snapshot_id: &str,
         max_wait: StdDuration,
     ) -> Result<Tags, Error> {
-        let waiter = self
-            .client
-            .wait_until_snapshot_completed()
-            .snapshot_ids(snapshot_id);
-        let out = self
-            .snapshots_completed(waiter, snapshot_id, max_wait)
-            .await?;
-        Ok(out
-            .snapshots()
-            .first()
-            .map(|s| tags_of(s.tags()))
-            .unwrap_or_default())
+        let waiter = self.client.wait_until_snapshot_completed();
+        let answer = waiter.snapshot_ids(snapshot_id).wait(max_wait).await;
+        let out = self.waited(
+            answer,
+            &Waiting::snapshot(snapshot_id, max_wait),
+            snapshot_states,
+        )?;
+        let tags = out.snapshots().first().map(|s| tags_of(s.tags()));
+        Ok(tags.unwrap_or_default())
     }
 
     /// Waits until this deployment's copy of `original_id` exists here and is usable (one
@@ -431,12 +429,9 @@ impl Ec2 {
         let what = format!("the copy of {original_id}");
         let id = match kind {
             Kind::Image => {
-                let waiter = self
-                    .client
-                    .wait_until_image_available()
-                    .owners("self")
-                    .set_filters(Some(filters));
-                let out = self.images_available(waiter, &what, max_wait).await?;
+                let waiter = self.client.wait_until_image_available().owners("self");
+                let answer = waiter.set_filters(Some(filters)).wait(max_wait).await;
+                let out = self.waited(answer, &Waiting::image(&what, max_wait), image_states)?;
                 out.images()
                     .first()
                     .and_then(|i| i.image_id())
@@ -446,68 +441,44 @@ impl Ec2 {
                 let waiter = self
                     .client
                     .wait_until_snapshot_completed()
-                    .owner_ids("self")
-                    .set_filters(Some(filters));
-                let out = self.snapshots_completed(waiter, &what, max_wait).await?;
-                out.snapshots()
-                    .first()
-                    .and_then(|s| s.snapshot_id())
-                    .map(str::to_string)
+                    .owner_ids("self");
+                let answer = waiter.set_filters(Some(filters)).wait(max_wait).await;
+                let w = Waiting::snapshot(&what, max_wait);
+                let out = self.waited(answer, &w, snapshot_states)?;
+                let first = out.snapshots().first();
+                first.and_then(|s| s.snapshot_id()).map(str::to_string)
             }
         };
         id.ok_or_else(|| Error::missing_id("Wait", self.region.as_str(), "copy"))
     }
 
-    /// Waits until the instance is running; fails when it stops or terminates instead.
-    pub async fn wait_until_instance_running(
+    /// Waits until the instance is running (failing when it stops or terminates instead), or
+    /// terminated (its volumes can be deleted only then).
+    pub async fn wait_until_instance(
         &self,
         instance_id: &str,
+        want: InstanceState,
         max_wait: StdDuration,
     ) -> Result<(), Error> {
-        let result = self
-            .client
-            .wait_until_instance_running()
-            .instance_ids(instance_id)
-            .wait(max_wait)
-            .await;
-        waited!(
-            self,
-            result,
-            WaitUntilInstanceRunningError,
-            "DescribeInstances",
-            "WaitUntilInstanceRunning",
-            instance_id,
-            "running",
+        let w = Waiting {
+            describe: "DescribeInstances",
+            wait: want.waiter(),
+            what: instance_id,
+            want: want.as_str(),
             max_wait,
-            instance_states
-        )?;
-        Ok(())
-    }
-
-    /// Waits until the instance is terminated (its volumes can be deleted only then).
-    pub async fn wait_until_instance_terminated(
-        &self,
-        instance_id: &str,
-        max_wait: StdDuration,
-    ) -> Result<(), Error> {
-        let result = self
-            .client
-            .wait_until_instance_terminated()
-            .instance_ids(instance_id)
-            .wait(max_wait)
-            .await;
-        waited!(
-            self,
-            result,
-            WaitUntilInstanceTerminatedError,
-            "DescribeInstances",
-            "WaitUntilInstanceTerminated",
-            instance_id,
-            "terminated",
-            max_wait,
-            instance_states
-        )?;
-        Ok(())
+        };
+        let (ids, client) = (instance_id, &self.client);
+        let answer = match want {
+            InstanceState::Running => {
+                let waited = client.wait_until_instance_running().instance_ids(ids);
+                self.waited(waited.wait(max_wait).await, &w, instance_states)
+            }
+            InstanceState::Terminated => {
+                let waited = client.wait_until_instance_terminated().instance_ids(ids);
+                self.waited(waited.wait(max_wait).await, &w, instance_states)
+            }
+        };
+        answer.map(drop)
     }
 
     /// Waits until the volume is available; fails when it is deleted instead.
@@ -516,28 +487,26 @@ impl Ec2 {
         volume_id: &str,
         max_wait: StdDuration,
     ) -> Result<(), Error> {
-        let result = self
+        let waiter = self
             .client
             .wait_until_volume_available()
-            .volume_ids(volume_id)
-            .wait(max_wait)
-            .await;
-        waited!(
-            self,
-            result,
-            WaitUntilVolumeAvailableError,
-            "DescribeVolumes",
-            "WaitUntilVolumeAvailable",
-            volume_id,
-            "available",
+            .volume_ids(volume_id);
+        let w = Waiting {
+            describe: "DescribeVolumes",
+            wait: "WaitUntilVolumeAvailable",
+            what: volume_id,
+            want: "available",
             max_wait,
-            |o: &aws_sdk_ec2::operation::describe_volumes::DescribeVolumesOutput| joined(
+        };
+        let states = |o: &aws_sdk_ec2::operation::describe_volumes::DescribeVolumesOutput| {
+            joined(
                 o.volumes()
                     .iter()
-                    .filter_map(|v| v.state().map(|s| s.as_str()))
+                    .filter_map(|v| v.state().map(|s| s.as_str())),
             )
-        )?;
-        Ok(())
+        };
+        self.waited(waiter.wait(max_wait).await, &w, states)
+            .map(drop)
     }
 }
 
