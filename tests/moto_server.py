@@ -3,10 +3,13 @@
 the way the AWS EC2 API reference documents them, plus test-only endpoints.
 
 Usage:
-    python tests/moto_server.py --port 5055 [--host 127.0.0.1] [--log-requests]
+    python tests/moto_server.py --port 5055 [--host 127.0.0.1] [--log-requests] [--exit-with-stdin]
 
 Prints ``moto ready on http://HOST:PORT`` (flushed) once the socket accepts
 connections (``--port 0`` picks a free port; the line tells which).
+``--exit-with-stdin`` stops the server when its standard input closes: a parent
+that holds the other end of the pipe (the Rust test harness) takes the server
+with it when it exits, however it exits.
 
 Test-only endpoints (served in front of moto by a WSGI middleware):
     GET    /_test/calls         -> {"us-east-1": {"DescribeInstances": 3, ...}, ...}
@@ -21,6 +24,10 @@ Test-only endpoints (served in front of moto by a WSGI middleware):
     POST   /_test/image-state   <- {"region": "us-east-1", "image_id": "ami-...", "state": "failed"}
                                    (moto's images are available at once; AWS's can fail)
     POST   /moto-api/reset      -> moto's own reset; also clears counters and faults
+
+EC2 calls signed with the access key id ``uncounted`` are neither counted nor
+faulted: the tests' own checks of the server's state, which must not change what
+a test asserts about the calls of the code under test.
 
 The patches are applied here, at import time, by monkeypatching moto 5.2.5;
 site-packages stays untouched. Each patch says what moto did and why it changed.
@@ -730,7 +737,8 @@ apply_patches()
 # Test-only endpoints: call counting and fault injection
 # --------------------------------------------------------------------------
 
-_SCOPE_RE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+_SCOPE_RE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+UNCOUNTED_ACCESS_KEY = "uncounted"
 
 
 class TestHooks:
@@ -757,8 +765,8 @@ class TestHooks:
             return self.app(environ, start_response)
 
         scope = _SCOPE_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
-        if scope and scope.group(2) == "ec2":
-            region = scope.group(1)
+        if scope and scope.group(3) == "ec2" and scope.group(1) != UNCOUNTED_ACCESS_KEY:
+            region = scope.group(2)
             body = self._read_body(environ)
             params = parse_qs(body.decode("utf-8", "replace"))
             action = (params.get("Action") or parse_qs(environ.get("QUERY_STRING", "")).get("Action") or [None])[0]
@@ -880,12 +888,23 @@ def build_app() -> TestHooks:
     return TestHooks(DomainDispatcherApplication(create_backend_app))
 
 
+def _shutdown_at_eof(server: Any) -> None:
+    """Reads standard input to its end, then stops the server. The end comes when every
+    holder of the pipe's write end has closed it: the parent exited, even by SIGKILL."""
+    if sys.stdin is not None:  # None: started with no standard input at all
+        while sys.stdin.buffer.read(65536):
+            pass
+    server.shutdown()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=5055, help="port (0 = any free port)")
     parser.add_argument("--log-requests", action="store_true",
                         help="log every request to stderr (off by default so an unread pipe never fills)")
+    parser.add_argument("--exit-with-stdin", action="store_true",
+                        help="stop when standard input closes (the parent holding the pipe exited)")
     args = parser.parse_args(argv)
 
     import logging
@@ -904,6 +923,8 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if args.exit_with_stdin:
+        threading.Thread(target=_shutdown_at_eof, args=(server,), daemon=True).start()
     # make_server has bound and is listening: connections queue from now on.
     print(f"moto ready on http://{args.host}:{server.server_port}", flush=True)
     server.serve_forever()

@@ -1,13 +1,17 @@
-//! Helpers for the tests that run against the local moto server (`tests/moto_server.py`,
-//! started by `scripts/test`, which exports its address as `MOTO_URL`).
+//! Helpers for the tests that run against the local moto server (`tests/moto_server.py`): the
+//! one `scripts/test` starts and exports as `MOTO_URL`, else one each test process starts for
+//! itself (see [`server`]), so `cargo test` alone works too.
 //!
 //! Every test takes the server for itself through [`Moto::start`]: tests run one at a time
 //! (a lock), each against a freshly reset server.
 
 pub mod binary;
+pub mod server;
 
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region as SdkRegion};
+use aws_sdk_ec2::config::{
+    BehaviorVersion, Credentials, Region as SdkRegion, SharedCredentialsProvider,
+};
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use serde_json::Value;
 use shared::Region;
@@ -36,9 +40,7 @@ pub struct Moto {
 impl Moto {
     pub async fn start() -> Self {
         let turn = SERVER.lock().await;
-        let url = std::env::var("MOTO_URL").expect(
-            "MOTO_URL is not set: run the tests with scripts/test, which starts tests/moto_server.py",
-        );
+        let url = server::moto_url().to_string();
         let moto = Self { url, _turn: turn };
         let (status, body) = moto.http("POST", "/moto-api/reset", "");
         assert_eq!(status, 200, "moto reset failed: {body}");
@@ -76,11 +78,22 @@ impl Moto {
 
     /// A raw SDK client for seeding and checking.
     pub fn client(&self, region: &str) -> Client {
+        self.client_as("testing", region)
+    }
+
+    /// A raw SDK client whose calls the server neither counts nor faults (the access key
+    /// `uncounted`, see `tests/moto_server.py`): for checks that look at the server's state
+    /// between a function's calls and the test's assertions about them.
+    pub fn uncounted_client(&self, region: &str) -> Client {
+        self.client_as("uncounted", region)
+    }
+
+    fn client_as(&self, access_key: &str, region: &str) -> Client {
         let conf = aws_sdk_ec2::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(SdkRegion::new(region.to_string()))
             .endpoint_url(&self.url)
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .credentials_provider(Credentials::new(access_key, "testing", None, None, "tests"))
             .build();
         Client::from_conf(conf)
     }
@@ -340,5 +353,22 @@ impl Moto {
                 .build();
             Ec2::new(Client::from_conf(conf), r.clone())
         })
+    }
+}
+
+impl Moto {
+    /// The SDK configuration the functions load (`shared::lambda::sdk_config`, with its retry
+    /// policy), pointed at this server with `home` as the region. Set on the configuration, not
+    /// through `AWS_*` variables: tests run in parallel threads and share one environment.
+    pub async fn functions_sdk_config(&self, home: &str) -> aws_config::SdkConfig {
+        shared::lambda::sdk_config()
+            .await
+            .into_builder()
+            .endpoint_url(&self.url)
+            .region(SdkRegion::new(home.to_string()))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "testing", "testing", None, None, "tests",
+            )))
+            .build()
     }
 }

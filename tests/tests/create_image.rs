@@ -116,12 +116,18 @@ async fn a_sweep_backs_up_opted_in_running_and_stopped_instances_only() {
         .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_string))
         .collect();
     assert_eq!(snapshot_ids.len(), 2, "one snapshot per volume");
-    for snapshot in moto
+    let snapshots: Vec<_> = moto
         .snapshots(HOME)
         .await
-        .iter()
+        .into_iter()
         .filter(|s| snapshot_ids.contains(&s.snapshot_id().unwrap().to_string()))
-    {
+        .collect();
+    assert_eq!(
+        snapshots.len(),
+        2,
+        "the image's snapshots are listed: {snapshot_ids:?}"
+    );
+    for snapshot in &snapshots {
         let st = tag_map(snapshot.tags());
         assert_eq!(st.get("backup:source"), Some(&web));
         assert_eq!(
@@ -452,7 +458,7 @@ async fn throttling_is_retried_by_the_sdk() {
     let moto = Moto::start().await;
     moto.instance(HOME, &[("Backup", "true")], 0).await;
     moto.fault(json!({"action": "CreateImage", "code": "RequestLimitExceeded", "message": "slow down", "status": 503, "count": 2}));
-    let sdk = shared_sdk(&moto).await;
+    let sdk = moto.functions_sdk_config(HOME).await;
     let ec2 = shared::ec2::Ec2::for_region(&sdk, &region(HOME));
     let report = handle(
         Instance,
@@ -465,18 +471,6 @@ async fn throttling_is_retried_by_the_sdk() {
     .unwrap();
     assert_eq!(report["created"].as_array().unwrap().len(), 1, "{report}");
     assert_eq!(moto.calls_in(HOME).get("CreateImage"), Some(&3));
-}
-
-/// The SDK configuration the functions load, pointed at the moto server.
-async fn shared_sdk(moto: &Moto) -> aws_config::SdkConfig {
-    // SAFETY: tests hold the server lock; nothing else reads the environment meanwhile.
-    unsafe {
-        std::env::set_var("AWS_ENDPOINT_URL", moto.url());
-        std::env::set_var("AWS_REGION", HOME);
-        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
-    }
-    shared::lambda::sdk_config().await
 }
 
 #[tokio::test]
