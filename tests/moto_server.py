@@ -23,7 +23,12 @@ Test-only endpoints (served in front of moto by a WSGI middleware):
     DELETE /_test/faults        -> disarm all faults
     POST   /_test/image-state   <- {"region": "us-east-1", "image_id": "ami-...", "state": "failed"}
                                    (moto's images are available at once; AWS's can fail)
-    POST   /moto-api/reset      -> moto's own reset; also clears counters and faults
+    POST   /_test/clock         <- {"now": "2026-11-25T03:00:00Z"} stamps what EC2 creates
+                                   from now on (an AMI's CreationDate, a snapshot's
+                                   StartTime, ...) with that instant; {"now": null}: the
+                                   machine's clock again
+    POST   /moto-api/reset      -> moto's own reset; also clears counters and faults, and
+                                   gives the clock back to the machine
 
 EC2 calls signed with the access key id ``uncounted`` are neither counted nor
 faulted: the tests' own checks of the server's state, which must not change what
@@ -69,6 +74,7 @@ from moto.ec2.responses.amis import AmisResponse  # noqa: E402
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore  # noqa: E402
 from moto.ec2.responses.instances import InstanceResponse  # noqa: E402
 from moto.ec2.responses.tags import TagResponse  # noqa: E402
+from moto.core.utils import utcnow as _machine_utcnow  # noqa: E402
 from moto.ec2.utils import (  # noqa: E402
     format_timestamp,
     random_ami_id,
@@ -737,6 +743,42 @@ apply_patches()
 # Test-only endpoints: call counting and fault injection
 # --------------------------------------------------------------------------
 
+# moto stamps what it creates with the machine's clock. The functions read those stamps (a
+# backup was made at its P:created-at tag, unless AWS's own record is earlier), so a test that
+# makes backups "at" instants of its own timeline sets the clock they are stamped with too;
+# otherwise it would pass only while the machine's clock is later than that timeline.
+_clock: dict[str, Any] = {"now": None}
+
+
+def _ec2_utcnow() -> Any:
+    return _clock["now"] or _machine_utcnow()
+
+
+def _install_clock() -> None:
+    from moto.ec2.models import amis, elastic_block_store, instances
+
+    for module in (amis, elastic_block_store, instances):
+        module.utcnow = _ec2_utcnow
+
+
+_install_clock()
+
+
+def _set_clock(spec: Any) -> None:
+    """{"now": RFC 3339 or null}; raises ValueError/KeyError/TypeError on a bad spec."""
+    import datetime
+
+    now = spec["now"]
+    if now is None:
+        _clock["now"] = None
+        return
+    at = datetime.datetime.fromisoformat(str(now).replace("Z", "+00:00"))
+    if at.tzinfo is None:
+        raise ValueError(f"{now!r} has no time zone")
+    # moto's own stamps are naive UTC
+    _clock["now"] = at.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+
+
 _SCOPE_RE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 UNCOUNTED_ACCESS_KEY = "uncounted"
 
@@ -754,6 +796,7 @@ class TestHooks:
         with self.lock:
             self.calls = {}
             self.faults = []
+            _clock["now"] = None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -852,6 +895,13 @@ class TestHooks:
                 with self.lock:
                     self.faults.append(fault)
                 return _json(start_response, 200, {"ok": True, "fault": fault})
+        if path == "/_test/clock" and method == "POST":
+            try:
+                _set_clock(json.loads(self._read_body(environ) or b"{}"))
+            except (ValueError, KeyError, TypeError) as err:
+                return _json(start_response, 400, {"error": f"bad clock spec: {err!r}"})
+            now = _clock["now"]
+            return _json(start_response, 200, {"ok": True, "now": None if now is None else now.isoformat() + "Z"})
         if path == "/_test/image-state" and method == "POST":
             # AWS images go pending -> available or failed on their own; moto's are available at
             # once. This sets the state (and reason) so a test can have a failed AMI.

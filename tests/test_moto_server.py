@@ -583,6 +583,26 @@ def test_calls_with_the_uncounted_key_are_neither_counted_nor_faulted(client, mo
     assert _http(f"{moto_url}/_test/calls") == {"us-east-1": {"DescribeInstances": 1}}
 
 
+def test_the_clock_stamps_what_ec2_creates_until_set_back_or_reset(client, moto_url):
+    ec2 = client()
+    instance = _instance(ec2)
+    _http(f"{moto_url}/_test/clock", "POST", {"now": "2020-02-03T04:05:06Z"})
+    ami = ec2.create_image(InstanceId=instance, Name="at-2020")["ImageId"]
+    snap = ec2.create_snapshot(VolumeId=ec2.create_volume(Size=1, AvailabilityZone="us-east-1a")["VolumeId"])
+    assert _image(ec2, ami)["CreationDate"].startswith("2020-02-03T04:05:06")
+    assert snap["StartTime"].isoformat().startswith("2020-02-03T04:05:06")
+    # Back to the machine's clock, by hand and by a reset
+    assert _http(f"{moto_url}/_test/clock", "POST", {"now": None}) == {"ok": True, "now": None}
+    assert not _image(ec2, ec2.create_image(InstanceId=instance, Name="now")["ImageId"])["CreationDate"].startswith("2020")
+    _http(f"{moto_url}/_test/clock", "POST", {"now": "2020-02-03T04:05:06Z"})
+    _http(f"{moto_url}/moto-api/reset", "POST")
+    instance = _instance(ec2)
+    assert not _image(ec2, ec2.create_image(InstanceId=instance, Name="now")["ImageId"])["CreationDate"].startswith("2020")
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        _http(f"{moto_url}/_test/clock", "POST", {"now": "2020-02-03T04:05:06"})
+    assert exc.value.code == 400
+
+
 def test_bad_fault_spec(moto_url):
     with pytest.raises(urllib.error.HTTPError) as exc:
         _http(f"{moto_url}/_test/faults", "POST", {"region": "us-east-1"})

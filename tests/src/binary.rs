@@ -2,8 +2,8 @@
 //! (`tests/lambda_invoke.py`) against the moto server (see [`crate::server`]): the tests of
 //! each `main`.
 
-use crate::server::{moto_url, venv_python};
 pub use crate::server::root;
+use crate::server::{moto_url, venv_python};
 use serde_json::Value;
 use std::process::{Command, Output};
 

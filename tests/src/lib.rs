@@ -13,6 +13,7 @@ use aws_sdk_ec2::config::{
     BehaviorVersion, Credentials, Region as SdkRegion, SharedCredentialsProvider,
 };
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use shared::Region;
 use shared::ec2::Ec2;
@@ -53,17 +54,20 @@ impl Moto {
 
     /// A plain HTTP/1.1 request to the server's test endpoints.
     pub fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        self.try_http(method, path, body)
+            .unwrap_or_else(|e| panic!("{method} {path} to moto at {}: {e}", self.url))
+    }
+
+    fn try_http(&self, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
         let host = self.url.trim_start_matches("http://").trim_end_matches('/');
-        let mut stream = TcpStream::connect(host).expect("connect to moto");
+        let mut stream = TcpStream::connect(host)?;
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
-        stream.write_all(request.as_bytes()).expect("write to moto");
+        stream.write_all(request.as_bytes())?;
         let mut response = String::new();
-        stream
-            .read_to_string(&mut response)
-            .expect("read from moto");
+        stream.read_to_string(&mut response)?;
         let status = response
             .split_whitespace()
             .nth(1)
@@ -73,7 +77,7 @@ impl Moto {
             .split_once("\r\n\r\n")
             .map(|(_, b)| b.to_string())
             .unwrap_or_default();
-        (status, body)
+        Ok((status, body))
     }
 
     /// A raw SDK client for seeding and checking.
@@ -121,6 +125,16 @@ impl Moto {
     pub fn fault(&self, spec: Value) {
         let (status, body) = self.http("POST", "/_test/faults", &spec.to_string());
         assert_eq!(status, 200, "fault injection failed: {body}");
+    }
+
+    /// Stamps what EC2 creates from now on (an AMI's CreationDate, a snapshot's StartTime)
+    /// with `at` instead of the machine's clock, until this test is done. The functions
+    /// take a backup's creation time from its tag unless EC2's stamp is earlier, so a test that
+    /// makes backups on a timeline of its own sets the stamps on it too.
+    pub fn set_clock(&self, at: DateTime<Utc>) {
+        let spec = serde_json::json!({ "now": shared::tags::format_time(at) });
+        let (status, body) = self.http("POST", "/_test/clock", &spec.to_string());
+        assert_eq!(status, 200, "setting the clock failed: {body}");
     }
 
     /// Sets an AMI's state (moto's are available at once; AWS's can fail).
@@ -353,6 +367,14 @@ impl Moto {
                 .build();
             Ec2::new(Client::from_conf(conf), r.clone())
         })
+    }
+}
+
+/// A test's clock ends with it: the next test process on a shared server (`MOTO_URL`) may not
+/// reset it, and the functions' binaries read the machine's clock.
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.try_http("POST", "/_test/clock", r#"{"now": null}"#);
     }
 }
 

@@ -71,7 +71,13 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("could not run {} {}: {e}", python.display(), script.display()))?;
+            .map_err(|e| {
+                format!(
+                    "could not run {} {}: {e}",
+                    python.display(),
+                    script.display()
+                )
+            })?;
         let log = drain_stderr(child.stderr.take().expect("piped stderr"));
         let stdout = child.stdout.take().expect("piped stdout");
 
@@ -155,8 +161,7 @@ fn ensure_venv(root: &Path) -> Result<PathBuf, String> {
         return Ok(python);
     }
     // Another test process (cargo nextest, a second cargo test) may be making it right now.
-    let lock = File::open(&requirements)
-        .map_err(|e| format!("{}: {e}", requirements.display()))?;
+    let lock = File::open(&requirements).map_err(|e| format!("{}: {e}", requirements.display()))?;
     lock.lock()
         .map_err(|e| format!("locking {}: {e}", requirements.display()))?;
     if fresh() {

@@ -18,6 +18,15 @@ fn now() -> DateTime<Utc> {
     parse_time("2026-11-25T03:00:00Z").unwrap()
 }
 
+/// The moto server for one test, its EC2 stamps (see [`Moto::set_clock`]) a day after `now()`:
+/// after every instant these tests make a backup at, as AWS stamps a backup a little after the
+/// `P:created-at` its function wrote. Then the tests pass whatever the machine's clock says.
+async fn start() -> Moto {
+    let moto = Moto::start().await;
+    moto.set_clock(now() + TimeDelta::days(1));
+    moto
+}
+
 fn days(n: i64) -> DateTime<Utc> {
     now() + TimeDelta::days(n)
 }
@@ -334,7 +343,7 @@ async fn expired_backups_are_deleted_with_their_snapshots_and_the_rest_stay() {
     // GIVEN an instance with a data volume and three AMIs of it (two snapshots each): made 10
     // and 9 days ago (expired), and yesterday (not); and a volume with an expired standalone
     // snapshot and a fresh one
-    let moto = Moto::start().await;
+    let moto = start().await;
     let web = moto.instance(HOME, &[("Backup", "true")], 1).await;
     let old = backup_at(&moto, &web, days(-10)).await;
     let older_snaps = image_snapshots(&moto, HOME, &old).await;
@@ -403,7 +412,7 @@ async fn expired_backups_are_deleted_with_their_snapshots_and_the_rest_stay() {
 #[tokio::test]
 async fn a_failed_image_is_deleted_at_once_with_its_snapshots() {
     // GIVEN an instance's only AMI, not expired, that ended up failed, and a good AMI of another
-    let moto = Moto::start().await;
+    let moto = start().await;
     let i = moto.instance(HOME, &[("Backup", "true")], 1).await;
     let failed = backup_at(&moto, &i, days(-1)).await;
     let failed_snaps = image_snapshots(&moto, HOME, &failed).await;
@@ -429,7 +438,7 @@ async fn a_failed_image_is_deleted_at_once_with_its_snapshots() {
 #[tokio::test]
 async fn a_held_backup_stays_after_its_expiry() {
     // GIVEN two expired AMIs of an instance and a newer one; the oldest is on hold
-    let moto = Moto::start().await;
+    let moto = start().await;
     let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
     let held = backup_at(&moto, &i, days(-20)).await;
     let expired = backup_at(&moto, &i, days(-10)).await;
@@ -458,7 +467,7 @@ async fn a_held_backup_stays_after_its_expiry() {
 async fn keep_last_keeps_the_newest_backups_of_each_source_in_each_region() {
     // GIVEN every backup expired: three AMIs of web, two of db (whose instance is gone), and
     // two DR copies of web's AMIs in us-west-2
-    let moto = Moto::start().await;
+    let moto = start().await;
     let web = moto.instance(HOME, &[("Backup", "true")], 0).await;
     let db = moto.instance(HOME, &[("Backup", "true")], 0).await;
     let web1 = backup_at(&moto, &web, days(-12)).await;
@@ -492,7 +501,7 @@ async fn keep_last_keeps_the_newest_backups_of_each_source_in_each_region() {
 #[tokio::test]
 async fn keep_last_zero_lets_the_last_backup_expire_and_two_keeps_two() {
     // GIVEN three expired AMIs of an instance
-    let moto = Moto::start().await;
+    let moto = start().await;
     let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
     let a = backup_at(&moto, &i, days(-12)).await;
     let b = backup_at(&moto, &i, days(-11)).await;
@@ -525,7 +534,7 @@ async fn keep_last_zero_lets_the_last_backup_expire_and_two_keeps_two() {
 async fn images_and_snapshots_of_others_stay_however_expired_they_look() {
     // GIVEN an AMI and a snapshot with no managed-by, named and tagged like old backups, and an
     // AMI and snapshot of another deployment, all "expired" years ago
-    let moto = Moto::start().await;
+    let moto = start().await;
     let ec2 = moto.client(HOME);
     let i = moto.instance(HOME, &[("Name", "web")], 0).await;
     let look_alike = [
@@ -608,7 +617,7 @@ async fn images_and_snapshots_of_others_stay_however_expired_they_look() {
 async fn a_snapshot_still_in_use_by_another_image_is_kept_not_failed() {
     // GIVEN an expired AMI of ours that someone adopted (retagged as another deployment's): its
     // snapshots, still tagged ours and expired, look like orphans to us
-    let moto = Moto::start().await;
+    let moto = start().await;
     let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
     let adopted = backup_at(&moto, &i, days(-10)).await;
     let snaps = image_snapshots(&moto, HOME, &adopted).await;
@@ -634,7 +643,7 @@ async fn a_snapshot_still_in_use_by_another_image_is_kept_not_failed() {
 async fn snapshots_orphaned_by_a_crash_are_found_and_deleted() {
     // GIVEN an expired AMI deregistered by an earlier run that crashed before deleting its
     // snapshots (simulated: deregistered directly), and a fresh one crashed the same way
-    let moto = Moto::start().await;
+    let moto = start().await;
     let i = moto.instance(HOME, &[("Backup", "true")], 1).await;
     let expired = backup_at(&moto, &i, days(-10)).await;
     let fresh = backup_at(&moto, &i, days(-1)).await;
@@ -673,7 +682,7 @@ async fn snapshots_orphaned_by_a_crash_are_found_and_deleted() {
 async fn a_crash_after_tagging_leaves_findable_orphans() {
     // GIVEN an expired DR copy whose snapshot carries none of our tags (a copy made without
     // snapshot tags), and DeregisterImage failing once in the DR region (the "crash")
-    let moto = Moto::start().await;
+    let moto = start().await;
     let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
     let ami = backup_at(&moto, &i, days(-3)).await;
     let copy = copy_at(&moto, &ami, &i, DR, days(-3), days(-1), false).await;
@@ -724,7 +733,7 @@ async fn a_crash_after_tagging_leaves_findable_orphans() {
 async fn the_orphan_check_sees_an_untagged_snapshot_of_a_backed_up_volume() {
     // GIVEN an orphan expire cannot know as ours: a fresh AMI of a tagged instance deregistered
     // by hand, its snapshot's tags then removed
-    let moto = Moto::start().await;
+    let moto = start().await;
     let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
     let ami = backup_at(&moto, &i, days(-1)).await;
     let snaps = image_snapshots(&moto, HOME, &ami).await;
@@ -753,7 +762,7 @@ async fn a_dr_copy_expires_on_its_own_clock_in_a_region_named_only_by_tags() {
     // GIVEN an instance copying to eu-west-1 by its own tag (COPY_TO_REGIONS is empty): a fresh
     // original at home, and in eu-west-1 an expired copy of an older AMI and a fresh copy
     // whose copy retention is longer than the original's
-    let moto = Moto::start().await;
+    let moto = start().await;
     let i = moto
         .instance(HOME, &[("Backup", "true"), ("backup:copy-to", DR2)], 0)
         .await;
@@ -799,7 +808,7 @@ async fn a_dr_copy_expires_on_its_own_clock_in_a_region_named_only_by_tags() {
 #[tokio::test]
 async fn cleanup_regions_are_swept_too() {
     // GIVEN an expired copy in eu-west-1, named by no tag and no COPY_TO_REGIONS
-    let moto = Moto::start().await;
+    let moto = start().await;
     let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
     let ami = backup_at(&moto, &i, days(-1)).await;
     let copy = copy_at(&moto, &ami, &i, DR2, days(-9), days(-2), true).await;
@@ -825,7 +834,7 @@ async fn cleanup_regions_are_swept_too() {
 #[tokio::test]
 async fn dry_run_reports_the_same_plan_and_changes_nothing() {
     // GIVEN expired AMIs, an orphan and a fresh AMI
-    let moto = Moto::start().await;
+    let moto = start().await;
     let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
     let a = backup_at(&moto, &i, days(-12)).await;
     let b = backup_at(&moto, &i, days(-11)).await;
@@ -895,7 +904,7 @@ async fn dry_run_reports_the_same_plan_and_changes_nothing() {
 async fn a_region_whose_calls_fail_is_reported_and_the_others_are_swept() {
     // GIVEN expired copies in us-west-2 and eu-west-1, an expired AMI at home, and every
     // DescribeImages in eu-west-1 refused
-    let moto = Moto::start().await;
+    let moto = start().await;
     let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
     let a = backup_at(&moto, &i, days(-12)).await;
     let b = backup_at(&moto, &i, days(-11)).await;
@@ -935,7 +944,7 @@ async fn a_region_whose_calls_fail_is_reported_and_the_others_are_swept() {
 #[tokio::test]
 async fn a_delete_that_fails_is_reported_and_the_rest_go_on() {
     // GIVEN two expired standalone snapshots and DeleteSnapshot refused once
-    let moto = Moto::start().await;
+    let moto = start().await;
     let vol = moto.volume(HOME, &[("Backup", "true")]).await;
     let s1 = snapshot_at(&moto, &vol, days(-12)).await;
     let s2 = snapshot_at(&moto, &vol, days(-11)).await;
@@ -966,7 +975,7 @@ async fn a_delete_that_fails_is_reported_and_the_rest_go_on() {
 #[tokio::test]
 async fn throttled_deletes_are_retried_by_the_sdk() {
     // GIVEN an expired AMI, and DeregisterImage and DeleteSnapshot throttled twice each
-    let moto = Moto::start().await;
+    let moto = start().await;
     let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
     let a = backup_at(&moto, &i, days(-12)).await;
     moto.fault(json!({"action": "DeregisterImage", "code": "RequestLimitExceeded", "message": "slow down", "status": 503, "count": 2}));
@@ -998,7 +1007,7 @@ async fn throttled_deletes_are_retried_by_the_sdk() {
 #[tokio::test]
 async fn a_large_sweep_reads_every_page_and_costs_one_call_per_deletion() {
     // GIVEN 12 instances with one expired and one fresh AMI each, read in pages of 5
-    let moto = Moto::start().await;
+    let moto = start().await;
     let mut expired = Vec::new();
     for _ in 0..12 {
         let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
@@ -1046,7 +1055,7 @@ async fn a_large_sweep_reads_every_page_and_costs_one_call_per_deletion() {
 #[tokio::test]
 async fn the_event_samples_are_one_sweep_and_any_other_payload_is_rejected() {
     // GIVEN the sample events of expire and of the schedule
-    let moto = Moto::start().await;
+    let moto = start().await;
     let clients = moto.clients(HOME);
     for name in [
         "expire-sweep.json",
