@@ -3,10 +3,13 @@
 the way the AWS EC2 API reference documents them, plus test-only endpoints.
 
 Usage:
-    python tests/moto_server.py --port 5055 [--host 127.0.0.1] [--log-requests]
+    python tests/moto_server.py --port 5055 [--host 127.0.0.1] [--log-requests] [--exit-with-stdin]
 
 Prints ``moto ready on http://HOST:PORT`` (flushed) once the socket accepts
 connections (``--port 0`` picks a free port; the line tells which).
+``--exit-with-stdin`` stops the server when its standard input closes: a parent
+that holds the other end of the pipe (the Rust test harness) takes the server
+with it when it exits, however it exits.
 
 Test-only endpoints (served in front of moto by a WSGI middleware):
     GET    /_test/calls         -> {"us-east-1": {"DescribeInstances": 3, ...}, ...}
@@ -23,7 +26,16 @@ Test-only endpoints (served in front of moto by a WSGI middleware):
     POST   /_test/zone-state    <- {"region": "us-west-2", "zone": "us-west-2a", "state": "impaired"}
                                    (what DescribeAvailabilityZones reports, as during an outage;
                                     moto's zones are always available; reset makes them so again)
-    POST   /moto-api/reset      -> moto's own reset; also clears counters and faults
+    POST   /_test/clock         <- {"now": "2026-11-25T03:00:00Z"} stamps what EC2 creates
+                                   from now on (an AMI's CreationDate, a snapshot's
+                                   StartTime, ...) with that instant; {"now": null}: the
+                                   machine's clock again
+    POST   /moto-api/reset      -> moto's own reset; also clears counters and faults, and
+                                   gives the clock back to the machine
+
+EC2 calls signed with the access key id ``uncounted`` are neither counted nor
+faulted: the tests' own checks of the server's state, which must not change what
+a test asserts about the calls of the code under test.
 
 The patches are applied here, at import time, by monkeypatching moto 5.2.5;
 site-packages stays untouched. Each patch says what moto did and why it changed.
@@ -65,6 +77,7 @@ from moto.ec2.responses.amis import AmisResponse  # noqa: E402
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore  # noqa: E402
 from moto.ec2.responses.instances import InstanceResponse  # noqa: E402
 from moto.ec2.responses.tags import TagResponse  # noqa: E402
+from moto.core.utils import utcnow as _machine_utcnow  # noqa: E402
 from moto.ec2.utils import (  # noqa: E402
     format_timestamp,
     random_ami_id,
@@ -786,7 +799,44 @@ apply_patches()
 # Test-only endpoints: call counting and fault injection
 # --------------------------------------------------------------------------
 
-_SCOPE_RE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+# moto stamps what it creates with the machine's clock. The functions read those stamps (a
+# backup was made at its P:created-at tag, unless AWS's own record is earlier), so a test that
+# makes backups "at" instants of its own timeline sets the clock they are stamped with too;
+# otherwise it would pass only while the machine's clock is later than that timeline.
+_clock: dict[str, Any] = {"now": None}
+
+
+def _ec2_utcnow() -> Any:
+    return _clock["now"] or _machine_utcnow()
+
+
+def _install_clock() -> None:
+    from moto.ec2.models import amis, elastic_block_store, instances
+
+    for module in (amis, elastic_block_store, instances):
+        module.utcnow = _ec2_utcnow
+
+
+_install_clock()
+
+
+def _set_clock(spec: Any) -> None:
+    """{"now": RFC 3339 or null}; raises ValueError/KeyError/TypeError on a bad spec."""
+    import datetime
+
+    now = spec["now"]
+    if now is None:
+        _clock["now"] = None
+        return
+    at = datetime.datetime.fromisoformat(str(now).replace("Z", "+00:00"))
+    if at.tzinfo is None:
+        raise ValueError(f"{now!r} has no time zone")
+    # moto's own stamps are naive UTC
+    _clock["now"] = at.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+
+
+_SCOPE_RE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+UNCOUNTED_ACCESS_KEY = "uncounted"
 
 
 class TestHooks:
@@ -802,6 +852,7 @@ class TestHooks:
         with self.lock:
             self.calls = {}
             self.faults = []
+            _clock["now"] = None
         _reset_zone_states()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -814,8 +865,8 @@ class TestHooks:
             return self.app(environ, start_response)
 
         scope = _SCOPE_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
-        if scope and scope.group(2) == "ec2":
-            region = scope.group(1)
+        if scope and scope.group(3) == "ec2" and scope.group(1) != UNCOUNTED_ACCESS_KEY:
+            region = scope.group(2)
             body = self._read_body(environ)
             params = parse_qs(body.decode("utf-8", "replace"))
             action = (params.get("Action") or parse_qs(environ.get("QUERY_STRING", "")).get("Action") or [None])[0]
@@ -901,6 +952,13 @@ class TestHooks:
                 with self.lock:
                     self.faults.append(fault)
                 return _json(start_response, 200, {"ok": True, "fault": fault})
+        if path == "/_test/clock" and method == "POST":
+            try:
+                _set_clock(json.loads(self._read_body(environ) or b"{}"))
+            except (ValueError, KeyError, TypeError) as err:
+                return _json(start_response, 400, {"error": f"bad clock spec: {err!r}"})
+            now = _clock["now"]
+            return _json(start_response, 200, {"ok": True, "now": None if now is None else now.isoformat() + "Z"})
         if path == "/_test/image-state" and method == "POST":
             # AWS images go pending -> available or failed on their own; moto's are available at
             # once. This sets the state (and reason) so a test can have a failed AMI.
@@ -948,12 +1006,23 @@ def build_app() -> TestHooks:
     return TestHooks(DomainDispatcherApplication(create_backend_app))
 
 
+def _shutdown_at_eof(server: Any) -> None:
+    """Reads standard input to its end, then stops the server. The end comes when every
+    holder of the pipe's write end has closed it: the parent exited, even by SIGKILL."""
+    if sys.stdin is not None:  # None: started with no standard input at all
+        while sys.stdin.buffer.read(65536):
+            pass
+    server.shutdown()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=5055, help="port (0 = any free port)")
     parser.add_argument("--log-requests", action="store_true",
                         help="log every request to stderr (off by default so an unread pipe never fills)")
+    parser.add_argument("--exit-with-stdin", action="store_true",
+                        help="stop when standard input closes (the parent holding the pipe exited)")
     args = parser.parse_args(argv)
 
     import logging
@@ -972,6 +1041,8 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if args.exit_with_stdin:
+        threading.Thread(target=_shutdown_at_eof, args=(server,), daemon=True).start()
     # make_server has bound and is listening: connections queue from now on.
     print(f"moto ready on http://{args.host}:{server.server_port}", flush=True)
     server.serve_forever()

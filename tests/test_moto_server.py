@@ -7,6 +7,7 @@ Run: .venv/bin/python -m pytest tests/ -q
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -18,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from moto_process import running_moto  # noqa: E402
+from moto_process import running_moto, start_moto, stop  # noqa: E402
 ACCOUNT = "123456789012"
 FOREIGN_OWNER = "099720109477"
 # A public image owned by another account, loaded by moto from MOTO_AMIS_PATH,
@@ -564,6 +565,44 @@ def test_moto_reset_clears_counters_and_faults(client, moto_url):
     ec2.describe_volumes()
 
 
+def test_calls_with_the_uncounted_key_are_neither_counted_nor_faulted(client, moto_url):
+    ec2 = client()
+    observer = boto3.client("ec2", region_name="us-east-1", endpoint_url=moto_url,
+                            aws_access_key_id="uncounted", aws_secret_access_key="testing",
+                            config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    _instance(ec2)
+    _http(f"{moto_url}/_test/calls/reset", "POST")
+    _http(f"{moto_url}/_test/faults", "POST", {"action": "DescribeInstances", "code": "Boom"})
+    # The same account's resources, seen without a trace in the counters or the faults
+    assert len(observer.describe_instances()["Reservations"]) == 1
+    assert _http(f"{moto_url}/_test/calls") == {}
+    assert len(_http(f"{moto_url}/_test/faults")) == 1
+    with pytest.raises(ClientError) as exc:
+        ec2.describe_instances()
+    assert _code(exc) == "Boom"
+    assert _http(f"{moto_url}/_test/calls") == {"us-east-1": {"DescribeInstances": 1}}
+
+
+def test_the_clock_stamps_what_ec2_creates_until_set_back_or_reset(client, moto_url):
+    ec2 = client()
+    instance = _instance(ec2)
+    _http(f"{moto_url}/_test/clock", "POST", {"now": "2020-02-03T04:05:06Z"})
+    ami = ec2.create_image(InstanceId=instance, Name="at-2020")["ImageId"]
+    snap = ec2.create_snapshot(VolumeId=ec2.create_volume(Size=1, AvailabilityZone="us-east-1a")["VolumeId"])
+    assert _image(ec2, ami)["CreationDate"].startswith("2020-02-03T04:05:06")
+    assert snap["StartTime"].isoformat().startswith("2020-02-03T04:05:06")
+    # Back to the machine's clock, by hand and by a reset
+    assert _http(f"{moto_url}/_test/clock", "POST", {"now": None}) == {"ok": True, "now": None}
+    assert not _image(ec2, ec2.create_image(InstanceId=instance, Name="now")["ImageId"])["CreationDate"].startswith("2020")
+    _http(f"{moto_url}/_test/clock", "POST", {"now": "2020-02-03T04:05:06Z"})
+    _http(f"{moto_url}/moto-api/reset", "POST")
+    instance = _instance(ec2)
+    assert not _image(ec2, ec2.create_image(InstanceId=instance, Name="now")["ImageId"])["CreationDate"].startswith("2020")
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        _http(f"{moto_url}/_test/clock", "POST", {"now": "2020-02-03T04:05:06"})
+    assert exc.value.code == 400
+
+
 def test_bad_fault_spec(moto_url):
     with pytest.raises(urllib.error.HTTPError) as exc:
         _http(f"{moto_url}/_test/faults", "POST", {"region": "us-east-1"})
@@ -623,3 +662,30 @@ def test_zone_state_is_reported_and_reset(client, moto_url):
     _http(f"{moto_url}/moto-api/reset", "POST")
     zone = ec2.describe_availability_zones(ZoneNames=["us-west-2a"])["AvailabilityZones"][0]
     assert zone["State"] == "available"
+
+
+# ---------------------------------------------------------------- --exit-with-stdin
+
+
+def test_exit_with_stdin_stops_the_server_when_the_parent_closes_the_pipe(tmp_path):
+    # The Rust harness holds the pipe; its exit (however it exits) closes it.
+    proc, url = start_moto(tmp_path, args=["--exit-with-stdin"], stdin=subprocess.PIPE)
+    try:
+        assert _http(f"{url}/_test/calls") == {}
+        proc.stdin.close()
+        assert proc.wait(timeout=15) == 0
+        with pytest.raises(urllib.error.URLError):
+            _http(f"{url}/_test/calls")
+    finally:
+        stop(proc)
+
+
+def test_without_exit_with_stdin_the_server_outlives_its_stdin(tmp_path):
+    # scripts/moto starts it in the background, where stdin is /dev/null: already at its end.
+    proc, url = start_moto(tmp_path, stdin=subprocess.DEVNULL)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=2)
+        assert _http(f"{url}/_test/calls") == {}
+    finally:
+        stop(proc)

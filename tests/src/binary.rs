@@ -1,14 +1,11 @@
 //! Running a function's real binary through the Lambda Runtime API emulator
-//! (`tests/lambda_invoke.py`) against the moto server at `MOTO_URL`: the tests of each `main`.
+//! (`tests/lambda_invoke.py`) against the moto server (see [`crate::server`]): the tests of
+//! each `main`.
 
+pub use crate::server::root;
+use crate::server::{moto_url, venv_python};
 use serde_json::Value;
-use std::path::PathBuf;
 use std::process::{Command, Output};
-
-/// The repository's root.
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -17,9 +14,8 @@ pub fn text(bytes: &[u8]) -> String {
 /// Runs `binary` on one payload, in us-east-1 of the moto server, under the tag prefix
 /// `binarytest` (so a sweep finds only what these tests made), with `env` on top.
 pub fn invoke(binary: &str, payload: &str, env: &[(&str, &str)]) -> Output {
-    let moto =
-        std::env::var("MOTO_URL").expect("MOTO_URL is not set: run the tests with scripts/test");
-    let mut command = Command::new(root().join(".venv/bin/python"));
+    let moto = moto_url();
+    let mut command = Command::new(venv_python());
     command
         .arg(root().join("tests/lambda_invoke.py"))
         .arg(binary)
@@ -54,12 +50,11 @@ pub fn sample(name: &str) -> String {
 /// Runs a line of Python with boto3 (`ec2` is a client for us-east-1 of the moto server) and
 /// returns what it prints: a quick way to seed a resource.
 pub fn boto3(expression: &str) -> String {
-    let moto =
-        std::env::var("MOTO_URL").expect("MOTO_URL is not set: run the tests with scripts/test");
+    let moto = moto_url();
     let script = format!(
         "import boto3\nec2 = boto3.client('ec2', region_name='us-east-1', endpoint_url='{moto}', aws_access_key_id='testing', aws_secret_access_key='testing')\nprint({expression})"
     );
-    let out = Command::new(root().join(".venv/bin/python"))
+    let out = Command::new(venv_python())
         .args(["-c", &script])
         .output()
         .expect("run python");

@@ -1,14 +1,19 @@
-//! Helpers for the tests that run against the local moto server (`tests/moto_server.py`,
-//! started by `scripts/test`, which exports its address as `MOTO_URL`).
+//! Helpers for the tests that run against the local moto server (`tests/moto_server.py`): the
+//! one `scripts/test` starts and exports as `MOTO_URL`, else one each test process starts for
+//! itself (see [`server`]), so `cargo test` alone works too.
 //!
 //! Every test takes the server for itself through [`Moto::start`]: tests run one at a time
 //! (a lock), each against a freshly reset server.
 
 pub mod binary;
+pub mod server;
 
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region as SdkRegion};
+use aws_sdk_ec2::config::{
+    BehaviorVersion, Credentials, Region as SdkRegion, SharedCredentialsProvider,
+};
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use shared::Region;
 use shared::ec2::Ec2;
@@ -36,9 +41,7 @@ pub struct Moto {
 impl Moto {
     pub async fn start() -> Self {
         let turn = SERVER.lock().await;
-        let url = std::env::var("MOTO_URL").expect(
-            "MOTO_URL is not set: run the tests with scripts/test, which starts tests/moto_server.py",
-        );
+        let url = server::moto_url().to_string();
         let moto = Self { url, _turn: turn };
         let (status, body) = moto.http("POST", "/moto-api/reset", "");
         assert_eq!(status, 200, "moto reset failed: {body}");
@@ -51,17 +54,20 @@ impl Moto {
 
     /// A plain HTTP/1.1 request to the server's test endpoints.
     pub fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        self.try_http(method, path, body)
+            .unwrap_or_else(|e| panic!("{method} {path} to moto at {}: {e}", self.url))
+    }
+
+    fn try_http(&self, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
         let host = self.url.trim_start_matches("http://").trim_end_matches('/');
-        let mut stream = TcpStream::connect(host).expect("connect to moto");
+        let mut stream = TcpStream::connect(host)?;
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
-        stream.write_all(request.as_bytes()).expect("write to moto");
+        stream.write_all(request.as_bytes())?;
         let mut response = String::new();
-        stream
-            .read_to_string(&mut response)
-            .expect("read from moto");
+        stream.read_to_string(&mut response)?;
         let status = response
             .split_whitespace()
             .nth(1)
@@ -71,16 +77,27 @@ impl Moto {
             .split_once("\r\n\r\n")
             .map(|(_, b)| b.to_string())
             .unwrap_or_default();
-        (status, body)
+        Ok((status, body))
     }
 
     /// A raw SDK client for seeding and checking.
     pub fn client(&self, region: &str) -> Client {
+        self.client_as("testing", region)
+    }
+
+    /// A raw SDK client whose calls the server neither counts nor faults (the access key
+    /// `uncounted`, see `tests/moto_server.py`): for checks that look at the server's state
+    /// between a function's calls and the test's assertions about them.
+    pub fn uncounted_client(&self, region: &str) -> Client {
+        self.client_as("uncounted", region)
+    }
+
+    fn client_as(&self, access_key: &str, region: &str) -> Client {
         let conf = aws_sdk_ec2::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(SdkRegion::new(region.to_string()))
             .endpoint_url(&self.url)
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .credentials_provider(Credentials::new(access_key, "testing", None, None, "tests"))
             .build();
         Client::from_conf(conf)
     }
@@ -108,6 +125,16 @@ impl Moto {
     pub fn fault(&self, spec: Value) {
         let (status, body) = self.http("POST", "/_test/faults", &spec.to_string());
         assert_eq!(status, 200, "fault injection failed: {body}");
+    }
+
+    /// Stamps what EC2 creates from now on (an AMI's CreationDate, a snapshot's StartTime)
+    /// with `at` instead of the machine's clock, until this test is done. The functions
+    /// take a backup's creation time from its tag unless EC2's stamp is earlier, so a test that
+    /// makes backups on a timeline of its own sets the stamps on it too.
+    pub fn set_clock(&self, at: DateTime<Utc>) {
+        let spec = serde_json::json!({ "now": shared::tags::format_time(at) });
+        let (status, body) = self.http("POST", "/_test/clock", &spec.to_string());
+        assert_eq!(status, 200, "setting the clock failed: {body}");
     }
 
     /// Sets an AMI's state (moto's are available at once; AWS's can fail).
@@ -340,5 +367,30 @@ impl Moto {
                 .build();
             Ec2::new(Client::from_conf(conf), r.clone())
         })
+    }
+}
+
+/// A test's clock ends with it: the next test process on a shared server (`MOTO_URL`) may not
+/// reset it, and the functions' binaries read the machine's clock.
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.try_http("POST", "/_test/clock", r#"{"now": null}"#);
+    }
+}
+
+impl Moto {
+    /// The SDK configuration the functions load (`shared::lambda::sdk_config`, with its retry
+    /// policy), pointed at this server with `home` as the region. Set on the configuration, not
+    /// through `AWS_*` variables: tests run in parallel threads and share one environment.
+    pub async fn functions_sdk_config(&self, home: &str) -> aws_config::SdkConfig {
+        shared::lambda::sdk_config()
+            .await
+            .into_builder()
+            .endpoint_url(&self.url)
+            .region(SdkRegion::new(home.to_string()))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "testing", "testing", None, None, "tests",
+            )))
+            .build()
     }
 }

@@ -26,6 +26,15 @@ fn now() -> DateTime<Utc> {
     parse_time("2026-11-25T03:00:00Z").unwrap()
 }
 
+/// The moto server for one test, its EC2 stamps (see [`Moto::set_clock`]) a day after `now()`:
+/// after every instant these tests make a backup at, as AWS stamps a backup a little after the
+/// `P:created-at` its function wrote. Then the tests pass whatever the machine's clock says.
+async fn start() -> Moto {
+    let moto = Moto::start().await;
+    moto.set_clock(now() + TimeDelta::days(1));
+    moto
+}
+
 fn config() -> Config {
     Config {
         copy_to_regions: vec![region(DR)],
@@ -56,7 +65,7 @@ async fn managed_images(moto: &Moto) -> Vec<aws_sdk_ec2::types::Image> {
 async fn a_sweep_backs_up_opted_in_running_and_stopped_instances_only() {
     // GIVEN tagged instances running and stopped, with different spellings of the key,
     // and instances that do not opt in
-    let moto = Moto::start().await;
+    let moto = start().await;
     let web = moto
         .instance(
             HOME,
@@ -129,12 +138,18 @@ async fn a_sweep_backs_up_opted_in_running_and_stopped_instances_only() {
         .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_string))
         .collect();
     assert_eq!(snapshot_ids.len(), 2, "one snapshot per volume");
-    for snapshot in moto
+    let snapshots: Vec<_> = moto
         .snapshots(HOME)
         .await
-        .iter()
+        .into_iter()
         .filter(|s| snapshot_ids.contains(&s.snapshot_id().unwrap().to_string()))
-    {
+        .collect();
+    assert_eq!(
+        snapshots.len(),
+        2,
+        "the image's snapshots are listed: {snapshot_ids:?}"
+    );
+    for snapshot in &snapshots {
         let st = tag_map(snapshot.tags());
         assert_eq!(st.get("backup:source"), Some(&web));
         assert_eq!(
@@ -151,7 +166,7 @@ async fn a_sweep_backs_up_opted_in_running_and_stopped_instances_only() {
 #[tokio::test]
 async fn a_sweep_costs_a_few_paginated_describes_and_one_call_per_backup() {
     // GIVEN 12 opted-in instances, read in pages of 5 (EC2's smallest page)
-    let moto = Moto::start().await;
+    let moto = start().await;
     for _ in 0..12 {
         moto.instance(HOME, &[("Backup", "on")], 0).await;
     }
@@ -198,7 +213,7 @@ async fn a_sweep_costs_a_few_paginated_describes_and_one_call_per_backup() {
 
 #[tokio::test]
 async fn the_interval_decides_when_the_next_sweep_backs_up_again() {
-    let moto = Moto::start().await;
+    let moto = start().await;
     let daily = moto.instance(HOME, &[("Backup", "true")], 0).await;
     let hourly = moto
         .instance(HOME, &[("Backup", "true"), ("backup:interval", "1h")], 0)
@@ -238,7 +253,7 @@ async fn the_interval_decides_when_the_next_sweep_backs_up_again() {
 
 #[tokio::test]
 async fn a_tag_change_backs_up_at_once_and_a_duplicate_event_makes_no_second_ami() {
-    let moto = Moto::start().await;
+    let moto = start().await;
     let id = moto
         .instance(HOME, &[("Backup", "true"), ("Name", "web-01")], 0)
         .await;
@@ -263,7 +278,7 @@ async fn a_tag_change_backs_up_at_once_and_a_duplicate_event_makes_no_second_ami
 async fn racing_invocations_in_the_same_minute_make_one_ami() {
     // Two invocations that both looked before either created: the AMI name (which holds the
     // minute) is taken by the first, and the second reports a skip, not a failure.
-    let moto = Moto::start().await;
+    let moto = start().await;
     let id = moto.instance(HOME, &[("Backup", "true")], 0).await;
     let payload = json!({"instance_ids": [id]});
     let ec2 = moto.ec2(HOME);
@@ -299,7 +314,7 @@ async fn the_same_event_racing_itself_a_minute_apart_makes_one_ami() {
     // Two deliveries of one Tag Change, handled at once on different minutes of the clock: the
     // AMI name carries the event's own time, so the second collides even when neither saw the
     // other's AMI.
-    let moto = Moto::start().await;
+    let moto = start().await;
     let id = moto.instance(HOME, &[("Backup", "true")], 0).await;
     let e = event("tag-change-instance.json", &[("i-0123456789abcdef0", &id)]);
     let ec2 = moto.ec2(HOME);
@@ -322,7 +337,7 @@ async fn the_same_event_racing_itself_a_minute_apart_makes_one_ami() {
 
 #[tokio::test]
 async fn a_tag_change_that_opts_out_does_nothing() {
-    let moto = Moto::start().await;
+    let moto = start().await;
     let id = moto
         .instance(HOME, &[("Name", "web-01"), ("backup:retention", "14d")], 0)
         .await;
@@ -341,7 +356,7 @@ async fn a_tag_change_that_opts_out_does_nothing() {
 
 #[tokio::test]
 async fn a_tag_change_from_another_region_is_skipped() {
-    let moto = Moto::start().await;
+    let moto = start().await;
     let id = moto.instance(HOME, &[("Backup", "true")], 0).await;
     let e = event(
         "tag-change-instance.json",
@@ -364,7 +379,7 @@ async fn a_tag_change_from_another_region_is_skipped() {
 
 #[tokio::test]
 async fn on_demand_ignores_the_interval_but_not_the_opt_in() {
-    let moto = Moto::start().await;
+    let moto = start().await;
     let tagged = moto.instance(HOME, &[("Backup", "1")], 0).await;
     let untagged = moto.instance(HOME, &[], 0).await;
     sweep(&moto, &config(), now()).await;
@@ -386,7 +401,7 @@ async fn on_demand_ignores_the_interval_but_not_the_opt_in() {
 
 #[tokio::test]
 async fn a_missing_instance_fails_alone_and_the_invocation_reports_everything() {
-    let moto = Moto::start().await;
+    let moto = start().await;
     let tagged = moto.instance(HOME, &[("Backup", "true")], 0).await;
     let payload = json!({"instance_ids": [tagged, "i-0000000000000dead"]});
     let err = handle(Instance, &config(), &moto.ec2(HOME), &payload, now())
@@ -428,7 +443,7 @@ async fn a_missing_instance_fails_alone_and_the_invocation_reports_everything() 
 #[tokio::test]
 async fn on_demand_right_after_a_sweep_backs_up_now_and_only_its_own_retry_reuses() {
     // GIVEN an instance the schedule backed up a minute ago
-    let moto = Moto::start().await;
+    let moto = start().await;
     let id = moto.instance(HOME, &[("Backup", "true")], 0).await;
     sweep(&moto, &config(), now()).await;
     let payload = json!({"instance_ids": [id]});
@@ -489,7 +504,7 @@ async fn on_demand_right_after_a_sweep_backs_up_now_and_only_its_own_retry_reuse
 
 #[tokio::test]
 async fn an_aws_error_on_one_instance_keeps_its_code_and_spares_the_others() {
-    let moto = Moto::start().await;
+    let moto = start().await;
     let a = moto.instance(HOME, &[("Backup", "true")], 0).await;
     let b = moto.instance(HOME, &[("Backup", "true")], 0).await;
     moto.fault(json!({"action": "CreateImage", "code": "UnauthorizedOperation", "message": "not allowed", "status": 403, "count": 1}));
@@ -527,10 +542,10 @@ async fn an_aws_error_on_one_instance_keeps_its_code_and_spares_the_others() {
 
 #[tokio::test]
 async fn throttling_is_retried_by_the_sdk() {
-    let moto = Moto::start().await;
+    let moto = start().await;
     moto.instance(HOME, &[("Backup", "true")], 0).await;
     moto.fault(json!({"action": "CreateImage", "code": "RequestLimitExceeded", "message": "slow down", "status": 503, "count": 2}));
-    let sdk = shared_sdk(&moto).await;
+    let sdk = moto.functions_sdk_config(HOME).await;
     let ec2 = shared::ec2::Ec2::for_region(&sdk, &region(HOME));
     let report = handle(
         Instance,
@@ -545,21 +560,9 @@ async fn throttling_is_retried_by_the_sdk() {
     assert_eq!(moto.calls_in(HOME).get("CreateImage"), Some(&3));
 }
 
-/// The SDK configuration the functions load, pointed at the moto server.
-async fn shared_sdk(moto: &Moto) -> aws_config::SdkConfig {
-    // SAFETY: tests hold the server lock; nothing else reads the environment meanwhile.
-    unsafe {
-        std::env::set_var("AWS_ENDPOINT_URL", moto.url());
-        std::env::set_var("AWS_REGION", HOME);
-        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
-    }
-    shared::lambda::sdk_config().await
-}
-
 #[tokio::test]
 async fn an_invalid_tag_value_warns_and_still_backs_up_with_the_default() {
-    let moto = Moto::start().await;
+    let moto = start().await;
     let id = moto
         .instance(
             HOME,
@@ -582,7 +585,7 @@ async fn an_invalid_tag_value_warns_and_still_backs_up_with_the_default() {
 
 #[tokio::test]
 async fn dry_run_reports_what_it_would_create_and_creates_nothing() {
-    let moto = Moto::start().await;
+    let moto = start().await;
     let id = moto.instance(HOME, &[("Backup", "true")], 0).await;
     let config = Config {
         dry_run: true,
@@ -598,7 +601,7 @@ async fn dry_run_reports_what_it_would_create_and_creates_nothing() {
 
 #[tokio::test]
 async fn a_malformed_payload_is_an_error_that_says_what_was_expected_and_calls_nothing() {
-    let moto = Moto::start().await;
+    let moto = start().await;
     moto.instance(HOME, &[("Backup", "true")], 0).await;
     moto.reset_calls();
     for payload in [
@@ -616,7 +619,7 @@ async fn a_malformed_payload_is_an_error_that_says_what_was_expected_and_calls_n
 
 #[tokio::test]
 async fn a_custom_prefix_and_deployment_name_are_written_and_matched() {
-    let moto = Moto::start().await;
+    let moto = start().await;
     let id = moto
         .instance(HOME, &[("SNAP", "true"), ("snap:retention", "2w")], 0)
         .await;

@@ -26,6 +26,15 @@ fn now() -> DateTime<Utc> {
     parse_time("2026-11-25T03:00:00Z").unwrap()
 }
 
+/// The moto server for one test, its EC2 stamps (see [`Moto::set_clock`]) a day after `now()`:
+/// after every instant these tests make a backup at, as AWS stamps a backup a little after the
+/// `P:created-at` its function wrote. Then the tests pass whatever the machine's clock says.
+async fn start() -> Moto {
+    let moto = Moto::start().await;
+    moto.set_clock(now() + TimeDelta::days(1));
+    moto
+}
+
 async fn managed_snapshots(moto: &Moto) -> Vec<aws_sdk_ec2::types::Snapshot> {
     moto.snapshots(HOME)
         .await
@@ -43,7 +52,7 @@ async fn sweep(moto: &Moto, config: &Config, at: DateTime<Utc>) -> Value {
 #[tokio::test]
 async fn a_sweep_snapshots_opted_in_volumes_in_use_or_available() {
     // GIVEN a tagged volume attached to an instance, a tagged loose volume, and untagged ones
-    let moto = Moto::start().await;
+    let moto = start().await;
     let instance = moto.instance(HOME, &[], 0).await;
     let data = moto
         .volume(
@@ -107,7 +116,7 @@ async fn a_sweep_snapshots_opted_in_volumes_in_use_or_available() {
 
 #[tokio::test]
 async fn a_volume_is_snapshotted_once_per_interval() {
-    let moto = Moto::start().await;
+    let moto = start().await;
     let vol = moto
         .volume(HOME, &[("Backup", "true"), ("backup:interval", "12h")])
         .await;
@@ -128,7 +137,7 @@ async fn a_volume_is_snapshotted_once_per_interval() {
 
 #[tokio::test]
 async fn a_tag_change_on_a_volume_snapshots_it_once() {
-    let moto = Moto::start().await;
+    let moto = start().await;
     let vol = moto.volume(HOME, &[("backup", "yes")]).await;
     let e = event("tag-change-volume.json", &[("vol-0abcdef1234567890", &vol)]);
     let ec2 = moto.ec2(HOME);
@@ -169,7 +178,7 @@ async fn a_tag_change_on_a_volume_snapshots_it_once() {
 
 #[tokio::test]
 async fn on_demand_and_dry_run() {
-    let moto = Moto::start().await;
+    let moto = start().await;
     let vol = moto.volume(HOME, &[("Backup", "true")]).await;
     let payload = json!({"volume_ids": [vol]});
     let dry = Config {

@@ -16,6 +16,15 @@ fn now() -> DateTime<Utc> {
     parse_time("2026-11-25T03:00:00Z").unwrap()
 }
 
+/// The moto server for one test, its EC2 stamps (see [`Moto::set_clock`]) a day after `now()`:
+/// after every instant these tests make a backup at, as AWS stamps a backup a little after the
+/// `P:created-at` its function wrote. Then the tests pass whatever the machine's clock says.
+async fn start() -> Moto {
+    let moto = Moto::start().await;
+    moto.set_clock(now() + TimeDelta::days(1));
+    moto
+}
+
 /// When the copies are made: a little after the backup.
 fn later() -> DateTime<Utc> {
     now() + TimeDelta::minutes(12)
@@ -175,7 +184,7 @@ async fn an_available_event_copies_the_ami_into_its_dr_region_tagged_in_the_same
     // region with the source's tags and the copy's own, and the original records it.
 
     // GIVEN an AMI backup of web-01, copied to us-west-2 and kept there 30 days
-    let moto = Moto::start().await;
+    let moto = start().await;
     let ami = image_backup(
         &moto,
         &[
@@ -265,7 +274,7 @@ async fn an_available_event_copies_the_ami_into_its_dr_region_tagged_in_the_same
 async fn a_backup_is_copied_into_each_of_two_regions() {
     // Scenario: P:copy-to names two DR regions.
     // GIVEN an AMI backup with backup:copy-to=us-west-2,eu-west-1
-    let moto = Moto::start().await;
+    let moto = start().await;
     let ami = image_backup(&moto, &[("backup:copy-to", "us-west-2,eu-west-1")]).await;
 
     // WHEN its available event arrives
@@ -293,7 +302,7 @@ async fn a_backup_is_copied_into_each_of_two_regions() {
 async fn replaying_the_same_event_three_times_makes_one_copy_per_region() {
     // Scenario: EventBridge delivers the same event more than once, in sequence and at once.
     // GIVEN an AMI backup going to two regions
-    let moto = Moto::start().await;
+    let moto = start().await;
     let ami = image_backup(&moto, &[("backup:copy-to", "us-west-2,eu-west-1")]).await;
     let e = available(&ami);
 
@@ -370,7 +379,7 @@ async fn replaying_the_same_event_three_times_makes_one_copy_per_region() {
 async fn images_that_are_not_original_backups_of_ours_are_ignored_with_a_reason() {
     // Scenario: an unmanaged AMI, another deployment's AMI and P:copy-to=none all become
     // available; none is copied.
-    let moto = Moto::start().await;
+    let moto = start().await;
     // GIVEN an AMI made by hand from an untagged instance
     let instance = moto.instance(HOME, &[], 0).await;
     let by_hand = moto
@@ -416,7 +425,7 @@ async fn a_copys_own_available_event_in_the_dr_region_makes_no_copy_loop() {
     // Scenario: the same rule is deployed in the DR region, where the copy's own "available"
     // event fires; it must not be copied back (or anywhere).
     // GIVEN an AMI copied into us-west-2, whose copy-to names us-east-1 too
-    let moto = Moto::start().await;
+    let moto = start().await;
     let ami = image_backup(&moto, &[("backup:copy-to", "us-west-2")]).await;
     replicate(&moto, &config(), &available(&ami)).await;
     let copy = image_copies(&moto, DR, &ami).await[0]
@@ -456,7 +465,7 @@ async fn a_copys_own_available_event_in_the_dr_region_makes_no_copy_loop() {
 async fn a_failed_ami_event_is_listed_and_nothing_is_copied() {
     // Scenario: CreateImage ended in the "failed" state.
     // GIVEN a backup AMI and its "failed" event (the sample's region changed to ours)
-    let moto = Moto::start().await;
+    let moto = start().await;
     let ami = image_backup(&moto, &[]).await;
     let e = event(
         "ami-state-change-failed.json",
@@ -484,7 +493,7 @@ async fn a_failed_ami_event_is_listed_and_nothing_is_copied() {
 async fn a_snapshot_notification_copies_the_standalone_snapshot_once() {
     // Scenario: a standalone EBS snapshot backup completes; both ARN shapes of the docs.
     // GIVEN a snapshot backup of a tagged volume
-    let moto = Moto::start().await;
+    let moto = start().await;
     let snap = snapshot_backup(&moto, &[("Name", "data-01")]).await;
     moto.reset_calls();
 
@@ -555,7 +564,7 @@ async fn a_snapshot_notification_copies_the_standalone_snapshot_once() {
 async fn snapshot_notifications_that_are_not_for_a_standalone_backup_are_skipped() {
     // Scenario: the snapshot of an AMI backup completes (it travels with its AMI); a copy
     // and a failed snapshot notify too; a multi-volume set reports with its own detail-type.
-    let moto = Moto::start().await;
+    let moto = start().await;
     // GIVEN an AMI backup, whose snapshot carries the AMI's tags (P:kind=image)
     let ami = image_backup(&moto, &[]).await;
     let ami_snapshot = moto
@@ -606,7 +615,7 @@ async fn the_reconcile_sweep_makes_exactly_the_missing_copies_with_one_describe_
     // missing and makes just those.
     // GIVEN four AMI backups and two snapshot backups, going to one or two regions; the first
     // AMI already copied everywhere, the second only to us-west-2
-    let moto = Moto::start().await;
+    let moto = start().await;
     let both = [("backup:copy-to", "us-west-2,eu-west-1")];
     let done = image_backup(&moto, &both).await;
     let half = image_backup(&moto, &both).await;
@@ -695,7 +704,7 @@ async fn the_kms_key_is_chosen_per_destination_region() {
     // Scenario: COPY_KMS_KEYS names a key for us-west-2 only; the source has an encrypted
     // volume; eu-west-1 gets the region's default EBS key and a warning.
     // GIVEN an instance with an encrypted data volume, backed up to both regions
-    let moto = Moto::start().await;
+    let moto = start().await;
     let instance = moto
         .instance(
             HOME,
@@ -788,7 +797,7 @@ async fn a_limit_error_defers_the_copy_to_the_next_sweep_without_failing() {
     // Scenario: us-west-2 answers ResourceLimitExceeded (too many copies in flight), and then
     // throttles past the SDK's retries; eu-west-1 is fine.
     // GIVEN an AMI backup going to both regions, and CopyImage in us-west-2 refused
-    let moto = Moto::start().await;
+    let moto = start().await;
     let ami = image_backup(&moto, &[("backup:copy-to", "us-west-2,eu-west-1")]).await;
     moto.fault(
         json!({"action": "CopyImage", "region": DR, "code": "ResourceLimitExceeded",
@@ -850,7 +859,7 @@ async fn a_limit_error_defers_the_copy_to_the_next_sweep_without_failing() {
 #[tokio::test]
 async fn an_aws_error_fails_that_copy_alone_and_the_invocation_reports_everything() {
     // Scenario: CopyImage in eu-west-1 is refused for good (not a limit).
-    let moto = Moto::start().await;
+    let moto = start().await;
     let ami = image_backup(&moto, &[("backup:copy-to", "us-west-2,eu-west-1")]).await;
     moto.fault(
         json!({"action": "CopyImage", "region": DR2, "code": "UnauthorizedOperation",
@@ -875,7 +884,7 @@ async fn an_aws_error_fails_that_copy_alone_and_the_invocation_reports_everythin
 async fn on_demand_ids_replicate_now_and_a_missing_id_fails_alone() {
     // Scenario: a person asks for these backups to be replicated now.
     // GIVEN an AMI backup and a snapshot backup
-    let moto = Moto::start().await;
+    let moto = start().await;
     let ami = image_backup(&moto, &[]).await;
     let snap = snapshot_backup(&moto, &[]).await;
 
@@ -927,7 +936,7 @@ async fn p_copies_is_merged_with_what_the_original_already_lists() {
     // P:copies does not list (the tag was overwritten), and one was deleted: all end up right.
     // GIVEN an AMI copied to us-west-2 and eu-west-1; the eu-west-1 copy is deleted by hand,
     // and P:copies is overwritten to name ap-south-1 and the deleted copy, not us-west-2's
-    let moto = Moto::start().await;
+    let moto = start().await;
     let ami = image_backup(&moto, &[("backup:copy-to", "us-west-2,eu-west-1")]).await;
     replicate(&moto, &config(), &json!({"image_ids": [ami]})).await;
     let gone = image_copies(&moto, DR2, &ami).await[0]
@@ -973,7 +982,7 @@ async fn a_listed_copy_the_describe_misses_is_looked_up_and_not_copied_again() {
     // original's P:copies already names it. A replay then must not copy again.
     // GIVEN an AMI copied to us-west-2, whose copy the tag-filtered describe cannot see (its
     // copy-of tag removed, standing in for a describe that lags)
-    let moto = Moto::start().await;
+    let moto = start().await;
     let ami = image_backup(&moto, &[]).await;
     replicate(&moto, &config(), &available(&ami)).await;
     let copy = image_copies(&moto, DR, &ami).await[0]
@@ -1009,7 +1018,7 @@ async fn a_listed_copy_the_describe_misses_is_looked_up_and_not_copied_again() {
 #[tokio::test]
 async fn dry_run_reports_what_it_would_copy_and_changes_nothing() {
     // Scenario: DRY_RUN=true.
-    let moto = Moto::start().await;
+    let moto = start().await;
     let ami = image_backup(&moto, &[("backup:copy-to", "us-west-2,eu-west-1")]).await;
     moto.reset_calls();
     let config = Config {
@@ -1043,7 +1052,7 @@ async fn dry_run_reports_what_it_would_copy_and_changes_nothing() {
 #[tokio::test]
 async fn a_malformed_payload_is_an_error_that_says_what_was_expected_and_calls_nothing() {
     // Scenario: payloads replicate does not take.
-    let moto = Moto::start().await;
+    let moto = start().await;
     image_backup(&moto, &[]).await;
     moto.reset_calls();
     for payload in [
@@ -1072,7 +1081,7 @@ async fn a_malformed_payload_is_an_error_that_says_what_was_expected_and_calls_n
 #[tokio::test]
 async fn an_event_from_another_region_is_skipped() {
     // Scenario: the rule forwards another region's event; this function replicates its own.
-    let moto = Moto::start().await;
+    let moto = start().await;
     let ami = image_backup(&moto, &[]).await;
     let e = event(
         "ami-state-change-available.json",

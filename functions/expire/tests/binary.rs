@@ -1,14 +1,22 @@
 //! The real `expire` binary through the Lambda runtime loop: the wiring of `main`.
 
+use chrono::{TimeDelta, Utc};
 use integration_tests::binary::{assert_rejects_bad_input, boto3, invoke, result, text};
+use shared::tags::format_time;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_expire");
 
 #[test]
 fn a_sweep_goes_through_the_runtime_loop_and_deregisters_what_expired() {
-    let image = boto3(
-        "ec2.create_image(InstanceId=ec2.run_instances(ImageId='ami-12345678', MinCount=1, MaxCount=1)['Instances'][0]['InstanceId'], Name='binarytest-' + __import__('uuid').uuid4().hex, TagSpecifications=[{'ResourceType': k, 'Tags': [{'Key': 'binarytest:managed-by', 'Value': 'ec2-backup'}, {'Key': 'binarytest:kind', 'Value': 'image'}, {'Key': 'binarytest:source', 'Value': 'i-0fedcba9876543210'}, {'Key': 'binarytest:created-at', 'Value': '2026-01-01T00:00:00Z'}, {'Key': 'binarytest:expires-at', 'Value': '2026-01-08T00:00:00Z'}]} for k in ('image', 'snapshot')])['ImageId']",
+    // The binary reads the machine's clock: the backup expired a day before it, whatever it says.
+    let now = Utc::now();
+    let (created, expires) = (
+        format_time(now - TimeDelta::days(8)),
+        format_time(now - TimeDelta::days(1)),
     );
+    let image = boto3(&format!(
+        "ec2.create_image(InstanceId=ec2.run_instances(ImageId='ami-12345678', MinCount=1, MaxCount=1)['Instances'][0]['InstanceId'], Name='binarytest-' + __import__('uuid').uuid4().hex, TagSpecifications=[{{'ResourceType': k, 'Tags': [{{'Key': 'binarytest:managed-by', 'Value': 'ec2-backup'}}, {{'Key': 'binarytest:kind', 'Value': 'image'}}, {{'Key': 'binarytest:source', 'Value': 'i-0fedcba9876543210'}}, {{'Key': 'binarytest:created-at', 'Value': '{created}'}}, {{'Key': 'binarytest:expires-at', 'Value': '{expires}'}}]}} for k in ('image', 'snapshot')])['ImageId']",
+    ));
     let out = invoke(BINARY, "{}", &[("KEEP_LAST", "0")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let line = result(&out);

@@ -1,15 +1,24 @@
 //! The real `replicate` binary through the Lambda runtime loop: the wiring of `main`.
 
+use chrono::{TimeDelta, Utc};
 use integration_tests::binary::{assert_rejects_bad_input, boto3, invoke, result, sample, text};
+use shared::tags::format_time;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_replicate");
 
 #[test]
 fn the_reconcile_sweep_goes_through_the_runtime_loop_and_copies_what_is_missing() {
-    // An original backup of ours (under this test's prefix) that wants a copy in us-west-2.
-    let image = boto3(
-        "ec2.create_image(InstanceId=ec2.run_instances(ImageId='ami-12345678', MinCount=1, MaxCount=1)['Instances'][0]['InstanceId'], Name='binarytest-' + __import__('uuid').uuid4().hex, TagSpecifications=[{'ResourceType': 'image', 'Tags': [{'Key': k, 'Value': v} for k, v in {'binarytest:managed-by': 'ec2-backup', 'binarytest:kind': 'image', 'binarytest:source': 'i-0123456789abcdef0', 'binarytest:source-region': 'us-east-1', 'binarytest:created-at': '2026-11-25T03:00:00Z', 'binarytest:expires-at': '2099-01-01T00:00:00Z', 'binarytest:copy-to': 'us-west-2', 'binarytest:copy-retention': '7d'}.items()]}])['ImageId']",
+    // An original backup of ours (under this test's prefix) that wants a copy in us-west-2,
+    // made an hour before the machine's clock, which the binary reads (a copy that would
+    // already be expired is not made).
+    let now = Utc::now();
+    let (created, expires) = (
+        format_time(now - TimeDelta::hours(1)),
+        format_time(now + TimeDelta::days(30)),
     );
+    let image = boto3(&format!(
+        "ec2.create_image(InstanceId=ec2.run_instances(ImageId='ami-12345678', MinCount=1, MaxCount=1)['Instances'][0]['InstanceId'], Name='binarytest-' + __import__('uuid').uuid4().hex, TagSpecifications=[{{'ResourceType': 'image', 'Tags': [{{'Key': k, 'Value': v}} for k, v in {{'binarytest:managed-by': 'ec2-backup', 'binarytest:kind': 'image', 'binarytest:source': 'i-0123456789abcdef0', 'binarytest:source-region': 'us-east-1', 'binarytest:created-at': '{created}', 'binarytest:expires-at': '{expires}', 'binarytest:copy-to': 'us-west-2', 'binarytest:copy-retention': '7d'}}.items()]}}])['ImageId']",
+    ));
     let out = invoke(BINARY, &sample("scheduled-event.json"), &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let line = result(&out);
