@@ -128,38 +128,114 @@ struct TagChangeDetail {
     resource_type: String,
 }
 
-/// The ids of a direct invocation, each checked for shape.
-pub fn ids_from(
-    payload: &Value,
-    field: &str,
-    valid: impl Fn(&str) -> bool,
-    what: &str,
-) -> Result<Vec<String>, Error> {
-    let list = payload
-        .get(field)
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::Payload(format!("{field} must be a list of {what} ids")))?;
-    if list.is_empty() {
-        return Err(Error::Payload(format!(
-            "{field} is empty: name at least one {what}"
-        )));
-    }
-    let mut ids: Vec<String> = Vec::with_capacity(list.len());
-    for item in list {
-        match item.as_str() {
-            Some(id) if valid(id) => {
-                if !ids.iter().any(|i| i == id) {
-                    ids.push(id.to_string());
+/// One id of a direct invocation as sent: text, or anything else (quoted in the error).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+pub enum SentId {
+    Text(String),
+    Other(Value),
+}
+
+/// A list of ids as sent: a list, or anything else (refused, naming the field).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+pub enum SentIds {
+    List(Vec<SentId>),
+    Other(Value),
+}
+
+impl SentIds {
+    /// The ids, each checked for shape, in order, each once; `field` and `what` name them in
+    /// the errors.
+    pub fn check(
+        &self,
+        field: &str,
+        what: &str,
+        valid: impl Fn(&str) -> bool,
+    ) -> Result<Vec<String>, Error> {
+        let SentIds::List(list) = self else {
+            return Err(Error::Payload(format!(
+                "{field} must be a list of {what} ids"
+            )));
+        };
+        if list.is_empty() {
+            return Err(Error::Payload(format!(
+                "{field} is empty: name at least one {what}"
+            )));
+        }
+        let mut ids: Vec<String> = Vec::with_capacity(list.len());
+        for item in list {
+            match item {
+                SentId::Text(id) if valid(id) => {
+                    if !ids.contains(id) {
+                        ids.push(id.clone());
+                    }
                 }
-            }
-            _ => {
-                return Err(Error::Payload(format!(
-                    "{field} holds {item}, which is not a valid {what} id"
-                )));
+                SentId::Text(id) => return Err(not_an_id(field, &Value::from(id.as_str()), what)),
+                SentId::Other(v) => return Err(not_an_id(field, v, what)),
             }
         }
+        Ok(ids)
     }
-    Ok(ids)
+}
+
+fn not_an_id(field: &str, item: &Value, what: &str) -> Error {
+    Error::Payload(format!(
+        "{field} holds {item}, which is not a valid {what} id"
+    ))
+}
+
+/// A direct invocation of a function: the id lists it may carry, and anything else it sent
+/// (refused by name).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct Direct {
+    pub instance_ids: Option<SentIds>,
+    pub volume_ids: Option<SentIds>,
+    pub image_ids: Option<SentIds>,
+    pub snapshot_ids: Option<SentIds>,
+    pub dry_run: Option<Value>,
+    #[serde(flatten)]
+    pub other: std::collections::BTreeMap<String, Value>,
+}
+
+impl Direct {
+    /// The payload as a direct invocation, or `None` when it is not a JSON object.
+    pub fn parse(payload: &Value) -> Option<Self> {
+        if !payload.is_object() {
+            return None;
+        }
+        serde_json::from_value(payload.clone()).ok()
+    }
+
+    /// The names of the fields sent, other than `allowed`, sorted.
+    pub fn fields_besides(&self, allowed: &[&str]) -> Vec<String> {
+        let known = [
+            ("instance_ids", self.instance_ids.is_some()),
+            ("volume_ids", self.volume_ids.is_some()),
+            ("image_ids", self.image_ids.is_some()),
+            ("snapshot_ids", self.snapshot_ids.is_some()),
+            ("dry_run", self.dry_run.is_some()),
+        ];
+        let mut extra: Vec<String> = known
+            .iter()
+            .filter(|(name, sent)| *sent && !allowed.contains(name))
+            .map(|(name, _)| name.to_string())
+            .chain(self.other.keys().cloned())
+            .collect();
+        extra.sort();
+        extra
+    }
+
+    /// The id list sent in `field`.
+    pub fn ids(&self, field: &str) -> Option<&SentIds> {
+        match field {
+            "instance_ids" => self.instance_ids.as_ref(),
+            "volume_ids" => self.volume_ids.as_ref(),
+            "image_ids" => self.image_ids.as_ref(),
+            "snapshot_ids" => self.snapshot_ids.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 /// The id after the last `/` of an ARN such as `arn:aws:ec2:us-east-1:123:instance/i-0abc`.
@@ -223,23 +299,17 @@ pub fn parse_create_request(payload: &Value, kind: ResourceKind) -> Result<Creat
             ))),
         };
     }
-    if payload.get(kind.ids_field()).is_some() {
-        let extra: Vec<&String> = payload
-            .as_object()
-            .map(|o| o.keys().filter(|k| *k != kind.ids_field()).collect())
-            .unwrap_or_default();
+    if let Some(direct) = Direct::parse(payload)
+        && let Some(sent) = direct.ids(kind.ids_field())
+    {
+        let extra = direct.fields_besides(&[kind.ids_field()]);
         if !extra.is_empty() {
             return Err(Error::Payload(format!(
                 "unknown fields {extra:?}; {}",
                 expected()
             )));
         }
-        let ids = ids_from(
-            payload,
-            kind.ids_field(),
-            |id| kind.is_id(id),
-            kind.resource_type(),
-        )?;
+        let ids = sent.check(kind.ids_field(), kind.resource_type(), |id| kind.is_id(id))?;
         return Ok(CreateRequest::OnDemand { ids });
     }
     Err(Error::Payload(format!(

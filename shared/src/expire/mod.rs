@@ -63,21 +63,21 @@ pub fn parse_expire_request(payload: &Value) -> Result<ExpireRequest, Error> {
             ))),
         };
     }
-    let Some(object) = payload.as_object() else {
+    let Some(direct) = crate::event::Direct::parse(payload) else {
         return Err(Error::Payload(format!(
             "{EXPECTED}; got {}",
             truncate(payload)
         )));
     };
-    let unknown: Vec<&String> = object.keys().filter(|k| *k != "dry_run").collect();
+    let unknown = direct.fields_besides(&["dry_run"]);
     if !unknown.is_empty() {
         return Err(Error::Payload(format!(
             "{EXPECTED}; unknown fields {unknown:?}"
         )));
     }
-    let dry_run = match object.get("dry_run") {
+    let dry_run = match direct.dry_run {
         None => false,
-        Some(Value::Bool(b)) => *b,
+        Some(Value::Bool(b)) => b,
         Some(other) => {
             return Err(Error::Payload(format!(
                 "{EXPECTED}; dry_run must be true or false, got {other}"

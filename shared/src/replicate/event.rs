@@ -4,7 +4,7 @@
 //! an error that says what was expected.
 
 use crate::error::Error;
-use crate::event::{ids_from, truncate};
+use crate::event::truncate;
 use crate::tags::Kind;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
@@ -113,31 +113,27 @@ pub fn parse_replicate_request(payload: &Value) -> Result<ReplicateRequest, Erro
             })?;
         return parse_event(event);
     }
-    let Some(object) = payload.as_object() else {
+    let Some(direct) = crate::event::Direct::parse(payload) else {
         return Err(Error::Payload(format!(
             "{}; got {}",
             expected(),
             truncate(payload)
         )));
     };
-    let extra: Vec<&String> = object
-        .keys()
-        .filter(|k| *k != IMAGE_IDS && *k != SNAPSHOT_IDS)
-        .collect();
+    let extra = direct.fields_besides(&[IMAGE_IDS, SNAPSHOT_IDS]);
     if !extra.is_empty() {
         return Err(Error::Payload(format!(
             "unknown fields {extra:?}; {}",
             expected()
         )));
     }
-    if object.is_empty() {
+    if direct.image_ids.is_none() && direct.snapshot_ids.is_none() {
         return Err(Error::Payload(format!("{}; got {{}}", expected())));
     }
     let ids = |field: &str, kind: Kind| -> Result<Vec<String>, Error> {
-        if object.contains_key(field) {
-            ids_from(payload, field, |id| is_id(kind, id), kind.as_str())
-        } else {
-            Ok(Vec::new())
+        match direct.ids(field) {
+            Some(sent) => sent.check(field, kind.as_str(), |id| is_id(kind, id)),
+            None => Ok(Vec::new()),
         }
     };
     Ok(ReplicateRequest::OnDemand {
