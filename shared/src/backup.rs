@@ -75,11 +75,6 @@ impl State {
     pub fn is_pending(&self) -> bool {
         matches!(self, State::Pending)
     }
-
-    /// Will never be usable.
-    pub fn is_failed(&self) -> bool {
-        matches!(self, State::Failed | State::Error)
-    }
 }
 
 impl fmt::Display for State {

@@ -394,3 +394,17 @@ impl Moto {
             .build()
     }
 }
+
+/// The request id Lambda gives an invocation; a retry of it carries the same one.
+pub const REQUEST_ID: &str = "8a5f1f3e-0000-4000-8000-000000000001";
+
+/// A create function's handler as Lambda calls it, every call as (a retry of) one request.
+pub async fn handle(
+    kind: shared::event::ResourceKind,
+    config: &shared::Config,
+    ec2: &Ec2,
+    payload: &Value,
+    now: DateTime<Utc>,
+) -> Result<Value, shared::Error> {
+    shared::create::handle(kind, config, ec2, payload, REQUEST_ID, now).await
+}

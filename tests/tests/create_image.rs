@@ -8,20 +8,6 @@ use shared::Config;
 use shared::event::ResourceKind::Instance;
 use shared::tags::{format_time, parse_time};
 
-/// The request id Lambda gives an invocation; a retry of it carries the same one.
-const REQUEST_ID: &str = "8a5f1f3e-0000-4000-8000-000000000001";
-
-/// The handler as Lambda calls it, every call as (a retry of) one request.
-async fn handle(
-    kind: shared::event::ResourceKind,
-    config: &Config,
-    ec2: &shared::ec2::Ec2,
-    payload: &Value,
-    now: DateTime<Utc>,
-) -> Result<Value, shared::Error> {
-    shared::create::handle(kind, config, ec2, payload, REQUEST_ID, now).await
-}
-
 fn now() -> DateTime<Utc> {
     parse_time("2026-11-25T03:00:00Z").unwrap()
 }

@@ -362,7 +362,7 @@ pub fn plan_region(
         .filter(|s| !users.contains_key(s.id.as_str()))
         .copied()
         .collect();
-    let is_standalone = |s: &Backup| keys.get(&s.tags, key::KIND) == Some(Kind::Snapshot.as_str());
+    let is_standalone = |s: &Backup| s.is_standalone();
     let snapshot_backups: Vec<Facts<'_>> = loose
         .iter()
         .map(|s| Facts {
