@@ -47,6 +47,14 @@ impl Clients {
     }
 }
 
+impl Clients {
+    /// The throttled answers of every region's adapter made so far.
+    pub fn throttles(&self) -> u64 {
+        let made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+        made.values().map(Ec2::throttles).sum()
+    }
+}
+
 impl std::fmt::Debug for Clients {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Clients").field("home", &self.home).finish()

@@ -17,6 +17,9 @@ pub const VARIABLES: &[&str] = &[
     "KEEP_LAST",
     "DRY_RUN",
     "CLEANUP_REGIONS",
+    "METRICS_NAMESPACE",
+    "COPY_GRACE",
+    "PENDING_LIMIT",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +37,12 @@ pub struct Config {
     pub keep_last: u32,
     pub dry_run: bool,
     pub cleanup_regions: Vec<Region>,
+    /// The CloudWatch namespace of every metric the functions publish (`METRICS_NAMESPACE`).
+    pub metrics_namespace: String,
+    /// How long a backup may wait for its DR copies before `monitor` counts them missing.
+    pub copy_grace: Duration,
+    /// How long a backup or copy may stay pending before `monitor` counts it stuck.
+    pub pending_limit: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +66,9 @@ impl Default for Config {
             keep_last: 1,
             dry_run: false,
             cleanup_regions: Vec::new(),
+            metrics_namespace: "EC2Backup".into(),
+            copy_grace: Duration::hours(2),
+            pending_limit: Duration::hours(6),
         }
     }
 }
@@ -93,6 +105,16 @@ impl Config {
         }
         if let Some(d) = duration("DEFAULT_RETENTION")? {
             config.default_retention = d;
+        }
+        if let Some(d) = duration("COPY_GRACE")? {
+            config.copy_grace = d;
+        }
+        if let Some(d) = duration("PENDING_LIMIT")? {
+            config.pending_limit = d;
+        }
+        if let Some(v) = get("METRICS_NAMESPACE") {
+            config.metrics_namespace =
+                validate_namespace(&v).map_err(|r| fail("METRICS_NAMESPACE", &v, r))?;
         }
         config.copy_retention = duration("COPY_RETENTION")?;
         let regions = |name: &'static str| -> Result<Vec<Region>, ConfigError> {
@@ -145,6 +167,19 @@ fn validate_prefix(v: &str) -> Result<String, String> {
             "use letters, digits and _ . - / + = @ only (':' separates the prefix from the rest)"
                 .into(),
         );
+    }
+    Ok(v.to_string())
+}
+
+/// CloudWatch's namespace rules: 1 to 255 of letters, digits, `. - _ / # :` and space, not
+/// blank, and not `AWS/` (AWS's own namespaces).
+fn validate_namespace(v: &str) -> Result<String, String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c);
+    if v.len() > 255 || v.trim().is_empty() || !v.chars().all(ok) {
+        return Err("expected 1 to 255 letters, digits, spaces or . - _ / # :".into());
+    }
+    if v.starts_with("AWS/") {
+        return Err("the AWS/ namespaces are AWS's own".into());
     }
     Ok(v.to_string())
 }
@@ -203,6 +238,9 @@ mod tests {
         assert_eq!(c.default_retention, Duration::days(7));
         assert_eq!(c.keep_last, 1);
         assert!(!c.dry_run);
+        assert_eq!(c.metrics_namespace, "EC2Backup");
+        assert_eq!(c.copy_grace, Duration::hours(2));
+        assert_eq!(c.pending_limit, Duration::hours(6));
     }
 
     #[test]
@@ -221,6 +259,9 @@ mod tests {
             ("KEEP_LAST", "3"),
             ("DRY_RUN", "TRUE"),
             ("CLEANUP_REGIONS", "ap-southeast-2"),
+            ("METRICS_NAMESPACE", "Ops/EC2 Backup"),
+            ("COPY_GRACE", "90m"),
+            ("PENDING_LIMIT", "1d"),
         ])
         .unwrap();
         assert_eq!(c.tag_prefix, "Snap");
@@ -246,6 +287,9 @@ mod tests {
             c.cleanup_regions,
             vec![Region::parse("ap-southeast-2").unwrap()]
         );
+        assert_eq!(c.metrics_namespace, "Ops/EC2 Backup");
+        assert_eq!(c.copy_grace, Duration::minutes(90));
+        assert_eq!(c.pending_limit, Duration::days(1));
     }
 
     #[test]
@@ -263,6 +307,10 @@ mod tests {
             ("TAG_PREFIX", "aws:backup"),
             ("TAG_PREFIX", "back up"),
             ("DEPLOYMENT_NAME", "a b"),
+            ("METRICS_NAMESPACE", "AWS/EC2"),
+            ("METRICS_NAMESPACE", "ec2|backup"),
+            ("COPY_GRACE", "2x"),
+            ("PENDING_LIMIT", "0h"),
         ];
         for (name, value) in cases {
             let err = config(&[(name, value)]).unwrap_err();

@@ -402,6 +402,27 @@ pub async fn handle(
     request_id: &str,
     now: DateTime<Utc>,
 ) -> Result<serde_json::Value, Error> {
+    let invocation = crate::metrics::Invocation::start(config, kind.function(), ec2.throttles());
+    let report = report(kind, config, ec2, payload, request_id, now).await;
+    let counts = report
+        .as_ref()
+        .map(CreateReport::metric_values)
+        .unwrap_or_else(|_| CreateReport::default().metric_values());
+    invocation.finish(counts, Vec::new(), ec2.throttles(), 0, now);
+    let report = report?;
+    let failed = report.failed.len();
+    crate::report::into_outcome(report, failed)
+}
+
+/// The invocation up to its report: the payload parsed, the backups made, the summary logged.
+async fn report(
+    kind: ResourceKind,
+    config: &Config,
+    ec2: &Ec2,
+    payload: &serde_json::Value,
+    request_id: &str,
+    now: DateTime<Utc>,
+) -> Result<CreateReport, Error> {
     let request = crate::event::parse_create_request(payload, kind).inspect_err(|e| {
         warn!(error = %e, "rejected payload");
     })?;
@@ -419,8 +440,7 @@ pub async fn handle(
         "done"
     );
     crate::report::warn_all(&report.warnings);
-    let failed = report.failed.len();
-    crate::report::into_outcome(report, failed)
+    Ok(report)
 }
 
 #[cfg(test)]

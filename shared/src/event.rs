@@ -28,6 +28,13 @@ impl ResourceKind {
             ResourceKind::Volume => "volume",
         }
     }
+    /// The function that backs it up (the binary's name, the metrics' `Function`).
+    pub fn function(self) -> &'static str {
+        match self {
+            ResourceKind::Instance => "create-image",
+            ResourceKind::Volume => "create-snapshot",
+        }
+    }
     /// What a backup of it is.
     pub fn backup_kind(self) -> crate::tags::Kind {
         match self {

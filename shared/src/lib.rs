@@ -27,6 +27,7 @@ pub mod error;
 pub mod event;
 pub mod expire;
 pub mod lambda;
+pub mod metrics;
 pub mod naming;
 pub mod permissions;
 pub mod region;

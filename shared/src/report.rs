@@ -85,6 +85,17 @@ pub struct CreateReport {
 }
 
 impl CreateReport {
+    /// The counts it publishes (`shared/metrics.json`, create-image and create-snapshot).
+    pub fn metric_values(&self) -> crate::metrics::Values {
+        use crate::metrics::{Metric, count};
+        vec![
+            (Metric::BackupsCreated, count(self.created.len())),
+            (Metric::BackupsSkipped, count(self.skipped.len())),
+            (Metric::BackupsFailed, count(self.failed.len())),
+            (Metric::Warnings, count(self.warnings.len())),
+        ]
+    }
+
     pub fn skip(&mut self, source: &str, reason: impl Into<String>) {
         self.skipped.push(Skipped {
             source: source.to_string(),

@@ -79,6 +79,18 @@ pub fn assert_rejects_bad_input(binary: &str) {
             .contains("expected"),
         "{line}"
     );
+    // A failed invocation still publishes its line: nothing done, and how long it took.
+    let function = std::path::Path::new(binary)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let emf = assert_invocation_metrics(&out, function, &[("Throttles", 0), ("Continuations", 0)]);
+    let list: Value = serde_json::from_str(shared::metrics::JSON).unwrap();
+    for name in list["functions"][function]["function"].as_array().unwrap() {
+        if name != "Duration" {
+            assert_eq!(emf[name.as_str().unwrap()], 0, "{name} in {emf}");
+        }
+    }
 
     let out = invoke(binary, "{}", &[("DEFAULT_INTERVAL", "fortnightly")]);
     assert_eq!(out.status.code(), Some(2), "the function must not start");
@@ -87,4 +99,74 @@ pub fn assert_rejects_bad_input(binary: &str) {
         stderr.contains("DEFAULT_INTERVAL") && stderr.contains("fortnightly"),
         "{stderr}"
     );
+}
+
+/// The binary's EMF lines (its stdout, which the emulator passes on with its logs).
+pub fn emf_lines(out: &Output) -> Vec<Value> {
+    text(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect()
+}
+
+/// Checks one EMF document against the embedded metric format specification and
+/// `shared/metrics.json`: a millisecond timestamp, one directive in the namespace, one
+/// dimension set whose values are strings at the root, and exactly the metrics that
+/// `function` publishes under `set`, each with its unit and a number at the root.
+pub fn assert_emf_document(doc: &Value, function: &str, set: &str) {
+    let list: Value = serde_json::from_str(shared::metrics::JSON).unwrap();
+    let aws = &doc["_aws"];
+    let ts = aws["Timestamp"].as_i64().unwrap_or_else(|| panic!("{doc}"));
+    let now = chrono::Utc::now().timestamp_millis();
+    assert!((ts - now).abs() < 86_400_000, "Timestamp is not milliseconds near now: {doc}");
+    let directives = aws["CloudWatchMetrics"].as_array().unwrap();
+    assert_eq!(directives.len(), 1, "{doc}");
+    let d = &directives[0];
+    assert_eq!(d["Namespace"], list["namespace"], "{doc}");
+    assert_eq!(d["Dimensions"], serde_json::json!([list["dimensions"][set]]), "{doc}");
+    for key in list["dimensions"][set].as_array().unwrap() {
+        assert!(doc[key.as_str().unwrap()].is_string(), "{key} in {doc}");
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for m in d["Metrics"].as_array().unwrap() {
+        let name = m["Name"].as_str().unwrap();
+        assert_eq!(m["Unit"], list["units"][name], "{name} in {doc}");
+        assert!(doc[name].is_number(), "{name} in {doc}");
+        names.push(name);
+    }
+    let mut expected: Vec<&str> = list["functions"][function][set]
+        .as_array()
+        .unwrap_or_else(|| panic!("{function} publishes nothing under {set}"))
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(names, expected, "{doc}");
+}
+
+/// The invocation's own EMF line (`[Deployment, Function]`), checked, with each of `counts`
+/// equal to the given number (what the result lists).
+pub fn assert_invocation_metrics(out: &Output, function: &str, counts: &[(&str, usize)]) -> Value {
+    let lines = emf_lines(out);
+    let line = lines
+        .iter()
+        .find(|l| {
+            l["Function"] == function
+                && l["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+                    == serde_json::json!([["Deployment", "Function"]])
+        })
+        .unwrap_or_else(|| panic!("no EMF line of {function}: {}", text(&out.stderr)))
+        .clone();
+    assert_emf_document(&line, function, "function");
+    for (name, n) in counts {
+        assert_eq!(line[*name], *n as u64, "{name} in {line}");
+    }
+    line
+}
+
+/// The number of entries of `list` in an emulator result line's response.
+pub fn listed(line: &Value, list: &str) -> usize {
+    line["response"][list].as_array().map_or(0, Vec::len)
 }

@@ -41,6 +41,8 @@ pub struct Moto {
 impl Moto {
     pub async fn start() -> Self {
         let turn = SERVER.lock().await;
+        // The functions' metrics lines go through the harness's capture, not past it.
+        shared::metrics::set_writer(|line| print!("{line}"));
         let url = server::moto_url().to_string();
         let moto = Self { url, _turn: turn };
         let (status, body) = moto.http("POST", "/moto-api/reset", "");

@@ -1,6 +1,9 @@
 //! The real `create-image` binary through the Lambda runtime loop: the wiring of `main`.
 
-use integration_tests::binary::{assert_rejects_bad_input, boto3, invoke, result, sample, text};
+use integration_tests::binary::{
+    assert_invocation_metrics, assert_rejects_bad_input, boto3, invoke, listed, result, sample,
+    text,
+};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_create-image");
 
@@ -38,6 +41,19 @@ fn a_scheduled_event_goes_through_the_runtime_loop_and_backs_up_what_opts_in() {
         .collect();
     assert!(created.contains(&id.as_str()), "{line}");
     assert_eq!(line["response"]["failed"], serde_json::json!([]));
+    // Its metrics line says what the result lists.
+    assert_invocation_metrics(
+        &out,
+        "create-image",
+        &[
+            ("BackupsCreated", listed(&line, "created")),
+            ("BackupsSkipped", listed(&line, "skipped")),
+            ("BackupsFailed", 0),
+            ("Warnings", listed(&line, "warnings")),
+            ("Throttles", 0),
+            ("Continuations", 0),
+        ],
+    );
 }
 
 #[test]

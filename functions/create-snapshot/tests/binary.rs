@@ -1,6 +1,9 @@
 //! The real `create-snapshot` binary through the Lambda runtime loop: the wiring of `main`.
 
-use integration_tests::binary::{assert_rejects_bad_input, boto3, invoke, result, sample, text};
+use integration_tests::binary::{
+    assert_invocation_metrics, assert_rejects_bad_input, boto3, invoke, listed, result, sample,
+    text,
+};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_create-snapshot");
 
@@ -20,6 +23,16 @@ fn a_scheduled_event_goes_through_the_runtime_loop_and_snapshots_what_opts_in() 
         .map(|c| c["source"].as_str().unwrap())
         .collect();
     assert!(created.contains(&id.as_str()), "{line}");
+    assert_invocation_metrics(
+        &out,
+        "create-snapshot",
+        &[
+            ("BackupsCreated", listed(&line, "created")),
+            ("BackupsSkipped", listed(&line, "skipped")),
+            ("BackupsFailed", listed(&line, "failed")),
+            ("Warnings", listed(&line, "warnings")),
+        ],
+    );
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! The real `expire` binary through the Lambda runtime loop: the wiring of `main`.
 
 use chrono::{TimeDelta, Utc};
-use integration_tests::binary::{assert_rejects_bad_input, boto3, invoke, result, text};
+use integration_tests::binary::{
+    assert_invocation_metrics, assert_rejects_bad_input, boto3, invoke, result, text,
+};
 use shared::tags::format_time;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_expire");
@@ -27,6 +29,24 @@ fn a_sweep_goes_through_the_runtime_loop_and_deregisters_what_expired() {
         .map(|d| d["id"].as_str().unwrap())
         .collect();
     assert!(deregistered.contains(&image.as_str()), "{line}");
+    let total = |list: &str| -> usize {
+        line["response"]["regions"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|r| r[list].as_array().map_or(0, Vec::len))
+            .sum()
+    };
+    assert_invocation_metrics(
+        &out,
+        "expire",
+        &[
+            ("ImagesDeregistered", total("deregistered")),
+            ("SnapshotsDeleted", total("deleted_snapshots")),
+            ("BackupsKept", total("kept")),
+            ("DeletesFailed", total("failed")),
+        ],
+    );
 }
 
 #[test]

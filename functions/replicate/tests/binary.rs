@@ -1,7 +1,10 @@
 //! The real `replicate` binary through the Lambda runtime loop: the wiring of `main`.
 
 use chrono::{TimeDelta, Utc};
-use integration_tests::binary::{assert_rejects_bad_input, boto3, invoke, result, sample, text};
+use integration_tests::binary::{
+    assert_emf_document, assert_invocation_metrics, assert_rejects_bad_input, boto3, emf_lines,
+    invoke, listed, result, sample, text,
+};
 use shared::tags::format_time;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_replicate");
@@ -30,6 +33,24 @@ fn the_reconcile_sweep_goes_through_the_runtime_loop_and_copies_what_is_missing(
         .collect();
     assert!(copied.contains(&(image.as_str(), "us-west-2")), "{line}");
     assert_eq!(line["response"]["failed"], serde_json::json!([]));
+    assert_invocation_metrics(
+        &out,
+        "replicate",
+        &[
+            ("CopiesStarted", listed(&line, "copied")),
+            ("CopiesSkipped", listed(&line, "skipped")),
+            ("CopiesDeferred", listed(&line, "deferred")),
+            ("CopiesFailed", 0),
+        ],
+    );
+    // And one line per destination, with the copies started there.
+    let west = emf_lines(&out)
+        .into_iter()
+        .find(|l| l["Region"] == "us-west-2")
+        .unwrap_or_else(|| panic!("no EMF line for us-west-2: {}", text(&out.stderr)));
+    assert_emf_document(&west, "replicate", "destination");
+    let started_west = copied.iter().filter(|(_, r)| *r == "us-west-2").count();
+    assert_eq!(west["CopiesStarted"], started_west as u64, "{west}");
 }
 
 #[test]

@@ -18,6 +18,8 @@ use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Describe calls ask for the largest page EC2 allows, so a sweep is a handful of calls.
 pub const DEFAULT_PAGE_SIZE: i32 = 1000;
@@ -31,16 +33,64 @@ pub struct Ec2 {
     client: Client,
     region: Region,
     page_size: i32,
+    throttles: ThrottleCounter,
 }
 
+/// Counts the throttled answers EC2 sent (`RequestLimitExceeded`, HTTP 503), each retry's
+/// included: the SDK retries them, so a result never shows them, but the `Throttles` metric
+/// does.
+#[derive(Debug, Clone, Default)]
+struct ThrottleCounter(Arc<AtomicU64>);
+
+impl aws_sdk_ec2::config::Intercept for ThrottleCounter {
+    fn name(&self) -> &'static str {
+        "ThrottleCounter"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &aws_sdk_ec2::config::interceptors::AfterDeserializationInterceptorContextRef<'_>,
+        _: &aws_sdk_ec2::config::RuntimeComponents,
+        _: &mut aws_sdk_ec2::config::ConfigBag,
+    ) -> Result<(), aws_sdk_ec2::error::BoxError> {
+        let response = context.response();
+        let status = response.status().as_u16();
+        let throttled = status == 503
+            || (status >= 400
+                && response
+                    .body()
+                    .bytes()
+                    .is_some_and(|b| b.windows(THROTTLED.len()).any(|w| w == THROTTLED)));
+        if throttled {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+const THROTTLED: &[u8] = b"RequestLimitExceeded";
+
 impl Ec2 {
-    /// An adapter over a client made elsewhere (the tests' moto and mocked clients).
+    /// An adapter over a client made elsewhere (the tests' moto and mocked clients); the
+    /// client gets the throttle counter.
     pub fn new(client: Client, region: Region) -> Self {
+        let throttles = ThrottleCounter::default();
+        let conf = client
+            .config()
+            .to_builder()
+            .interceptor(throttles.clone())
+            .build();
         Self {
-            client,
+            client: Client::from_conf(conf),
             region,
             page_size: DEFAULT_PAGE_SIZE,
+            throttles,
         }
+    }
+
+    /// The throttled answers this adapter (and its clones) received so far.
+    pub fn throttles(&self) -> u64 {
+        self.throttles.0.load(Ordering::Relaxed)
     }
 
     /// A client for `region`, from the shared SDK configuration (credentials, retries, endpoint).

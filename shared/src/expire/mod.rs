@@ -161,6 +161,18 @@ impl ExpireReport {
     pub fn failed(&self) -> usize {
         self.regions.values().map(|r| r.failed.len()).sum()
     }
+
+    /// The counts it publishes (`shared/metrics.json`, expire), over every region swept.
+    pub fn metric_values(&self) -> crate::metrics::Values {
+        use crate::metrics::{Metric, count};
+        let sum = |f: fn(&RegionReport) -> usize| count(self.regions.values().map(f).sum());
+        vec![
+            (Metric::ImagesDeregistered, sum(|r| r.deregistered.len())),
+            (Metric::SnapshotsDeleted, sum(|r| r.deleted_snapshots.len())),
+            (Metric::BackupsKept, sum(|r| r.kept.len())),
+            (Metric::DeletesFailed, sum(|r| r.failed.len())),
+        ]
+    }
 }
 
 /// One region's backups, read with one paginated describe of each kind.
@@ -478,6 +490,25 @@ pub async fn handle(
     payload: &Value,
     now: DateTime<Utc>,
 ) -> Result<Value, Error> {
+    let invocation = crate::metrics::Invocation::start(config, "expire", clients.throttles());
+    let report = report(config, clients, payload, now).await;
+    let counts = report
+        .as_ref()
+        .map(ExpireReport::metric_values)
+        .unwrap_or_else(|_| ExpireReport::default().metric_values());
+    invocation.finish(counts, Vec::new(), clients.throttles(), 0, now);
+    let report = report?;
+    let failed = report.failed();
+    crate::report::into_outcome(report, failed)
+}
+
+/// The invocation up to its report: the payload parsed, the regions swept, the summary logged.
+async fn report(
+    config: &Config,
+    clients: &Clients,
+    payload: &Value,
+    now: DateTime<Utc>,
+) -> Result<ExpireReport, Error> {
     let request = parse_expire_request(payload).inspect_err(|e| {
         warn!(error = %e, "rejected payload");
     })?;
@@ -497,7 +528,7 @@ pub async fn handle(
         "done"
     );
     crate::report::warn_all(&report.warnings);
-    crate::report::into_outcome(report, failed)
+    Ok(report)
 }
 
 #[cfg(test)]

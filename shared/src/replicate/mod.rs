@@ -475,6 +475,38 @@ pub async fn handle(
     payload: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<serde_json::Value, Error> {
+    let invocation = crate::metrics::Invocation::start(config, "replicate", clients.throttles());
+    let report = report(config, clients, payload, now).await;
+    let (counts, by_region) = match &report {
+        Ok(r) => (r.metric_values(), r.metric_values_by_region()),
+        Err(_) => (ReplicateReport::default().metric_values(), Default::default()),
+    };
+    // A dry run publishes only its own line (see `metrics::Publisher::dry_run`).
+    let per_region = if config.dry_run {
+        Vec::new()
+    } else {
+        by_region
+            .iter()
+            .map(|(region, values)| {
+                invocation
+                    .publisher()
+                    .for_region(region.as_str(), true, values, now)
+            })
+            .collect()
+    };
+    invocation.finish(counts, per_region, clients.throttles(), 0, now);
+    let report = report?;
+    let failed = report.failed.len();
+    crate::report::into_outcome(report, failed)
+}
+
+/// The invocation up to its report: the payload parsed, the copies made, the summary logged.
+async fn report(
+    config: &Config,
+    clients: &Clients,
+    payload: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<ReplicateReport, Error> {
     let request = parse_replicate_request(payload).inspect_err(|e| {
         warn!(error = %e, "rejected payload");
     })?;
@@ -494,6 +526,5 @@ pub async fn handle(
         "done"
     );
     crate::report::warn_all(&report.warnings);
-    let failed = report.failed.len();
-    crate::report::into_outcome(report, failed)
+    Ok(report)
 }

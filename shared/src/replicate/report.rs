@@ -32,6 +32,45 @@ impl ReplicateReport {
         });
     }
 
+    /// The counts it publishes (`shared/metrics.json`, replicate).
+    pub fn metric_values(&self) -> crate::metrics::Values {
+        use crate::metrics::{Metric, count};
+        vec![
+            (Metric::CopiesStarted, count(self.copied.len())),
+            (Metric::CopiesSkipped, count(self.skipped.len())),
+            (Metric::CopiesDeferred, count(self.deferred.len())),
+            (Metric::CopiesFailed, count(self.failed.len())),
+        ]
+    }
+
+    /// The same counts per destination region (the entries that name one), for the
+    /// dashboard's copies per DR region.
+    pub fn metric_values_by_region(&self) -> std::collections::BTreeMap<Region, crate::metrics::Values> {
+        use crate::metrics::Metric;
+        let mut by: std::collections::BTreeMap<Region, [usize; 4]> = Default::default();
+        let mut add = |region: Option<&Region>, i: usize| {
+            if let Some(r) = region {
+                by.entry(r.clone()).or_default()[i] += 1;
+            }
+        };
+        self.copied.iter().for_each(|c| add(Some(&c.region), 0));
+        self.skipped.iter().for_each(|c| add(c.region.as_ref(), 1));
+        self.deferred.iter().for_each(|c| add(Some(&c.region), 2));
+        self.failed.iter().for_each(|c| add(c.region.as_ref(), 3));
+        by.into_iter()
+            .map(|(region, n)| {
+                let names = [
+                    Metric::CopiesStarted,
+                    Metric::CopiesSkipped,
+                    Metric::CopiesDeferred,
+                    Metric::CopiesFailed,
+                ];
+                let values = names.into_iter().zip(n).map(|(m, n)| (m, n as f64)).collect();
+                (region, values)
+            })
+            .collect()
+    }
+
     /// A stable order, whatever order the calls finished in.
     pub fn sort(&mut self) {
         self.copied
