@@ -29,6 +29,7 @@ pub mod expire;
 pub mod lambda;
 pub mod metrics;
 pub mod naming;
+pub mod pacing;
 pub mod permissions;
 pub mod region;
 pub mod replicate;

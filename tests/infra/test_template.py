@@ -73,6 +73,7 @@ VARIABLE_PARAMETERS = {
     "METRICS_NAMESPACE": "MetricsNamespace",
     "COPY_GRACE": "CopyGrace",
     "PENDING_LIMIT": "PendingLimit",
+    "EC2_RATE_LIMITS": "Ec2RateLimits",
 }
 
 
@@ -297,6 +298,11 @@ def test_parameter_is_described_and_constrained(name):
      ["", " ", "   ", "AWS/EC2", "AWS/", "ec2|backup", "x" * 256, "back\tup", "bäckup"]),
     ("CopyGrace", ["2h", "90m", "1d", "3"], ["", "0h", "2x", "1.5h", "2 h"]),
     ("PendingLimit", ["6h", "1d", "2w"], ["", "0", "-6h", "6hours"]),
+    # shared/src/pacing.rs RateLimits::parse: known actions, rate above 0, whole burst 1 or more.
+    ("Ec2RateLimits", ["", "CreateImage=5/50", "CreateImage=5/50,CopyImage=0.5/20", " CreateTags = 8 / 80 ",
+                       "DescribeImages=.5/1"],
+     ["CreateImage", "CreateImage=5", "CreateImage=0/50", "CreateImage=0.0/5", "CreateImage=5/0",
+      "CreateImage=5/2.5", "RunInstances=5/50", "CreateImage=5/50,", "createimage=5/50"]),
 ])
 def test_parameter_patterns_match_what_the_config_accepts(name, good, bad):
     pattern = PARAMS[name]["AllowedPattern"]
