@@ -259,12 +259,28 @@ pub async fn execute(ec2: &Ec2, plan: Plan, dry_run: bool) -> CreateReport {
         }
         return report;
     }
+    // Each outcome is logged as it comes, so that a timeout loses no line.
+    let region = ec2.region();
     let outcomes: Vec<(Job, Result<String, Error>)> = stream::iter(jobs)
         .map(|job| async move {
             let result = match &job {
                 Job::Image(r) => ec2.create_image(r).await,
                 Job::Snapshot(r) => ec2.create_snapshot(r).await,
             };
+            match &result {
+                Ok(id) => {
+                    info!(source = job.source(), backup_id = %id, name = job.name(), region = %region, "backup created")
+                }
+                Err(Error::Deadline { .. }) => {
+                    info!(source = job.source(), region = %region, "backup not started: the deadline is near; the next schedule makes it")
+                }
+                Err(e) if e.code() == Some("InvalidAMIName.Duplicate") => {
+                    info!(source = job.source(), name = job.name(), "backup already made this minute")
+                }
+                Err(e) => {
+                    warn!(source = job.source(), error = %e, code = e.code().unwrap_or(""), "backup failed")
+                }
+            }
             (job, result)
         })
         .buffer_unordered(CREATE_CONCURRENCY)
@@ -273,20 +289,15 @@ pub async fn execute(ec2: &Ec2, plan: Plan, dry_run: bool) -> CreateReport {
     for (job, result) in outcomes {
         match result {
             Ok(id) => {
-                info!(source = job.source(), backup_id = %id, name = job.name(), region = %ec2.region(), "backup created");
                 report.created.push(Created {
                     source: job.source().to_string(),
                     id: Some(id),
                     name: job.name().to_string(),
                 });
             }
+            Err(Error::Deadline { .. }) => report.remaining += 1,
             // The name holds the minute: another invocation for the same event got there first.
             Err(e) if e.code() == Some("InvalidAMIName.Duplicate") => {
-                info!(
-                    source = job.source(),
-                    name = job.name(),
-                    "backup already made this minute"
-                );
                 report.skip(
                     job.source(),
                     format!(
@@ -296,7 +307,6 @@ pub async fn execute(ec2: &Ec2, plan: Plan, dry_run: bool) -> CreateReport {
                 );
             }
             Err(e) => {
-                warn!(source = job.source(), error = %e, code = e.code().unwrap_or(""), "backup failed");
                 report
                     .failed
                     .push(Failed::from_error(job.source(), None, &e));
@@ -388,8 +398,12 @@ pub async fn handle_event(
     ec2: &Ec2,
     event: lambda_runtime::LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, Error> {
-    let request_id = event.context.request_id;
-    handle(kind, config, ec2, &event.payload, &request_id, Utc::now()).await
+    let request_id = event.context.request_id.clone();
+    let ec2 = match crate::lambda::deadline(&event.context) {
+        Some(deadline) => ec2.until(deadline),
+        None => ec2.clone(),
+    };
+    handle(kind, config, &ec2, &event.payload, &request_id, Utc::now()).await
 }
 
 /// The whole handler of a create function: parse, run, and turn the report into the
@@ -436,6 +450,7 @@ async fn report(
         skipped = report.skipped.len(),
         failed = report.failed.len(),
         warnings = report.warnings.len(),
+        remaining = report.remaining,
         dry_run = report.dry_run,
         "done"
     );

@@ -15,6 +15,12 @@ pub enum Error {
     },
     #[error("invalid payload: {0}")]
     Payload(String),
+    /// A call not started because it could not finish before the invocation's deadline.
+    #[error("{operation} in {region} was not started: the invocation's deadline is too near")]
+    Deadline {
+        operation: &'static str,
+        region: String,
+    },
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// Some resources failed; the message carries the whole result so nothing is lost.
@@ -62,7 +68,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Aws { code, .. } => RETRYABLE_CODES.contains(&code.as_str()),
-            Error::SomeFailed { .. } => true,
+            Error::SomeFailed { .. } | Error::Deadline { .. } => true,
             Error::Payload(_) | Error::Config(_) => false,
         }
     }
@@ -75,6 +81,7 @@ impl From<Error> for Diagnostic {
             Error::Payload(_) => "InvalidPayload".into(),
             Error::Config(_) => "InvalidConfiguration".into(),
             Error::SomeFailed { .. } => "PartialFailure".into(),
+            Error::Deadline { .. } => "Deadline".into(),
         };
         let class = if err.is_retryable() {
             "Retryable"

@@ -114,6 +114,32 @@ impl RateLimits {
     }
 }
 
+/// When an invocation must stop starting calls: its deadline less a margin that leaves room for
+/// the call in flight to finish and the result to be returned. The margin is a tenth of the
+/// invocation's time, at least 2 s and at most 30 s: 3 s of a 30-second timeout, 30 s of a
+/// 900-second one (a call with the SDK's retries can take that long).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    at: Instant,
+    margin: Duration,
+}
+
+impl Deadline {
+    /// The deadline of an invocation that started at `started`.
+    pub fn new(at: Instant, started: Instant) -> Self {
+        let total = at.saturating_duration_since(started);
+        Self {
+            at,
+            margin: (total / 10).clamp(Duration::from_secs(2), Duration::from_secs(30)),
+        }
+    }
+
+    /// Whether a call that leaves at `leaves` can still be started.
+    pub fn allows(&self, leaves: Instant) -> bool {
+        leaves + self.margin <= self.at
+    }
+}
+
 /// One action's bucket on our side. Callers reserve a token each, in order: the tokens may go
 /// below zero, and each caller waits until its own token has refilled.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +157,11 @@ impl Bucket {
             tokens: rate.burst,
             updated: now,
         }
+    }
+
+    /// Gives back the token of a reservation whose call will not be made.
+    pub fn unreserve(&mut self) {
+        self.tokens = (self.tokens + 1.0).min(self.rate.burst);
     }
 
     /// Takes a token at `now` and says how long to wait before the call may leave.
@@ -162,25 +193,35 @@ impl Pacer {
         }
     }
 
-    /// Waits until a call of `action` may leave.
-    pub async fn pace(&self, action: &'static str) {
-        let Some(rate) = self.limits.get(action) else {
-            return;
+    /// Waits until a call of `action` may leave; `false`, at once and without taking a token,
+    /// when it could only leave past `deadline`.
+    pub async fn pace(&self, action: &'static str, deadline: Option<&Deadline>) -> bool {
+        // tokio's clock, so that tests with paused time see the waits they cause.
+        let now = tokio::time::Instant::now().into_std();
+        let wait = match self.limits.get(action) {
+            None => Duration::ZERO,
+            Some(rate) => {
+                // A poisoned lock only means another task panicked while holding it; the
+                // buckets are still usable.
+                let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+                let bucket = buckets
+                    .entry(action)
+                    .or_insert_with(|| Bucket::new(rate, now));
+                let wait = bucket.reserve(now);
+                if deadline.is_some_and(|d| !d.allows(now + wait)) {
+                    bucket.unreserve();
+                    return false;
+                }
+                wait
+            }
         };
-        let wait = {
-            // A poisoned lock only means another task panicked while holding it; the buckets
-            // are still usable.
-            let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-            // tokio's clock, so that tests with paused time see the waits they cause.
-            let now = tokio::time::Instant::now().into_std();
-            buckets
-                .entry(action)
-                .or_insert_with(|| Bucket::new(rate, now))
-                .reserve(now)
-        };
+        if deadline.is_some_and(|d| !d.allows(now + wait)) {
+            return false;
+        }
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+        true
     }
 }
 
@@ -260,19 +301,50 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn the_pacer_sleeps_each_call_to_its_turn() {
-        let pacer = Pacer::new(RateLimits::parse("CreateImage=2/1").unwrap());
-        let t0 = tokio::time::Instant::now();
+        let pacer = Pacer::new(RateLimits::parse("CreateImage=40/1").unwrap());
+        let t0 = std::time::Instant::now();
         for _ in 0..5 {
-            pacer.pace("CreateImage").await;
+            assert!(pacer.pace("CreateImage", None).await);
         }
-        // One at once, then one every half second.
+        // One at once, then one every 25 ms.
         let took = t0.elapsed().as_secs_f64();
-        assert!((took - 2.0).abs() < 0.05, "{took}");
+        assert!((0.1..0.3).contains(&took), "{took}");
         // An action without a bucket is not paced.
-        let t1 = tokio::time::Instant::now();
-        pacer.pace("RunInstances").await;
-        assert_eq!(t1.elapsed(), Duration::ZERO);
+        let t1 = std::time::Instant::now();
+        assert!(pacer.pace("RunInstances", None).await);
+        assert!(t1.elapsed() < Duration::from_millis(20));
+    }
+
+    #[test]
+    fn the_margin_is_a_tenth_of_the_invocation_between_2_and_30_seconds() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let d = Deadline::new(t0 + secs(30), t0);
+        assert!(d.allows(t0 + secs(27)) && !d.allows(t0 + Duration::from_millis(27_001)));
+        let d = Deadline::new(t0 + secs(900), t0);
+        assert!(d.allows(t0 + secs(870)) && !d.allows(t0 + secs(871)));
+        let d = Deadline::new(t0 + secs(5), t0);
+        assert!(d.allows(t0 + secs(3)) && !d.allows(t0 + secs(4)));
+    }
+
+    #[tokio::test]
+    async fn a_call_that_could_only_leave_past_the_deadline_is_not_started_and_keeps_its_token() {
+        let pacer = Pacer::new(RateLimits::parse("CreateImage=1/1").unwrap());
+        let t0 = Instant::now();
+        // 10 s to go, so a 2 s margin: the first call leaves now.
+        let deadline = Deadline::new(t0 + Duration::from_secs(10), t0);
+        assert!(pacer.pace("CreateImage", Some(&deadline)).await);
+        // The next would wait a second for its token: past a deadline 2.5 s away.
+        let near = Deadline::new(t0 + Duration::from_millis(2500), t0);
+        let t1 = Instant::now();
+        assert!(!pacer.pace("CreateImage", Some(&near)).await);
+        assert!(t1.elapsed() < Duration::from_millis(100), "refused at once");
+        // Its token was not taken: the next call waits one second, not two.
+        let t2 = Instant::now();
+        assert!(pacer.pace("CreateImage", None).await);
+        let waited = t2.elapsed().as_secs_f64();
+        assert!((0.8..1.5).contains(&waited), "{waited}");
     }
 }

@@ -82,6 +82,14 @@ pub struct CreateReport {
     pub failed: Vec<Failed>,
     pub warnings: Vec<Warning>,
     pub dry_run: bool,
+    /// Backups not started because the invocation's deadline was too near: the next schedule
+    /// finds them due.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub remaining: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl CreateReport {

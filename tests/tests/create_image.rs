@@ -571,11 +571,62 @@ async fn a_sweep_paced_to_ec2s_bucket_is_never_throttled_and_takes_the_bucket_li
     .unwrap();
     let took = started.elapsed().as_secs_f64();
     assert_eq!(report["created"].as_array().unwrap().len(), 12, "{report}");
-    assert_eq!(moto.throttled(HOME).get("CreateImage"), None, "paced: never throttled");
+    assert_eq!(
+        moto.throttled(HOME).get("CreateImage"),
+        None,
+        "paced: never throttled"
+    );
     assert_eq!(ec2.throttles(), 0);
     assert_eq!(moto.calls_in(HOME).get("CreateImage"), Some(&12));
     // (12 - 2) / 3.2 = 3.1 s at least: the calls left at the function's pace.
     assert!(took >= 3.0, "{took} s");
+}
+
+#[tokio::test]
+async fn a_sweep_past_its_deadline_starts_no_more_calls_and_the_next_makes_the_rest() {
+    let moto = start().await;
+    for _ in 0..10 {
+        moto.instance(HOME, &[("Backup", "true")], 0).await;
+    }
+    let limits = shared::pacing::RateLimits::parse("CreateImage=2/1").unwrap();
+    let ec2 = moto.ec2(HOME).paced(&limits);
+    // 4 s to go: with its 2 s margin, calls may leave during the first 2 s, one every half
+    // second.
+    let t0 = std::time::Instant::now();
+    let deadline = shared::pacing::Deadline::new(t0 + std::time::Duration::from_secs(4), t0);
+    let first = sweep_with(&ec2.until(deadline), now()).await;
+    let made = first["created"].as_array().unwrap().len();
+    let remaining = first["remaining"].as_u64().unwrap_or(0) as usize;
+    assert!((3..=7).contains(&made), "{first}");
+    assert_eq!(made + remaining, 10, "{first}");
+    assert_eq!(
+        first["failed"],
+        json!([]),
+        "what did not fit is not a failure"
+    );
+    assert!(
+        t0.elapsed().as_secs_f64() < 4.0,
+        "it returned before its deadline"
+    );
+    // The next schedule (an hour later, no deadline) finds the rest due, and only the rest.
+    let second = sweep_with(&ec2, now() + TimeDelta::hours(1)).await;
+    assert_eq!(
+        second["created"].as_array().unwrap().len(),
+        remaining,
+        "{second}"
+    );
+    assert_eq!(second.get("remaining"), None);
+    assert_eq!(
+        managed_images(&moto).await.len(),
+        10,
+        "one backup of each, no duplicate"
+    );
+}
+
+async fn sweep_with(ec2: &shared::ec2::Ec2, at: DateTime<Utc>) -> Value {
+    handle(Instance, &config(), ec2, &scheduled_at(at), at)
+        .await
+        .expect("sweep succeeds")
 }
 
 #[tokio::test]
@@ -598,8 +649,15 @@ async fn an_unpaced_sweep_into_an_empty_bucket_waits_the_throttling_out_and_coun
     .unwrap();
     assert_eq!(report["created"].as_array().unwrap().len(), 12, "{report}");
     assert_eq!(report["failed"], json!([]));
-    let throttled = moto.throttled(HOME).get("CreateImage").copied().unwrap_or(0);
-    assert!(throttled > 0, "8 calls at once into a bucket of 3 must be throttled");
+    let throttled = moto
+        .throttled(HOME)
+        .get("CreateImage")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        throttled > 0,
+        "8 calls at once into a bucket of 3 must be throttled"
+    );
     // The adapter counted exactly the throttled answers the server sent.
     assert_eq!(ec2.throttles(), throttled);
 }

@@ -824,25 +824,6 @@ async fn a_limit_error_defers_the_copy_to_the_next_sweep_without_failing() {
         "{copies}"
     );
 
-    // AND throttling that outlasts the SDK's retries (3 attempts here) is deferred too
-    moto.http("DELETE", "/_test/faults", "");
-    moto.fault(
-        json!({"action": "CopyImage", "region": DR, "code": "RequestLimitExceeded",
-                      "message": "slow down", "status": 503, "count": 10}),
-    );
-    moto.reset_calls();
-    let throttled = replicate(&moto, &config(), &available(&ami)).await;
-    assert_eq!(
-        throttled["deferred"][0]["code"], "RequestLimitExceeded",
-        "{throttled}"
-    );
-    assert_eq!(throttled["failed"], json!([]));
-    assert_eq!(
-        count(&moto.calls_in(DR), "CopyImage"),
-        3,
-        "retried by the SDK"
-    );
-
     // AND once the limit clears, the next sweep makes the missing copy, and only it
     moto.http("DELETE", "/_test/faults", "");
     let swept = replicate(&moto, &config(), &sweep_event()).await;
@@ -853,6 +834,32 @@ async fn a_limit_error_defers_the_copy_to_the_next_sweep_without_failing() {
     assert!(
         copies.contains(&format!("{DR}={}", made[0].2)) && copies.contains(DR2),
         "{copies}"
+    );
+}
+
+#[tokio::test]
+async fn throttling_that_outlasts_the_sdks_retries_is_waited_out_not_deferred() {
+    let moto = start().await;
+    let ami = image_backup(&moto, &[("backup:copy-to", DR)]).await;
+    // Five throttled answers: the SDK's three attempts, then two more rounds of the adapter.
+    moto.fault(
+        json!({"action": "CopyImage", "region": DR, "code": "RequestLimitExceeded",
+                      "message": "slow down", "status": 503, "count": 5}),
+    );
+    moto.reset_calls();
+    let report = replicate(&moto, &config(), &available(&ami)).await;
+    assert_eq!(report["deferred"], json!([]), "{report}");
+    assert_eq!(report["failed"], json!([]));
+    assert_eq!(copied(&report).len(), 1, "{report}");
+    assert_eq!(
+        count(&moto.calls_in(DR), "CopyImage"),
+        6,
+        "5 throttled, then the copy"
+    );
+    assert_eq!(
+        image_copies(&moto, DR, &ami).await.len(),
+        1,
+        "one copy, no duplicate"
     );
 }
 

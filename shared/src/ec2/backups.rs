@@ -124,7 +124,7 @@ impl Ec2 {
                         .send();
                     // Each page is a call: each waits for its token.
                     loop {
-                        self.pace("DescribeImages").await;
+                        self.pace("DescribeImages").await?;
                         let Some(page) = images.next().await else {
                             break;
                         };
@@ -142,7 +142,7 @@ impl Ec2 {
                         .page_size(self.page_size)
                         .send();
                     loop {
-                        self.pace("DescribeSnapshots").await;
+                        self.pace("DescribeSnapshots").await?;
                         let Some(page) = snapshots.next().await else {
                             break;
                         };
@@ -179,106 +179,123 @@ impl Ec2 {
     /// CreateImage, tagging the image and its snapshots in the same call so that no backup
     /// ever exists untagged.
     pub async fn create_image(&self, req: &ImageRequest) -> Result<String, Error> {
-        self.pace("CreateImage").await;
         let out = self
-            .client
-            .create_image()
-            .instance_id(&req.instance_id)
-            .name(&req.name)
-            .description(&req.description)
-            .no_reboot(!req.reboot)
-            .tag_specifications(tag_specification(ResourceType::Image, &req.tags))
-            .tag_specifications(tag_specification(ResourceType::Snapshot, &req.tags))
-            .send()
-            .await
-            .map_err(self.err("CreateImage"))?;
+            .call("CreateImage", async || {
+                self.client
+                    .create_image()
+                    .instance_id(&req.instance_id)
+                    .name(&req.name)
+                    .description(&req.description)
+                    .no_reboot(!req.reboot)
+                    .tag_specifications(tag_specification(ResourceType::Image, &req.tags))
+                    .tag_specifications(tag_specification(ResourceType::Snapshot, &req.tags))
+                    .send()
+                    .await
+                    .map_err(self.err("CreateImage"))
+            })
+            .await?;
         self.made("CreateImage", "image", out.image_id())
     }
 
     pub async fn create_snapshot(&self, req: &SnapshotRequest) -> Result<String, Error> {
-        self.pace("CreateSnapshot").await;
         let out = self
-            .client
-            .create_snapshot()
-            .volume_id(&req.volume_id)
-            .description(&req.description)
-            .tag_specifications(tag_specification(ResourceType::Snapshot, &req.tags))
-            .send()
-            .await
-            .map_err(self.err("CreateSnapshot"))?;
+            .call("CreateSnapshot", async || {
+                self.client
+                    .create_snapshot()
+                    .volume_id(&req.volume_id)
+                    .description(&req.description)
+                    .tag_specifications(tag_specification(ResourceType::Snapshot, &req.tags))
+                    .send()
+                    .await
+                    .map_err(self.err("CreateSnapshot"))
+            })
+            .await?;
         self.made("CreateSnapshot", "snapshot", out.snapshot_id())
     }
 
     /// CopyImage into this (the destination) region, tagging the image and its snapshots in the
     /// same call.
     pub async fn copy_image(&self, job: &CopyJob) -> Result<String, Error> {
-        self.pace("CopyImage").await;
-        let request = self
-            .client
-            .copy_image()
-            .source_image_id(&job.source_id)
-            .source_region(job.source_region.as_str())
-            .name(&job.name)
-            .description(&job.description)
-            .client_token(&job.client_token)
-            .tag_specifications(tag_specification(ResourceType::Image, &job.tags))
-            .tag_specifications(tag_specification(ResourceType::Snapshot, &job.tags));
-        let request = match &job.encryption {
-            Encryption::AsSource => request,
-            Encryption::DestinationDefault => request.encrypted(true),
-            Encryption::Key(k) => request.encrypted(true).kms_key_id(k),
-        };
-        let out = request.send().await.map_err(self.err("CopyImage"))?;
+        // The ClientToken makes a retry of a copy EC2 did start return that copy.
+        let out = self
+            .call("CopyImage", async || {
+                let request = self
+                    .client
+                    .copy_image()
+                    .source_image_id(&job.source_id)
+                    .source_region(job.source_region.as_str())
+                    .name(&job.name)
+                    .description(&job.description)
+                    .client_token(&job.client_token)
+                    .tag_specifications(tag_specification(ResourceType::Image, &job.tags))
+                    .tag_specifications(tag_specification(ResourceType::Snapshot, &job.tags));
+                let request = match &job.encryption {
+                    Encryption::AsSource => request,
+                    Encryption::DestinationDefault => request.encrypted(true),
+                    Encryption::Key(k) => request.encrypted(true).kms_key_id(k),
+                };
+                request.send().await.map_err(self.err("CopyImage"))
+            })
+            .await?;
         self.made("CopyImage", "image", out.image_id())
     }
 
     /// CopySnapshot into this (the destination) region, tagged in the same call.
     pub async fn copy_snapshot(&self, job: &CopyJob) -> Result<String, Error> {
-        self.pace("CopySnapshot").await;
-        let request = self
-            .client
-            .copy_snapshot()
-            .source_snapshot_id(&job.source_id)
-            .source_region(job.source_region.as_str())
-            .description(&job.description)
-            .tag_specifications(tag_specification(ResourceType::Snapshot, &job.tags));
-        let request = match &job.encryption {
-            Encryption::AsSource => request,
-            Encryption::DestinationDefault => request.encrypted(true),
-            Encryption::Key(k) => request.encrypted(true).kms_key_id(k),
-        };
-        let out = request.send().await.map_err(self.err("CopySnapshot"))?;
+        let out = self
+            .call("CopySnapshot", async || {
+                let request = self
+                    .client
+                    .copy_snapshot()
+                    .source_snapshot_id(&job.source_id)
+                    .source_region(job.source_region.as_str())
+                    .description(&job.description)
+                    .tag_specifications(tag_specification(ResourceType::Snapshot, &job.tags));
+                let request = match &job.encryption {
+                    Encryption::AsSource => request,
+                    Encryption::DestinationDefault => request.encrypted(true),
+                    Encryption::Key(k) => request.encrypted(true).kms_key_id(k),
+                };
+                request.send().await.map_err(self.err("CopySnapshot"))
+            })
+            .await?;
         self.made("CopySnapshot", "snapshot", out.snapshot_id())
     }
 
     /// One CreateTags for all of `resources` (EC2 takes up to 1,000 ids per call). Only ever
     /// called on our own backups, never on a user's instance or volume.
     pub async fn tag_resources(&self, resources: &[String], tags: &Tags) -> Result<(), Error> {
-        self.pace("CreateTags").await;
-        self.client
-            .create_tags()
-            .set_resources(Some(resources.to_vec()))
-            .set_tags(Some(sdk_tags(tags)))
-            .send()
-            .await
-            .map_err(self.err("CreateTags"))?;
-        Ok(())
+        self.call("CreateTags", async || {
+            self.client
+                .create_tags()
+                .set_resources(Some(resources.to_vec()))
+                .set_tags(Some(sdk_tags(tags)))
+                .send()
+                .await
+                .map(drop)
+                .map_err(self.err("CreateTags"))
+        })
+        .await
     }
 
     /// DeregisterImage, leaving its snapshots (they are deleted one by one, after).
     pub async fn deregister_image(&self, image_id: &str) -> Result<(), Error> {
-        self.pace("DeregisterImage").await;
-        let call = self.client.deregister_image().image_id(image_id).send();
-        call.await.map(drop).map_err(self.err("DeregisterImage"))
+        self.call("DeregisterImage", async || {
+            let call = self.client.deregister_image().image_id(image_id).send();
+            call.await.map(drop).map_err(self.err("DeregisterImage"))
+        })
+        .await
     }
 
     pub async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), Error> {
-        self.pace("DeleteSnapshot").await;
-        let call = self
-            .client
-            .delete_snapshot()
-            .snapshot_id(snapshot_id)
-            .send();
-        call.await.map(drop).map_err(self.err("DeleteSnapshot"))
+        self.call("DeleteSnapshot", async || {
+            let call = self
+                .client
+                .delete_snapshot()
+                .snapshot_id(snapshot_id)
+                .send();
+            call.await.map(drop).map_err(self.err("DeleteSnapshot"))
+        })
+        .await
     }
 }

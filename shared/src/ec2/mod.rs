@@ -12,7 +12,7 @@ mod restore;
 mod sources;
 
 use crate::error::Error;
-use crate::pacing::{Pacer, RateLimits};
+use crate::pacing::{Deadline, Pacer, RateLimits};
 use crate::region::Region;
 use crate::tags::Tags;
 use aws_sdk_ec2::Client;
@@ -21,6 +21,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Describe calls ask for the largest page EC2 allows, so a sweep is a handful of calls.
 pub const DEFAULT_PAGE_SIZE: i32 = 1000;
@@ -36,6 +37,7 @@ pub struct Ec2 {
     page_size: i32,
     throttles: ThrottleCounter,
     pacer: Pacer,
+    deadline: Option<Deadline>,
 }
 
 /// Counts the throttled answers EC2 sent (`RequestLimitExceeded`, HTTP 503), each retry's
@@ -72,6 +74,17 @@ impl aws_sdk_ec2::config::Intercept for ThrottleCounter {
 
 const THROTTLED: &[u8] = b"RequestLimitExceeded";
 
+/// Without a deadline (tests, the command-line tool), how many more times a throttled call is
+/// tried after the SDK's retries: about two and a half minutes of waiting in all.
+pub const THROTTLED_ROUNDS: u32 = 10;
+
+/// A number in [0, 1) that differs from call to call (no randomness crate needed for a jitter).
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, RandomState};
+    let h = RandomState::new().hash_one(std::time::SystemTime::now());
+    (h % 1_000_000) as f64 / 1_000_000.0
+}
+
 impl Ec2 {
     /// An adapter over a client made elsewhere (the tests' moto and mocked clients); the
     /// client gets the throttle counter.
@@ -88,6 +101,17 @@ impl Ec2 {
             page_size: DEFAULT_PAGE_SIZE,
             throttles,
             pacer: Pacer::new(RateLimits::none()),
+            deadline: None,
+        }
+    }
+
+    /// This adapter for one invocation: it starts no call that could only leave past
+    /// `deadline` (the call answers [`Error::Deadline`] instead). Its clones share the buckets
+    /// and the throttle count.
+    pub fn until(&self, deadline: Deadline) -> Self {
+        Self {
+            deadline: Some(deadline),
+            ..self.clone()
         }
     }
 
@@ -97,9 +121,54 @@ impl Ec2 {
         self
     }
 
-    /// Waits until a call of `action` may leave (see [`crate::pacing`]).
-    async fn pace(&self, action: &'static str) {
-        self.pacer.pace(action).await;
+    /// Waits until a call of `action` may leave (see [`crate::pacing`]), or says it may not
+    /// before the deadline.
+    async fn pace(&self, action: &'static str) -> Result<(), Error> {
+        if self.pacer.pace(action, self.deadline.as_ref()).await {
+            Ok(())
+        } else {
+            Err(Error::Deadline {
+                operation: action,
+                region: self.region.to_string(),
+            })
+        }
+    }
+
+    /// One paced call of `action` that waits out EC2's throttling: a `RequestLimitExceeded`
+    /// that outlasted the SDK's own retries (its retry quota runs dry under sustained
+    /// throttling) is tried again after a growing wait, for as long as the deadline allows
+    /// (without one: [`THROTTLED_ROUNDS`] times), so that throttling is never a failure while
+    /// the invocation has time. Only calls that EC2 did not carry out are tried again: a
+    /// throttled call changed nothing.
+    async fn call<T>(
+        &self,
+        action: &'static str,
+        call: impl AsyncFn() -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut wait = Duration::from_millis(500);
+        let mut round = 0;
+        loop {
+            self.pace(action).await?;
+            match call().await {
+                Err(e) if e.code() == Some("RequestLimitExceeded") => {
+                    let now = tokio::time::Instant::now().into_std();
+                    let give_up = match &self.deadline {
+                        Some(d) => !d.allows(now + wait),
+                        None => round >= THROTTLED_ROUNDS,
+                    };
+                    if give_up {
+                        return Err(e);
+                    }
+                    // Spread the retries of calls throttled together.
+                    let jittered = wait.mul_f64(0.5 + jitter());
+                    tracing::info!(action, region = %self.region, wait_ms = jittered.as_millis() as u64, "throttled: waiting it out");
+                    tokio::time::sleep(jittered).await;
+                    wait = (wait * 2).min(Duration::from_secs(20));
+                    round += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The throttled answers this adapter (and its clones) received so far.

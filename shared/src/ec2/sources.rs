@@ -53,7 +53,7 @@ impl Ec2 {
                 .send();
             // Each page is a call: each waits for its token.
             loop {
-                self.pace("DescribeInstances").await;
+                self.pace("DescribeInstances").await?;
                 let Some(page) = pages.next().await else {
                     break;
                 };
@@ -95,7 +95,7 @@ impl Ec2 {
                 .page_size(self.page_size)
                 .send();
             loop {
-                self.pace("DescribeVolumes").await;
+                self.pace("DescribeVolumes").await?;
                 let Some(page) = pages.next().await else {
                     break;
                 };
