@@ -12,6 +12,7 @@ pub struct Clients {
     home: Region,
     make: Arc<Make>,
     made: Arc<Mutex<HashMap<Region, Ec2>>>,
+    deadline: Option<crate::pacing::Deadline>,
 }
 
 impl Clients {
@@ -21,6 +22,7 @@ impl Clients {
             home,
             make: Arc::new(make),
             made: Arc::default(),
+            deadline: None,
         }
     }
 
@@ -48,9 +50,22 @@ impl Clients {
         // A poisoned cache only means another thread panicked while inserting; the map is
         // still usable.
         let mut made = self.made.lock().unwrap_or_else(|p| p.into_inner());
-        made.entry(region.clone())
-            .or_insert_with(|| (self.make)(region))
-            .clone()
+        let ec2 = made
+            .entry(region.clone())
+            .or_insert_with(|| (self.make)(region));
+        match &self.deadline {
+            Some(d) => ec2.until(*d),
+            None => ec2.clone(),
+        }
+    }
+
+    /// These adapters for one invocation: no call starts that could only leave past
+    /// `deadline` (see [`Ec2::until`]). They share the buckets and the throttle counts.
+    pub fn until(&self, deadline: crate::pacing::Deadline) -> Self {
+        Self {
+            deadline: Some(deadline),
+            ..self.clone()
+        }
     }
 }
 

@@ -88,7 +88,7 @@ pub struct CreateReport {
     pub remaining: usize,
 }
 
-fn is_zero(n: &usize) -> bool {
+pub(crate) fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 

@@ -376,6 +376,15 @@ impl Moto {
 impl Moto {
     /// The regional adapter factory the functions use, on this server, with `home` as home.
     pub fn clients(&self, home: &str) -> shared::clients::Clients {
+        self.clients_paced(home, shared::pacing::RateLimits::none())
+    }
+
+    /// The adapters of [`Moto::clients`], each region's calls paced to `limits`.
+    pub fn clients_paced(
+        &self,
+        home: &str,
+        limits: shared::pacing::RateLimits,
+    ) -> shared::clients::Clients {
         let url = self.url.clone();
         shared::clients::Clients::new(region(home), move |r| {
             let conf = aws_sdk_ec2::Config::builder()
@@ -384,7 +393,7 @@ impl Moto {
                 .endpoint_url(&url)
                 .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
                 .build();
-            Ec2::new(Client::from_conf(conf), r.clone())
+            Ec2::new(Client::from_conf(conf), r.clone()).paced(&limits)
         })
     }
 }

@@ -503,6 +503,48 @@ async fn keep_last_keeps_the_newest_backups_of_each_source_in_each_region() {
 }
 
 #[tokio::test]
+async fn deletions_that_could_only_start_past_the_deadline_are_left_for_the_next_run() {
+    // GIVEN three expired AMIs, and one DeregisterImage every two seconds
+    let moto = start().await;
+    let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    for d in [-12, -11, -10] {
+        backup_at(&moto, &i, days(d)).await;
+    }
+    let zero = Config {
+        keep_last: 0,
+        ..config()
+    };
+    let limits = shared::pacing::RateLimits::parse("DeregisterImage=0.5/1").unwrap();
+    let clients = moto.clients_paced(HOME, limits);
+    // WHEN swept with 3.5 s to go (a 2 s margin): only the first deregistration can start
+    let t0 = std::time::Instant::now();
+    let deadline = shared::pacing::Deadline::new(t0 + std::time::Duration::from_millis(3500), t0);
+    let (report, ok) = expire_with(
+        &clients.until(deadline),
+        &zero,
+        &event("expire-sweep.json", &[]),
+        now(),
+    )
+    .await;
+    // THEN it is no failure; one image went with its snapshots, two are left, nothing orphaned
+    assert!(ok, "{report}");
+    let home = &report["regions"][HOME];
+    assert_eq!(ids(home, "deregistered").len(), 1, "{report}");
+    assert_eq!(home["remaining"], 2, "{report}");
+    assert_no_untracked_orphans(&moto, &report).await;
+    assert_eq!(image_ids(&moto, HOME).await.len(), 2);
+    // AND the next run, with time, deletes the rest
+    let next = sweep(&moto, &zero).await;
+    assert_eq!(
+        ids(&next["regions"][HOME], "deregistered").len(),
+        2,
+        "{next}"
+    );
+    assert!(image_ids(&moto, HOME).await.is_empty());
+    assert!(snapshot_ids(&moto, HOME).await.is_empty());
+}
+
+#[tokio::test]
 async fn keep_last_zero_lets_the_last_backup_expire_and_two_keeps_two() {
     // GIVEN three expired AMIs of an instance
     let moto = start().await;

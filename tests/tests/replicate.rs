@@ -838,6 +838,37 @@ async fn a_limit_error_defers_the_copy_to_the_next_sweep_without_failing() {
 }
 
 #[tokio::test]
+async fn a_copy_that_could_only_start_past_the_deadline_is_deferred_to_the_next_sweep() {
+    let moto = start().await;
+    let first = image_backup(&moto, &[("backup:copy-to", DR)]).await;
+    let second = image_backup(&moto, &[("backup:copy-to", DR)]).await;
+    // One CopyImage every two seconds into DR, and 4 s to go (a 2 s margin): the first copy
+    // leaves at once, the second could only leave as the margin begins.
+    let limits = shared::pacing::RateLimits::parse("CopyImage=0.5/1").unwrap();
+    let clients = moto.clients_paced(HOME, limits);
+    let t0 = std::time::Instant::now();
+    let deadline = shared::pacing::Deadline::new(t0 + std::time::Duration::from_secs(4), t0);
+    let report =
+        shared::replicate::handle(&config(), &clients.until(deadline), &sweep_event(), later())
+            .await
+            .expect("a deferral is not a failure");
+    assert_eq!(copied(&report).len(), 1, "{report}");
+    let deferred = report["deferred"].as_array().unwrap();
+    assert_eq!(deferred.len(), 1, "{report}");
+    assert!(
+        deferred[0]["reason"].as_str().unwrap().contains("deadline"),
+        "{report}"
+    );
+    assert_eq!(report["failed"], json!([]));
+    // The next sweep, with time, makes the other copy and no second one of the first.
+    let next = replicate(&moto, &config(), &sweep_event()).await;
+    assert_eq!(copied(&next).len(), 1, "{next}");
+    for ami in [&first, &second] {
+        assert_eq!(image_copies(&moto, DR, ami).await.len(), 1, "{ami}");
+    }
+}
+
+#[tokio::test]
 async fn throttling_that_outlasts_the_sdks_retries_is_waited_out_not_deferred() {
     let moto = start().await;
     let ami = image_backup(&moto, &[("backup:copy-to", DR)]).await;

@@ -11,5 +11,10 @@ pub async fn handler(
     clients: &Clients,
     event: LambdaEvent<Value>,
 ) -> Result<Value, Error> {
-    shared::replicate::handle(config, clients, &event.payload, chrono::Utc::now()).await
+    // No call starts that could only leave past the invocation's deadline.
+    let clients = match shared::lambda::deadline(&event.context) {
+        Some(deadline) => clients.until(deadline),
+        None => clients.clone(),
+    };
+    shared::replicate::handle(config, &clients, &event.payload, chrono::Utc::now()).await
 }

@@ -131,6 +131,10 @@ pub struct RegionReport {
     pub deleted_snapshots: Vec<Deleted>,
     pub kept: Vec<Kept>,
     pub failed: Vec<Failure>,
+    /// Deletions not started because the invocation's deadline was too near; the next run
+    /// finds them (each step leaves what it has not done findable: see `delete_image`).
+    #[serde(skip_serializing_if = "crate::report::is_zero")]
+    pub remaining: usize,
 }
 
 impl RegionReport {
@@ -139,6 +143,7 @@ impl RegionReport {
         self.deleted_snapshots.extend(other.deleted_snapshots);
         self.kept.extend(other.kept);
         self.failed.extend(other.failed);
+        self.remaining += other.remaining;
     }
 
     fn sort(&mut self) {
@@ -233,6 +238,10 @@ async fn delete_snapshot(
                 reason: KeepReason::InUse,
             });
         }
+        Err(Error::Deadline { .. }) => {
+            info!(snapshot_id = %id, region = %region, "snapshot delete not started: the deadline is near; the next run deletes it");
+            out.remaining += 1;
+        }
         Err(e) => {
             warn!(snapshot_id = %id, region = %region, error = %e, code = e.code().unwrap_or(""), "snapshot delete failed");
             out.failed.push(Failure::new(id, source, &e));
@@ -256,6 +265,11 @@ async fn delete_image(
             (keys.key(key::EXPIRES_AT), format_time(d.snapshot_expiry)),
         ];
         if let Err(e) = ec2.tag_resources(&d.tag_snapshots, &tags).await {
+            if matches!(e, Error::Deadline { .. }) {
+                info!(image_id = %d.id, region = %region, "not started: the deadline is near; the next run deletes it");
+                out.remaining += 1;
+                return out;
+            }
             warn!(image_id = %d.id, region = %region, error = %e, "could not tag its snapshots: image left registered");
             out.failed.push(Failure::new(&d.id, d.source.as_ref(), &e));
             return out;
@@ -269,6 +283,11 @@ async fn delete_image(
         }
         Err(e) if gone(&e, IMAGE_GONE) => {
             info!(image_id = %d.id, region = %region, "image already deregistered");
+        }
+        Err(Error::Deadline { .. }) => {
+            info!(image_id = %d.id, region = %region, "deregister not started: the deadline is near; the next run deletes it");
+            out.remaining += 1;
+            return out;
         }
         Err(e) => {
             warn!(image_id = %d.id, region = %region, error = %e, code = e.code().unwrap_or(""), "deregister failed");

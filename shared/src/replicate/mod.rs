@@ -46,8 +46,10 @@ pub const DEFERRED_CODES: &[&str] = &[
     "ConcurrentSnapshotLimitExceeded",
 ];
 
+/// A limit, throttling, or a copy not started because the invocation's deadline was near: the
+/// next reconcile sweep makes it.
 pub fn is_deferrable(err: &Error) -> bool {
-    err.code().is_some_and(|c| DEFERRED_CODES.contains(&c))
+    matches!(err, Error::Deadline { .. }) || err.code().is_some_and(|c| DEFERRED_CODES.contains(&c))
 }
 
 /// Whether the run looks at the named backups or sweeps the region.
