@@ -119,12 +119,19 @@ pub fn assert_emf_document(doc: &Value, function: &str, set: &str) {
     let aws = &doc["_aws"];
     let ts = aws["Timestamp"].as_i64().unwrap_or_else(|| panic!("{doc}"));
     let now = chrono::Utc::now().timestamp_millis();
-    assert!((ts - now).abs() < 86_400_000, "Timestamp is not milliseconds near now: {doc}");
+    assert!(
+        (ts - now).abs() < 86_400_000,
+        "Timestamp is not milliseconds near now: {doc}"
+    );
     let directives = aws["CloudWatchMetrics"].as_array().unwrap();
     assert_eq!(directives.len(), 1, "{doc}");
     let d = &directives[0];
     assert_eq!(d["Namespace"], list["namespace"], "{doc}");
-    assert_eq!(d["Dimensions"], serde_json::json!([list["dimensions"][set]]), "{doc}");
+    assert_eq!(
+        d["Dimensions"],
+        serde_json::json!([list["dimensions"][set]]),
+        "{doc}"
+    );
     for key in list["dimensions"][set].as_array().unwrap() {
         assert!(doc[key.as_str().unwrap()].is_string(), "{key} in {doc}");
     }

@@ -479,7 +479,10 @@ pub async fn handle(
     let report = report(config, clients, payload, now).await;
     let (counts, by_region) = match &report {
         Ok(r) => (r.metric_values(), r.metric_values_by_region()),
-        Err(_) => (ReplicateReport::default().metric_values(), Default::default()),
+        Err(_) => (
+            ReplicateReport::default().metric_values(),
+            Default::default(),
+        ),
     };
     // A dry run publishes only its own line (see `metrics::Publisher::dry_run`).
     let per_region = if config.dry_run {

@@ -45,7 +45,9 @@ impl ReplicateReport {
 
     /// The same counts per destination region (the entries that name one), for the
     /// dashboard's copies per DR region.
-    pub fn metric_values_by_region(&self) -> std::collections::BTreeMap<Region, crate::metrics::Values> {
+    pub fn metric_values_by_region(
+        &self,
+    ) -> std::collections::BTreeMap<Region, crate::metrics::Values> {
         use crate::metrics::Metric;
         let mut by: std::collections::BTreeMap<Region, [usize; 4]> = Default::default();
         let mut add = |region: Option<&Region>, i: usize| {
@@ -65,7 +67,11 @@ impl ReplicateReport {
                     Metric::CopiesDeferred,
                     Metric::CopiesFailed,
                 ];
-                let values = names.into_iter().zip(n).map(|(m, n)| (m, n as f64)).collect();
+                let values = names
+                    .into_iter()
+                    .zip(n)
+                    .map(|(m, n)| (m, n as f64))
+                    .collect();
                 (region, values)
             })
             .collect()
