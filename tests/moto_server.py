@@ -21,6 +21,14 @@ Test-only endpoints (served in front of moto by a WSGI middleware):
                                    (region: any if absent; count: until cleared;
                                     status: 400 if absent)
     DELETE /_test/faults        -> disarm all faults
+    GET    /_test/buckets       -> {"buckets": {"CreateImage": {"burst": 50, "rate": 5}, ...},
+                                    "throttled": {"us-east-1": {"CreateImage": 3}}}
+    POST   /_test/buckets       <- {"scale": 0.1} (EC2's figures times 0.1) or
+                                   {"buckets": {"CreateImage": {"burst": 5, "rate": 2}}} (only
+                                   these) or {"buckets": {}} (none); full buckets again.
+                                   EC2's own figures are the default: a call past an empty
+                                   bucket answers RequestLimitExceeded, HTTP 503, as EC2 does.
+                                   A reset refills them and keeps the figures.
     POST   /_test/image-state   <- {"region": "us-east-1", "image_id": "ami-...", "state": "failed"}
                                    (moto's images are available at once; AWS's can fail)
     POST   /_test/zone-state    <- {"region": "us-west-2", "zone": "us-west-2a", "state": "impaired"}
@@ -53,6 +61,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import uuid
 from typing import Any
 from urllib.parse import parse_qs
@@ -835,6 +844,69 @@ def _set_clock(spec: Any) -> None:
     _clock["now"] = at.astimezone(datetime.timezone.utc).replace(tzinfo=None)
 
 
+# EC2's throttling: a token bucket per action, per account and region (the EC2 API throttling
+# guide): (burst, refill per second). A call past an empty bucket answers RequestLimitExceeded
+# with HTTP 503, as EC2 does. Actions not listed are not throttled here.
+EC2_BUCKETS: dict[str, tuple[float, float]] = {
+    "CreateImage": (50, 5),
+    "CopySnapshot": (50, 5),
+    "CreateSnapshot": (100, 5),
+    "CreateSnapshots": (100, 5),
+    "CopyImage": (100, 1),
+    "DeregisterImage": (100, 5),
+    "DeleteSnapshot": (100, 5),
+    "CreateTags": (100, 10),
+    "DescribeInstances": (100, 20),
+    "DescribeVolumes": (100, 20),
+    "DescribeImages": (100, 20),
+    "DescribeSnapshots": (100, 20),
+}
+
+
+class Buckets:
+    """The buckets of every region and action; `table` is {action: (burst, rate)}."""
+
+    def __init__(self, table: dict[str, tuple[float, float]], clock: Any = time.monotonic):
+        self.table = dict(table)
+        self.clock = clock
+        self.state: dict[tuple[str, str], tuple[float, float]] = {}
+        self.throttled: dict[str, dict[str, int]] = {}
+
+    def take(self, region: str, action: str) -> bool:
+        """Takes a token; False (and counted) when the bucket is empty."""
+        limit = self.table.get(action)
+        if limit is None:
+            return True
+        burst, rate = limit
+        now = self.clock()
+        tokens, last = self.state.get((region, action), (burst, now))
+        tokens = min(burst, tokens + (now - last) * rate)
+        if tokens < 1:
+            self.state[(region, action)] = (tokens, now)
+            per_region = self.throttled.setdefault(region, {})
+            per_region[action] = per_region.get(action, 0) + 1
+            return False
+        self.state[(region, action)] = (tokens - 1, now)
+        return True
+
+
+def bucket_table(spec: Any) -> dict[str, tuple[float, float]]:
+    """{"scale": F}: EC2's figures, burst and rate times F; {"buckets": {"CreateImage":
+    {"burst": 5, "rate": 2}, ...}}: exactly these; {"buckets": {}}: no throttling."""
+    if "scale" in spec:
+        f = float(spec["scale"])
+        if not f > 0:
+            raise ValueError("scale must be above 0")
+        return {a: (max(1.0, b * f), r * f) for a, (b, r) in EC2_BUCKETS.items()}
+    table = {}
+    for action, limit in dict(spec["buckets"]).items():
+        burst, rate = float(limit["burst"]), float(limit["rate"])
+        if burst < 1 or rate <= 0:
+            raise ValueError(f"{action}: burst must be 1 or more and rate above 0")
+        table[str(action)] = (burst, rate)
+    return table
+
+
 _SCOPE_RE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 UNCOUNTED_ACCESS_KEY = "uncounted"
 
@@ -847,11 +919,15 @@ class TestHooks:
         self.lock = threading.Lock()
         self.calls: dict[str, dict[str, int]] = {}
         self.faults: list[dict[str, Any]] = []
+        self.buckets = Buckets(EC2_BUCKETS)
 
     def clear(self) -> None:
         with self.lock:
             self.calls = {}
             self.faults = []
+            # Full buckets again, with the figures set last (a test that changes them sets
+            # them back; a reset is between tests, not a change of EC2).
+            self.buckets = Buckets(self.buckets.table)
             _clock["now"] = None
         _reset_zone_states()
 
@@ -874,6 +950,12 @@ class TestHooks:
                 fault = self._count_and_match(region, action)
                 if fault is not None:
                     return self._fault_response(fault, start_response)
+                with self.lock:
+                    allowed = self.buckets.take(region, action)
+                if not allowed:
+                    return self._fault_response(
+                        {"code": "RequestLimitExceeded", "message": "Request limit exceeded.", "status": 503},
+                        start_response)
         return self.app(environ, start_response)
 
     @staticmethod
@@ -952,6 +1034,20 @@ class TestHooks:
                 with self.lock:
                     self.faults.append(fault)
                 return _json(start_response, 200, {"ok": True, "fault": fault})
+        if path == "/_test/buckets":
+            if method == "POST":
+                try:
+                    table = bucket_table(json.loads(self._read_body(environ) or b"{}"))
+                except (ValueError, KeyError, TypeError, AttributeError) as err:
+                    return _json(start_response, 400, {"error": f"bad buckets spec: {err!r}"})
+                with self.lock:
+                    self.buckets = Buckets(table)
+            if method in ("GET", "POST"):
+                with self.lock:
+                    return _json(start_response, 200, {
+                        "buckets": {a: {"burst": b, "rate": r} for a, (b, r) in self.buckets.table.items()},
+                        "throttled": self.buckets.throttled,
+                    })
         if path == "/_test/clock" and method == "POST":
             try:
                 _set_clock(json.loads(self._read_body(environ) or b"{}"))

@@ -64,6 +64,7 @@ def _http(url: str, method: str = "GET", payload: object | None = None) -> objec
 @pytest.fixture(autouse=True)
 def reset(moto_url):
     _http(f"{moto_url}/moto-api/reset", "POST")
+    _http(f"{moto_url}/_test/buckets", "POST", {"scale": 1})
     yield
 
 
@@ -524,6 +525,69 @@ def test_fault_with_count_then_normal_answers(client, moto_url):
     west.copy_image(SourceImageId=src, SourceRegion="us-east-1", Name="copy-fault")
     assert _http(f"{moto_url}/_test/faults") == []
     assert _http(f"{moto_url}/_test/calls")["us-west-2"] == {"CopyImage": 3}
+
+
+def test_ec2s_buckets_are_the_default_and_throttle_with_503_request_limit_exceeded(client, moto_url):
+    table = _http(f"{moto_url}/_test/buckets")["buckets"]
+    assert table["CreateImage"] == {"burst": 50, "rate": 5}
+    assert table["CopyImage"] == {"burst": 100, "rate": 1}
+    assert table["DescribeInstances"] == {"burst": 100, "rate": 20}
+    assert "RunInstances" not in table
+    # A small bucket: 3 at once, then one every 5 seconds.
+    _http(f"{moto_url}/_test/buckets", "POST", {"buckets": {
+        "DescribeVolumes": {"burst": 3, "rate": 0.2}, "DescribeSnapshots": {"burst": 1, "rate": 1}}})
+    east, west = client(), client(region="us-west-2")
+    for _ in range(3):
+        east.describe_volumes()
+    with pytest.raises(ClientError) as exc:
+        east.describe_volumes()
+    assert exc.value.response["Error"] == {"Code": "RequestLimitExceeded", "Message": "Request limit exceeded."}
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    # Per region, per action: another region and another action are not affected.
+    west.describe_volumes()
+    east.describe_instances()
+    # A bucket refills at its rate: one token a second here.
+    east.describe_snapshots(OwnerIds=["self"])
+    with pytest.raises(ClientError):
+        east.describe_snapshots(OwnerIds=["self"])
+    import time
+    time.sleep(1.1)
+    east.describe_snapshots(OwnerIds=["self"])
+    got = _http(f"{moto_url}/_test/buckets")
+    # (each throttled answer is counted, the client's own retries included)
+    assert set(got["throttled"]) == {"us-east-1"}
+    assert set(got["throttled"]["us-east-1"]) == {"DescribeVolumes", "DescribeSnapshots"}
+
+
+def test_buckets_scale_refill_on_reset_and_spare_the_uncounted_key(client, moto_url):
+    _http(f"{moto_url}/_test/buckets", "POST", {"scale": 0.02})
+    table = _http(f"{moto_url}/_test/buckets")["buckets"]
+    assert table["DescribeImages"] == {"burst": 2, "rate": 0.4}
+    assert table["CreateImage"]["burst"] == 1  # never below one token
+    east = client()
+    east.describe_images(Owners=["self"])
+    east.describe_images(Owners=["self"])
+    with pytest.raises(ClientError) as exc:
+        east.describe_images(Owners=["self"])
+    assert _code(exc) == "RequestLimitExceeded"
+    # The tests' own checks are never throttled.
+    boto3.client("ec2", region_name="us-east-1", endpoint_url=moto_url,
+                 aws_access_key_id="uncounted", aws_secret_access_key="x").describe_images(Owners=["self"])
+    # A reset refills the buckets and keeps the figures.
+    _http(f"{moto_url}/moto-api/reset", "POST")
+    assert _http(f"{moto_url}/_test/buckets")["buckets"]["DescribeImages"] == {"burst": 2, "rate": 0.4}
+    east.describe_images(Owners=["self"])
+    # No buckets at all.
+    _http(f"{moto_url}/_test/buckets", "POST", {"buckets": {}})
+    for _ in range(5):
+        east.describe_images(Owners=["self"])
+
+
+def test_bad_buckets_spec(moto_url):
+    for spec in ({"scale": 0}, {"buckets": {"CreateImage": {"burst": 0, "rate": 1}}}, {"buckets": 3}, {}):
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            _http(f"{moto_url}/_test/buckets", "POST", spec)
+        assert exc.value.code == 400
 
 
 def test_an_image_can_be_made_failed(client, moto_url):

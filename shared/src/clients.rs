@@ -24,9 +24,16 @@ impl Clients {
         }
     }
 
-    /// Adapters sharing one SDK configuration (credentials, retries, endpoint).
-    pub fn from_sdk(sdk: aws_config::SdkConfig, home: Region) -> Self {
-        Self::new(home, move |region| Ec2::for_region(&sdk, region))
+    /// Adapters sharing one SDK configuration (credentials, retries, endpoint), each region's
+    /// calls paced to `limits`.
+    pub fn from_sdk(
+        sdk: aws_config::SdkConfig,
+        home: Region,
+        limits: crate::pacing::RateLimits,
+    ) -> Self {
+        Self::new(home, move |region| {
+            Ec2::for_region(&sdk, region).paced(&limits)
+        })
     }
 
     pub fn home_region(&self) -> &Region {

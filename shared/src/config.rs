@@ -1,6 +1,7 @@
 //! The deployment's configuration: environment variables, parsed once at cold start.
 
 use crate::duration::Duration;
+use crate::pacing::RateLimits;
 use crate::region::{Region, parse_region_list};
 use std::collections::BTreeMap;
 
@@ -20,9 +21,10 @@ pub const VARIABLES: &[&str] = &[
     "METRICS_NAMESPACE",
     "COPY_GRACE",
     "PENDING_LIMIT",
+    "EC2_RATE_LIMITS",
 ];
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `P` of the tag contract: `backup` gives `backup`, `backup:interval`, ...
     pub tag_prefix: String,
@@ -43,6 +45,8 @@ pub struct Config {
     pub copy_grace: Duration,
     /// How long a backup or copy may stay pending before `monitor` counts it stuck.
     pub pending_limit: Duration,
+    /// The pace of each EC2 action, per region (`EC2_RATE_LIMITS` over the defaults).
+    pub rate_limits: RateLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +73,7 @@ impl Default for Config {
             metrics_namespace: "EC2Backup".into(),
             copy_grace: Duration::hours(2),
             pending_limit: Duration::hours(6),
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -111,6 +116,10 @@ impl Config {
         }
         if let Some(d) = duration("PENDING_LIMIT")? {
             config.pending_limit = d;
+        }
+        if let Some(v) = get("EC2_RATE_LIMITS") {
+            config.rate_limits =
+                RateLimits::parse(&v).map_err(|r| fail("EC2_RATE_LIMITS", &v, r))?;
         }
         if let Some(v) = get("METRICS_NAMESPACE") {
             config.metrics_namespace =
@@ -262,6 +271,7 @@ mod tests {
             ("METRICS_NAMESPACE", "Ops/EC2 Backup"),
             ("COPY_GRACE", "90m"),
             ("PENDING_LIMIT", "1d"),
+            ("EC2_RATE_LIMITS", "CreateImage=2/10"),
         ])
         .unwrap();
         assert_eq!(c.tag_prefix, "Snap");
@@ -290,6 +300,13 @@ mod tests {
         assert_eq!(c.metrics_namespace, "Ops/EC2 Backup");
         assert_eq!(c.copy_grace, Duration::minutes(90));
         assert_eq!(c.pending_limit, Duration::days(1));
+        assert_eq!(
+            c.rate_limits.get("CreateImage"),
+            Some(crate::pacing::Rate {
+                per_second: 2.0,
+                burst: 10.0
+            })
+        );
     }
 
     #[test]
@@ -311,6 +328,7 @@ mod tests {
             ("METRICS_NAMESPACE", "ec2|backup"),
             ("COPY_GRACE", "2x"),
             ("PENDING_LIMIT", "0h"),
+            ("EC2_RATE_LIMITS", "CreateImage=fast"),
         ];
         for (name, value) in cases {
             let err = config(&[(name, value)]).unwrap_err();

@@ -31,6 +31,7 @@ pub mod lambda;
 pub mod metrics;
 pub mod monitor;
 pub mod naming;
+pub mod pacing;
 pub mod permissions;
 pub mod region;
 pub mod replicate;

@@ -20,6 +20,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "template.yaml"
 PERMISSIONS = ROOT / "shared" / "permissions.json"
+METRICS = ROOT / "shared" / "metrics.json"
 
 PSEUDO = {
     "AWS::AccountId": "123456789012",
@@ -60,8 +61,10 @@ def load(path: Path = TEMPLATE) -> dict[str, Any]:
 
 
 class Resolver:
-    def __init__(self, template: dict[str, Any], overrides: dict[str, str] | None = None):
+    def __init__(self, template: dict[str, Any], overrides: dict[str, str] | None = None,
+                 pseudo: dict[str, str] | None = None):
         self.template = template
+        self.pseudo = {**PSEUDO, **(pseudo or {})}
         self.params: dict[str, str] = {}
         for name, spec in template.get("Parameters", {}).items():
             self.params[name] = str(spec.get("Default", ""))
@@ -80,8 +83,8 @@ class Resolver:
     def ref(self, name: str) -> Any:
         if name in self.params:
             return self.params[name]
-        if name in PSEUDO:
-            return PSEUDO[name]
+        if name in self.pseudo:
+            return self.pseudo[name]
         if name == "AWS::NoValue":
             return NO_VALUE
         if name in self.resources or self._sam_generated(name):
@@ -161,6 +164,10 @@ def permissions() -> dict[str, Any]:
     return json.loads(PERMISSIONS.read_text())
 
 
+def metrics() -> dict[str, Any]:
+    return json.loads(METRICS.read_text())
+
+
 def functions(template: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
     """Package/binary name -> (logical id, resource) for every AWS::Serverless::Function."""
     out = {}
@@ -194,3 +201,62 @@ def policy_statements(resolver: Resolver, role: dict[str, Any]) -> list[dict[str
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+# ------------------------------------------------------------- CloudWatch
+
+def alarm_metrics(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics an alarm's properties watch, each as {"namespace", "name", "dimensions"
+    (name -> value)}: the alarm's own MetricName, or each Metrics[].MetricStat.Metric of a
+    metric math alarm. Values stay as they are (resolve the alarm first to compare them)."""
+    if "MetricName" in alarm:
+        metrics = [{"Namespace": alarm.get("Namespace"), "MetricName": alarm["MetricName"],
+                    "Dimensions": alarm.get("Dimensions", [])}]
+    else:
+        metrics = [q["MetricStat"]["Metric"] for q in alarm.get("Metrics", []) if "MetricStat" in q]
+    return [{"namespace": m.get("Namespace"), "name": m["MetricName"],
+             "dimensions": {d["Name"]: d["Value"] for d in m.get("Dimensions", [])}}
+            for m in metrics]
+
+
+SEARCH = re.compile(r"SEARCH\(\s*'([^']*)'")
+SCHEMA = re.compile(r"^\s*\{([^}]*)\}(.*)$", re.S)
+TERM = re.compile(r'(\w+)\s*=\s*"([^"]*)"')
+
+
+def search_metrics(expression: str) -> list[dict[str, Any]]:
+    """The metrics of each SEARCH(...) in a metric math expression, as alarm_metrics gives
+    them: the schema's namespace and dimension names, the name from MetricName="...", and the
+    dimension values the search pins with Name="value" (None where it leaves one open). A
+    search without a schema or a MetricName term gives name None: it cannot be checked."""
+    out = []
+    for query in SEARCH.findall(expression):
+        schema = SCHEMA.match(query)
+        if not schema:
+            out.append({"namespace": None, "name": None, "dimensions": {}})
+            continue
+        parts = [p.strip().strip('"') for p in schema.group(1).split(",")]
+        terms = dict(TERM.findall(schema.group(2)))
+        out.append({"namespace": parts[0], "name": terms.get("MetricName"),
+                    "dimensions": {d: terms.get(d) for d in parts[1:]}})
+    return out
+
+
+def widget_metrics(widget: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics a dashboard widget shows: each row of properties.metrics, either
+    [namespace, name, dim, value, ..., {options}] ("." repeats the row above) or an
+    expression (its SEARCHes)."""
+    out, previous = [], []
+    for row in widget.get("properties", {}).get("metrics", []):
+        items = [i for i in row if not isinstance(i, dict)]
+        options = [i for i in row if isinstance(i, dict)]
+        if not items:
+            for o in options:
+                out.extend(search_metrics(o.get("expression", "")))
+            continue
+        items = [previous[i] if v == "." and i < len(previous) else v for i, v in enumerate(items)]
+        previous = items
+        namespace, name, rest = items[0], items[1], items[2:]
+        out.append({"namespace": namespace, "name": name,
+                    "dimensions": dict(zip(rest[0::2], rest[1::2]))})
+    return out

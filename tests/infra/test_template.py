@@ -1,12 +1,16 @@
 """infra/template.yaml against the code: every function is a workspace binary,
 gets every variable the config reads, and may call exactly the EC2 actions in
-shared/permissions.json, under the conditions the issue asks for.
+shared/permissions.json, under the conditions the issue asks for; every alarm
+and dashboard widget reads a metric that shared/metrics.json says some function
+publishes, under that dimension set; every alarm tells the person on call what
+to run first and where its runbook section is.
 
 Run: .venv/bin/python -m pytest tests/infra -q
 """
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 
@@ -15,12 +19,16 @@ import pytest
 from cfn_template import (
     ROOT,
     Resolver,
+    alarm_metrics,
     as_list,
     functions,
     load,
+    metrics,
     permissions,
     policy_statements,
     role_of,
+    search_metrics,
+    widget_metrics,
 )
 
 TEMPLATE = load()
@@ -29,6 +37,8 @@ FUNCTIONS = functions(TEMPLATE)
 GLOBALS = TEMPLATE["Globals"]["Function"]
 RESOURCES = TEMPLATE["Resources"]
 PARAMS = TEMPLATE["Parameters"]
+METRICS = metrics()
+RUNBOOK = ROOT / "docs" / "runbook.md"
 
 # The actions each function creates backups with: CreateTags for tag-on-create
 # is allowed only for these (ec2:CreateAction).
@@ -37,6 +47,7 @@ CREATE_ACTIONS = {
     "create-snapshot": {"CreateSnapshot"},
     "replicate": {"CopyImage", "CopySnapshot"},
     "expire": set(),
+    "monitor": set(),
 }
 # Functions that tag backups that already exist: only this deployment's.
 TAGS_OWN_BACKUPS = {"replicate", "expire"}
@@ -59,6 +70,10 @@ VARIABLE_PARAMETERS = {
     "KEEP_LAST": "KeepLast",
     "DRY_RUN": "DryRun",
     "CLEANUP_REGIONS": "CleanupRegions",
+    "METRICS_NAMESPACE": "MetricsNamespace",
+    "COPY_GRACE": "CopyGrace",
+    "PENDING_LIMIT": "PendingLimit",
+    "EC2_RATE_LIMITS": "Ec2RateLimits",
 }
 
 
@@ -276,6 +291,18 @@ def test_parameter_is_described_and_constrained(name):
     ("CreateImageSchedule", ["rate(1 hour)", "rate(30 minutes)", "cron(0 3 * * ? *)"],
      ["rate(0 hours)", "every hour", "rate(1 hour"]),
     ("AlarmEmail", ["", "ops@example.com"], ["ops", "ops@example"]),
+    ("MonitorSchedule", ["rate(1 hour)", "rate(15 minutes)", "cron(5 * * * ? *)"], ["", "hourly"]),
+    # The config's rules (shared/src/config.rs validate_namespace), and blank refused:
+    # the functions would fall back to EC2Backup while the alarms watched the blank one.
+    ("MetricsNamespace", ["EC2Backup", "Ops/EC2 Backup", "a.b-c_d/e#f:g", "x" * 255],
+     ["", " ", "   ", "AWS/EC2", "AWS/", "ec2|backup", "x" * 256, "back\tup", "bäckup"]),
+    ("CopyGrace", ["2h", "90m", "1d", "3"], ["", "0h", "2x", "1.5h", "2 h"]),
+    ("PendingLimit", ["6h", "1d", "2w"], ["", "0", "-6h", "6hours"]),
+    # shared/src/pacing.rs RateLimits::parse: known actions, rate above 0, whole burst 1 or more.
+    ("Ec2RateLimits", ["", "CreateImage=5/50", "CreateImage=5/50,CopyImage=0.5/20", " CreateTags = 8 / 80 ",
+                       "DescribeImages=.5/1"],
+     ["CreateImage", "CreateImage=5", "CreateImage=0/50", "CreateImage=0.0/5", "CreateImage=5/0",
+      "CreateImage=5/2.5", "RunInstances=5/50", "CreateImage=5/50,", "createimage=5/50"]),
 ])
 def test_parameter_patterns_match_what_the_config_accepts(name, good, bad):
     pattern = PARAMS[name]["AllowedPattern"]
@@ -311,6 +338,7 @@ EXPECTED_SCHEDULES = {
     "create-snapshot": "CreateSnapshotSchedule",
     "replicate": "ReplicateSchedule",
     "expire": "ExpireSchedule",
+    "monitor": "MonitorSchedule",
 }
 
 
@@ -352,9 +380,10 @@ def test_alarms_on_errors_and_dead_letters_to_the_topic():
     alarms = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
     for alarm in alarms:
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
-    errors = {a["Dimensions"][0]["Value"]["Ref"] for a in alarms if a["MetricName"] == "Errors"}
+    errors = {a["Dimensions"][0]["Value"]["Ref"] for a in alarms
+              if a.get("Namespace") == "AWS/Lambda" and a.get("MetricName") == "Errors"}
     assert errors == {logical_id for logical_id, _ in FUNCTIONS.values()}
-    depth = [a for a in alarms if a["Namespace"] == "AWS/SQS"]
+    depth = [a for a in alarms if a.get("Namespace") == "AWS/SQS"]
     assert len(depth) == 1
     assert depth[0]["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}
     sub = RESOURCES["AlarmEmailSubscription"]
@@ -398,3 +427,285 @@ def test_samconfig_example_passes_the_parameter_checks():
             assert value in [str(v) for v in spec["AllowedValues"]], name
     kms = allowed(statements("replicate", CopyKmsKeys=overrides["CopyKmsKeys"]), "kms:")
     assert kms == KMS_ACTIONS
+
+
+def test_every_parameter_is_in_one_parameter_group():
+    groups = TEMPLATE["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    grouped = [name for g in groups for name in g["Parameters"]]
+    assert sorted(grouped) == sorted(PARAMS), "each parameter in exactly one group"
+
+
+# --------------------------------------------------------------------- monitor
+
+def test_monitor_only_reads():
+    """monitor's role: the four describes, its own log group, and the dead-letter queue
+    that the on-failure destination (Globals) sends to with the function's role; no create,
+    copy, delete, deregister or tag action, and no other service."""
+    stmts = statements("monitor", CopyKmsKeys=f"us-west-2={KEY_A}")
+    actions = {a for s in stmts for a in as_list(s["Action"])}
+    assert actions == {"ec2:DescribeInstances", "ec2:DescribeVolumes", "ec2:DescribeImages",
+                       "ec2:DescribeSnapshots", "logs:CreateLogStream", "logs:PutLogEvents",
+                       "sqs:SendMessage"}
+    for s in stmts:
+        services = {a.split(":")[0] for a in as_list(s["Action"])}
+        resource = {"ec2": ["*"], "logs": ["<MonitorLogGroup.Arn>"],
+                    "sqs": ["<DeadLetterQueue.Arn>"]}
+        assert len(services) == 1 and as_list(s["Resource"]) == resource[services.pop()], s
+        assert "Condition" not in s
+    for word in ("Create", "Delete", "Copy", "Deregister", "Tags", "Run", "Modify"):
+        assert not [a for a in actions if a.startswith("ec2:") and word in a], word
+
+
+def test_monitor_runs_on_its_schedule_and_sees_the_deployments_settings():
+    props = FUNCTIONS["monitor"][1]["Properties"]
+    assert PARAMS["MonitorSchedule"]["Default"] == "rate(1 hour)"
+    assert 60 <= props["Timeout"] <= 900
+    assert "ReservedConcurrentExecutions" not in props
+    for name in ("CopyGrace", "PendingLimit", "MetricsNamespace"):
+        assert re.fullmatch(PARAMS[name]["AllowedPattern"], PARAMS[name]["Default"])
+    assert PARAMS["MetricsNamespace"]["Default"] == METRICS["namespace"]
+    assert (PARAMS["CopyGrace"]["Default"], PARAMS["PendingLimit"]["Default"]) == ("2h", "6h")
+
+
+# ---------------------------------------------- metrics, alarms and dashboard
+
+# Parameter values that appear nowhere else, so that a metric resolved with them shows
+# whether its namespace and Deployment come from the parameters.
+PROBE = {"MetricsNamespace": "Probe/Namespace 1", "DeploymentName": "probe-deployment"}
+
+
+def emitted_under(name: str) -> dict[str, set[str]]:
+    """Dimension set name -> the functions that publish metric `name` under it."""
+    out: dict[str, set[str]] = {}
+    for function, sets in METRICS["functions"].items():
+        for dimension_set, names in sets.items():
+            if name in names:
+                out.setdefault(dimension_set, set()).add(function)
+    return out
+
+
+def metric_problems(metric: dict) -> list[str]:
+    """What is wrong with one watched or shown metric (already resolved with PROBE): not in
+    shared/metrics.json, not in the MetricsNamespace parameter's namespace, dimension names
+    that are no set under which some function publishes it, or pinned to the wrong
+    deployment or to a function that does not publish it there. AWS's own namespaces
+    (AWS/Lambda, AWS/SQS) are not ours to check."""
+    namespace, name, dims = metric["namespace"], metric["name"], metric["dimensions"]
+    if isinstance(namespace, str) and namespace.startswith("AWS/"):
+        return []
+    label = f"{name} {sorted(dims)}"
+    if namespace != PROBE["MetricsNamespace"]:
+        return [f"{label}: namespace {namespace!r} is not the MetricsNamespace parameter"]
+    if name not in METRICS["units"]:
+        return [f"{label}: not in shared/metrics.json"]
+    problems = []
+    sets = emitted_under(name)
+    matching = [s for s in sets if sorted(METRICS["dimensions"][s]) == sorted(dims)]
+    if not matching:
+        problems.append(f"{label}: no function publishes it under these dimensions "
+                        f"(it is published under {sorted(sets)})")
+    if dims.get("Deployment") != PROBE["DeploymentName"]:
+        problems.append(f"{label}: Deployment is {dims.get('Deployment')!r}, not the DeploymentName parameter")
+    function = dims.get("Function")
+    if matching and function is not None and function not in sets[matching[0]]:
+        problems.append(f"{label}: {function} does not publish it under {matching[0]}")
+    return problems
+
+
+def alarms(**overrides: str) -> dict[str, dict]:
+    resolver = Resolver(TEMPLATE, overrides)
+    return {logical_id: resolver.resolve(res["Properties"]) for logical_id, res in RESOURCES.items()
+            if res["Type"] == "AWS::CloudWatch::Alarm"}
+
+
+def dashboard_widgets(**overrides: str) -> list[dict]:
+    body = Resolver(TEMPLATE, overrides).resolve(RESOURCES["Dashboard"]["Properties"]["DashboardBody"])
+    return json.loads(body)["widgets"]
+
+
+def test_metric_problems_catch_a_metric_nobody_emits():
+    """The check itself, on small fakes: it must fail what it is there to fail."""
+    dims = [{"Name": "Deployment", "Value": {"Ref": "DeploymentName"}}]
+
+    def problems(alarm: dict) -> list[str]:
+        resolved = Resolver(TEMPLATE, PROBE).resolve(alarm)
+        return [p for m in alarm_metrics(resolved) for p in metric_problems(m)]
+
+    ours = {"Ref": "MetricsNamespace"}
+    assert problems({"Namespace": ours, "MetricName": "CopiesMissing", "Dimensions": dims}) == []
+    assert problems({"Namespace": ours, "MetricName": "BackupsExploded", "Dimensions": dims})
+    # published, but not under these dimensions: replicate's copies are per function
+    assert problems({"Namespace": ours, "MetricName": "CopiesStarted", "Dimensions": dims})
+    # a namespace written out instead of the parameter
+    assert problems({"Namespace": "EC2Backup", "MetricName": "Late", "Dimensions": dims})
+    # another deployment's figures
+    assert problems({"Namespace": ours, "MetricName": "Late",
+                     "Dimensions": [{"Name": "Deployment", "Value": "other"}]})
+    # the dimension set exists, but this function does not publish this metric under it
+    by_function = dims + [{"Name": "Function", "Value": "create-image"}]
+    assert problems({"Namespace": ours, "MetricName": "BackupsCreated", "Dimensions": by_function}) == []
+    assert problems({"Namespace": ours, "MetricName": "SnapshotsDeleted", "Dimensions": by_function})
+    # dry runs are never alarmed on: nobody publishes to an alarm under that set
+    dry = by_function + [{"Name": "DryRun", "Value": "true"}]
+    assert problems({"Namespace": ours, "MetricName": "BackupsCreated", "Dimensions": dry})
+    # metric math: each MetricStat counts
+    math = {"Metrics": [
+        {"Id": "e", "Expression": "a + b"},
+        {"Id": "a", "MetricStat": {"Metric": {"Namespace": ours, "MetricName": "Late", "Dimensions": dims}}},
+        {"Id": "b", "MetricStat": {"Metric": {"Namespace": ours, "MetricName": "Lat", "Dimensions": dims}}},
+    ]}
+    assert len(problems(math)) == 1
+    # SEARCH expressions in a widget
+    widget = {"properties": {"metrics": [[{"expression":
+        "SEARCH('{\"Probe/Namespace 1\",Deployment,Region} Deployment=\"probe-deployment\" "
+        "MetricName=\"WorstRpo\"', 'Maximum', 3600)"}]]}}
+    assert [p for m in widget_metrics(widget) for p in metric_problems(m)]
+    widget["properties"]["metrics"][0][0]["expression"] = widget["properties"]["metrics"][0][0][
+        "expression"].replace("WorstRpo", "WorstRpoSeconds")
+    assert [p for m in widget_metrics(widget) for p in metric_problems(m)] == []
+
+
+def test_search_metrics_reads_the_schema_and_the_terms():
+    got = search_metrics("SEARCH('{\"A b\",Deployment,Function,Region} Deployment=\"d\" "
+                         "Function=\"replicate\" MetricName=\"CopiesStarted\"', 'Sum', 3600)")
+    assert got == [{"namespace": "A b", "name": "CopiesStarted",
+                    "dimensions": {"Deployment": "d", "Function": "replicate", "Region": None}}]
+
+
+def test_every_alarm_watches_a_metric_a_function_publishes():
+    problems = []
+    for logical_id, alarm in alarms(**PROBE).items():
+        watched = alarm_metrics(alarm)
+        assert watched, logical_id
+        problems += [f"{logical_id}: {p}" for m in watched for p in metric_problems(m)]
+    assert not problems, "\n".join(problems)
+
+
+def test_every_dashboard_widget_shows_metrics_a_function_publishes():
+    problems, shown = [], set()
+    for widget in dashboard_widgets(**PROBE):
+        if widget["type"] != "metric":
+            continue
+        title = widget["properties"]["title"]
+        assert widget["properties"]["region"] == "us-east-1", title
+        found = widget_metrics(widget)
+        assert found, f"{title}: no metric found"
+        for m in found:
+            assert m["name"], f"{title}: a SEARCH without schema or MetricName cannot be checked"
+            shown.add(m["name"])
+            problems += [f"{title}: {p}" for p in metric_problems(m)]
+    assert not problems, "\n".join(problems)
+    asked = {"BackupsCreated", "BackupsFailed", "CopiesStarted", "CopiesDeferred", "ImagesDeregistered",
+             "SnapshotsDeleted", "DeletesFailed", "WorstRpoSeconds", "Late", "Throttles"}
+    assert asked <= shown, asked - shown
+
+
+def test_dashboard_explains_itself_and_is_named_in_the_outputs():
+    widgets = dashboard_widgets()
+    text = [w for w in widgets if w["type"] == "text"]
+    assert len(text) == 1 and "docs/runbook.md" in text[0]["properties"]["markdown"]
+    titles = [w["properties"]["title"] for w in widgets if w["type"] == "metric"]
+    for title in titles:
+        assert f"**{title}**" in text[0]["properties"]["markdown"], f"the text widget does not explain {title}"
+    listed = next(w for w in widgets if w["type"] == "alarm")["properties"]["alarms"]
+    assert sorted(listed) == sorted(f"<{a}.Arn>" for a in alarms())
+    assert {"Ref": "Dashboard"} in [o["Value"] for o in TEMPLATE["Outputs"].values()]
+    # Dashboards are global to the account: one per stack and region.
+    assert RESOURCES["Dashboard"]["Properties"]["DashboardName"] == {"Fn::Sub": "${AWS::StackName}-${AWS::Region}"}
+
+
+def monitor_alarm(metric: str) -> dict:
+    found = [a for a in alarms().values()
+             if metric in {m["name"] for m in alarm_metrics(a)} and a.get("Namespace") != "AWS/Lambda"]
+    assert len(found) == 1, metric
+    return found[0]
+
+
+@pytest.mark.parametrize("metrics_watched", [("Late", "WithoutBackup"), ("CopiesMissing",), ("PendingTooLong",)])
+def test_monitor_alarms_fire_after_two_runs_on_the_deployments_totals(metrics_watched):
+    alarm = monitor_alarm(metrics_watched[0])
+    watched = alarm_metrics(alarm)
+    assert sorted(m["name"] for m in watched) == sorted(metrics_watched)
+    assert all(m["dimensions"] == {"Deployment": "ec2-backup"} for m in watched)
+    if len(metrics_watched) > 1:
+        returned = [q for q in alarm["Metrics"] if q.get("ReturnData", True)]
+        assert len(returned) == 1 and set(returned[0]["Expression"].replace("+", " ").split()) == {
+            q["Id"] for q in alarm["Metrics"] if "MetricStat" in q}
+        stats = [(q["MetricStat"]["Stat"], q["MetricStat"]["Period"]) for q in alarm["Metrics"] if "MetricStat" in q]
+    else:
+        stats = [(alarm["Statistic"], alarm["Period"])]
+    assert set(stats) == {("Maximum", 3600)}
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (2, 2)
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    # a gap is a monitor that did not run, not a count of 0 or of 1
+    assert alarm["TreatMissingData"] == "missing"
+
+
+def test_a_silent_monitor_is_reported_once_by_the_rpo_alarm():
+    rpo = monitor_alarm("Late")
+    assert rpo["InsufficientDataActions"] == ["<AlarmTopic>"]
+    reporting = [a["AlarmDescription"] for a in alarms().values() if "InsufficientDataActions" in a]
+    assert reporting == [rpo["AlarmDescription"]]
+    assert "INSUFFICIENT_DATA" in rpo["AlarmDescription"]
+
+
+def test_sustained_throttling_alarm_sums_every_function():
+    alarm = monitor_alarm("Throttles")
+    watched = alarm_metrics(alarm)
+    publishers = emitted_under("Throttles")["function"]
+    assert sorted(m["dimensions"]["Function"] for m in watched) == sorted(publishers) == sorted(FUNCTIONS)
+    for q in alarm["Metrics"]:
+        if "MetricStat" in q:
+            assert (q["MetricStat"]["Stat"], q["MetricStat"]["Period"], q["ReturnData"]) == ("Sum", 300, False)
+    returned, = [q for q in alarm["Metrics"] if q.get("ReturnData", True)]
+    assert all(f"FILL({q['Id']}, 0)" in returned["Expression"] for q in alarm["Metrics"] if "MetricStat" in q)
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (3, 3)
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["Threshold"] > 0
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def runbook_anchors() -> set[str]:
+    """The anchors GitHub makes of the runbook's headings."""
+    anchors = set()
+    for line in RUNBOOK.read_text().splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return anchors
+
+
+def test_every_alarm_says_what_to_run_first_and_links_its_runbook_section():
+    anchors = runbook_anchors()
+    # The longest names the parameters and CloudFormation allow: the description must still
+    # fit in CloudWatch's 1024 characters, with the real log group names and queue URL.
+    longest = Resolver(TEMPLATE, {"DeploymentName": "d" * 128, "TagPrefix": "p" * 64},
+                       pseudo={"AWS::StackName": "s" * 128, "AWS::Region": "ap-southeast-2"})
+    names = {f"<{logical_id}>": longest.resolve(res["Properties"]["LogGroupName"])
+             for logical_id, res in RESOURCES.items() if res["Type"] == "AWS::Logs::LogGroup"}
+    names["<DeadLetterQueue>"] = "https://sqs.ap-southeast-2.amazonaws.com/123456789012/" + "q" * 80
+    for logical_id, res in RESOURCES.items():
+        if res["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        description = Resolver(TEMPLATE).resolve(res["Properties"]["AlarmDescription"])
+        links = re.findall(r"docs/runbook\.md#([\w-]+)", description)
+        assert len(links) == 1 and links[0] in anchors, (logical_id, links)
+        commands = re.findall(r"\b(?:ec2-backup status|aws [a-z0-9-]+ [a-z-]+|fields @timestamp)", description)
+        assert commands, f"{logical_id}: names no command or query to run first"
+        longest_description = longest.resolve(res["Properties"]["AlarmDescription"])
+        for placeholder, name in names.items():
+            longest_description = longest_description.replace(placeholder, name)
+        assert "<" not in longest_description.replace("<rgn>", ""), longest_description
+        assert len(longest_description) <= 1024, (logical_id, len(longest_description))
+
+
+def test_the_asked_for_alarms_exist_and_go_to_the_topic():
+    found = alarms()
+    for alarm in found.values():
+        assert alarm["AlarmActions"] == ["<AlarmTopic>"]
+        assert alarm["TreatMissingData"] in ("missing", "notBreaching"), "chosen, not defaulted"
+    watched = {tuple(sorted(m["name"] for m in alarm_metrics(a))): logical_id for logical_id, a in found.items()}
+    for metric_set in [("Late", "WithoutBackup"), ("CopiesMissing",), ("PendingTooLong",),
+                       ("Throttles",) * len(FUNCTIONS), ("ApproximateNumberOfMessagesVisible",)]:
+        assert metric_set in watched, metric_set
+    errors = {a["Dimensions"][0]["Value"] for a in found.values() if a.get("MetricName") == "Errors"}
+    assert "<MonitorFunction>" in errors

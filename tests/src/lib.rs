@@ -47,7 +47,24 @@ impl Moto {
         let moto = Self { url, _turn: turn };
         let (status, body) = moto.http("POST", "/moto-api/reset", "");
         assert_eq!(status, 200, "moto reset failed: {body}");
+        // EC2's own throttling buckets, full, whatever the previous test set.
+        moto.set_buckets(serde_json::json!({"scale": 1}));
         moto
+    }
+
+    /// The server's throttling buckets (see `tests/moto_server.py`): `{"scale": F}` for EC2's
+    /// figures times F, `{"buckets": {"CreateImage": {"burst": 5, "rate": 2}}}` for exactly
+    /// these; full again either way.
+    pub fn set_buckets(&self, spec: Value) {
+        let (status, body) = self.http("POST", "/_test/buckets", &spec.to_string());
+        assert_eq!(status, 200, "setting the buckets failed: {body}");
+    }
+
+    /// The throttled answers the server sent in `region`, by action.
+    pub fn throttled(&self, region: &str) -> BTreeMap<String, u64> {
+        let (_, body) = self.http("GET", "/_test/buckets", "");
+        let v: Value = serde_json::from_str(&body).expect("buckets JSON");
+        serde_json::from_value(v["throttled"][region].clone()).unwrap_or_default()
     }
 
     pub fn url(&self) -> &str {

@@ -547,6 +547,64 @@ async fn throttling_is_retried_by_the_sdk() {
 }
 
 #[tokio::test]
+async fn a_sweep_paced_to_ec2s_bucket_is_never_throttled_and_takes_the_bucket_limited_time() {
+    let moto = start().await;
+    for _ in 0..12 {
+        moto.instance(HOME, &[("Backup", "true")], 0).await;
+    }
+    // EC2's CreateImage bucket scaled down: 3 at once, then 4 a second; the function takes
+    // four fifths of it, as its defaults do of EC2's (the slack absorbs the network's jitter:
+    // at the very same rate, a call that arrives early finds the bucket empty).
+    moto.set_buckets(json!({"buckets": {"CreateImage": {"burst": 3, "rate": 4}}}));
+    let sdk = moto.functions_sdk_config(HOME).await;
+    let limits = shared::pacing::RateLimits::parse("CreateImage=3.2/2").unwrap();
+    let ec2 = shared::ec2::Ec2::for_region(&sdk, &region(HOME)).paced(&limits);
+    let started = std::time::Instant::now();
+    let report = handle(
+        Instance,
+        &config(),
+        &ec2,
+        &event("scheduled-event.json", &[]),
+        now(),
+    )
+    .await
+    .unwrap();
+    let took = started.elapsed().as_secs_f64();
+    assert_eq!(report["created"].as_array().unwrap().len(), 12, "{report}");
+    assert_eq!(moto.throttled(HOME).get("CreateImage"), None, "paced: never throttled");
+    assert_eq!(ec2.throttles(), 0);
+    assert_eq!(moto.calls_in(HOME).get("CreateImage"), Some(&12));
+    // (12 - 2) / 3.2 = 3.1 s at least: the calls left at the function's pace.
+    assert!(took >= 3.0, "{took} s");
+}
+
+#[tokio::test]
+async fn an_unpaced_sweep_into_an_empty_bucket_waits_the_throttling_out_and_counts_it() {
+    let moto = start().await;
+    for _ in 0..12 {
+        moto.instance(HOME, &[("Backup", "true")], 0).await;
+    }
+    moto.set_buckets(json!({"buckets": {"CreateImage": {"burst": 3, "rate": 4}}}));
+    let sdk = moto.functions_sdk_config(HOME).await;
+    let ec2 = shared::ec2::Ec2::for_region(&sdk, &region(HOME));
+    let report = handle(
+        Instance,
+        &config(),
+        &ec2,
+        &event("scheduled-event.json", &[]),
+        now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report["created"].as_array().unwrap().len(), 12, "{report}");
+    assert_eq!(report["failed"], json!([]));
+    let throttled = moto.throttled(HOME).get("CreateImage").copied().unwrap_or(0);
+    assert!(throttled > 0, "8 calls at once into a bucket of 3 must be throttled");
+    // The adapter counted exactly the throttled answers the server sent.
+    assert_eq!(ec2.throttles(), throttled);
+}
+
+#[tokio::test]
 async fn an_invalid_tag_value_warns_and_still_backs_up_with_the_default() {
     let moto = start().await;
     let id = moto

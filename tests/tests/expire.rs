@@ -985,7 +985,7 @@ async fn throttled_deletes_are_retried_by_the_sdk() {
     moto.fault(json!({"action": "DeregisterImage", "code": "RequestLimitExceeded", "message": "slow down", "status": 503, "count": 2}));
     moto.fault(json!({"action": "DeleteSnapshot", "code": "RequestLimitExceeded", "message": "slow down", "status": 503, "count": 2}));
     let sdk = moto.functions_sdk_config(HOME).await;
-    let clients = Clients::from_sdk(sdk, region(HOME));
+    let clients = Clients::from_sdk(sdk, region(HOME), shared::pacing::RateLimits::default());
     moto.reset_calls();
 
     // WHEN the sweep runs with the functions' own SDK configuration

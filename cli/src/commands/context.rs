@@ -53,8 +53,8 @@ impl Ctx {
         };
         Ok(Self {
             keys: TagKeys::new(&config.tag_prefix),
+            clients: Clients::from_sdk(sdk, home, config.rate_limits.clone()),
             config,
-            clients: Clients::from_sdk(sdk, home),
             format,
         })
     }

@@ -8,10 +8,14 @@ use integration_tests::binary::{
 const BINARY: &str = env!("CARGO_BIN_EXE_create-image");
 
 #[test]
-fn a_scheduled_event_goes_through_the_runtime_loop_and_backs_up_what_opts_in() {
+fn a_scheduled_event_goes_through_the_runtime_loop_waits_out_throttling_and_backs_up_what_opts_in()
+{
     let id = boto3(
         "ec2.run_instances(ImageId='ami-12345678', MinCount=1, MaxCount=1, TagSpecifications=[{'ResourceType': 'instance', 'Tags': [{'Key': 'binarytest', 'Value': 'true'}]}])['Instances'][0]['InstanceId']",
     );
+    // EC2 throttles the first two CreateImage calls: the SDK waits them out, and the metrics
+    // line counts them.
+    throttle_create_image(2);
     let out = invoke(
         BINARY,
         &sample("scheduled-event.json"),
@@ -50,7 +54,7 @@ fn a_scheduled_event_goes_through_the_runtime_loop_and_backs_up_what_opts_in() {
             ("BackupsSkipped", listed(&line, "skipped")),
             ("BackupsFailed", 0),
             ("Warnings", listed(&line, "warnings")),
-            ("Throttles", 0),
+            ("Throttles", 2),
             ("Continuations", 0),
         ],
     );
@@ -59,4 +63,17 @@ fn a_scheduled_event_goes_through_the_runtime_loop_and_backs_up_what_opts_in() {
 #[test]
 fn bad_input_is_rejected_clearly() {
     assert_rejects_bad_input(BINARY);
+}
+
+/// Arms the moto server to answer the next `count` CreateImage calls as EC2 does when its
+/// bucket is empty.
+fn throttle_create_image(count: u32) {
+    let spec = serde_json::json!({
+        "action": "CreateImage", "code": "RequestLimitExceeded", "status": 503,
+        "message": "Request limit exceeded.", "count": count,
+    });
+    boto3(&format!(
+        "__import__('urllib.request').request.urlopen(__import__('urllib.request').request.Request(ec2.meta.endpoint_url + '/_test/faults', data={:?}.encode(), method='POST')).status",
+        spec.to_string()
+    ));
 }

@@ -121,11 +121,15 @@ impl Ec2 {
                         .set_filters(Some(filters))
                         .into_paginator()
                         .page_size(self.page_size)
-                        .items()
                         .send();
-                    while let Some(image) = images.next().await {
-                        let image = image.map_err(self.err("DescribeImages"))?;
-                        described.extend(described_image(&image));
+                    // Each page is a call: each waits for its token.
+                    loop {
+                        self.pace("DescribeImages").await;
+                        let Some(page) = images.next().await else {
+                            break;
+                        };
+                        let page = page.map_err(self.err("DescribeImages"))?;
+                        described.extend(page.images().iter().filter_map(described_image));
                     }
                 }
                 Kind::Snapshot => {
@@ -136,11 +140,14 @@ impl Ec2 {
                         .set_filters(Some(filters))
                         .into_paginator()
                         .page_size(self.page_size)
-                        .items()
                         .send();
-                    while let Some(snapshot) = snapshots.next().await {
-                        let snapshot = snapshot.map_err(self.err("DescribeSnapshots"))?;
-                        described.extend(described_snapshot(&snapshot));
+                    loop {
+                        self.pace("DescribeSnapshots").await;
+                        let Some(page) = snapshots.next().await else {
+                            break;
+                        };
+                        let page = page.map_err(self.err("DescribeSnapshots"))?;
+                        described.extend(page.snapshots().iter().filter_map(described_snapshot));
                     }
                 }
             }
@@ -172,6 +179,7 @@ impl Ec2 {
     /// CreateImage, tagging the image and its snapshots in the same call so that no backup
     /// ever exists untagged.
     pub async fn create_image(&self, req: &ImageRequest) -> Result<String, Error> {
+        self.pace("CreateImage").await;
         let out = self
             .client
             .create_image()
@@ -188,6 +196,7 @@ impl Ec2 {
     }
 
     pub async fn create_snapshot(&self, req: &SnapshotRequest) -> Result<String, Error> {
+        self.pace("CreateSnapshot").await;
         let out = self
             .client
             .create_snapshot()
@@ -203,6 +212,7 @@ impl Ec2 {
     /// CopyImage into this (the destination) region, tagging the image and its snapshots in the
     /// same call.
     pub async fn copy_image(&self, job: &CopyJob) -> Result<String, Error> {
+        self.pace("CopyImage").await;
         let request = self
             .client
             .copy_image()
@@ -224,6 +234,7 @@ impl Ec2 {
 
     /// CopySnapshot into this (the destination) region, tagged in the same call.
     pub async fn copy_snapshot(&self, job: &CopyJob) -> Result<String, Error> {
+        self.pace("CopySnapshot").await;
         let request = self
             .client
             .copy_snapshot()
@@ -243,6 +254,7 @@ impl Ec2 {
     /// One CreateTags for all of `resources` (EC2 takes up to 1,000 ids per call). Only ever
     /// called on our own backups, never on a user's instance or volume.
     pub async fn tag_resources(&self, resources: &[String], tags: &Tags) -> Result<(), Error> {
+        self.pace("CreateTags").await;
         self.client
             .create_tags()
             .set_resources(Some(resources.to_vec()))
@@ -255,11 +267,13 @@ impl Ec2 {
 
     /// DeregisterImage, leaving its snapshots (they are deleted one by one, after).
     pub async fn deregister_image(&self, image_id: &str) -> Result<(), Error> {
+        self.pace("DeregisterImage").await;
         let call = self.client.deregister_image().image_id(image_id).send();
         call.await.map(drop).map_err(self.err("DeregisterImage"))
     }
 
     pub async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), Error> {
+        self.pace("DeleteSnapshot").await;
         let call = self
             .client
             .delete_snapshot()

@@ -12,6 +12,7 @@ mod restore;
 mod sources;
 
 use crate::error::Error;
+use crate::pacing::{Pacer, RateLimits};
 use crate::region::Region;
 use crate::tags::Tags;
 use aws_sdk_ec2::Client;
@@ -34,6 +35,7 @@ pub struct Ec2 {
     region: Region,
     page_size: i32,
     throttles: ThrottleCounter,
+    pacer: Pacer,
 }
 
 /// Counts the throttled answers EC2 sent (`RequestLimitExceeded`, HTTP 503), each retry's
@@ -85,7 +87,19 @@ impl Ec2 {
             region,
             page_size: DEFAULT_PAGE_SIZE,
             throttles,
+            pacer: Pacer::new(RateLimits::none()),
         }
+    }
+
+    /// Paces this adapter's calls to `limits` (one bucket per action, for this region).
+    pub fn paced(mut self, limits: &RateLimits) -> Self {
+        self.pacer = Pacer::new(limits.clone());
+        self
+    }
+
+    /// Waits until a call of `action` may leave (see [`crate::pacing`]).
+    async fn pace(&self, action: &'static str) {
+        self.pacer.pace(action).await;
     }
 
     /// The throttled answers this adapter (and its clones) received so far.
@@ -93,7 +107,8 @@ impl Ec2 {
         self.throttles.0.load(Ordering::Relaxed)
     }
 
-    /// A client for `region`, from the shared SDK configuration (credentials, retries, endpoint).
+    /// A client for `region`, from the shared SDK configuration (credentials, retries, endpoint),
+    /// unpaced until [`Ec2::paced`].
     pub fn for_region(sdk: &aws_config::SdkConfig, region: &Region) -> Self {
         let conf = aws_sdk_ec2::config::Builder::from(sdk)
             .region(aws_sdk_ec2::config::Region::new(region.to_string()))

@@ -50,11 +50,15 @@ impl Ec2 {
                 .set_filters(Some(filters))
                 .into_paginator()
                 .page_size(self.page_size)
-                .items()
                 .send();
-            while let Some(reservation) = pages.next().await {
-                let reservation = reservation.map_err(self.err("DescribeInstances"))?;
-                for instance in reservation.instances() {
+            // Each page is a call: each waits for its token.
+            loop {
+                self.pace("DescribeInstances").await;
+                let Some(page) = pages.next().await else {
+                    break;
+                };
+                let page = page.map_err(self.err("DescribeInstances"))?;
+                for instance in page.reservations().iter().flat_map(|r| r.instances()) {
                     let Some(id) = instance.instance_id() else {
                         continue;
                     };
@@ -89,26 +93,31 @@ impl Ec2 {
                 .set_filters(Some(filters))
                 .into_paginator()
                 .page_size(self.page_size)
-                .items()
                 .send();
-            while let Some(volume) = pages.next().await {
-                let volume = volume.map_err(self.err("DescribeVolumes"))?;
-                let Some(id) = volume.volume_id() else {
-                    continue;
+            loop {
+                self.pace("DescribeVolumes").await;
+                let Some(page) = pages.next().await else {
+                    break;
                 };
-                out.push(Source {
-                    id: id.to_string(),
-                    state: volume
-                        .state()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default(),
-                    tags: tags_of(volume.tags()),
-                    attached_to: volume
-                        .attachments()
-                        .iter()
-                        .find_map(|a| a.instance_id())
-                        .map(str::to_string),
-                });
+                let page = page.map_err(self.err("DescribeVolumes"))?;
+                for volume in page.volumes() {
+                    let Some(id) = volume.volume_id() else {
+                        continue;
+                    };
+                    out.push(Source {
+                        id: id.to_string(),
+                        state: volume
+                            .state()
+                            .map(|s| s.as_str().to_string())
+                            .unwrap_or_default(),
+                        tags: tags_of(volume.tags()),
+                        attached_to: volume
+                            .attachments()
+                            .iter()
+                            .find_map(|a| a.instance_id())
+                            .map(str::to_string),
+                    });
+                }
             }
         }
         Ok(out)
