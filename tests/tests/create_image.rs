@@ -571,7 +571,11 @@ async fn a_sweep_paced_to_ec2s_bucket_is_never_throttled_and_takes_the_bucket_li
     .unwrap();
     let took = started.elapsed().as_secs_f64();
     assert_eq!(report["created"].as_array().unwrap().len(), 12, "{report}");
-    assert_eq!(moto.throttled(HOME).get("CreateImage"), None, "paced: never throttled");
+    assert_eq!(
+        moto.throttled(HOME).get("CreateImage"),
+        None,
+        "paced: never throttled"
+    );
     assert_eq!(ec2.throttles(), 0);
     assert_eq!(moto.calls_in(HOME).get("CreateImage"), Some(&12));
     // (12 - 2) / 3.2 = 3.1 s at least: the calls left at the function's pace.
@@ -598,8 +602,15 @@ async fn an_unpaced_sweep_into_an_empty_bucket_waits_the_throttling_out_and_coun
     .unwrap();
     assert_eq!(report["created"].as_array().unwrap().len(), 12, "{report}");
     assert_eq!(report["failed"], json!([]));
-    let throttled = moto.throttled(HOME).get("CreateImage").copied().unwrap_or(0);
-    assert!(throttled > 0, "8 calls at once into a bucket of 3 must be throttled");
+    let throttled = moto
+        .throttled(HOME)
+        .get("CreateImage")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        throttled > 0,
+        "8 calls at once into a bucket of 3 must be throttled"
+    );
     // The adapter counted exactly the throttled answers the server sent.
     assert_eq!(ec2.throttles(), throttled);
 }

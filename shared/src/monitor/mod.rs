@@ -89,8 +89,9 @@ pub async fn run(
     Ok(report)
 }
 
-/// One `warn` line per late, unprotected or uncopied resource (every one, however long the
-/// lists are), with `resource`, `region`, `reason` (and `backup`), and one `info` line per region.
+/// One `warn` line per late, unprotected or uncopied resource and per backup stuck pending
+/// (every one, however long the lists are), with `resource`, `region`, `reason` (and `backup`),
+/// and one `info` line per region.
 fn log(report: &MonitorReport) {
     for f in &report.late {
         warn!(resource = %f.resource, region = %f.region, reason = %f.reason, "resource late");
@@ -100,6 +101,9 @@ fn log(report: &MonitorReport) {
     }
     for c in &report.copies_missing {
         warn!(resource = c.source.as_deref().unwrap_or(""), backup = %c.backup, region = %c.region, reason = %c.reason, "copy missing");
+    }
+    for s in &report.stuck {
+        warn!(resource = s.source.as_deref().unwrap_or(""), backup = %s.backup, region = %s.region, reason = %s.reason, "backup pending too long");
     }
     for (region, f) in &report.regions {
         info!(

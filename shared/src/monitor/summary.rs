@@ -96,6 +96,16 @@ pub struct MissingCopy {
     pub made_at: DateTime<Utc>,
 }
 
+/// A backup or copy pending for longer than `PENDING_LIMIT`: logged, counted, not listed in the
+/// result (whose lists are the late, unprotected and uncopied resources).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stuck {
+    pub backup: String,
+    pub source: Option<String>,
+    pub region: Region,
+    pub reason: String,
+}
+
 /// The result of monitor: `{"regions": {...}, "late": [...], "without_backup": [...],
 /// "copies_missing": [...]}`, and `"omitted"` when a list was cut.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -109,6 +119,9 @@ pub struct MonitorReport {
     pub copies_missing: Vec<MissingCopy>,
     #[serde(skip_serializing_if = "Omitted::is_empty")]
     pub omitted: Omitted,
+    /// For the log lines only.
+    #[serde(skip)]
+    pub stuck: Vec<Stuck>,
 }
 
 impl MonitorReport {
@@ -209,10 +222,21 @@ pub fn summarize(
         }
     }
     for b in &inputs.backups {
-        if is_pending_too_long(b, config, now)
+        if let Some(since) = pending_since(b, config, now)
             && let Some(f) = report.regions.get_mut(&b.region)
         {
             f.pending_too_long += 1;
+            report.stuck.push(Stuck {
+                backup: b.id.clone(),
+                source: b.source.clone(),
+                region: b.region.clone(),
+                reason: format!(
+                    "pending since {} ({}), longer than PENDING_LIMIT {}",
+                    format_time(since),
+                    age((now - since).num_minutes()),
+                    config.pending_limit
+                ),
+            });
         }
     }
     for (region, (images, snapshots)) in &listed {
@@ -256,16 +280,19 @@ fn without_backup_reason(row: &Row) -> String {
     }
 }
 
-/// Pending for longer than `PENDING_LIMIT`: still `pending` (neither usable nor failed), and
-/// started, by EC2's own record, longer ago than that. EC2's record, not `P:created-at`: a DR
-/// copy's `P:created-at` is its original's time, however late the copy started; without a
-/// record, the created-at rule's time.
-pub fn is_pending_too_long(backup: &Backup, config: &Config, now: DateTime<Utc>) -> bool {
-    backup.state.is_pending()
-        && backup
-            .recorded_at
-            .or(backup.created_at)
-            .is_some_and(|since| now - since > config.pending_limit.to_delta())
+/// When a backup pending for longer than `PENDING_LIMIT` started: it is still `pending`
+/// (neither usable nor failed), and EC2's own record of its start is older than that. EC2's
+/// record, not `P:created-at`: a DR copy's `P:created-at` is its original's time, however late
+/// the copy started; without a record, the created-at rule's time.
+pub fn pending_since(
+    backup: &Backup,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    backup
+        .recorded_at
+        .or(backup.created_at)
+        .filter(|since| backup.state.is_pending() && now - *since > config.pending_limit.to_delta())
 }
 
 /// The DR copies missing: for each usable original of ours at home (replicate's

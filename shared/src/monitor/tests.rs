@@ -340,6 +340,18 @@ fn pending_too_long_is_judged_by_ec2s_start_time() {
     ];
     let report = summary(&inputs(vec![resource("i-1")], backups, vec![]));
     assert_eq!(report.regions[&home()].pending_too_long, 1);
+    let stuck: Vec<(&str, &str)> = report
+        .stuck
+        .iter()
+        .map(|s| (s.backup.as_str(), s.reason.as_str()))
+        .collect();
+    assert_eq!(
+        stuck,
+        vec![(
+            "ami-stuck",
+            "pending since 2026-11-25T05:00:00Z (7h0m), longer than PENDING_LIMIT 6h"
+        )]
+    );
     assert_eq!(
         report.regions[&dr()].pending_too_long,
         0,
