@@ -53,6 +53,16 @@ impl CliError {
     }
 }
 
+impl From<shared::status::GatherError> for CliError {
+    /// A read of `status`'s gathering failed: what was being read, and the AWS error.
+    fn from(e: shared::status::GatherError) -> Self {
+        CliError::Aws {
+            doing: e.doing,
+            source: e.source,
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, CliError>;
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! What the commands print: plain-text tables for a terminal, or one JSON document.
 
 use serde::Serialize;
+pub use shared::duration::age;
 
 /// One JSON document on stdout.
 pub fn json<T: Serialize>(value: &T) -> Result<(), serde_json::Error> {
@@ -36,16 +37,6 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out.join("\n")
 }
 
-/// `3d4h`, `5h12m`, `7m`: an age at a glance.
-pub fn age(minutes: i64) -> String {
-    let (d, h, m) = (minutes / 1440, (minutes % 1440) / 60, minutes % 60);
-    match (d, h) {
-        (0, 0) => format!("{m}m"),
-        (0, _) => format!("{h}h{m}m"),
-        _ => format!("{d}d{h}h"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,12 +45,5 @@ mod tests {
     fn columns_line_up() {
         let t = table(&["a", "long header"], &[vec!["value".into(), "x".into()]]);
         assert_eq!(t, "a      long header\nvalue  x");
-    }
-
-    #[test]
-    fn ages() {
-        assert_eq!(age(7), "7m");
-        assert_eq!(age(312), "5h12m");
-        assert_eq!(age(4560), "3d4h");
     }
 }

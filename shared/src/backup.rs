@@ -225,6 +225,13 @@ impl Backup {
     pub fn is_standalone(&self) -> bool {
         self.tagged_kind.as_deref() == Some(self.kind.as_str())
     }
+
+    /// Whether [`BackupQuery::managed`] lists it, of what [`BackupQuery::everything`] listed
+    /// (same deployment): a backup in its own right, and no disabled AMI (EC2 lists those only
+    /// when asked). So one listing of everything serves both.
+    pub fn is_managed_backup(&self) -> bool {
+        self.is_standalone() && self.state != State::Disabled
+    }
 }
 
 /// Which copies a listing returns.

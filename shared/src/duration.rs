@@ -82,9 +82,26 @@ impl fmt::Display for Duration {
     }
 }
 
+/// `3d4h`, `5h12m`, `7m`: an age at a glance (in the CLI's tables and monitor's reasons).
+pub fn age(minutes: i64) -> String {
+    let (d, h, m) = (minutes / 1440, (minutes % 1440) / 60, minutes % 60);
+    match (d, h) {
+        (0, 0) => format!("{m}m"),
+        (0, _) => format!("{h}h{m}m"),
+        _ => format!("{d}d{h}h"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages() {
+        assert_eq!(age(7), "7m");
+        assert_eq!(age(312), "5h12m");
+        assert_eq!(age(4560), "3d4h");
+    }
 
     #[test]
     fn parses_every_unit_and_bare_days() {

@@ -13,6 +13,7 @@
 //! - `create`: the create-image / create-snapshot pipeline (plan, then execute).
 //! - `replicate`: the copies to DR regions (payloads, pure plan, named steps).
 //! - `expire`: the deletions (pure plan, crash-safe execution).
+//! - `monitor`: where the deployment stands (pure summary over `status`'s gathering, metrics).
 //! - `report`, `error`: what every invocation returns.
 //! - `clients`, `lambda`: the regional adapters and the wiring every `main` shares.
 
@@ -28,6 +29,7 @@ pub mod event;
 pub mod expire;
 pub mod lambda;
 pub mod metrics;
+pub mod monitor;
 pub mod naming;
 pub mod pacing;
 pub mod permissions;

@@ -113,6 +113,37 @@ impl CreateReport {
     }
 }
 
+/// How many entries a list of a result holds at most: a result stays readable (and well
+/// inside Lambda's 6 MB response) when thousands of resources are in the same state.
+pub const LIST_LIMIT: usize = 100;
+
+/// How many entries were left off each cut list of a result, by the list's name; only the cut
+/// lists appear (`"omitted": {"late": 50}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Omitted(std::collections::BTreeMap<&'static str, usize>);
+
+impl Omitted {
+    /// Cuts `list` (named `name` in the result) to `limit` entries, the first ones kept, and
+    /// records how many were left off.
+    pub fn cap<T>(&mut self, name: &'static str, list: &mut Vec<T>, limit: usize) {
+        let over = list.len().saturating_sub(limit);
+        if over > 0 {
+            list.truncate(limit);
+            *self.0.entry(name).or_default() += over;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many were left off `name` (0 when it was not cut).
+    pub fn of(&self, name: &str) -> usize {
+        self.0.get(name).copied().unwrap_or(0)
+    }
+}
+
 /// The invocation's outcome: the report when nothing failed; otherwise an error carrying the
 /// whole report, so Lambda retries and dead-letters it only after everything else was done.
 pub fn into_outcome<T: Serialize>(report: T, failed: usize) -> Result<serde_json::Value, Error> {
@@ -125,5 +156,32 @@ pub fn into_outcome<T: Serialize>(report: T, failed: usize) -> Result<serde_json
             failed,
             result: value.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_over_the_limit_is_cut_and_says_how_many_were_left_off() {
+        let mut omitted = Omitted::default();
+        let mut long: Vec<u32> = (0..150).collect();
+        let mut short: Vec<u32> = (0..100).collect();
+        omitted.cap("long", &mut long, LIST_LIMIT);
+        omitted.cap("short", &mut short, LIST_LIMIT);
+        assert_eq!(
+            long,
+            (0..100).collect::<Vec<_>>(),
+            "the first ones are kept"
+        );
+        assert_eq!(short.len(), 100);
+        assert_eq!((omitted.of("long"), omitted.of("short")), (50, 0));
+        assert_eq!(
+            serde_json::to_value(&omitted).unwrap(),
+            serde_json::json!({"long": 50}),
+            "only the cut lists appear"
+        );
+        assert!(Omitted::default().is_empty());
     }
 }

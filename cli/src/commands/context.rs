@@ -7,8 +7,8 @@ use crate::error::{CliError, Result};
 use shared::backup::Backup;
 use shared::clients::Clients;
 use shared::source::Source;
-use shared::status::Resource;
-use shared::tags::{Kind, TagKeys, Tags, format_time, resolve_policy};
+use shared::status::{GatherError, Resource};
+use shared::tags::{Kind, TagKeys, Tags, format_time};
 use shared::{Config, Region};
 
 /// The variables the flags mirror (clap reads them); the functions' other variables are read
@@ -73,10 +73,9 @@ impl Ctx {
             .region(region)
             .managed_backups(&self.keys, &self.config.deployment_name)
             .await
-            .map_err(CliError::aws(format!(
-                "listing the backups of {} in {region}",
-                self.config.deployment_name
-            )))
+            .map_err(|e| {
+                GatherError::listing_backups(&self.config.deployment_name, region)(e).into()
+            })
     }
 
     pub async fn backups_of_kind(&self, region: &Region, kind: Kind) -> Result<Vec<Backup>> {
@@ -98,40 +97,7 @@ impl Ctx {
 
     /// The opted-in instances and volumes of the home region, with their policies.
     pub async fn resources(&self) -> Result<Vec<(Source, Resource)>> {
-        let ec2 = self.clients.home();
-        let home = self.home();
-        let instances = ec2
-            .instances(&self.keys, None)
-            .await
-            .map_err(CliError::aws(format!("listing the instances in {home}")))?;
-        let volumes = ec2
-            .volumes(&self.keys, None)
-            .await
-            .map_err(CliError::aws(format!("listing the volumes in {home}")))?;
-        let mut out = Vec::new();
-        for (kind, sources) in [("instance", instances), ("volume", volumes)] {
-            for source in sources {
-                if self.keys.opt_in_state(&source.tags).is_err() {
-                    continue;
-                }
-                let policy = resolve_policy(
-                    &self.keys,
-                    &self.config,
-                    &source.id,
-                    &source.tags,
-                    &mut Vec::new(),
-                );
-                let resource = Resource {
-                    id: source.id.clone(),
-                    kind,
-                    name: source.name().map(str::to_string),
-                    interval: policy.interval,
-                    copy_to: policy.copy_to,
-                };
-                out.push((source, resource));
-            }
-        }
-        Ok(out)
+        Ok(shared::status::resources(&self.config, &self.keys, &self.clients.home()).await?)
     }
 }
 

@@ -7,25 +7,29 @@ use crate::error::{CliError, Result};
 use crate::output::{age, json, table};
 use chrono::Utc;
 use shared::Region;
-use shared::backup::Backup;
-use shared::status::{Resource, Rpo, Status, status};
+use shared::status::{Listing, Rpo, Status, gather, status};
 use shared::tags::format_time;
-use std::collections::{BTreeSet, HashSet};
 use std::process::ExitCode;
 
 pub async fn run(ctx: &Ctx, extra: &[Region]) -> Result<ExitCode> {
     let now = Utc::now();
-    let resources: Vec<Resource> = ctx.resources().await?.into_iter().map(|(_, r)| r).collect();
-    let mut regions: BTreeSet<Region> = BTreeSet::from([ctx.home().clone()]);
-    regions.extend(ctx.config.copy_to_regions.iter().cloned());
-    regions.extend(resources.iter().flat_map(|r| r.copy_to.iter().cloned()));
-    regions.extend(extra.iter().cloned());
-    let mut backups = Vec::new();
-    for region in &regions {
-        backups.extend(ctx.backups(region).await?);
-    }
-    let existing = existing_sources(ctx, &backups).await?;
-    let report = status(ctx.home(), extra, &resources, &backups, &existing, now);
+    let inputs = gather(
+        &ctx.config,
+        &ctx.keys,
+        &ctx.clients,
+        extra,
+        Listing::Backups,
+    )
+    .await
+    .map_err(CliError::from)?;
+    let report = status(
+        ctx.home(),
+        extra,
+        &inputs.resources,
+        &inputs.backups,
+        &inputs.existing_sources,
+        now,
+    );
     if ctx.json() {
         json(&report)?;
     } else {
@@ -101,43 +105,4 @@ fn print_table(report: &Status) {
         report.rows.len(),
         report.failing()
     );
-}
-
-/// Which of the sources named by backups still exist (terminated instances do not).
-async fn existing_sources(ctx: &Ctx, backups: &[Backup]) -> Result<HashSet<String>> {
-    let ids: BTreeSet<&str> = backups.iter().filter_map(|b| b.source.as_deref()).collect();
-    let of = |prefix: &str| -> Vec<String> {
-        ids.iter()
-            .filter(|i| i.starts_with(prefix))
-            .map(|s| s.to_string())
-            .collect()
-    };
-    let (instances, volumes) = (of("i-"), of("vol-"));
-    let ec2 = ctx.clients.home();
-    let home = ctx.home();
-    let mut existing = HashSet::new();
-    for chunk in instances.chunks(shared::ec2::MAX_FILTER_VALUES) {
-        let found = ec2
-            .instances(&ctx.keys, Some(chunk))
-            .await
-            .map_err(CliError::aws(format!(
-                "looking up the backed-up instances in {home}"
-            )))?;
-        existing.extend(
-            found
-                .into_iter()
-                .filter(|s| s.state != "terminated" && s.state != "shutting-down")
-                .map(|s| s.id),
-        );
-    }
-    for chunk in volumes.chunks(shared::ec2::MAX_FILTER_VALUES) {
-        let found = ec2
-            .volumes(&ctx.keys, Some(chunk))
-            .await
-            .map_err(CliError::aws(format!(
-                "looking up the backed-up volumes in {home}"
-            )))?;
-        existing.extend(found.into_iter().map(|s| s.id));
-    }
-    Ok(existing)
 }

@@ -243,6 +243,41 @@ fn judge(
     Verdict::Delete(DeleteReason::Expired)
 }
 
+/// How many images list each snapshot (each image counted once per snapshot).
+pub fn snapshot_users<'a>(images: impl IntoIterator<Item = &'a Backup>) -> HashMap<&'a str, usize> {
+    let mut users: HashMap<&str, usize> = HashMap::new();
+    for image in images {
+        let unique: BTreeSet<&str> = image.snapshot_ids.iter().map(String::as_str).collect();
+        for s in unique {
+            *users.entry(s).or_default() += 1;
+        }
+    }
+    users
+}
+
+/// The one orphan rule: a snapshot of ours that no image of ours lists (`users`, from
+/// [`snapshot_users`]) and that is not a standalone snapshot backup. Expire deletes it once
+/// expired; monitor counts it.
+pub fn is_orphan(snapshot: &Backup, users: &HashMap<&str, usize>) -> bool {
+    !users.contains_key(snapshot.id.as_str()) && !snapshot.is_standalone()
+}
+
+/// The orphans among one region's images and snapshots of this deployment, as
+/// `BackupQuery::everything` lists them (an AMI's own snapshots and disabled AMIs included:
+/// a disabled AMI still uses its snapshots). Only those whose `P:managed-by` is this
+/// deployment count, as in [`plan_region`].
+pub fn orphans<'a>(
+    rules: &Rules<'_>,
+    images: impl IntoIterator<Item = &'a Backup>,
+    snapshots: impl IntoIterator<Item = &'a Backup>,
+) -> Vec<&'a Backup> {
+    let users = snapshot_users(images.into_iter().filter(|i| rules.ours(&i.tags)));
+    snapshots
+        .into_iter()
+        .filter(|s| rules.ours(&s.tags) && is_orphan(s, &users))
+        .collect()
+}
+
 /// One region's plan from its images and snapshots. Only backups whose `P:managed-by` is this
 /// deployment are ever considered, whatever else was passed in.
 pub fn plan_region(
@@ -290,14 +325,7 @@ pub fn plan_region(
         }
     }
 
-    // How many of our images list each snapshot.
-    let mut users: HashMap<&str, usize> = HashMap::new();
-    for image in &images {
-        let unique: BTreeSet<&str> = image.snapshot_ids.iter().map(String::as_str).collect();
-        for s in unique {
-            *users.entry(s).or_default() += 1;
-        }
-    }
+    let users = snapshot_users(images.iter().copied());
 
     let mut kept_snapshots: BTreeMap<String, Kept> = BTreeMap::new();
     for (image, reason) in doomed {
@@ -362,14 +390,13 @@ pub fn plan_region(
         .filter(|s| !users.contains_key(s.id.as_str()))
         .copied()
         .collect();
-    let is_standalone = |s: &Backup| s.is_standalone();
     let snapshot_backups: Vec<Facts<'_>> = loose
         .iter()
         .map(|s| Facts {
             id: &s.id,
             tags: &s.tags,
             // Orphans are no usable backup: keep-last never counts them.
-            usable: s.state == State::Completed && is_standalone(s),
+            usable: s.state == State::Completed && s.is_standalone(),
             pending: s.state.is_pending(),
             failed: false,
             created: s.recorded_at,
@@ -392,10 +419,10 @@ pub fn plan_region(
             Verdict::Delete(reason) => plan.snapshots.push(SnapshotDeletion {
                 id: snapshot.id.clone(),
                 source,
-                reason: if is_standalone(snapshot) {
-                    reason
-                } else {
+                reason: if is_orphan(snapshot, &users) {
                     DeleteReason::Orphan
+                } else {
+                    reason
                 },
             }),
         }

@@ -201,6 +201,45 @@ pub fn source_created_at(
     backup.created_at.unwrap_or(now)
 }
 
+/// When a copy of a backup is made "at" and when it expires: the one rule replicate copies by
+/// and monitor counts missing copies by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopyLife {
+    /// The copy's `P:created-at`: its source's creation time ([`source_created_at`]).
+    pub created_at: DateTime<Utc>,
+    /// [`copy_retention`].
+    pub retention: Duration,
+    /// `created_at + retention`: when expire deletes the copy.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl CopyLife {
+    /// Whether a copy made now would already be expired. Such a copy is never made: with a
+    /// copy retention shorter than the backup's, expire deletes the copy first, and copying it
+    /// again would only make a copy that is already due for deletion.
+    pub fn has_passed(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at <= now
+    }
+}
+
+/// The life of a copy of `backup`: made at the source's creation time, kept for its copy
+/// retention.
+pub fn copy_life(
+    keys: &TagKeys,
+    config: &Config,
+    backup: &Backup,
+    now: DateTime<Utc>,
+    warnings: &mut Vec<Warning>,
+) -> CopyLife {
+    let created_at = source_created_at(keys, backup, now, warnings);
+    let retention = copy_retention(keys, config, &backup.id, &backup.tags, warnings);
+    CopyLife {
+        created_at,
+        retention,
+        expires_at: created_at + retention.to_delta(),
+    }
+}
+
 /// The copy's tags: the source backup's own (except `aws:` keys and the original's `P:copies`,
 /// which is its own state), with `P:copy-of`, `P:source-region`, `P:created-at`, `P:expires-at`
 /// set for the copy and `P:copy-to` emptied, so nothing copies a copy. Within EC2's 50 tags,
@@ -363,9 +402,7 @@ pub fn missing_copies(
         }
     }
     for Eligible { backup, targets } in sources {
-        let created_at = source_created_at(keys, backup, now, &mut plan.warnings);
-        let retention = copy_retention(keys, config, &backup.id, &backup.tags, &mut plan.warnings);
-        let expires_at = created_at + retention.to_delta();
+        let life = copy_life(keys, config, backup, now, &mut plan.warnings);
         let listed = listed_copies(keys.get(&backup.tags, key::COPIES).unwrap_or(""));
         for region in targets {
             if let Some(copy) = live.get(&(backup.id.as_str(), region)) {
@@ -381,16 +418,14 @@ pub fn missing_copies(
                 });
                 continue;
             }
-            // With a copy retention shorter than the backup's, expire deletes the copy first:
-            // copying it again would only make a copy that is already due for deletion.
-            if expires_at <= now {
+            if life.has_passed(now) {
                 plan.skipped.push(Skipped {
                     source: backup.id.clone(),
                     region: Some(region.clone()),
                     reason: format!(
                         "a copy would expire at {} ({} after the backup), which has passed",
-                        format_time(expires_at),
-                        retention
+                        format_time(life.expires_at),
+                        life.retention
                     ),
                 });
                 continue;
@@ -434,7 +469,13 @@ pub fn missing_copies(
                 },
                 description: copy_description(&config.deployment_name, backup),
                 client_token: client_token(&backup.id, region, &salt),
-                tags: copy_tags(keys, backup, created_at, retention, &mut plan.warnings),
+                tags: copy_tags(
+                    keys,
+                    backup,
+                    life.created_at,
+                    life.retention,
+                    &mut plan.warnings,
+                ),
                 encryption: encryption(config, backup, region, &mut plan.warnings),
                 listed_copy: vanished.map(str::to_string),
             });

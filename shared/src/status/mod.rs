@@ -1,12 +1,20 @@
 //! The on-call view: per resource and backup region, the newest usable backup, whether it meets
 //! the resource's interval (its recovery point objective), copies still to come, next expiry.
+//!
+//! - here: the pure view ([`status`]) and the choice of a backup to restore;
+//! - `gather`: what the view is computed from, read from EC2 (the CLI's `status` and the
+//!   monitor function read through it alike).
+
+mod gather;
+
+pub use gather::{GatherError, Inputs, Listing, gather, resources};
 
 use crate::backup::Backup;
 use crate::duration::Duration;
 use crate::region::Region;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// A resource that opts in, with what its tags resolve to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +82,9 @@ pub fn grace(interval: Duration) -> TimeDelta {
 }
 
 /// Rows for each resource in home, its DR regions, and the `extra` regions asked for.
+///
+/// The backups are indexed by region and source once, so the work grows with resources plus
+/// backups, not with their product (10,000 instances per region).
 pub fn status(
     home: &Region,
     extra: &[Region],
@@ -82,6 +93,15 @@ pub fn status(
     existing_sources: &HashSet<String>,
     now: DateTime<Utc>,
 ) -> Status {
+    // Each region's backups by source, in the order given (ties of `max_by_key` depend on it).
+    let mut by_source: HashMap<&Region, HashMap<&str, Vec<&Backup>>> = HashMap::new();
+    for b in backups {
+        if let Some(source) = b.source.as_deref() {
+            let region = by_source.entry(&b.region).or_default();
+            region.entry(source).or_default().push(b);
+        }
+    }
+    let none: Vec<&Backup> = Vec::new();
     let mut rows = Vec::new();
     for resource in resources {
         let mut regions = vec![(home.clone(), "home")];
@@ -90,20 +110,19 @@ pub fn status(
                 regions.push((r.clone(), "dr"));
             }
         }
-        let originals: Vec<&Backup> = backups
+        let of = |region: &Region| {
+            by_source
+                .get(region)
+                .and_then(|sources| sources.get(resource.id.as_str()))
+                .unwrap_or(&none)
+        };
+        let originals: Vec<&Backup> = of(home)
             .iter()
-            .filter(|b| {
-                &b.region == home
-                    && b.copy_of.is_none()
-                    && b.source.as_deref() == Some(&resource.id)
-                    && b.is_usable()
-            })
+            .filter(|b| b.copy_of.is_none() && b.is_usable())
+            .copied()
             .collect();
         for (region, role) in regions {
-            let here: Vec<&Backup> = backups
-                .iter()
-                .filter(|b| b.region == region && b.source.as_deref() == Some(&resource.id))
-                .collect();
+            let here = of(&region);
             let newest = here
                 .iter()
                 .filter(|b| b.is_usable() && b.created_at.is_some())
@@ -128,8 +147,6 @@ pub fn status(
                 resource: resource.id.clone(),
                 kind: resource.kind,
                 name: resource.name.clone(),
-                region,
-                role,
                 newest: newest.map(|b| b.id.clone()),
                 newest_created_at: newest_at,
                 age_minutes: newest_at.map(|t| (now - t).num_minutes()),
@@ -141,6 +158,8 @@ pub fn status(
                     .filter_map(|b| b.expires_at)
                     .min(),
                 holds: here.iter().filter(|b| b.hold).count(),
+                region,
+                role,
             });
         }
     }
@@ -339,6 +358,150 @@ mod tests {
             "a region asked for gets its row"
         );
         assert_eq!(s.rows[1].rpo, Rpo::None);
+    }
+
+    /// What the comparison of rows looks at: resource, region, newest, RPO, copies pending,
+    /// next expiry, holds.
+    type Compared = (
+        String,
+        Region,
+        Option<String>,
+        Rpo,
+        usize,
+        Option<DateTime<Utc>>,
+        usize,
+    );
+
+    /// The rows as they were computed before the index: a filter over every backup, per
+    /// resource and region.
+    fn rows_by_filtering(
+        home: &Region,
+        resources: &[Resource],
+        backups: &[Backup],
+        now: DateTime<Utc>,
+    ) -> Vec<Compared> {
+        let mut rows = Vec::new();
+        for resource in resources {
+            let mut regions = vec![home.clone()];
+            for r in &resource.copy_to {
+                if r != home && !regions.contains(r) {
+                    regions.push(r.clone());
+                }
+            }
+            let originals: Vec<&Backup> = backups
+                .iter()
+                .filter(|b| {
+                    &b.region == home
+                        && b.copy_of.is_none()
+                        && b.source.as_deref() == Some(&resource.id)
+                        && b.is_usable()
+                })
+                .collect();
+            for region in regions {
+                let here: Vec<&Backup> = backups
+                    .iter()
+                    .filter(|b| b.region == region && b.source.as_deref() == Some(&resource.id))
+                    .collect();
+                let newest = here
+                    .iter()
+                    .filter(|b| b.is_usable() && b.created_at.is_some())
+                    .max_by_key(|b| b.created_at);
+                let newest_at = newest.and_then(|b| b.created_at);
+                let rpo = match newest_at {
+                    None => Rpo::None,
+                    Some(t)
+                        if now - t <= resource.interval.to_delta() + grace(resource.interval) =>
+                    {
+                        Rpo::Met
+                    }
+                    Some(_) => Rpo::Late,
+                };
+                let pending = if &region == home {
+                    0
+                } else {
+                    originals
+                        .iter()
+                        .filter(|o| o.created_at > newest_at)
+                        .count()
+                };
+                let expiry = here
+                    .iter()
+                    .filter(|b| !b.hold)
+                    .filter_map(|b| b.expires_at)
+                    .min();
+                let holds = here.iter().filter(|b| b.hold).count();
+                rows.push((
+                    resource.id.clone(),
+                    region,
+                    newest.map(|b| b.id.clone()),
+                    rpo,
+                    pending,
+                    expiry,
+                    holds,
+                ));
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn the_index_gives_what_a_filter_over_every_backup_gave() {
+        // GIVEN 30 resources, each with a different mix of originals and copies, some with the
+        // same creation time (ties), some held, some copies failed
+        let now = parse_time("2026-11-25T12:00:00Z").unwrap();
+        let mut backups = Vec::new();
+        let mut resources = Vec::new();
+        for n in 0..30_i64 {
+            let source = format!("i-{n}");
+            resources.push(resource(&source));
+            for k in 0..(n % 5) {
+                let made = crate::tags::format_time(now - TimeDelta::hours(6 * (k + n % 3)));
+                let id = format!("ami-{n}-{k}");
+                backups.push(backup(&id, "us-east-1", &source, &made, None));
+                if n % 4 == 0 {
+                    let twin = format!("{id}-twin");
+                    backups.push(backup(&twin, "us-east-1", &source, &made, None));
+                }
+                if (n + k) % 2 == 0 {
+                    let mut c = backup(&format!("{id}-dr"), "us-west-2", &source, &made, Some(&id));
+                    if k == 1 {
+                        c.state = crate::backup::State::Failed;
+                    }
+                    c.hold = n % 7 == 0;
+                    backups.push(c);
+                }
+            }
+        }
+        // WHEN the rows are computed THEN they are the filter's, row for row
+        let s = status(
+            &r("us-east-1"),
+            &[],
+            &resources,
+            &backups,
+            &HashSet::new(),
+            now,
+        );
+        let got: Vec<Compared> = s
+            .rows
+            .iter()
+            .map(|x| {
+                (
+                    x.resource.clone(),
+                    x.region.clone(),
+                    x.newest.clone(),
+                    x.rpo,
+                    x.copies_pending,
+                    x.next_expiry,
+                    x.holds,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            rows_by_filtering(&r("us-east-1"), &resources, &backups, now)
+        );
+        assert!(got.iter().any(|x| x.3 == Rpo::Late) && got.iter().any(|x| x.3 == Rpo::None));
+        assert!(got.iter().any(|x| x.4 > 0) && got.iter().any(|x| x.6 > 0));
     }
 
     #[test]

@@ -1,0 +1,15 @@
+//! The monitor function's handler: every payload it accepts goes through
+//! [`shared::monitor::handle`], which reads the home region and the DR regions and publishes
+//! where each stands.
+
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+use shared::{Config, Error, clients::Clients};
+
+pub async fn handler(
+    config: &Config,
+    clients: &Clients,
+    event: LambdaEvent<Value>,
+) -> Result<Value, Error> {
+    shared::monitor::handle(config, clients, &event.payload, chrono::Utc::now()).await
+}

@@ -1,0 +1,15 @@
+use lambda_runtime::{run, service_fn};
+use shared::{Config, clients::Clients, lambda};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let sdk = lambda::sdk_config().await;
+    let home = lambda::home_region(&sdk)?;
+    let clients = Clients::from_sdk(sdk, home, config.rate_limits.clone());
+    run(service_fn(|event| {
+        monitor::handler(&config, &clients, event)
+    }))
+    .await
+}

@@ -1,0 +1,190 @@
+//! monitor: where the deployment stands, on a schedule, as metrics and a result: per region, the
+//! resources protected, late and without a backup, the worst recovery point, the DR copies
+//! missing, the backups stuck pending and the orphaned snapshots. It only reads (describes).
+//!
+//! Layout:
+//! - `summary`: the pure figures and lists, from what `status::gather` read and the
+//!   `status::status` rows (the same code as the CLI's `ec2-backup status`);
+//! - here: the payload, the run, the log lines and the metrics.
+
+pub mod summary;
+
+pub use summary::{Figures, Finding, MissingCopy, MonitorReport, summarize};
+
+use crate::clients::Clients;
+use crate::config::Config;
+use crate::error::Error;
+use crate::event::truncate;
+use crate::metrics::{Invocation, Publisher};
+use crate::report::LIST_LIMIT;
+use crate::status::{Listing, gather, status};
+use crate::tags::TagKeys;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tracing::{Instrument, info, warn};
+
+/// Why monitor was invoked: the schedule, or `{}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorRequest {
+    pub event_id: Option<String>,
+}
+
+const EXPECTED: &str = "expected an EventBridge \"Scheduled Event\" or {}";
+
+pub fn parse_monitor_request(payload: &Value) -> Result<MonitorRequest, Error> {
+    if payload.get("detail-type").is_some() {
+        let event: EventBridgeEvent<Value> =
+            serde_json::from_value(payload.clone()).map_err(|e| {
+                Error::Payload(format!("an EventBridge event that does not parse: {e}"))
+            })?;
+        return match (event.source.as_str(), event.detail_type.as_str()) {
+            ("aws.events", "Scheduled Event") => Ok(MonitorRequest { event_id: event.id }),
+            (source, detail_type) => Err(Error::Payload(format!(
+                "{EXPECTED}; got an event from {source:?} with detail-type {detail_type:?}"
+            ))),
+        };
+    }
+    let Some(direct) = crate::event::Direct::parse(payload) else {
+        return Err(Error::Payload(format!(
+            "{EXPECTED}; got {}",
+            truncate(payload)
+        )));
+    };
+    let unknown = direct.fields_besides(&[]);
+    if !unknown.is_empty() {
+        return Err(Error::Payload(format!(
+            "{EXPECTED}; unknown fields {unknown:?}"
+        )));
+    }
+    Ok(MonitorRequest { event_id: None })
+}
+
+/// One run: gather (every region's full listing, for the orphans), the status rows, the
+/// summary; a log line per finding as it is known, and one per region.
+pub async fn run(
+    config: &Config,
+    clients: &Clients,
+    now: DateTime<Utc>,
+) -> Result<MonitorReport, Error> {
+    let keys = TagKeys::new(&config.tag_prefix);
+    let home = clients.home_region();
+    let inputs = gather(config, &keys, clients, &[], Listing::Everything)
+        .await
+        .inspect_err(|e| {
+            warn!(error = %e.source, code = e.source.code().unwrap_or(""), doing = %e.doing, "could not read: no figures this run");
+        })?;
+    let rows = status(
+        home,
+        &[],
+        &inputs.resources,
+        &inputs.backups,
+        &inputs.existing_sources,
+        now,
+    )
+    .rows;
+    let mut report = summarize(home, &inputs, &rows, config, now);
+    log(&report);
+    report.cap(LIST_LIMIT);
+    Ok(report)
+}
+
+/// One `warn` line per late, unprotected or uncopied resource and per backup stuck pending
+/// (every one, however long the lists are), with `resource`, `region`, `reason` (and `backup`),
+/// and one `info` line per region.
+fn log(report: &MonitorReport) {
+    for f in &report.late {
+        warn!(resource = %f.resource, region = %f.region, reason = %f.reason, "resource late");
+    }
+    for f in &report.without_backup {
+        warn!(resource = %f.resource, region = %f.region, reason = %f.reason, "resource without backup");
+    }
+    for c in &report.copies_missing {
+        warn!(resource = c.source.as_deref().unwrap_or(""), backup = %c.backup, region = %c.region, reason = %c.reason, "copy missing");
+    }
+    for s in &report.stuck {
+        warn!(resource = s.source.as_deref().unwrap_or(""), backup = %s.backup, region = %s.region, reason = %s.reason, "backup pending too long");
+    }
+    for (region, f) in &report.regions {
+        info!(
+            region = %region,
+            protected = f.protected,
+            late = f.late,
+            without_backup = f.without_backup,
+            copies_missing = f.copies_missing,
+            pending_too_long = f.pending_too_long,
+            orphaned_snapshots = f.orphaned_snapshots,
+            worst_rpo_seconds = f.worst_rpo_seconds,
+            "region summary"
+        );
+    }
+}
+
+/// The figures' EMF lines: one `[Deployment, Region]` per region, then the `[Deployment]`
+/// totals.
+pub fn documents(publisher: &Publisher, report: &MonitorReport, now: DateTime<Utc>) -> Vec<Value> {
+    let mut docs: Vec<Value> = report
+        .regions
+        .iter()
+        .map(|(region, f)| publisher.for_region(region.as_str(), false, &f.metric_values(), now))
+        .collect();
+    docs.push(publisher.for_deployment(&report.total().metric_values(), now));
+    docs
+}
+
+/// The whole handler: parse, run in a span carrying the event id, publish, and return the
+/// report (an error when the payload is refused or a region could not be read; the
+/// invocation's own metrics line is written either way).
+pub async fn handle(
+    config: &Config,
+    clients: &Clients,
+    payload: &Value,
+    now: DateTime<Utc>,
+) -> Result<Value, Error> {
+    handle_published(config, clients, payload, now).await.0
+}
+
+/// [`handle`], also returning the EMF documents it wrote (for the tests).
+pub async fn handle_published(
+    config: &Config,
+    clients: &Clients,
+    payload: &Value,
+    now: DateTime<Utc>,
+) -> (Result<Value, Error>, Vec<Value>) {
+    // A dry run changes nothing for monitor, which never writes: it reads and publishes as
+    // always, under the dimensions alarms read (a DryRun line is for work not done).
+    let publishing = Config {
+        dry_run: false,
+        ..config.clone()
+    };
+    let invocation = Invocation::start(&publishing, "monitor", clients.throttles());
+    let report = report(config, clients, payload, now).await;
+    let figures = match &report {
+        Ok(r) => documents(invocation.publisher(), r, now),
+        Err(_) => Vec::new(),
+    };
+    let documents = invocation.finish(Vec::new(), figures, clients.throttles(), 0, now);
+    let outcome = report.and_then(|r| crate::report::into_outcome(r, 0));
+    (outcome, documents)
+}
+
+/// The invocation up to its report: the payload parsed, the regions read, the summary.
+async fn report(
+    config: &Config,
+    clients: &Clients,
+    payload: &Value,
+    now: DateTime<Utc>,
+) -> Result<MonitorReport, Error> {
+    let request = parse_monitor_request(payload).inspect_err(|e| {
+        warn!(error = %e, "rejected payload");
+    })?;
+    // Instrument, not enter: a span guard held across an await would leak into other tasks.
+    let span = tracing::info_span!(
+        "monitor",
+        event_id = request.event_id.as_deref().unwrap_or("")
+    );
+    run(config, clients, now).instrument(span).await
+}
+
+#[cfg(test)]
+mod tests;
