@@ -11,5 +11,10 @@ pub async fn handler(
     clients: &Clients,
     event: LambdaEvent<Value>,
 ) -> Result<Value, Error> {
-    shared::monitor::handle(config, clients, &event.payload, chrono::Utc::now()).await
+    // No describe starts that could only leave past the invocation's deadline.
+    let clients = match shared::lambda::deadline(&event.context) {
+        Some(deadline) => clients.until(deadline),
+        None => clients.clone(),
+    };
+    shared::monitor::handle(config, &clients, &event.payload, chrono::Utc::now()).await
 }
