@@ -425,7 +425,7 @@ pub async fn handle(
     invocation.finish(counts, Vec::new(), ec2.throttles(), 0, now);
     let report = report?;
     let failed = report.failed.len();
-    crate::report::into_outcome(report, failed)
+    crate::report::into_bounded_outcome(report, failed)
 }
 
 /// The invocation up to its report: the payload parsed, the backups made, the summary logged.

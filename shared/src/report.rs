@@ -147,8 +147,25 @@ impl Omitted {
 /// The invocation's outcome: the report when nothing failed; otherwise an error carrying the
 /// whole report, so Lambda retries and dead-letters it only after everything else was done.
 pub fn into_outcome<T: Serialize>(report: T, failed: usize) -> Result<serde_json::Value, Error> {
-    let value = serde_json::to_value(&report)
-        .unwrap_or_else(|e| serde_json::json!({ "serialization_error": e.to_string() }));
+    outcome(to_value(&report), failed)
+}
+
+/// [`into_outcome`] of a result bounded by [`bounded`]: what create, replicate and expire
+/// return, so that a result of thousands of resources still fits Lambda's response and the
+/// on-failure record (256 KiB).
+pub fn into_bounded_outcome<T: Serialize>(
+    report: T,
+    failed: usize,
+) -> Result<serde_json::Value, Error> {
+    outcome(bounded(to_value(&report)), failed)
+}
+
+fn to_value<T: Serialize>(report: &T) -> serde_json::Value {
+    serde_json::to_value(report)
+        .unwrap_or_else(|e| serde_json::json!({ "serialization_error": e.to_string() }))
+}
+
+fn outcome(value: serde_json::Value, failed: usize) -> Result<serde_json::Value, Error> {
     if failed == 0 {
         Ok(value)
     } else {
@@ -159,9 +176,75 @@ pub fn into_outcome<T: Serialize>(report: T, failed: usize) -> Result<serde_json
     }
 }
 
+/// Bounds a result: in every object that holds lists (the result itself, each region of
+/// expire's), `"counts"` gives each list's full length, every list keeps its first
+/// [`LIST_LIMIT`] entries, and `"omitted"` says how many each cut list left off (only when one
+/// was cut). Every entry is also logged as it happens, so what is cut here is in the logs.
+pub fn bounded(mut value: serde_json::Value) -> serde_json::Value {
+    bound(&mut value);
+    value
+}
+
+fn bound(value: &mut serde_json::Value) {
+    let Some(object) = value.as_object_mut() else {
+        return;
+    };
+    let mut counts = serde_json::Map::new();
+    let mut omitted = serde_json::Map::new();
+    for (name, member) in object.iter_mut() {
+        match member {
+            serde_json::Value::Array(list) => {
+                counts.insert(name.clone(), list.len().into());
+                if list.len() > LIST_LIMIT {
+                    omitted.insert(name.clone(), (list.len() - LIST_LIMIT).into());
+                    list.truncate(LIST_LIMIT);
+                }
+            }
+            serde_json::Value::Object(_) => bound(member),
+            _ => {}
+        }
+    }
+    if !counts.is_empty() {
+        object.insert("counts".into(), counts.into());
+    }
+    if !omitted.is_empty() {
+        object.insert("omitted".into(), omitted.into());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bounded_result_counts_every_list_and_keeps_at_most_a_hundred_of_each() {
+        let created: Vec<u32> = (0..250).collect();
+        let value = serde_json::json!({
+            "created": created, "failed": [1, 2], "dry_run": false,
+            "regions": {"us-east-1": {"deregistered": (0..101).collect::<Vec<_>>(), "kept": []}},
+        });
+        let b = bounded(value);
+        assert_eq!(b["created"].as_array().unwrap().len(), 100);
+        assert_eq!(b["created"][0], 0, "the first ones are kept");
+        assert_eq!(
+            b["counts"],
+            serde_json::json!({"created": 250, "failed": 2})
+        );
+        assert_eq!(b["omitted"], serde_json::json!({"created": 150}));
+        let r = &b["regions"]["us-east-1"];
+        assert_eq!(
+            r["counts"],
+            serde_json::json!({"deregistered": 101, "kept": 0})
+        );
+        assert_eq!(r["omitted"], serde_json::json!({"deregistered": 1}));
+        assert!(b["regions"].get("counts").is_none(), "no lists, no counts");
+        // 10,000 failures fit the on-failure record.
+        let many: Vec<serde_json::Value> = (0..10_000)
+            .map(|i| serde_json::json!({"source": format!("i-{i:017x}"), "error": "x".repeat(200)}))
+            .collect();
+        let text = bounded(serde_json::json!({ "failed": many })).to_string();
+        assert!(text.len() < 256 * 1024, "{}", text.len());
+    }
 
     #[test]
     fn a_list_over_the_limit_is_cut_and_says_how_many_were_left_off() {

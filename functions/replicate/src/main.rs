@@ -1,3 +1,7 @@
+// The future of a whole invocation nests the SDK's deeply; release builds (LTO) compute its
+// layout past the default depth of 128.
+#![recursion_limit = "256"]
+
 use lambda_runtime::{run, service_fn};
 use shared::{Config, clients::Clients, lambda};
 

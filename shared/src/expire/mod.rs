@@ -518,7 +518,7 @@ pub async fn handle(
     invocation.finish(counts, Vec::new(), clients.throttles(), 0, now);
     let report = report?;
     let failed = report.failed();
-    crate::report::into_outcome(report, failed)
+    crate::report::into_bounded_outcome(report, failed)
 }
 
 /// The invocation up to its report: the payload parsed, the regions swept, the summary logged.

@@ -353,17 +353,25 @@ async fn copy_all(run: &Run<'_>, jobs: Vec<CopyJob>, report: &mut ReplicateRepor
                 let query = BackupQuery::by_id(job.kind, std::slice::from_ref(listed));
                 match ec2.backups(&run.keys, &query).await {
                     Ok(found) if found.iter().any(Backup::is_live) => {
-                        return (job, Err(Listed::StillThere));
+                        let result = Err(Listed::StillThere);
+                        log_copy(&job, &result);
+                        return (job, result);
                     }
                     Ok(_) => {}
-                    Err(e) => return (job, Err(Listed::Error(e))),
+                    Err(e) => {
+                        let result = Err(Listed::Error(e));
+                        log_copy(&job, &result);
+                        return (job, result);
+                    }
                 }
             }
             let result = match job.kind {
                 Kind::Image => ec2.copy_image(&job).await,
                 Kind::Snapshot => ec2.copy_snapshot(&job).await,
-            };
-            (job, result.map_err(Listed::Error))
+            }
+            .map_err(Listed::Error);
+            log_copy(&job, &result);
+            (job, result)
         })
         .buffer_unordered(COPY_CONCURRENCY)
         .collect()
@@ -372,7 +380,6 @@ async fn copy_all(run: &Run<'_>, jobs: Vec<CopyJob>, report: &mut ReplicateRepor
     for (job, result) in outcomes {
         match result {
             Ok(id) => {
-                info!(source = %job.source_id, region = %job.destination, copy_id = %id, "copy started");
                 let copied = Copied {
                     source: job.source_id,
                     region: job.destination,
@@ -383,7 +390,6 @@ async fn copy_all(run: &Run<'_>, jobs: Vec<CopyJob>, report: &mut ReplicateRepor
             }
             Err(Listed::StillThere) => {
                 let listed = job.listed_copy.as_deref().unwrap_or_default();
-                info!(source = %job.source_id, region = %job.destination, copy_id = %listed, "listed copy is there");
                 report.skip(
                     &job.source_id,
                     Some(&job.destination),
@@ -393,7 +399,6 @@ async fn copy_all(run: &Run<'_>, jobs: Vec<CopyJob>, report: &mut ReplicateRepor
             // AMI names are unique per region and the copy's name is derived from its source:
             // a concurrent invocation (with a token of its own) copied it first.
             Err(Listed::Error(e)) if e.code() == Some("InvalidAMIName.Duplicate") => {
-                info!(source = %job.source_id, region = %job.destination, name = %job.name, "already copied by a concurrent invocation");
                 report.skip(
                     &job.source_id,
                     Some(&job.destination),
@@ -404,7 +409,6 @@ async fn copy_all(run: &Run<'_>, jobs: Vec<CopyJob>, report: &mut ReplicateRepor
                 );
             }
             Err(Listed::Error(e)) if is_deferrable(&e) => {
-                warn!(source = %job.source_id, region = %job.destination, code = e.code().unwrap_or(""), "copy deferred to the next sweep");
                 report.deferred.push(Deferred {
                     source: job.source_id,
                     region: job.destination,
@@ -413,7 +417,6 @@ async fn copy_all(run: &Run<'_>, jobs: Vec<CopyJob>, report: &mut ReplicateRepor
                 });
             }
             Err(Listed::Error(e)) => {
-                error!(source = %job.source_id, region = %job.destination, error = %e, code = e.code().unwrap_or(""), "copy failed");
                 report.failed.push(Failed::from_error(
                     &job.source_id,
                     Some(&job.destination),
@@ -423,6 +426,27 @@ async fn copy_all(run: &Run<'_>, jobs: Vec<CopyJob>, report: &mut ReplicateRepor
         }
     }
     made
+}
+
+/// One copy's log line, written as its call ends (a timeout then loses none).
+fn log_copy(job: &CopyJob, result: &Result<String, Listed>) {
+    let (source, region) = (&job.source_id, &job.destination);
+    match result {
+        Ok(id) => info!(source = %source, region = %region, copy_id = %id, "copy started"),
+        Err(Listed::StillThere) => {
+            let listed = job.listed_copy.as_deref().unwrap_or_default();
+            info!(source = %source, region = %region, copy_id = %listed, "listed copy is there")
+        }
+        Err(Listed::Error(e)) if e.code() == Some("InvalidAMIName.Duplicate") => {
+            info!(source = %source, region = %region, name = %job.name, "already copied by a concurrent invocation")
+        }
+        Err(Listed::Error(e)) if is_deferrable(e) => {
+            warn!(source = %source, region = %region, code = e.code().unwrap_or(""), error = %e, "copy deferred to the next sweep")
+        }
+        Err(Listed::Error(e)) => {
+            error!(source = %source, region = %region, error = %e, code = e.code().unwrap_or(""), "copy failed")
+        }
+    }
 }
 
 /// Step 6: writes `P:copies` (`region=copy-id,...`, merged with what is there) on each original whose
@@ -502,7 +526,7 @@ pub async fn handle(
     invocation.finish(counts, per_region, clients.throttles(), 0, now);
     let report = report?;
     let failed = report.failed.len();
-    crate::report::into_outcome(report, failed)
+    crate::report::into_bounded_outcome(report, failed)
 }
 
 /// The invocation up to its report: the payload parsed, the copies made, the summary logged.
