@@ -142,6 +142,7 @@ def main() -> None:
 
     replicate(names)
     expire(names)
+    monitor()
     on_call(names)
 
 
@@ -193,6 +194,22 @@ def expire(names: dict[str, str]) -> None:
                 print(f"   {region} FAILED {f}")
         print(f"   (dry run: {report.get('dry_run')}; cold start {stats['cold_start_ms']:.0f} ms, "
               f"invocation {stats['invoke_ms'][0]:.0f} ms, peak RSS {stats['max_rss_kib'] / 1024:.1f} MiB)")
+
+
+def monitor() -> None:
+    """What the hourly monitor publishes for the alarms: where every region stands."""
+    print("\n== monitor <- its hourly schedule")
+    with open(LOGS, "a") as logs:
+        results, stats = invoke(str(BIN / "monitor"), [event("scheduled-event.json")], env=ENV, timeout=120,
+                                logs=logs)
+    result = results[0]
+    if not result["ok"]:
+        print(f"   invocation failed: {result['error']}")
+        return
+    for region, r in result["response"]["regions"].items():
+        print(f"   {region}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r.items()))
+    print(f"   (cold start {stats['cold_start_ms']:.0f} ms, invocation {stats['invoke_ms'][0]:.0f} ms, "
+          f"peak RSS {stats['max_rss_kib'] / 1024:.1f} MiB; the same figures go to CloudWatch as metrics)")
 
 
 def on_call(names: dict[str, str]) -> None:
