@@ -14,12 +14,24 @@ pub fn text(bytes: &[u8]) -> String {
 /// Runs `binary` on one payload, in us-east-1 of the moto server, under the tag prefix
 /// `binarytest` (so a sweep finds only what these tests made), with `env` on top.
 pub fn invoke(binary: &str, payload: &str, env: &[(&str, &str)]) -> Output {
+    invoke_within(binary, payload, env, 60)
+}
+
+/// [`invoke`] with the function's timeout (the deadline the emulator hands out, and past which
+/// it kills the binary) set to `timeout_seconds`.
+pub fn invoke_within(
+    binary: &str,
+    payload: &str,
+    env: &[(&str, &str)],
+    timeout_seconds: u32,
+) -> Output {
     let moto = moto_url();
+    let timeout = timeout_seconds.to_string();
     let mut command = Command::new(venv_python());
     command
         .arg(root().join("tests/lambda_invoke.py"))
         .arg(binary)
-        .args(["--payload", payload, "--timeout", "60"])
+        .args(["--payload", payload, "--timeout", &timeout])
         .env("AWS_ENDPOINT_URL", moto)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "testing")

@@ -1,8 +1,8 @@
 //! The real `create-image` binary through the Lambda runtime loop: the wiring of `main`.
 
 use integration_tests::binary::{
-    assert_invocation_metrics, assert_rejects_bad_input, boto3, invoke, listed, result, sample,
-    text,
+    assert_invocation_metrics, assert_rejects_bad_input, boto3, invoke, invoke_within, listed,
+    result, sample, text,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_create-image");
@@ -58,6 +58,37 @@ fn a_scheduled_event_goes_through_the_runtime_loop_waits_out_throttling_and_back
             ("Continuations", 0),
         ],
     );
+}
+
+#[test]
+fn a_sweep_that_outlasts_its_timeout_returns_before_it_with_the_rest_remaining() {
+    // Twelve instances under a prefix of their own, one CreateImage a second, and an 8 s
+    // timeout: with its margin (2 s), the function starts calls for about 6 s, then returns
+    // what it made and how many remain, before Lambda (the emulator) would kill it.
+    let seed = "ec2.run_instances(ImageId='ami-12345678', MinCount=12, MaxCount=12, TagSpecifications=[{'ResourceType': 'instance', 'Tags': [{'Key': 'slowtest', 'Value': 'true'}]}])['Instances'][0]['InstanceId']";
+    boto3(seed);
+    let started = std::time::Instant::now();
+    let out = invoke_within(
+        BINARY,
+        &sample("scheduled-event.json"),
+        &[
+            ("TAG_PREFIX", "slowtest"),
+            ("EC2_RATE_LIMITS", "CreateImage=1/1"),
+        ],
+        8,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        started.elapsed().as_secs_f64() < 10.0,
+        "returned within its timeout"
+    );
+    let line = result(&out);
+    assert_eq!(line["ok"], true, "{line}");
+    let made = listed(&line, "created");
+    let remaining = line["response"]["remaining"].as_u64().unwrap_or(0) as usize;
+    assert!(made >= 3 && remaining >= 3, "{line}");
+    assert_eq!(made + remaining, 12, "{line}");
+    assert_eq!(line["response"]["failed"], serde_json::json!([]));
 }
 
 #[test]
