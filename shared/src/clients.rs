@@ -59,6 +59,15 @@ impl Clients {
         }
     }
 
+    /// These adapters for the invocation of `context`: bound by its deadline (when it names
+    /// one), see [`Clients::until`].
+    pub fn for_invocation(&self, context: &lambda_runtime::Context) -> Self {
+        match crate::lambda::deadline(context) {
+            Some(deadline) => self.until(deadline),
+            None => self.clone(),
+        }
+    }
+
     /// These adapters for one invocation: no call starts that could only leave past
     /// `deadline` (see [`Ec2::until`]). They share the buckets and the throttle counts.
     pub fn until(&self, deadline: crate::pacing::Deadline) -> Self {

@@ -399,10 +399,7 @@ pub async fn handle_event(
     event: lambda_runtime::LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, Error> {
     let request_id = event.context.request_id.clone();
-    let ec2 = match crate::lambda::deadline(&event.context) {
-        Some(deadline) => ec2.until(deadline),
-        None => ec2.clone(),
-    };
+    let ec2 = ec2.for_invocation(&event.context);
     handle(kind, config, &ec2, &event.payload, &request_id, Utc::now()).await
 }
 

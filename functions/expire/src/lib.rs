@@ -12,9 +12,6 @@ pub async fn handler(
     event: LambdaEvent<Value>,
 ) -> Result<Value, Error> {
     // No call starts that could only leave past the invocation's deadline.
-    let clients = match shared::lambda::deadline(&event.context) {
-        Some(deadline) => clients.until(deadline),
-        None => clients.clone(),
-    };
+    let clients = clients.for_invocation(&event.context);
     shared::expire::handle(config, &clients, &event.payload, chrono::Utc::now()).await
 }

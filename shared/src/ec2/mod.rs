@@ -115,6 +115,15 @@ impl Ec2 {
         }
     }
 
+    /// This adapter for the invocation of `context`: bound by its deadline (when it names one),
+    /// see [`Ec2::until`].
+    pub fn for_invocation(&self, context: &lambda_runtime::Context) -> Self {
+        match crate::lambda::deadline(context) {
+            Some(deadline) => self.until(deadline),
+            None => self.clone(),
+        }
+    }
+
     /// Paces this adapter's calls to `limits` (one bucket per action, for this region).
     pub fn paced(mut self, limits: &RateLimits) -> Self {
         self.pacer = Pacer::new(limits.clone());
