@@ -436,3 +436,28 @@ pub async fn handle(
 ) -> Result<Value, shared::Error> {
     shared::create::handle(kind, config, ec2, payload, REQUEST_ID, now).await
 }
+
+/// An AMI of `instance` made on demand by create-image in `home` at `at`, as a request of its
+/// own (a retry of one request would reuse its backup): its id.
+pub async fn on_demand_image(
+    moto: &Moto,
+    config: &shared::Config,
+    home: &str,
+    instance: &str,
+    at: DateTime<Utc>,
+) -> String {
+    let report = shared::create::handle(
+        shared::event::ResourceKind::Instance,
+        config,
+        &moto.ec2(home),
+        &serde_json::json!({ "instance_ids": [instance] }),
+        &format!("request-at-{}", at.timestamp()),
+        at,
+    )
+    .await
+    .expect("backup made");
+    report["created"][0]["id"]
+        .as_str()
+        .expect("an image id")
+        .to_string()
+}

@@ -38,21 +38,7 @@ fn config() -> Config {
 /// An AMI of `instance` made by create-image `ago` days before now (retention 7 days, so it
 /// expires `7 - ago` days from now).
 async fn backup_at(moto: &Moto, instance: &str, at: DateTime<Utc>) -> String {
-    let report = shared::create::handle(
-        ResourceKind::Instance,
-        &config(),
-        &moto.ec2(HOME),
-        &json!({ "instance_ids": [instance] }),
-        // Each backup its own request (a retry of one request would reuse its backup).
-        &format!("request-at-{}", at.timestamp()),
-        at,
-    )
-    .await
-    .expect("backup made");
-    report["created"][0]["id"]
-        .as_str()
-        .expect("an image id")
-        .to_string()
+    on_demand_image(moto, &config(), HOME, instance, at).await
 }
 
 /// A standalone snapshot of `volume` made by create-snapshot at `at`.

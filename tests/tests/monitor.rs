@@ -9,7 +9,6 @@ use chrono::{DateTime, TimeDelta, Utc};
 use integration_tests::*;
 use serde_json::{Value, json};
 use shared::Config;
-use shared::event::ResourceKind;
 use shared::tags::parse_time;
 
 fn now() -> DateTime<Utc> {
@@ -35,20 +34,7 @@ async fn instance(moto: &Moto) -> String {
 /// An AMI of `instance` made by create-image at `at`, EC2's clock at `at` too.
 async fn backup_at(moto: &Moto, instance: &str, at: DateTime<Utc>) -> String {
     moto.set_clock(at);
-    let report = shared::create::handle(
-        ResourceKind::Instance,
-        &config(),
-        &moto.ec2(HOME),
-        &json!({ "instance_ids": [instance] }),
-        &format!("request-at-{}", at.timestamp()),
-        at,
-    )
-    .await
-    .expect("backup made");
-    report["created"][0]["id"]
-        .as_str()
-        .expect("an image id")
-        .to_string()
+    on_demand_image(moto, &config(), HOME, instance, at).await
 }
 
 /// replicate's sweep at `at`: the missing copies made, EC2's clock at `at`.
