@@ -1,9 +1,11 @@
 """infra/template.yaml against the code: every function is a workspace binary,
 gets every variable the config reads, and may call exactly the EC2 actions in
-shared/permissions.json, under the conditions the issue asks for; every alarm
-and dashboard widget reads a metric that shared/metrics.json says some function
-publishes, under that dimension set; every alarm tells the person on call what
-to run first and where its runbook section is.
+shared/permissions.json, under the conditions the issue asks for; each function
+but monitor has a work queue of its own, which it alone may send to and read,
+set up as AWS advises for an event source mapping; every alarm and dashboard
+widget reads a metric that shared/metrics.json says some function publishes,
+under that dimension set; every alarm tells the person on call what to run
+first and where its runbook section is.
 
 Run: .venv/bin/python -m pytest tests/infra -q
 """
@@ -75,6 +77,24 @@ VARIABLE_PARAMETERS = {
     "PENDING_LIMIT": "PendingLimit",
     "EC2_RATE_LIMITS": "Ec2RateLimits",
 }
+# Each function's work queue (its WORK_QUEUE_URL) and whether the queue is FIFO; monitor
+# has none.
+WORK_QUEUES = {
+    "create-image": ("CreateImageWorkQueue", True),
+    "create-snapshot": ("CreateSnapshotWorkQueue", True),
+    "replicate": ("ReplicateWorkQueue", False),
+    "expire": ("ExpireWorkQueue", False),
+}
+# Variables whose value differs per function: set on each function with a work queue, never
+# in Globals, and without a parameter. shared/permissions.json lists them with the others
+# once shared/src/config.rs reads them (VARIABLES).
+PER_FUNCTION_VARIABLES = {"WORK_QUEUE_URL"}
+# The actions an event source mapping needs on its queue (Lambda's SQS guide lists the first
+# three); ChangeMessageVisibility lets the function hand a message back before its timeout.
+SQS_RECEIVE = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+               "sqs:ChangeMessageVisibility"}
+# Event types that SAM turns into EventBridge rules (the rest are event source mappings).
+RULE_TYPES = ("Schedule", "EventBridgeRule")
 
 
 def statements(function: str, **overrides: str) -> list[dict]:
@@ -129,7 +149,8 @@ def test_every_variable_the_config_reads_is_set(binary):
     _, res = FUNCTIONS[binary]
     variables = dict(GLOBALS.get("Environment", {}).get("Variables", {}))
     variables.update(res["Properties"].get("Environment", {}).get("Variables", {}))
-    missing = [v for v in PERMS["environment"] if v not in variables]
+    # Per-function variables have their own test (test_work_queue_url_is_the_functions_own_queue).
+    missing = [v for v in PERMS["environment"] if v not in variables and v not in PER_FUNCTION_VARIABLES]
     assert not missing, f"{binary}: not set by the template: {missing}"
     for variable, value in variables.items():
         if variable in VARIABLE_PARAMETERS:
@@ -137,9 +158,32 @@ def test_every_variable_the_config_reads_is_set(binary):
 
 
 def test_every_variable_has_its_parameter():
-    assert set(VARIABLE_PARAMETERS) == set(PERMS["environment"])
+    assert set(VARIABLE_PARAMETERS) == set(PERMS["environment"]) - PER_FUNCTION_VARIABLES
     for parameter in VARIABLE_PARAMETERS.values():
         assert parameter in PARAMS
+
+
+def test_per_function_variables_are_not_in_globals():
+    assert not PER_FUNCTION_VARIABLES & set(GLOBALS["Environment"]["Variables"])
+    assert not PER_FUNCTION_VARIABLES & set(VARIABLE_PARAMETERS)
+
+
+@pytest.mark.parametrize("variable", sorted(PER_FUNCTION_VARIABLES))
+def test_per_function_variables_are_read_by_the_config(variable):
+    if variable not in PERMS["environment"]:
+        # The functions' side (shared/src/config.rs VARIABLES, and with it
+        # shared/permissions.json) is written on its own branch.
+        pytest.skip(f"{variable} is not in shared/permissions.json's environment yet")
+    assert variable in PERMS["environment"]
+
+
+@pytest.mark.parametrize("binary", sorted(PERMS["functions"]))
+def test_work_queue_url_is_the_functions_own_queue(binary):
+    variables = FUNCTIONS[binary][1]["Properties"].get("Environment", {}).get("Variables", {})
+    if binary in WORK_QUEUES:
+        assert variables["WORK_QUEUE_URL"] == {"Ref": WORK_QUEUES[binary][0]}
+    else:
+        assert "WORK_QUEUE_URL" not in variables
 
 
 @pytest.mark.parametrize("binary", sorted(PERMS["functions"]))
@@ -312,16 +356,15 @@ def test_parameter_patterns_match_what_the_config_accepts(name, good, bad):
         assert not re.fullmatch(pattern, value), (name, value)
 
 
-def test_functions_that_make_backups_run_one_at_a_time_unless_told_otherwise():
-    assert PARAMS["SerializeInvocations"]["Default"] == "true"
-    for binary in sorted(PERMS["functions"]):
-        props = FUNCTIONS[binary][1]["Properties"]
-        if binary in ("create-image", "create-snapshot", "replicate"):
-            assert props["ReservedConcurrentExecutions"] == {
-                "Fn::If": ["SerializeInvocations", 1, {"Ref": "AWS::NoValue"}]
-            }, binary
-        else:
-            assert "ReservedConcurrentExecutions" not in props, binary
+def test_no_function_reserves_concurrency():
+    """Reserved concurrency below an SQS event source mapping's concurrency throttles the
+    mapping's invocations, and throttled messages count receives until they are dead-lettered.
+    The FIFO work queues serialise the create functions instead (the template says why)."""
+    assert "ReservedConcurrentExecutions" not in GLOBALS
+    for binary, (_, res) in FUNCTIONS.items():
+        assert "ReservedConcurrentExecutions" not in res["Properties"], binary
+    assert "SerializeInvocations" not in PARAMS
+    assert "SerializeInvocations" not in TEMPLATE.get("Conditions", {})
 
 
 def test_dry_run_and_keep_last():
@@ -349,7 +392,9 @@ def test_schedule_and_rules_with_dead_letters(binary):
     schedules = [e for e in events.values() if e["Type"] == "Schedule"]
     assert [e["Properties"]["Schedule"] for e in schedules] == [{"Ref": EXPECTED_SCHEDULES[binary]}]
     for name, event in events.items():
-        assert event["Type"] in ("Schedule", "EventBridgeRule"), name
+        assert event["Type"] in (*RULE_TYPES, "SQS"), name
+        if event["Type"] == "SQS":
+            continue  # a work queue: its redrive policy is its dead letter (below)
         props = event["Properties"]
         assert props["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}, name
         assert props["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 86400
@@ -357,7 +402,7 @@ def test_schedule_and_rules_with_dead_letters(binary):
 
 def test_dead_letter_queue_accepts_exactly_the_rules():
     rules = {f"{logical_id}{name}" for logical_id, res in FUNCTIONS.values()
-             for name in res["Properties"]["Events"]}
+             for name, event in res["Properties"]["Events"].items() if event["Type"] in RULE_TYPES}
     policy = RESOURCES["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]
     allow = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
     assert len(allow) == 1 and allow[0]["Principal"] == {"Service": "events.amazonaws.com"}
@@ -373,7 +418,16 @@ def test_failed_invocations_go_to_the_encrypted_dead_letter_queue():
     assert RESOURCES["DeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"] is True
     for binary in PERMS["functions"]:
         sends = with_action(statements(binary), "sqs:SendMessage")
-        assert [s["Resource"] for s in sends] == ["<DeadLetterQueue.Arn>"], binary
+        assert "<DeadLetterQueue.Arn>" in [s["Resource"] for s in sends], binary
+
+
+def dead_letter_queues() -> set[str]:
+    """Every queue that dead letters go to: the on-failure destination and each redrive target."""
+    out = {GLOBALS["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]}
+    for res in RESOURCES.values():
+        if res["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in res["Properties"]:
+            out.add(res["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0])
+    return out
 
 
 def test_alarms_on_errors_and_dead_letters_to_the_topic():
@@ -383,9 +437,18 @@ def test_alarms_on_errors_and_dead_letters_to_the_topic():
     errors = {a["Dimensions"][0]["Value"]["Ref"] for a in alarms
               if a.get("Namespace") == "AWS/Lambda" and a.get("MetricName") == "Errors"}
     assert errors == {logical_id for logical_id, _ in FUNCTIONS.values()}
-    depth = [a for a in alarms if a.get("Namespace") == "AWS/SQS"]
-    assert len(depth) == 1
-    assert depth[0]["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}
+    # one alarm on each queue that dead letters go to, as soon as it holds one
+    depth = [a for a in alarms if a.get("Namespace") == "AWS/SQS"
+             and a["MetricName"] == "ApproximateNumberOfMessagesVisible"]
+    assert dead_letter_queues() == {"DeadLetterQueue", "FifoDeadLetterQueue"}
+    watched = []
+    for a in depth:
+        dimension, = a["Dimensions"]
+        assert dimension["Name"] == "QueueName" and dimension["Value"]["Fn::GetAtt"][1] == "QueueName"
+        watched.append(dimension["Value"]["Fn::GetAtt"][0])
+    assert sorted(watched) == sorted(dead_letter_queues())
+    for a in depth:
+        assert (a["Threshold"], a["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
     sub = RESOURCES["AlarmEmailSubscription"]
     assert sub["Condition"] == "HasAlarmEmail"
     assert Resolver(TEMPLATE).condition("HasAlarmEmail") is False
@@ -400,6 +463,138 @@ def test_outputs_name_every_function_the_queue_and_the_topic():
         assert {"Fn::GetAtt": [logical_id, "Arn"]} in values
     assert {"Ref": "DeadLetterQueue"} in values
     assert {"Ref": "AlarmTopic"} in values
+    for queue in [q for q, _ in WORK_QUEUES.values()] + ["FifoDeadLetterQueue"]:
+        assert outputs[f"{queue}Url"]["Value"] == {"Ref": queue}
+
+
+# ---------------------------------------------------------------- work queues
+# What AWS advises for an SQS queue that an event source mapping reads (Lambda Developer
+# Guide, "Creating and configuring an Amazon SQS event source mapping" and "Understanding SQS
+# retries"): a visibility timeout of at least six times the function's timeout, a redrive
+# policy with maxReceiveCount at least 5; SQS: a FIFO queue's dead-letter queue is FIFO.
+
+# Each message is a chunk of up to a few hundred resources, one per invocation; replicate's
+# are a few copies each, and several fit in one invocation.
+BATCH_SIZES = {"create-image": 1, "create-snapshot": 1, "replicate": 10, "expire": 1}
+# How old a work queue's oldest message may get before the alarm: replicate's wait on copy
+# limits on purpose, the others' only for the invocations ahead of them.
+AGE_THRESHOLDS = {"create-image": 2 * 3600, "create-snapshot": 2 * 3600, "replicate": 6 * 3600,
+                  "expire": 2 * 3600}
+
+
+def function_timeout(binary: str) -> int:
+    return {**GLOBALS, **FUNCTIONS[binary][1]["Properties"]}["Timeout"]
+
+
+def sqs_events(binary: str) -> list[dict]:
+    events = FUNCTIONS[binary][1]["Properties"]["Events"]
+    return [e["Properties"] for e in events.values() if e["Type"] == "SQS"]
+
+
+def test_every_function_but_monitor_has_a_work_queue_of_its_own():
+    assert set(WORK_QUEUES) == set(FUNCTIONS) - {"monitor"}
+    queues = {logical_id for logical_id, res in RESOURCES.items() if res["Type"] == "AWS::SQS::Queue"}
+    assert queues == {q for q, _ in WORK_QUEUES.values()} | dead_letter_queues()
+    assert len({q for q, _ in WORK_QUEUES.values()}) == len(WORK_QUEUES)
+    assert sqs_events("monitor") == []
+
+
+@pytest.mark.parametrize("binary", sorted(WORK_QUEUES))
+def test_functions_with_a_work_queue_run_up_to_lambdas_limit(binary):
+    # A sweep runs to its deadline and hands the rest on: the longest deadline Lambda gives.
+    assert function_timeout(binary) == 900
+
+
+@pytest.mark.parametrize("binary", sorted(WORK_QUEUES))
+def test_work_queue_is_encrypted_and_redriven_to_a_dead_letter_queue_of_its_kind(binary):
+    queue, fifo = WORK_QUEUES[binary]
+    props = RESOURCES[queue]["Properties"]
+    assert props["SqsManagedSseEnabled"] is True
+    assert props.get("FifoQueue", False) is fifo
+    # FIFO: the function sends in one message group; a body sent twice within SQS's
+    # deduplication interval is delivered once.
+    assert props.get("ContentBasedDeduplication", False) is fifo
+    assert "DelaySeconds" not in props  # replicate delays per message, where it means to
+    redrive = props["RedrivePolicy"]
+    target, attribute = redrive["deadLetterTargetArn"]["Fn::GetAtt"]
+    assert attribute == "Arn"
+    assert target == ("FifoDeadLetterQueue" if fifo else "DeadLetterQueue")
+    dead_letters = RESOURCES[target]["Properties"]
+    assert dead_letters.get("FifoQueue", False) is fifo
+    assert dead_letters["SqsManagedSseEnabled"] is True
+    assert 5 <= redrive["maxReceiveCount"] <= 10
+    # A standard queue's message keeps its first enqueue time in the dead-letter queue:
+    # that queue keeps messages longer than the work queue.
+    assert 4 * 86400 <= props["MessageRetentionPeriod"] < dead_letters["MessageRetentionPeriod"]
+
+
+@pytest.mark.parametrize("binary", sorted(WORK_QUEUES))
+def test_work_queue_visibility_is_six_times_the_function_timeout(binary):
+    """Six timeouts leave Lambda time to retry a batch whose invocation was throttled; the
+    batching window is spent with the messages received but not yet handed to the function."""
+    props = RESOURCES[WORK_QUEUES[binary][0]]["Properties"]
+    event, = sqs_events(binary)
+    window = event.get("MaximumBatchingWindowInSeconds", 0)
+    assert props["VisibilityTimeout"] >= 6 * function_timeout(binary) + window
+    assert props["VisibilityTimeout"] <= 43200  # SQS's longest, 12 hours
+
+
+@pytest.mark.parametrize("binary", sorted(WORK_QUEUES))
+def test_function_reads_its_own_work_queue_and_reports_batch_item_failures(binary):
+    queue, fifo = WORK_QUEUES[binary]
+    event, = sqs_events(binary)
+    assert event["Queue"] == {"Fn::GetAtt": [queue, "Arn"]}
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert event.get("Enabled", True) is True
+    # Lambda deletes a message that a filter leaves out, unprocessed.
+    assert "FilterCriteria" not in event
+    assert event["BatchSize"] == BATCH_SIZES[binary]
+    if event["BatchSize"] > 1:
+        assert 1 <= event["MaximumBatchingWindowInSeconds"] <= 30, "a short window"
+    else:
+        assert "MaximumBatchingWindowInSeconds" not in event
+    if fifo:
+        # One message group: Lambda hands over its messages one batch at a time anyway.
+        assert "ScalingConfig" not in event
+    else:
+        assert event["ScalingConfig"] == {"MaximumConcurrency": 2}, "the least Lambda allows"
+
+
+@pytest.mark.parametrize("binary", sorted(PERMS["functions"]))
+def test_sqs_only_on_its_own_queues(binary):
+    """Least privilege: a role sends to the dead-letter queue (the on-failure destination
+    sends with the function's role) and to its own work queue, and its event source mapping
+    reads that queue; no role reaches another function's queue, nor a dead-letter queue's
+    messages."""
+    own = [f"<{WORK_QUEUES[binary][0]}.Arn>"] if binary in WORK_QUEUES else []
+    sqs = [s for s in statements(binary, CopyKmsKeys=f"us-west-2={KEY_A}")
+           if any(a.startswith("sqs:") for a in as_list(s["Action"]))]
+    sends = [r for s in sqs if "sqs:SendMessage" in as_list(s["Action"]) for r in as_list(s["Resource"])]
+    assert sorted(sends) == sorted(["<DeadLetterQueue.Arn>", *own])
+    for s in sqs:
+        actions = set(as_list(s["Action"]))
+        assert actions in ({"sqs:SendMessage"}, SQS_RECEIVE), s
+        assert "Condition" not in s
+        if actions == SQS_RECEIVE:
+            assert as_list(s["Resource"]) == own, s
+    assert allowed(sqs, "sqs:") == {"sqs:SendMessage"} | (SQS_RECEIVE if own else set())
+
+
+@pytest.mark.parametrize("binary", sorted(WORK_QUEUES))
+def test_an_alarm_when_a_work_queue_falls_behind(binary):
+    queue, _ = WORK_QUEUES[binary]
+    ages = [a for a in alarms().values() if a.get("MetricName") == "ApproximateAgeOfOldestMessage"]
+    assert len(ages) == len(WORK_QUEUES)
+    alarm, = [a for a in ages if a["Dimensions"] == [{"Name": "QueueName", "Value": f"<{queue}.QueueName>"}]]
+    assert (alarm["Namespace"], alarm["Statistic"]) == ("AWS/SQS", "Maximum")
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (AGE_THRESHOLDS[binary], "GreaterThanThreshold")
+    assert alarm["TreatMissingData"] == "notBreaching"
+    # What to look at first: this queue, and this function's mapping and log group.
+    logical_id, res = FUNCTIONS[binary]
+    log_group = res["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+    for name in (queue, logical_id, log_group):
+        assert f"<{name}>" in alarm["AlarmDescription"], name
+    assert alarm["AlarmDescription"].endswith("docs/runbook.md#work-queue-falling-behind")
 
 
 def test_every_checkov_skip_gives_its_reason():
@@ -682,7 +877,13 @@ def test_every_alarm_says_what_to_run_first_and_links_its_runbook_section():
                        pseudo={"AWS::StackName": "s" * 128, "AWS::Region": "ap-southeast-2"})
     names = {f"<{logical_id}>": longest.resolve(res["Properties"]["LogGroupName"])
              for logical_id, res in RESOURCES.items() if res["Type"] == "AWS::Logs::LogGroup"}
-    names["<DeadLetterQueue>"] = "https://sqs.ap-southeast-2.amazonaws.com/123456789012/" + "q" * 80
+    for logical_id, res in RESOURCES.items():
+        if res["Type"] == "AWS::SQS::Queue":  # queue names: 80 characters at most
+            queue = "q" * 75 + ".fifo" if res["Properties"].get("FifoQueue") else "q" * 80
+            names[f"<{logical_id}>"] = "https://sqs.ap-southeast-2.amazonaws.com/123456789012/" + queue
+            names[f"<{logical_id}.Arn>"] = "arn:aws:sqs:ap-southeast-2:123456789012:" + queue
+        if res["Type"] == "AWS::Serverless::Function":  # function names: 64 at most
+            names[f"<{logical_id}>"] = "f" * 64
     for logical_id, res in RESOURCES.items():
         if res["Type"] != "AWS::CloudWatch::Alarm":
             continue
@@ -705,7 +906,8 @@ def test_the_asked_for_alarms_exist_and_go_to_the_topic():
         assert alarm["TreatMissingData"] in ("missing", "notBreaching"), "chosen, not defaulted"
     watched = {tuple(sorted(m["name"] for m in alarm_metrics(a))): logical_id for logical_id, a in found.items()}
     for metric_set in [("Late", "WithoutBackup"), ("CopiesMissing",), ("PendingTooLong",),
-                       ("Throttles",) * len(FUNCTIONS), ("ApproximateNumberOfMessagesVisible",)]:
+                       ("Throttles",) * len(FUNCTIONS), ("ApproximateNumberOfMessagesVisible",),
+                       ("ApproximateAgeOfOldestMessage",)]:
         assert metric_set in watched, metric_set
     errors = {a["Dimensions"][0]["Value"] for a in found.values() if a.get("MetricName") == "Errors"}
     assert "<MonitorFunction>" in errors
