@@ -65,6 +65,7 @@ async fn backup(moto: &Moto, kind: ResourceKind, ids: &[&str]) -> Vec<String> {
         kind,
         &config(),
         &moto.ec2(HOME),
+        None,
         &payload,
         &request,
         Utc::now(),

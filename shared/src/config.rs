@@ -22,6 +22,7 @@ pub const VARIABLES: &[&str] = &[
     "COPY_GRACE",
     "PENDING_LIMIT",
     "EC2_RATE_LIMITS",
+    "WORK_QUEUE_URL",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +48,9 @@ pub struct Config {
     pub pending_limit: Duration,
     /// The pace of each EC2 action, per region (`EC2_RATE_LIMITS` over the defaults).
     pub rate_limits: RateLimits,
+    /// The function's own SQS work queue (`WORK_QUEUE_URL`): where what an invocation cannot
+    /// finish is handed on. `None`: it does what fits and reports the rest for the next schedule.
+    pub work_queue_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +78,7 @@ impl Default for Config {
             copy_grace: Duration::hours(2),
             pending_limit: Duration::hours(6),
             rate_limits: RateLimits::default(),
+            work_queue_url: None,
         }
     }
 }
@@ -120,6 +125,10 @@ impl Config {
         if let Some(v) = get("EC2_RATE_LIMITS") {
             config.rate_limits =
                 RateLimits::parse(&v).map_err(|r| fail("EC2_RATE_LIMITS", &v, r))?;
+        }
+        if let Some(v) = get("WORK_QUEUE_URL") {
+            config.work_queue_url =
+                Some(crate::sqs::validate_url(&v).map_err(|r| fail("WORK_QUEUE_URL", &v, r))?);
         }
         if let Some(v) = get("METRICS_NAMESPACE") {
             config.metrics_namespace =
@@ -272,6 +281,10 @@ mod tests {
             ("COPY_GRACE", "90m"),
             ("PENDING_LIMIT", "1d"),
             ("EC2_RATE_LIMITS", "CreateImage=2/10"),
+            (
+                "WORK_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/123456789012/work.fifo",
+            ),
         ])
         .unwrap();
         assert_eq!(c.tag_prefix, "Snap");
@@ -301,6 +314,10 @@ mod tests {
         assert_eq!(c.copy_grace, Duration::minutes(90));
         assert_eq!(c.pending_limit, Duration::days(1));
         assert_eq!(
+            c.work_queue_url.as_deref(),
+            Some("https://sqs.us-east-1.amazonaws.com/123456789012/work.fifo")
+        );
+        assert_eq!(
             c.rate_limits.get("CreateImage"),
             Some(crate::pacing::Rate {
                 per_second: 2.0,
@@ -329,6 +346,7 @@ mod tests {
             ("COPY_GRACE", "2x"),
             ("PENDING_LIMIT", "0h"),
             ("EC2_RATE_LIMITS", "CreateImage=fast"),
+            ("WORK_QUEUE_URL", "arn:aws:sqs:us-east-1:123456789012:work"),
         ];
         for (name, value) in cases {
             let err = config(&[(name, value)]).unwrap_err();

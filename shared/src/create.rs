@@ -11,6 +11,7 @@ use crate::naming::{ami_name, image_description, snapshot_description};
 use crate::region::Region;
 use crate::report::{CreateReport, Created, Failed};
 use crate::source::Source;
+use crate::sqs::WorkQueue;
 use crate::tags::Tags;
 use crate::tags::{BackupOrigin, Kind, TagKeys, backup_tags, format_time, resolve_policy};
 use chrono::{DateTime, Utc};
@@ -69,6 +70,77 @@ impl Job {
             Job::Image(r) => &r.name,
             Job::Snapshot(r) => &r.description,
         }
+    }
+}
+
+/// What started the work a continuation carries on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    Schedule,
+    TagChange,
+    OnDemand,
+}
+
+/// A create function's continuation (see [`crate::continuation`]): the rest of a sweep, of a
+/// Tag Change or of an on-demand request, or a whole scheduled sweep handed to the queue.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWork {
+    pub origin: Origin,
+    /// The original event's time: AMI names carry it, so that a repeat collides on the name.
+    pub time: Option<DateTime<Utc>>,
+    /// An on-demand request's id: a repeat finds the backups the request made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The resources left; `None`: every opted-in resource of the region (a whole sweep).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<Vec<String>>,
+}
+
+impl CreateWork {
+    /// The continuation of `request` (without its ids), `None` for a request that hands
+    /// nothing on. `now` stands for an on-demand request's time, as its AMI names do.
+    pub fn of(request: &CreateRequest, request_id: &str, now: DateTime<Utc>) -> Option<Self> {
+        let (origin, time) = match request {
+            CreateRequest::Schedule { time, .. } => (Origin::Schedule, time.unwrap_or(now)),
+            CreateRequest::TagChange { time, .. } => (Origin::TagChange, time.unwrap_or(now)),
+            CreateRequest::OnDemand { .. } => (Origin::OnDemand, now),
+            CreateRequest::Continued(work) => {
+                return Some(CreateWork {
+                    ids: None,
+                    ..work.clone()
+                });
+            }
+            CreateRequest::Ignored { .. } => return None,
+        };
+        Some(CreateWork {
+            origin,
+            time: Some(time),
+            request_id: (origin == Origin::OnDemand).then(|| request_id.to_string()),
+            ids: None,
+        })
+    }
+
+    /// Refuses work this function cannot do, naming what is wrong.
+    fn check(self, kind: ResourceKind) -> Result<Self, Error> {
+        if let Some(ids) = &self.ids
+            && let Some(bad) = ids.iter().find(|id| !kind.is_id(id))
+        {
+            return Err(Error::Payload(format!(
+                "a continuation naming {bad:?}, which is not a valid {} id",
+                kind.resource_type()
+            )));
+        }
+        if self.ids.as_ref().is_some_and(Vec::is_empty) {
+            return Err(Error::Payload("a continuation naming no resource".into()));
+        }
+        if self.origin == Origin::OnDemand && self.request_id.is_none() {
+            return Err(Error::Payload(
+                "an on-demand continuation without its request_id".into(),
+            ));
+        }
+        Ok(self)
     }
 }
 
@@ -295,7 +367,10 @@ pub async fn execute(ec2: &Ec2, plan: Plan, dry_run: bool) -> CreateReport {
                     name: job.name().to_string(),
                 });
             }
-            Err(Error::Deadline { .. }) => report.remaining += 1,
+            Err(Error::Deadline { .. }) => {
+                report.remaining += 1;
+                report.unstarted.push(job.source().to_string());
+            }
             // The name holds the minute: another invocation for the same event got there first.
             Err(e) if e.code() == Some("InvalidAMIName.Duplicate") => {
                 report.skip(
@@ -332,6 +407,13 @@ pub async fn run(
 ) -> Result<CreateReport, Error> {
     let keys = TagKeys::new(&config.tag_prefix);
     let event_time = request.event_time();
+    // A continuation of an on-demand request is still that request.
+    let carried_id = match &request {
+        CreateRequest::Continued(work) => work.request_id.clone(),
+        _ => None,
+    };
+    let request_id = carried_id.as_deref().unwrap_or(request_id);
+    let continued = matches!(request, CreateRequest::Continued(_));
     let (trigger, ids) = match request {
         CreateRequest::Ignored { event_id, reason } => {
             let mut report = CreateReport {
@@ -364,10 +446,30 @@ pub async fn run(
         CreateRequest::Schedule { .. } => (Trigger::Schedule, None),
         CreateRequest::TagChange { ids, .. } => (Trigger::TagChange, Some(ids)),
         CreateRequest::OnDemand { ids } => (Trigger::OnDemand { request_id }, Some(ids)),
+        CreateRequest::Continued(work) => (
+            match work.origin {
+                Origin::Schedule => Trigger::Schedule,
+                Origin::TagChange => Trigger::TagChange,
+                Origin::OnDemand => Trigger::OnDemand { request_id },
+            },
+            work.ids,
+        ),
     };
     let sources = match kind {
         ResourceKind::Instance => ec2.instances(&keys, ids.as_deref()).await?,
         ResourceKind::Volume => ec2.volumes(&keys, ids.as_deref()).await?,
+    };
+    // A resource that went away since the work was handed on is nothing to do, not a failure.
+    let mut vanished = Vec::new();
+    let requested = match ids {
+        Some(ids) if continued => {
+            vanished = ids
+                .into_iter()
+                .filter(|id| !sources.iter().any(|s| &s.id == id))
+                .collect();
+            None
+        }
+        ids => ids,
     };
     // The interval (on demand: the request's own backups) needs the newest backups: one
     // paginated describe for the whole region.
@@ -382,13 +484,24 @@ pub async fn run(
         &keys,
         ec2.region(),
         trigger,
-        ids.as_deref(),
+        requested.as_deref(),
         &sources,
         &recent,
         now,
         name_stamp,
     );
-    Ok(execute(ec2, plan, config.dry_run).await)
+    let mut report = execute(ec2, plan, config.dry_run).await;
+    for id in vanished {
+        report.skip(
+            &id,
+            format!(
+                "{} {id} is no longer in {}",
+                kind.resource_type(),
+                ec2.region()
+            ),
+        );
+    }
+    Ok(report)
 }
 
 /// A create function's Lambda handler: the payload, Lambda's request id and the clock.
@@ -396,51 +509,124 @@ pub async fn handle_event(
     kind: ResourceKind,
     config: &Config,
     ec2: &Ec2,
+    queue: Option<&WorkQueue>,
     event: lambda_runtime::LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, Error> {
     let request_id = event.context.request_id.clone();
     let ec2 = ec2.for_invocation(&event.context);
-    handle(kind, config, &ec2, &event.payload, &request_id, Utc::now()).await
+    // Boxed: the handler's future sits under lambda_runtime's own; unboxed, the whole nests
+    // past the compiler's default depth for computing its layout.
+    Box::pin(handle(
+        kind,
+        config,
+        &ec2,
+        queue,
+        &event.payload,
+        &request_id,
+        Utc::now(),
+    ))
+    .await
 }
 
-/// The whole handler of a create function: parse, run, and turn the report into the
-/// invocation's outcome.
+/// The whole handler of a create function: an SQS event's records one by one (each a
+/// continuation, see [`crate::continuation`]), or the one request it was invoked with.
 pub async fn handle(
     kind: ResourceKind,
     config: &Config,
     ec2: &Ec2,
+    queue: Option<&WorkQueue>,
     payload: &serde_json::Value,
     request_id: &str,
     now: DateTime<Utc>,
 ) -> Result<serde_json::Value, Error> {
+    let request = |body: &str| {
+        crate::continuation::parse::<CreateWork>(config, kind.function(), body)
+            .and_then(|work| work.check(kind))
+            .map(CreateRequest::Continued)
+    };
+    match crate::continuation::sqs_records(payload) {
+        Some(records) => Ok(crate::continuation::each_record(records?, async |body| {
+            one(kind, config, ec2, queue, request(body), request_id, now).await
+        })
+        .await),
+        None => {
+            let request = crate::event::parse_create_request(payload, kind);
+            one(kind, config, ec2, queue, request, request_id, now).await
+        }
+    }
+}
+
+/// One request, from its parsing to the invocation's outcome: the backups made, the rest
+/// handed on, the metrics published.
+async fn one(
+    kind: ResourceKind,
+    config: &Config,
+    ec2: &Ec2,
+    queue: Option<&WorkQueue>,
+    request: Result<CreateRequest, Error>,
+    request_id: &str,
+    now: DateTime<Utc>,
+) -> Result<serde_json::Value, Error> {
     let invocation = crate::metrics::Invocation::start(config, kind.function(), ec2.throttles());
-    let report = report(kind, config, ec2, payload, request_id, now).await;
-    let counts = report
-        .as_ref()
-        .map(CreateReport::metric_values)
-        .unwrap_or_else(|_| CreateReport::default().metric_values());
-    invocation.finish(counts, Vec::new(), ec2.throttles(), 0, now);
+    let report = report(kind, config, ec2, queue, request, request_id, now).await;
+    let (counts, continuations) = match &report {
+        Ok(r) => (r.metric_values(), r.continuations),
+        Err(_) => (CreateReport::default().metric_values(), 0),
+    };
+    invocation.finish(counts, Vec::new(), ec2.throttles(), continuations, now);
     let report = report?;
     let failed = report.failed.len();
     crate::report::into_bounded_outcome(report, failed)
 }
 
-/// The invocation up to its report: the payload parsed, the backups made, the summary logged.
+/// The invocation up to its report: the request checked, the backups made (or, a schedule with
+/// a work queue, the sweep handed to the queue), the rest handed on, the summary logged.
 async fn report(
     kind: ResourceKind,
     config: &Config,
     ec2: &Ec2,
-    payload: &serde_json::Value,
+    queue: Option<&WorkQueue>,
+    request: Result<CreateRequest, Error>,
     request_id: &str,
     now: DateTime<Utc>,
 ) -> Result<CreateReport, Error> {
-    let request = crate::event::parse_create_request(payload, kind).inspect_err(|e| {
+    let request = request.inspect_err(|e| {
         warn!(error = %e, "rejected payload");
     })?;
     let span = tracing::info_span!("backup", event_id = request.event_id().unwrap_or(""));
-    let report = run(kind, config, ec2, request, request_id, now)
-        .instrument(span.clone())
-        .await?;
+    let work = CreateWork::of(&request, request_id, now);
+    let mut report = match (queue, &request) {
+        // Sweeps run from the queue, one at a time (its one message group): a sweep that
+        // outlasts the interval never races the next one.
+        (Some(queue), CreateRequest::Schedule { .. }) if !config.dry_run => {
+            let mut report = CreateReport::default();
+            let work = work.iter().cloned().collect::<Vec<_>>();
+            hand_on(kind, config, queue, &work, &mut report).await;
+            report
+        }
+        _ => {
+            // Boxed: the future of a whole run nests the SDK's deeply, past the compiler's
+            // default depth for computing the handler's layout.
+            let mut report = Box::pin(run(kind, config, ec2, request, request_id, now))
+                .instrument(span.clone())
+                .await?;
+            if let (Some(queue), Some(work)) = (queue, work)
+                && !report.unstarted.is_empty()
+            {
+                let rest: Vec<CreateWork> = report
+                    .unstarted
+                    .chunks(crate::continuation::IDS_PER_MESSAGE)
+                    .map(|ids| CreateWork {
+                        ids: Some(ids.to_vec()),
+                        ..work.clone()
+                    })
+                    .collect();
+                hand_on(kind, config, queue, &rest, &mut report).await;
+            }
+            report
+        }
+    };
+    report.dry_run = config.dry_run;
     let _enter = span.enter();
     info!(
         created = report.created.len(),
@@ -448,11 +634,32 @@ async fn report(
         failed = report.failed.len(),
         warnings = report.warnings.len(),
         remaining = report.remaining,
+        continuations = report.continuations,
         dry_run = report.dry_run,
         "done"
     );
     crate::report::warn_all(&report.warnings);
     Ok(report)
+}
+
+/// Sends `works` to the work queue; a queue that refuses them is a failure of the invocation
+/// (so that Lambda retries it), and the next schedule still finds every resource due.
+async fn hand_on(
+    kind: ResourceKind,
+    config: &Config,
+    queue: &WorkQueue,
+    works: &[CreateWork],
+    report: &mut CreateReport,
+) {
+    match crate::continuation::hand_on(queue, config, kind.function(), works, 0).await {
+        Ok(sent) => report.continuations += sent,
+        Err(e) => {
+            warn!(error = %e, queue = queue.url(), "cannot hand the rest on to the work queue");
+            report
+                .failed
+                .push(Failed::from_error("work queue", None, &e));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -78,6 +78,8 @@ pub enum CreateRequest {
     },
     /// A person or a script asked for these now, whatever the interval.
     OnDemand { ids: Vec<String> },
+    /// Work an earlier invocation handed on through the work queue (see [`crate::continuation`]).
+    Continued(crate::create::CreateWork),
     /// Well-formed, but not for this function (a Tag Change on another resource type).
     Ignored {
         event_id: Option<String>,
@@ -91,7 +93,7 @@ impl CreateRequest {
             CreateRequest::Schedule { event_id, .. }
             | CreateRequest::TagChange { event_id, .. }
             | CreateRequest::Ignored { event_id, .. } => event_id.as_deref(),
-            CreateRequest::OnDemand { .. } => None,
+            CreateRequest::OnDemand { .. } | CreateRequest::Continued(_) => None,
         }
     }
 
@@ -99,6 +101,7 @@ impl CreateRequest {
     pub fn event_time(&self) -> Option<DateTime<Utc>> {
         match self {
             CreateRequest::Schedule { time, .. } | CreateRequest::TagChange { time, .. } => *time,
+            CreateRequest::Continued(work) => work.time,
             CreateRequest::OnDemand { .. } | CreateRequest::Ignored { .. } => None,
         }
     }

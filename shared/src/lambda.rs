@@ -42,3 +42,15 @@ pub fn deadline(context: &lambda_runtime::Context) -> Option<crate::pacing::Dead
     let now = tokio::time::Instant::now().into_std();
     Some(crate::pacing::Deadline::new(now + left, now))
 }
+
+/// The function's work queue, when `WORK_QUEUE_URL` names one.
+pub fn work_queue(
+    sdk: &SdkConfig,
+    config: &crate::Config,
+    function: &str,
+) -> Option<crate::sqs::WorkQueue> {
+    config
+        .work_queue_url
+        .as_deref()
+        .map(|url| crate::sqs::WorkQueue::new(sdk, url, function))
+}

@@ -15,11 +15,14 @@
 //! - `expire`: the deletions (pure plan, crash-safe execution).
 //! - `monitor`: where the deployment stands (pure summary over `status`'s gathering, metrics).
 //! - `report`, `error`: what every invocation returns.
+//! - `continuation`, `sqs`: work handed on through each function's SQS work queue (the
+//!   envelope, the SQS event's records, the one SQS adapter).
 //! - `clients`, `lambda`: the regional adapters and the wiring every `main` shares.
 
 pub mod backup;
 pub mod clients;
 pub mod config;
+pub mod continuation;
 pub mod create;
 pub mod due;
 pub mod duration;
@@ -38,6 +41,7 @@ pub mod replicate;
 pub mod report;
 pub mod restore;
 pub mod source;
+pub mod sqs;
 pub mod status;
 pub mod tags;
 

@@ -3,9 +3,17 @@
 use serde::Serialize;
 use std::fmt;
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(transparent)]
-pub struct Region(String);
+pub struct Region(#[serde(deserialize_with = "checked")] String);
+
+/// A region read from JSON (a continuation's) is checked as one from the environment is.
+fn checked<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(d)?;
+    Region::parse(&text)
+        .map(|r| r.0)
+        .map_err(serde::de::Error::custom)
+}
 
 impl Region {
     /// `us-east-1`, `ap-southeast-2`, `us-gov-west-1`: lowercase words joined by `-`, ending in a number.

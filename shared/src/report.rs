@@ -64,6 +64,10 @@ pub struct Deferred {
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// Whether waiting is the point (a copy limit full, sustained throttling): the continuation
+    /// is delayed; otherwise (the invocation's deadline) it is handed on at once.
+    #[serde(skip)]
+    pub wait: bool,
 }
 
 /// Logs an invalid tag value as it is found (the contract asks for a log line besides the
@@ -82,10 +86,17 @@ pub struct CreateReport {
     pub failed: Vec<Failed>,
     pub warnings: Vec<Warning>,
     pub dry_run: bool,
-    /// Backups not started because the invocation's deadline was too near: the next schedule
-    /// finds them due.
+    /// Backups not started because the invocation's deadline was too near: handed on through
+    /// the work queue when there is one (`continuations`), else the next schedule finds them due.
     #[serde(skip_serializing_if = "is_zero")]
     pub remaining: usize,
+    /// Messages sent to the function's work queue: the rest of this work, or (a schedule, when
+    /// there is a queue) the whole sweep, which runs from the queue one part at a time.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub continuations: usize,
+    /// The ids of the `remaining` backups, for the continuation.
+    #[serde(skip)]
+    pub unstarted: Vec<String>,
 }
 
 pub(crate) fn is_zero(n: &usize) -> bool {

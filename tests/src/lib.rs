@@ -434,7 +434,7 @@ pub async fn handle(
     payload: &Value,
     now: DateTime<Utc>,
 ) -> Result<Value, shared::Error> {
-    shared::create::handle(kind, config, ec2, payload, REQUEST_ID, now).await
+    shared::create::handle(kind, config, ec2, None, payload, REQUEST_ID, now).await
 }
 
 /// An AMI of `instance` made on demand by create-image in `home` at `at`, as a request of its
@@ -450,6 +450,7 @@ pub async fn on_demand_image(
         shared::event::ResourceKind::Instance,
         config,
         &moto.ec2(home),
+        None,
         &serde_json::json!({ "instance_ids": [instance] }),
         &format!("request-at-{}", at.timestamp()),
         at,

@@ -47,6 +47,7 @@ async fn snapshot_at(moto: &Moto, volume: &str, at: DateTime<Utc>) -> String {
         ResourceKind::Volume,
         &config(),
         &moto.ec2(HOME),
+        None,
         &json!({ "volume_ids": [volume] }),
         // Each backup its own request (a retry of one request would reuse its backup).
         &format!("request-at-{}", at.timestamp()),
@@ -150,7 +151,7 @@ async fn expire_with(
     payload: &Value,
     at: DateTime<Utc>,
 ) -> (Value, bool) {
-    match shared::expire::handle(config, clients, payload, at).await {
+    match shared::expire::handle(config, clients, None, payload, at).await {
         Ok(report) => (report, true),
         Err(shared::Error::SomeFailed { result, .. }) => {
             (serde_json::from_str(&result).expect("report JSON"), false)
@@ -1111,7 +1112,7 @@ async fn the_event_samples_are_one_sweep_and_any_other_payload_is_rejected() {
         json!({"dry_run": "please"}),
         event("tag-change-instance.json", &[]),
     ] {
-        let err = shared::expire::handle(&config(), &clients, &payload, now())
+        let err = shared::expire::handle(&config(), &clients, None, &payload, now())
             .await
             .unwrap_err();
         assert!(matches!(err, shared::Error::Payload(_)), "{err}");

@@ -43,6 +43,7 @@ async fn replicate_at(moto: &Moto, at: DateTime<Utc>) -> Value {
     shared::replicate::handle(
         &config(),
         &moto.clients(HOME),
+        None,
         &event("scheduled-event.json", &[]),
         at,
     )

@@ -47,6 +47,7 @@ async fn image_backup(moto: &Moto, tags: &[(&str, &str)]) -> String {
             Instance,
             &config(),
             &moto.ec2(HOME),
+            None,
             &json!({ "instance_ids": [instance] }),
             "on-demand-request",
             now(),
@@ -65,6 +66,7 @@ async fn snapshot_backup(moto: &Moto, tags: &[(&str, &str)]) -> String {
             Volume,
             &config(),
             &moto.ec2(HOME),
+            None,
             &json!({ "volume_ids": [volume] }),
             "on-demand-request",
             now(),
@@ -87,7 +89,7 @@ async fn replicate_in(
     config: &Config,
     payload: &Value,
 ) -> Result<Value, shared::Error> {
-    shared::replicate::handle(config, &moto.clients(home), payload, later()).await
+    shared::replicate::handle(config, &moto.clients(home), None, payload, later()).await
 }
 
 async fn replicate(moto: &Moto, config: &Config, payload: &Value) -> Value {
@@ -746,6 +748,7 @@ async fn the_kms_key_is_chosen_per_destination_region() {
             Instance,
             &config(),
             &moto.ec2(HOME),
+            None,
             &json!({ "instance_ids": [instance] }),
             "on-demand-request",
             now(),
@@ -848,10 +851,15 @@ async fn a_copy_that_could_only_start_past_the_deadline_is_deferred_to_the_next_
     let clients = moto.clients_paced(HOME, limits);
     let t0 = std::time::Instant::now();
     let deadline = shared::pacing::Deadline::new(t0 + std::time::Duration::from_secs(4), t0);
-    let report =
-        shared::replicate::handle(&config(), &clients.until(deadline), &sweep_event(), later())
-            .await
-            .expect("a deferral is not a failure");
+    let report = shared::replicate::handle(
+        &config(),
+        &clients.until(deadline),
+        None,
+        &sweep_event(),
+        later(),
+    )
+    .await
+    .expect("a deferral is not a failure");
     assert_eq!(copied(&report).len(), 1, "{report}");
     let deferred = report["deferred"].as_array().unwrap();
     assert_eq!(deferred.len(), 1, "{report}");

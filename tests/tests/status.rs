@@ -28,6 +28,7 @@ async fn backup(moto: &Moto, kind: ResourceKind, id: &str) -> String {
         kind,
         &config(),
         &moto.ec2(HOME),
+        None,
         &json!({ field: [id] }),
         &format!("request-{id}"),
         now(),
@@ -60,6 +61,7 @@ async fn the_full_listing_holds_the_managed_backups_and_the_rest_apart() {
     shared::replicate::handle(
         &config(),
         &moto.clients(HOME),
+        None,
         &event("scheduled-event.json", &[]),
         now() + TimeDelta::minutes(5),
     )

@@ -4,12 +4,14 @@
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use shared::event::ResourceKind;
+use shared::sqs::WorkQueue;
 use shared::{Config, Error, ec2::Ec2};
 
 pub async fn handler(
     config: &Config,
     ec2: &Ec2,
+    queue: Option<&WorkQueue>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, Error> {
-    shared::create::handle_event(ResourceKind::Instance, config, ec2, event).await
+    shared::create::handle_event(ResourceKind::Instance, config, ec2, queue, event).await
 }

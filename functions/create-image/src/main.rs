@@ -7,9 +7,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let sdk = lambda::sdk_config().await;
+    let queue = lambda::work_queue(&sdk, &config, "create-image");
     let ec2 = Ec2::for_region(&sdk, &lambda::home_region(&sdk)?).paced(&config.rate_limits);
     run(service_fn(|event| {
-        create_image::handler(&config, &ec2, event)
+        create_image::handler(&config, &ec2, queue.as_ref(), event)
     }))
     .await
 }

@@ -4,14 +4,25 @@
 
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
+use shared::sqs::WorkQueue;
 use shared::{Config, Error, clients::Clients};
 
 pub async fn handler(
     config: &Config,
     clients: &Clients,
+    queue: Option<&WorkQueue>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, Error> {
     // No call starts that could only leave past the invocation's deadline.
     let clients = clients.for_invocation(&event.context);
-    shared::expire::handle(config, &clients, &event.payload, chrono::Utc::now()).await
+    // Boxed: the handler's future sits under lambda_runtime's own; unboxed, the whole nests
+    // past the compiler's default depth for computing its layout.
+    Box::pin(shared::expire::handle(
+        config,
+        &clients,
+        queue,
+        &event.payload,
+        chrono::Utc::now(),
+    ))
+    .await
 }

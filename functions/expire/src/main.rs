@@ -7,9 +7,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env()?;
     let sdk = lambda::sdk_config().await;
     let home = lambda::home_region(&sdk)?;
+    let queue = lambda::work_queue(&sdk, &config, "expire");
     let clients = Clients::from_sdk(sdk, home, config.rate_limits.clone());
     run(service_fn(|event| {
-        expire::handler(&config, &clients, event)
+        expire::handler(&config, &clients, queue.as_ref(), event)
     }))
     .await
 }

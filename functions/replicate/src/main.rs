@@ -12,9 +12,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env()?;
     let sdk = lambda::sdk_config().await;
     let home = lambda::home_region(&sdk)?;
+    let queue = lambda::work_queue(&sdk, &config, "replicate");
     let clients = Clients::from_sdk(sdk, home, config.rate_limits.clone());
     run(service_fn(|event| {
-        replicate::handler(&config, &clients, event)
+        replicate::handler(&config, &clients, queue.as_ref(), event)
     }))
     .await
 }

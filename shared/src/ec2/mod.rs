@@ -223,7 +223,7 @@ impl Ec2 {
 
 /// Wraps an SDK error, keeping the AWS error code (or the kind of failure when the request
 /// never got an answer: `DispatchFailure`, `TimeoutError`, ...).
-fn aws_error<E, R>(operation: &'static str, region: &str, err: SdkError<E, R>) -> Error
+pub(crate) fn aws_error<E, R>(operation: &'static str, region: &str, err: SdkError<E, R>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,

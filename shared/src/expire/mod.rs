@@ -19,6 +19,7 @@ use crate::ec2::Ec2;
 use crate::error::Error;
 use crate::event::truncate;
 use crate::region::Region;
+use crate::sqs::WorkQueue;
 use crate::tags::Kind;
 use crate::tags::{TagKeys, Warning, format_time, key};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
@@ -42,7 +43,29 @@ pub struct ExpireRequest {
     pub event_id: Option<String>,
     /// `{"dry_run": true}`: plan only, whatever `DRY_RUN` says.
     pub dry_run: bool,
+    /// A continuation's regions: only these are swept. `None`: every region expire sweeps.
+    pub regions: Option<Vec<Region>>,
 }
+
+/// expire's continuation (see [`crate::continuation`]): the regions whose sweep the deadline cut
+/// short, swept again (a sweep can be done twice: what was deleted is gone, what was not is
+/// found again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpireWork {
+    pub regions: Vec<Region>,
+}
+
+impl ExpireWork {
+    fn check(self) -> Result<Self, Error> {
+        if self.regions.is_empty() {
+            return Err(Error::Payload("a continuation naming no region".into()));
+        }
+        Ok(self)
+    }
+}
+
+const FUNCTION: &str = "expire";
 
 const EXPECTED: &str =
     "expected an EventBridge \"Scheduled Event\", {} (one sweep) or {\"dry_run\": true}";
@@ -57,6 +80,7 @@ pub fn parse_expire_request(payload: &Value) -> Result<ExpireRequest, Error> {
             ("aws.events", "Scheduled Event") => Ok(ExpireRequest {
                 event_id: event.id,
                 dry_run: false,
+                regions: None,
             }),
             (source, detail_type) => Err(Error::Payload(format!(
                 "{EXPECTED}; got an event from {source:?} with detail-type {detail_type:?}"
@@ -87,6 +111,7 @@ pub fn parse_expire_request(payload: &Value) -> Result<ExpireRequest, Error> {
     Ok(ExpireRequest {
         event_id: None,
         dry_run,
+        regions: None,
     })
 }
 
@@ -160,6 +185,9 @@ pub struct ExpireReport {
     pub regions: BTreeMap<Region, RegionReport>,
     pub dry_run: bool,
     pub warnings: Vec<Warning>,
+    /// Messages sent to the work queue: the regions whose sweep the deadline cut short.
+    #[serde(skip_serializing_if = "crate::report::is_zero")]
+    pub continuations: usize,
 }
 
 impl ExpireReport {
@@ -450,6 +478,10 @@ pub async fn run(
         &config.cleanup_regions,
         &mut warnings,
     );
+    let regions: Vec<Region> = match &request.regions {
+        Some(only) => regions.into_iter().filter(|r| only.contains(r)).collect(),
+        None => regions,
+    };
     info!(regions = ?regions.iter().map(Region::as_str).collect::<Vec<_>>(), dry_run, "sweeping");
 
     let mut home_listing = Some(home_listing);
@@ -501,34 +533,64 @@ pub async fn run(
     report
 }
 
-/// The whole handler: parse, sweep, and turn the report into the invocation's outcome (an
-/// error carrying the whole report when anything failed).
+/// The whole handler: an SQS event's records one by one (each a continuation), or the one
+/// request it was invoked with.
 pub async fn handle(
     config: &Config,
     clients: &Clients,
+    queue: Option<&WorkQueue>,
     payload: &Value,
     now: DateTime<Utc>,
 ) -> Result<Value, Error> {
-    let invocation = crate::metrics::Invocation::start(config, "expire", clients.throttles());
-    let report = report(config, clients, payload, now).await;
-    let counts = report
-        .as_ref()
-        .map(ExpireReport::metric_values)
-        .unwrap_or_else(|_| ExpireReport::default().metric_values());
-    invocation.finish(counts, Vec::new(), clients.throttles(), 0, now);
+    let request = |body: &str| {
+        crate::continuation::parse::<ExpireWork>(config, FUNCTION, body)
+            .and_then(ExpireWork::check)
+            .map(|work| ExpireRequest {
+                event_id: None,
+                dry_run: false,
+                regions: Some(work.regions),
+            })
+    };
+    match crate::continuation::sqs_records(payload) {
+        Some(records) => Ok(crate::continuation::each_record(records?, async |body| {
+            one(config, clients, queue, request(body), now).await
+        })
+        .await),
+        None => one(config, clients, queue, parse_expire_request(payload), now).await,
+    }
+}
+
+/// One request to the invocation's outcome (an error carrying the whole report when anything
+/// failed), with its metrics.
+async fn one(
+    config: &Config,
+    clients: &Clients,
+    queue: Option<&WorkQueue>,
+    request: Result<ExpireRequest, Error>,
+    now: DateTime<Utc>,
+) -> Result<Value, Error> {
+    let invocation = crate::metrics::Invocation::start(config, FUNCTION, clients.throttles());
+    let report = report(config, clients, queue, request, now).await;
+    let (counts, continuations) = match &report {
+        Ok(r) => (r.metric_values(), r.continuations),
+        Err(_) => (ExpireReport::default().metric_values(), 0),
+    };
+    invocation.finish(counts, Vec::new(), clients.throttles(), continuations, now);
     let report = report?;
     let failed = report.failed();
     crate::report::into_bounded_outcome(report, failed)
 }
 
-/// The invocation up to its report: the payload parsed, the regions swept, the summary logged.
+/// The invocation up to its report: the request checked, the regions swept, the ones the
+/// deadline cut short handed on, the summary logged.
 async fn report(
     config: &Config,
     clients: &Clients,
-    payload: &Value,
+    queue: Option<&WorkQueue>,
+    request: Result<ExpireRequest, Error>,
     now: DateTime<Utc>,
 ) -> Result<ExpireReport, Error> {
-    let request = parse_expire_request(payload).inspect_err(|e| {
+    let request = request.inspect_err(|e| {
         warn!(error = %e, "rejected payload");
     })?;
     // The event id is the correlation id of every line of this invocation (a span entered
@@ -537,12 +599,42 @@ async fn report(
         "expire",
         event_id = request.event_id.as_deref().unwrap_or("")
     );
-    let report = run(config, clients, &request, now).instrument(span).await;
+    // Boxed: the future of a whole sweep nests the SDK's deeply, past the compiler's default
+    // depth for computing the handler's layout.
+    let mut report = Box::pin(run(config, clients, &request, now))
+        .instrument(span.clone())
+        .await;
+    let _enter = span.enter();
+    let unfinished: Vec<Region> = report
+        .regions
+        .iter()
+        .filter(|(_, r)| r.remaining > 0)
+        .map(|(region, _)| region.clone())
+        .collect();
+    if let Some(queue) = queue
+        && !unfinished.is_empty()
+        && !report.dry_run
+    {
+        let first = unfinished[0].clone();
+        let work = [ExpireWork {
+            regions: unfinished,
+        }];
+        match crate::continuation::hand_on(queue, config, FUNCTION, &work, 0).await {
+            Ok(sent) => report.continuations += sent,
+            Err(e) => {
+                warn!(error = %e, queue = queue.url(), "cannot hand the rest of the sweep on to the work queue");
+                if let Some(region) = report.regions.get_mut(&first) {
+                    region.failed.push(Failure::new("work queue", None, &e));
+                }
+            }
+        }
+    }
     let failed = report.failed();
     info!(
         regions = report.regions.len(),
         failed,
         warnings = report.warnings.len(),
+        continuations = report.continuations,
         dry_run = report.dry_run,
         "done"
     );

@@ -127,9 +127,15 @@ async fn a_failed_image_is_deleted_at_once_in_the_crash_safe_order() {
     );
 
     // WHEN a sweep runs
-    let result = handle(&Config::default(), &clients(client), &json!({}), now())
-        .await
-        .expect("nothing failed");
+    let result = handle(
+        &Config::default(),
+        &clients(client),
+        None,
+        &json!({}),
+        now(),
+    )
+    .await
+    .expect("nothing failed");
 
     // THEN the untagged snapshot was tagged first, then the image deregistered, then the
     // snapshots deleted (gone counts as done)
@@ -196,7 +202,7 @@ async fn a_failed_tagging_leaves_the_image_registered_and_is_reported() {
     };
 
     // WHEN a sweep runs
-    let err = handle(&config, &clients(client), &json!({}), now())
+    let err = handle(&config, &clients(client), None, &json!({}), now())
         .await
         .unwrap_err();
 
@@ -222,14 +228,16 @@ fn payloads() {
         parse_expire_request(&scheduled).unwrap(),
         ExpireRequest {
             event_id: Some("e-1".into()),
-            dry_run: false
+            dry_run: false,
+            regions: None
         }
     );
     assert_eq!(
         parse_expire_request(&json!({})).unwrap(),
         ExpireRequest {
             event_id: None,
-            dry_run: false
+            dry_run: false,
+            regions: None
         }
     );
     assert!(

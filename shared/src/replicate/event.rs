@@ -40,6 +40,8 @@ pub enum ReplicateRequest {
         image_ids: Vec<String>,
         snapshot_ids: Vec<String>,
     },
+    /// Copies an earlier invocation deferred, handed on through the work queue.
+    Continued(ReplicateWork),
     /// Well-formed, but nothing to do for this function.
     Ignored {
         event_id: Option<String>,
@@ -55,8 +57,55 @@ impl ReplicateRequest {
             | ReplicateRequest::ImageFailed { event_id, .. }
             | ReplicateRequest::Sweep { event_id }
             | ReplicateRequest::Ignored { event_id, .. } => event_id.as_deref(),
-            ReplicateRequest::OnDemand { .. } => None,
+            ReplicateRequest::OnDemand { .. } | ReplicateRequest::Continued(_) => None,
         }
+    }
+}
+
+/// replicate's continuation (see [`crate::continuation`]): backups whose copies were deferred
+/// (a copy limit full, throttling, the deadline), tried again. A copy's ClientToken is derived
+/// from its source and destination, so a repeat never makes a second copy.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicateWork {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshot_ids: Vec<String>,
+    /// How many times these were handed on before: the delay grows with it, and past
+    /// [`MAX_ATTEMPTS`] the reconcile sweep takes over.
+    pub attempt: u32,
+}
+
+/// Continuations of one backup at most: a day of waits at the longest delay.
+pub const MAX_ATTEMPTS: u32 = 96;
+
+impl ReplicateWork {
+    /// Refuses work this function cannot do, naming what is wrong.
+    pub fn check(self) -> Result<Self, Error> {
+        for (kind, ids) in [
+            (Kind::Image, &self.image_ids),
+            (Kind::Snapshot, &self.snapshot_ids),
+        ] {
+            if let Some(bad) = ids.iter().find(|id| !is_id(kind, id)) {
+                return Err(Error::Payload(format!(
+                    "a continuation naming {bad:?}, which is not a valid {} id",
+                    kind.as_str()
+                )));
+            }
+        }
+        if self.image_ids.is_empty() && self.snapshot_ids.is_empty() {
+            return Err(Error::Payload("a continuation naming no backup".into()));
+        }
+        Ok(self)
+    }
+
+    /// How long the next attempt waits when waiting is the point: a minute, doubling, at most
+    /// SQS's 15 minutes.
+    pub fn delay_seconds(attempt: u32) -> u32 {
+        60u32
+            .saturating_mul(1 << attempt.min(4))
+            .min(crate::sqs::MAX_DELAY_SECONDS)
     }
 }
 

@@ -16,7 +16,7 @@ pub mod plan;
 pub mod report;
 
 use crate::report::Failed;
-pub use event::{ReplicateRequest, parse_replicate_request};
+pub use event::{ReplicateRequest, ReplicateWork, parse_replicate_request};
 pub use report::ReplicateReport;
 
 use crate::backup::{Backup, BackupQuery, Copies, State};
@@ -25,6 +25,7 @@ use crate::config::Config;
 use crate::ec2::Ec2;
 use crate::error::Error;
 use crate::region::Region;
+use crate::sqs::WorkQueue;
 use crate::tags::{Kind, TagKeys, key};
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
@@ -50,6 +51,12 @@ pub const DEFERRED_CODES: &[&str] = &[
 /// next reconcile sweep makes it.
 pub fn is_deferrable(err: &Error) -> bool {
     matches!(err, Error::Deadline { .. }) || err.code().is_some_and(|c| DEFERRED_CODES.contains(&c))
+}
+
+/// Whether a deferred copy should wait before it is tried again: a limit or throttling, not the
+/// invocation's deadline.
+fn waits(err: &Error) -> bool {
+    !matches!(err, Error::Deadline { .. })
 }
 
 /// Whether the run looks at the named backups or sweeps the region.
@@ -170,28 +177,9 @@ async fn read_sources(
         ReplicateRequest::OnDemand {
             image_ids,
             snapshot_ids,
-        } => {
-            let mut found = Vec::new();
-            for (kind, ids) in [(Kind::Image, image_ids), (Kind::Snapshot, snapshot_ids)] {
-                if ids.is_empty() {
-                    continue;
-                }
-                let described = run.by_id(kind, &ids).await?;
-                let home = run.home.region();
-                for id in ids
-                    .iter()
-                    .filter(|id| !described.iter().any(|b| &b.id == *id))
-                {
-                    report.failed.push(Failed {
-                        source: id.clone(),
-                        region: Some(home.clone()),
-                        error: format!("{} {id} was not found in {home}", kind.as_str()),
-                        code: Some(kind.not_found_code().into()),
-                    });
-                }
-                found.extend(described);
-            }
-            Ok(Some((found, Scope::Named)))
+        } => named(run, image_ids, snapshot_ids, false, report).await,
+        ReplicateRequest::Continued(work) => {
+            named(run, work.image_ids, work.snapshot_ids, true, report).await
         }
         ReplicateRequest::Sweep { .. } => {
             let mut found = Vec::new();
@@ -207,6 +195,47 @@ async fn read_sources(
 }
 
 /// A failed AMI: nothing to copy, but a person must hear of it when it is ours.
+/// The named backups of an on-demand request or a continuation, described at home. One that
+/// is not there fails an on-demand request (a person named it), but is only skipped by a
+/// continuation (it went away since, e.g. expired).
+async fn named(
+    run: &Run<'_>,
+    image_ids: Vec<String>,
+    snapshot_ids: Vec<String>,
+    continued: bool,
+    report: &mut ReplicateReport,
+) -> Result<Option<(Vec<Backup>, Scope)>, Error> {
+    let mut found = Vec::new();
+    for (kind, ids) in [(Kind::Image, image_ids), (Kind::Snapshot, snapshot_ids)] {
+        if ids.is_empty() {
+            continue;
+        }
+        let described = run.by_id(kind, &ids).await?;
+        let home = run.home.region();
+        for id in ids
+            .iter()
+            .filter(|id| !described.iter().any(|b| &b.id == *id))
+        {
+            if continued {
+                report.skip(
+                    id,
+                    None,
+                    format!("{} {id} is no longer in {home}", kind.as_str()),
+                );
+                continue;
+            }
+            report.failed.push(Failed {
+                source: id.clone(),
+                region: Some(home.clone()),
+                error: format!("{} {id} was not found in {home}", kind.as_str()),
+                code: Some(kind.not_found_code().into()),
+            });
+        }
+        found.extend(described);
+    }
+    Ok(Some((found, Scope::Named)))
+}
+
 async fn failed_image(
     run: &Run<'_>,
     id: &str,
@@ -307,6 +336,7 @@ async fn find_copies(
                                 region: region.clone(),
                                 reason: e.to_string(),
                                 code: e.code().map(str::to_string),
+                                wait: waits(&e),
                             });
                         } else {
                             report.failed.push(Failed::from_error(
@@ -412,8 +442,9 @@ async fn copy_all(run: &Run<'_>, jobs: Vec<CopyJob>, report: &mut ReplicateRepor
                 report.deferred.push(Deferred {
                     source: job.source_id,
                     region: job.destination,
-                    reason: format!("{e}; left for the next reconcile sweep"),
+                    reason: format!("{e}; handed on"),
                     code: e.code().map(str::to_string),
+                    wait: waits(&e),
                 });
             }
             Err(Listed::Error(e)) => {
@@ -441,7 +472,7 @@ fn log_copy(job: &CopyJob, result: &Result<String, Listed>) {
             info!(source = %source, region = %region, name = %job.name, "already copied by a concurrent invocation")
         }
         Err(Listed::Error(e)) if is_deferrable(e) => {
-            warn!(source = %source, region = %region, code = e.code().unwrap_or(""), error = %e, "copy deferred to the next sweep")
+            warn!(source = %source, region = %region, code = e.code().unwrap_or(""), error = %e, "copy deferred")
         }
         Err(Listed::Error(e)) => {
             error!(source = %source, region = %region, error = %e, code = e.code().unwrap_or(""), "copy failed")
@@ -493,21 +524,61 @@ fn current_copies<'a>(keys: &TagKeys, backup: &'a Backup) -> Option<&'a str> {
     keys.get(&backup.tags, key::COPIES)
 }
 
-/// The whole handler: parse, run in a span carrying the event id, and turn the report into the
-/// invocation's outcome (an error only when something failed).
+/// The whole handler: an SQS event's records one by one (each a continuation), or the one
+/// request it was invoked with.
 pub async fn handle(
     config: &Config,
     clients: &Clients,
+    queue: Option<&WorkQueue>,
     payload: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<serde_json::Value, Error> {
-    let invocation = crate::metrics::Invocation::start(config, "replicate", clients.throttles());
-    let report = report(config, clients, payload, now).await;
-    let (counts, by_region) = match &report {
-        Ok(r) => (r.metric_values(), r.metric_values_by_region()),
+    let request = |body: &str| {
+        crate::continuation::parse::<ReplicateWork>(config, FUNCTION, body)
+            .and_then(ReplicateWork::check)
+            .map(ReplicateRequest::Continued)
+    };
+    match crate::continuation::sqs_records(payload) {
+        Some(records) => Ok(crate::continuation::each_record(records?, async |body| {
+            one(config, clients, queue, request(body), now).await
+        })
+        .await),
+        None => {
+            one(
+                config,
+                clients,
+                queue,
+                parse_replicate_request(payload),
+                now,
+            )
+            .await
+        }
+    }
+}
+
+const FUNCTION: &str = "replicate";
+
+/// One request, run in a span carrying the event id, to the invocation's outcome (an error
+/// only when something failed), with its metrics.
+async fn one(
+    config: &Config,
+    clients: &Clients,
+    queue: Option<&WorkQueue>,
+    request: Result<ReplicateRequest, Error>,
+    now: DateTime<Utc>,
+) -> Result<serde_json::Value, Error> {
+    let invocation = crate::metrics::Invocation::start(config, FUNCTION, clients.throttles());
+    let report = report(config, clients, queue, request, now).await;
+    let (counts, by_region, continuations) = match &report {
+        Ok(r) => (
+            r.metric_values(),
+            r.metric_values_by_region(),
+            r.continuations,
+        ),
         Err(_) => (
             ReplicateReport::default().metric_values(),
             Default::default(),
+            0,
         ),
     };
     // A dry run publishes only its own line (see `metrics::Publisher::dry_run`).
@@ -523,37 +594,117 @@ pub async fn handle(
             })
             .collect()
     };
-    invocation.finish(counts, per_region, clients.throttles(), 0, now);
+    invocation.finish(counts, per_region, clients.throttles(), continuations, now);
     let report = report?;
     let failed = report.failed.len();
     crate::report::into_bounded_outcome(report, failed)
 }
 
-/// The invocation up to its report: the payload parsed, the copies made, the summary logged.
+/// The invocation up to its report: the request checked, the copies made, the deferred ones
+/// handed on, the summary logged.
 async fn report(
     config: &Config,
     clients: &Clients,
-    payload: &serde_json::Value,
+    queue: Option<&WorkQueue>,
+    request: Result<ReplicateRequest, Error>,
     now: DateTime<Utc>,
 ) -> Result<ReplicateReport, Error> {
-    let request = parse_replicate_request(payload).inspect_err(|e| {
+    let request = request.inspect_err(|e| {
         warn!(error = %e, "rejected payload");
     })?;
+    let attempt = match &request {
+        ReplicateRequest::Continued(work) => work.attempt + 1,
+        _ => 0,
+    };
     // Instrument, not enter: a span guard held across an await would leak into other tasks.
     let span = tracing::info_span!("replicate", event_id = request.event_id().unwrap_or(""));
-    let report = run(config, clients, request, now)
+    // Boxed: the future of a whole run nests the SDK's deeply, past the compiler's default
+    // depth for computing the handler's layout.
+    let mut report = Box::pin(run(config, clients, request, now))
         .instrument(span.clone())
         .await?;
     let _enter = span.enter();
+    if let Some(queue) = queue
+        && !config.dry_run
+    {
+        hand_on(config, queue, attempt, &mut report).await;
+    }
     info!(
         copied = report.copied.len(),
         skipped = report.skipped.len(),
         deferred = report.deferred.len(),
         failed = report.failed.len(),
         warnings = report.warnings.len(),
+        continuations = report.continuations,
         dry_run = report.dry_run,
         "done"
     );
     crate::report::warn_all(&report.warnings);
     Ok(report)
+}
+
+/// Hands the deferred copies on: those that wait on a limit or on throttling in a delayed
+/// message, those the deadline cut off at once. Past [`MAX_ATTEMPTS`] they are left to the
+/// reconcile sweep. A queue that refuses them is a failure (the sweep still finds them).
+async fn hand_on(config: &Config, queue: &WorkQueue, attempt: u32, report: &mut ReplicateReport) {
+    if attempt > event::MAX_ATTEMPTS {
+        if !report.deferred.is_empty() {
+            warn!(
+                attempt,
+                deferred = report.deferred.len(),
+                "handed on too often: left to the reconcile sweep"
+            );
+        }
+        return;
+    }
+    for wait in [false, true] {
+        let mut work = ReplicateWork {
+            image_ids: Vec::new(),
+            snapshot_ids: Vec::new(),
+            attempt,
+        };
+        for d in report.deferred.iter().filter(|d| d.wait == wait) {
+            let ids = if d.source.starts_with("ami-") {
+                &mut work.image_ids
+            } else {
+                &mut work.snapshot_ids
+            };
+            if !ids.contains(&d.source) {
+                ids.push(d.source.clone());
+            }
+        }
+        let works: Vec<ReplicateWork> = chunks(&work.image_ids)
+            .map(|ids| ReplicateWork {
+                image_ids: ids.to_vec(),
+                snapshot_ids: Vec::new(),
+                attempt,
+            })
+            .chain(chunks(&work.snapshot_ids).map(|ids| ReplicateWork {
+                image_ids: Vec::new(),
+                snapshot_ids: ids.to_vec(),
+                attempt,
+            }))
+            .collect();
+        if works.is_empty() {
+            continue;
+        }
+        let delay = if wait {
+            ReplicateWork::delay_seconds(attempt)
+        } else {
+            0
+        };
+        match crate::continuation::hand_on(queue, config, FUNCTION, &works, delay).await {
+            Ok(sent) => report.continuations += sent,
+            Err(e) => {
+                warn!(error = %e, queue = queue.url(), "cannot hand the deferred copies on to the work queue");
+                report
+                    .failed
+                    .push(Failed::from_error("work queue", None, &e));
+            }
+        }
+    }
+}
+
+fn chunks(ids: &[String]) -> std::slice::Chunks<'_, String> {
+    ids.chunks(crate::continuation::IDS_PER_MESSAGE)
 }

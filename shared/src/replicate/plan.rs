@@ -440,10 +440,11 @@ pub fn missing_copies(
                     source: backup.id.clone(),
                     region: region.clone(),
                     reason: format!(
-                        "{limit} {} copies are already in flight to {region}: left for the next sweep",
+                        "{limit} {} copies are already in flight to {region}: left for a delayed continuation (or the next sweep)",
                         backup.kind.as_str()
                     ),
                     code: None,
+                    wait: true,
                 });
                 continue;
             }

@@ -14,6 +14,9 @@ pub struct ReplicateReport {
     pub failed: Vec<Failed>,
     pub warnings: Vec<Warning>,
     pub dry_run: bool,
+    /// Messages sent to the work queue: the deferred copies, tried again from there.
+    #[serde(skip_serializing_if = "crate::report::is_zero")]
+    pub continuations: usize,
 }
 
 impl ReplicateReport {

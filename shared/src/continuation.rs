@@ -1,0 +1,268 @@
+//! Continuations: what an invocation could not finish (its deadline near, a copy limit full) goes
+//! to its function's own work queue (`WORK_QUEUE_URL`) as messages that the same function
+//! accepts, through Lambda's SQS event source mapping.
+//!
+//! A message body is an envelope that names what it is for:
+//! `{"continuation": 1, "deployment": "ec2-backup", "function": "create-image", "work": {...}}`;
+//! each function defines its `work`. Every continuation can be done twice without harm (it
+//! carries what keeps it idempotent: the original event's time for AMI names, the ids whose
+//! copies have deterministic ClientTokens), so a message delivered twice changes nothing, and
+//! one lost is found by the next schedule.
+//!
+//! An SQS event is answered per record: `{"batchItemFailures": [{"itemIdentifier": ID}], "records":
+//! [...]}`. A record that failed (its work reported failures, or its body is not a continuation
+//! this function understands) is listed, so SQS delivers it again and, after the queue's
+//! `maxReceiveCount`, moves it to the dead-letter queue; the others are deleted.
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::sqs::WorkQueue;
+use aws_lambda_events::sqs::SqsMessage;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+/// The version of the envelope and of every function's `work`; a message of another version
+/// is refused (and dead-lettered), never guessed at.
+pub const VERSION: u64 = 1;
+
+/// The resources one message carries at most: a message stays far inside SQS's 256 KiB, and one
+/// record is a few minutes of work at EC2's rates.
+pub const IDS_PER_MESSAGE: usize = 500;
+
+#[derive(Serialize)]
+struct Envelope<'a, W> {
+    continuation: u64,
+    deployment: &'a str,
+    function: &'a str,
+    work: &'a W,
+}
+
+/// The body of a continuation of `function` doing `work`.
+pub fn body<W: Serialize>(config: &Config, function: &str, work: &W) -> String {
+    serde_json::to_string(&Envelope {
+        continuation: VERSION,
+        deployment: &config.deployment_name,
+        function,
+        work,
+    })
+    // Our own plain structs always serialize.
+    .unwrap_or_default()
+}
+
+/// The `work` of a continuation of `function` in this deployment; anything else is refused,
+/// saying what was expected.
+pub fn parse<W: DeserializeOwned>(config: &Config, function: &str, body: &str) -> Result<W, Error> {
+    let expected = || {
+        format!(
+            "expected a continuation {{\"continuation\": {VERSION}, \"deployment\": \"{}\", \"function\": \"{function}\", \"work\": {{...}}}}",
+            config.deployment_name
+        )
+    };
+    let refuse = |why: String| Error::Payload(format!("{why}; {}", expected()));
+    let value: Value = serde_json::from_str(body).map_err(|e| {
+        refuse(format!(
+            "a message body that is not JSON ({e}): {}",
+            crate::event::truncate(&Value::from(body))
+        ))
+    })?;
+    let Some(envelope) = value.as_object() else {
+        return Err(refuse(format!(
+            "a message body that is not an object: {}",
+            crate::event::truncate(&value)
+        )));
+    };
+    let field = |name: &str| envelope.get(name);
+    match field("continuation").and_then(Value::as_u64) {
+        Some(VERSION) => {}
+        Some(other) => {
+            return Err(refuse(format!(
+                "a continuation of version {other} (another release of ec2-backup?)"
+            )));
+        }
+        None => {
+            return Err(refuse(format!(
+                "a message that is not a continuation: {}",
+                crate::event::truncate(&value)
+            )));
+        }
+    }
+    let text = |name: &str| field(name).and_then(Value::as_str).unwrap_or("");
+    if text("deployment") != config.deployment_name {
+        return Err(refuse(format!(
+            "a continuation of deployment {:?}",
+            text("deployment")
+        )));
+    }
+    if text("function") != function {
+        return Err(refuse(format!(
+            "a continuation for function {:?}",
+            text("function")
+        )));
+    }
+    let extra: Vec<&String> = envelope
+        .keys()
+        .filter(|k| !["continuation", "deployment", "function", "work"].contains(&k.as_str()))
+        .collect();
+    if !extra.is_empty() {
+        return Err(refuse(format!(
+            "a continuation with unknown fields {extra:?}"
+        )));
+    }
+    let work = field("work").cloned().unwrap_or(Value::Null);
+    serde_json::from_value(work)
+        .map_err(|e| refuse(format!("a continuation whose work does not parse: {e}")))
+}
+
+/// Sends continuations of `function` doing each of `works`, delayed by `delay_seconds` where
+/// the queue allows; the number sent.
+pub async fn hand_on<W: Serialize>(
+    queue: &WorkQueue,
+    config: &Config,
+    function: &str,
+    works: &[W],
+    delay_seconds: u32,
+) -> Result<usize, Error> {
+    let bodies: Vec<String> = works.iter().map(|w| body(config, function, w)).collect();
+    let sent = queue.send(&bodies, delay_seconds).await?;
+    info!(
+        function,
+        messages = sent,
+        delay_seconds,
+        queue = queue.url(),
+        "work handed on to the work queue"
+    );
+    Ok(sent)
+}
+
+/// The records of an SQS event (`Records[]`, each `eventSource` `aws:sqs`), when `payload` is
+/// one.
+pub fn sqs_records(payload: &Value) -> Option<Result<Vec<SqsMessage>, Error>> {
+    let records = payload.get("Records")?.as_array()?;
+    let from_sqs = records
+        .first()
+        .is_some_and(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"));
+    if !from_sqs {
+        return None;
+    }
+    Some(
+        serde_json::from_value::<Vec<SqsMessage>>(Value::Array(records.clone()))
+            .map_err(|e| Error::Payload(format!("an SQS event whose records do not parse: {e}"))),
+    )
+}
+
+/// Runs `one` over each record's body in turn and answers as the event source mapping expects
+/// (`ReportBatchItemFailures`): a record whose work failed, or whose body was refused, is a
+/// batch item failure; the answer also carries each record's bounded result.
+pub async fn each_record(
+    records: Vec<SqsMessage>,
+    mut one: impl AsyncFnMut(&str) -> Result<Value, Error>,
+) -> Value {
+    let mut failures = Vec::new();
+    let mut results = Vec::new();
+    for record in records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let body = record.body.as_deref().unwrap_or("");
+        let span = tracing::info_span!("record", message_id = %id);
+        let outcome = {
+            use tracing::Instrument;
+            one(body).instrument(span.clone()).await
+        };
+        let _enter = span.enter();
+        match outcome {
+            Ok(result) => {
+                info!(message_id = %id, "record done");
+                results.push(json!({"messageId": id, "ok": true, "result": result}));
+            }
+            Err(e) => {
+                warn!(message_id = %id, error = %e, "record failed: SQS delivers it again, then moves it to the dead-letter queue");
+                results.push(json!({"messageId": id, "ok": false, "error": e.to_string()}));
+                failures.push(json!({"itemIdentifier": id}));
+            }
+        }
+    }
+    json!({"batchItemFailures": failures, "records": results})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Work {
+        ids: Vec<String>,
+    }
+
+    #[test]
+    fn a_continuation_reads_back_what_was_sent() {
+        let config = Config::default();
+        let work = Work {
+            ids: vec!["i-0123456789abcdef0".into()],
+        };
+        let body = body(&config, "create-image", &work);
+        assert_eq!(parse::<Work>(&config, "create-image", &body).unwrap(), work);
+    }
+
+    #[test]
+    fn a_message_that_is_not_our_continuation_is_refused_saying_what_was_expected() {
+        let config = Config::default();
+        let ours = body(&config, "create-image", &Work { ids: vec![] });
+        let cases = [
+            ("not json".to_string(), "not JSON"),
+            ("[1]".to_string(), "not an object"),
+            (r#"{"Records": []}"#.to_string(), "not a continuation"),
+            (
+                ours.replace("\"continuation\":1", "\"continuation\":2"),
+                "version 2",
+            ),
+            (ours.replace("ec2-backup", "other"), "deployment \"other\""),
+            (
+                ours.replace("create-image", "expire"),
+                "function \"expire\"",
+            ),
+            (ours.replace("\"ids\"", "\"idz\""), "work does not parse"),
+            (
+                ours.replace("{\"continuation\"", "{\"x\":1,\"continuation\""),
+                "unknown fields",
+            ),
+        ];
+        for (body, why) in cases {
+            let err = parse::<Work>(&config, "create-image", &body)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{body}: {err}");
+            assert!(err.contains("expected a continuation {\"continuation\": 1, \"deployment\": \"ec2-backup\", \"function\": \"create-image\""), "{err}");
+        }
+    }
+
+    #[test]
+    fn only_an_sqs_event_is_read_as_records() {
+        let sqs = json!({"Records": [{"messageId": "m1", "body": "{}", "eventSource": "aws:sqs"}]});
+        let records = sqs_records(&sqs).unwrap().unwrap();
+        assert_eq!(records[0].message_id.as_deref(), Some("m1"));
+        assert!(sqs_records(&json!({"Records": [{"eventSource": "aws:s3"}]})).is_none());
+        assert!(sqs_records(&json!({"detail-type": "Scheduled Event"})).is_none());
+    }
+
+    #[tokio::test]
+    async fn failed_records_are_batch_item_failures_and_the_others_are_not() {
+        let records: Vec<SqsMessage> = serde_json::from_value(json!([
+            {"messageId": "ok", "body": "good", "eventSource": "aws:sqs"},
+            {"messageId": "bad", "body": "bad", "eventSource": "aws:sqs"},
+        ]))
+        .unwrap();
+        let answer = each_record(records, async |body: &str| match body {
+            "good" => Ok(json!({"done": 1})),
+            _ => Err(Error::Payload("no".into())),
+        })
+        .await;
+        assert_eq!(
+            answer["batchItemFailures"],
+            json!([{"itemIdentifier": "bad"}])
+        );
+        assert_eq!(answer["records"][0]["result"], json!({"done": 1}));
+        assert_eq!(answer["records"][1]["ok"], json!(false));
+    }
+}

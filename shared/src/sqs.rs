@@ -1,0 +1,190 @@
+//! The SQS adapter: the only code that knows the SQS SDK. It sends a function's continuations
+//! to the function's own work queue (`WORK_QUEUE_URL`); Lambda's event source mapping
+//! receives and deletes them.
+
+use crate::error::Error;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+
+/// SendMessageBatch takes at most 10 messages.
+const BATCH: usize = 10;
+
+/// DelaySeconds is at most 15 minutes.
+pub const MAX_DELAY_SECONDS: u32 = 900;
+
+/// A function's work queue.
+#[derive(Debug, Clone)]
+pub struct WorkQueue {
+    client: Client,
+    url: String,
+    /// On a FIFO queue, every message of the function goes into one group named after it, so
+    /// that its continuations run one at a time, in order.
+    group: Option<String>,
+}
+
+impl WorkQueue {
+    /// The queue at `url` (validated by [`crate::config`]), for `function`'s messages.
+    pub fn new(sdk: &aws_config::SdkConfig, url: &str, function: &str) -> Self {
+        Self::from_client(Client::new(sdk), url, function)
+    }
+
+    /// The queue over a client made elsewhere (the tests' moto client).
+    pub fn from_client(client: Client, url: &str, function: &str) -> Self {
+        Self {
+            client,
+            url: url.to_string(),
+            group: is_fifo(url).then(|| function.to_string()),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether messages to it may be delayed one by one (a FIFO queue delays only as a whole).
+    pub fn delays(&self) -> bool {
+        self.group.is_none()
+    }
+
+    /// Sends `bodies`, each delayed by `delay_seconds` where the queue allows it (see
+    /// [`WorkQueue::delays`]); ten to a call. Fails naming the first message SQS refused:
+    /// those before it were sent, which is harmless, since every continuation can be done
+    /// twice.
+    pub async fn send(&self, bodies: &[String], delay_seconds: u32) -> Result<usize, Error> {
+        let delay = delay_seconds.min(MAX_DELAY_SECONDS) as i32;
+        let mut sent = 0;
+        for chunk in bodies.chunks(BATCH) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, body)| {
+                    let entry = SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body);
+                    let entry = match &self.group {
+                        // Every message its own: a continuation sent again unchanged (an
+                        // invocation that made no progress) must not be dropped as a duplicate
+                        // of the last; a repeat is harmless, a loss waits for the schedule.
+                        Some(group) => entry
+                            .message_group_id(group)
+                            .message_deduplication_id(unique_id(i)),
+                        None if delay > 0 => entry.delay_seconds(delay),
+                        None => entry,
+                    };
+                    entry
+                        .build()
+                        .map_err(|e| queue_error("SendMessageBatch", "Invalid", e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let answer = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| crate::ec2::aws_error("SendMessageBatch", self.region(), e))?;
+            if let Some(refused) = answer.failed().first() {
+                return Err(queue_error(
+                    "SendMessageBatch",
+                    refused.code(),
+                    refused.message().unwrap_or("refused").to_string(),
+                ));
+            }
+            sent += chunk.len();
+        }
+        Ok(sent)
+    }
+
+    /// The queue's region, as its URL names it (`https://sqs.REGION.amazonaws.com/...`), for
+    /// error messages.
+    fn region(&self) -> &str {
+        self.url
+            .split("://")
+            .nth(1)
+            .and_then(|host| host.split('.').nth(1))
+            .unwrap_or("")
+    }
+}
+
+/// A deduplication id no other send repeats: the clock's nanoseconds, the process and the
+/// message's place in its batch.
+fn unique_id(i: usize) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{nanos}-{}-{i}", std::process::id())
+}
+
+fn queue_error(operation: &'static str, code: &str, message: String) -> Error {
+    Error::Aws {
+        operation,
+        region: String::new(),
+        code: code.to_string(),
+        message,
+    }
+}
+
+/// A FIFO queue's name ends in `.fifo`.
+pub fn is_fifo(url: &str) -> bool {
+    url.ends_with(".fifo")
+}
+
+/// A queue URL as SQS gives it: `http(s)://HOST/ACCOUNT/NAME`, the account 12 digits, the
+/// name 1 to 80 letters, digits, `-` or `_` (`.fifo` after it on a FIFO queue).
+pub fn validate_url(url: &str) -> Result<String, String> {
+    let url = url.trim();
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("expected the queue's URL, https://sqs.REGION.amazonaws.com/ACCOUNT/NAME")?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let [host, account, name] = parts[..] else {
+        return Err("expected https://HOST/ACCOUNT/NAME (the queue's URL, not its ARN)".into());
+    };
+    if host.is_empty() {
+        return Err("the URL names no host".into());
+    }
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{account:?} is not a 12-digit account id"));
+    }
+    let base = name.strip_suffix(".fifo").unwrap_or(name);
+    if base.is_empty()
+        || name.len() > 80
+        || !base
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(format!(
+            "{name:?} is not a queue name (1 to 80 letters, digits, - or _, .fifo included)"
+        ));
+    }
+    Ok(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_urls_are_checked_for_shape() {
+        for ok in [
+            "https://sqs.us-east-1.amazonaws.com/123456789012/ec2-backup-create-image.fifo",
+            "http://127.0.0.1:5000/123456789012/work",
+        ] {
+            assert_eq!(validate_url(ok).as_deref(), Ok(ok));
+        }
+        for bad in [
+            "arn:aws:sqs:us-east-1:123456789012:work",
+            "https://sqs.us-east-1.amazonaws.com/work",
+            "https://sqs.us-east-1.amazonaws.com/12345/work",
+            "https://sqs.us-east-1.amazonaws.com/123456789012/no spaces",
+            "https://sqs.us-east-1.amazonaws.com/123456789012/",
+        ] {
+            assert!(validate_url(bad).is_err(), "{bad}");
+        }
+        assert!(is_fifo("http://h/123456789012/a.fifo"));
+        assert!(!is_fifo("http://h/123456789012/a"));
+    }
+}
