@@ -10,9 +10,13 @@
 //! one lost is found by the next schedule.
 //!
 //! An SQS event is answered per record: `{"batchItemFailures": [{"itemIdentifier": ID}], "records":
-//! [...]}`. A record that failed (its work reported failures, or its body is not a continuation
-//! this function understands) is listed, so SQS delivers it again and, after the queue's
-//! `maxReceiveCount`, moves it to the dead-letter queue; the others are deleted.
+//! [...]}`. A record that could not be done (its body is not a continuation this function
+//! understands, or its work failed as a whole: the region could not be read, the queue refused
+//! the rest) is listed, so SQS delivers it again and, after the queue's `maxReceiveCount`, moves
+//! it to the dead-letter queue; the others are deleted. A record whose work failed for some
+//! resources only is done: those failures are in its result, the logs and the metrics, and the
+//! next schedule finds those resources again. On a FIFO queue, the records after a failed one
+//! are listed too, not started (Lambda's rule for keeping the order).
 
 use crate::config::Config;
 use crate::error::Error;
@@ -163,6 +167,18 @@ pub async fn each_record(
     let mut results = Vec::new();
     for record in records {
         let id = record.message_id.clone().unwrap_or_default();
+        // A FIFO queue's order holds only if nothing after a failed record is done before it:
+        // Lambda asks that the rest of the batch be listed too.
+        let fifo = record
+            .event_source_arn
+            .as_deref()
+            .is_some_and(crate::sqs::is_fifo);
+        if fifo && !failures.is_empty() {
+            info!(message_id = %id, "record not started: an earlier record of its FIFO batch failed");
+            results.push(json!({"messageId": id, "ok": false, "error": "not started: an earlier record of the FIFO batch failed"}));
+            failures.push(json!({"itemIdentifier": id}));
+            continue;
+        }
         let body = record.body.as_deref().unwrap_or("");
         let span = tracing::info_span!("record", message_id = %id);
         let outcome = {
@@ -174,6 +190,14 @@ pub async fn each_record(
             Ok(result) => {
                 info!(message_id = %id, "record done");
                 results.push(json!({"messageId": id, "ok": true, "result": result}));
+            }
+            // Some resources failed, each reported, logged and counted in the metrics; the
+            // record itself is done: done again it would repeat what succeeded, and a FIFO
+            // queue would hold back everything behind it. The next schedule tries them again.
+            Err(Error::SomeFailed { failed, result }) => {
+                warn!(message_id = %id, failed, "record done, with failures");
+                let result = serde_json::from_str(&result).unwrap_or(Value::String(result));
+                results.push(json!({"messageId": id, "ok": true, "failed": failed, "result": result}));
             }
             Err(e) => {
                 warn!(message_id = %id, error = %e, "record failed: SQS delivers it again, then moves it to the dead-letter queue");
@@ -251,18 +275,48 @@ mod tests {
         let records: Vec<SqsMessage> = serde_json::from_value(json!([
             {"messageId": "ok", "body": "good", "eventSource": "aws:sqs"},
             {"messageId": "bad", "body": "bad", "eventSource": "aws:sqs"},
+            {"messageId": "partly", "body": "partly", "eventSource": "aws:sqs"},
         ]))
         .unwrap();
-        let answer = each_record(records, async |body: &str| match body {
-            "good" => Ok(json!({"done": 1})),
-            _ => Err(Error::Payload("no".into())),
-        })
-        .await;
+        let answer = each_record(records.clone(), async |body: &str| outcome(body)).await;
         assert_eq!(
             answer["batchItemFailures"],
             json!([{"itemIdentifier": "bad"}])
         );
         assert_eq!(answer["records"][0]["result"], json!({"done": 1}));
         assert_eq!(answer["records"][1]["ok"], json!(false));
+        assert_eq!(answer["records"][2]["ok"], json!(true), "{answer}");
+        assert_eq!(answer["records"][2]["result"]["failed"][0]["source"], "i-1");
+
+        // From a FIFO queue, what follows a failed record is not started.
+        let fifo: Vec<SqsMessage> = records
+            .into_iter()
+            .map(|mut r| {
+                r.event_source_arn = Some("arn:aws:sqs:us-east-1:123456789012:work.fifo".into());
+                r
+            })
+            .collect();
+        let mut started = Vec::new();
+        let answer = each_record(fifo, async |body: &str| {
+            started.push(body.to_string());
+            outcome(body)
+        })
+        .await;
+        assert_eq!(started, ["good", "bad"]);
+        assert_eq!(
+            answer["batchItemFailures"],
+            json!([{"itemIdentifier": "bad"}, {"itemIdentifier": "partly"}])
+        );
+    }
+
+    fn outcome(body: &str) -> Result<Value, Error> {
+        match body {
+            "good" => Ok(json!({"done": 1})),
+            "partly" => Err(Error::SomeFailed {
+                failed: 1,
+                result: json!({"failed": [{"source": "i-1"}]}).to_string(),
+            }),
+            _ => Err(Error::Payload("no".into())),
+        }
     }
 }

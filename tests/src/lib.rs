@@ -462,3 +462,129 @@ pub async fn on_demand_image(
         .expect("an image id")
         .to_string()
 }
+
+/// The work queues of the functions, on this server: made, read as Lambda's event source
+/// mapping reads them, and settled as it settles them.
+impl Moto {
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        let conf = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new(HOME))
+            .endpoint_url(&self.url)
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            ))
+            .build();
+        aws_sdk_sqs::Client::from_conf(conf)
+    }
+
+    /// A work queue for `function` (FIFO, with content-based deduplication, when `name` ends
+    /// in `.fifo`, as the template makes the create functions' queues).
+    pub async fn work_queue(&self, name: &str, function: &str) -> shared::sqs::WorkQueue {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let mut create = self.sqs().create_queue().queue_name(name);
+        if name.ends_with(".fifo") {
+            create = create
+                .attributes(A::FifoQueue, "true")
+                .attributes(A::ContentBasedDeduplication, "true");
+        }
+        let url = create
+            .send()
+            .await
+            .expect("create_queue")
+            .queue_url()
+            .expect("queue url")
+            .to_string();
+        shared::sqs::WorkQueue::from_client(self.sqs(), &url, function)
+    }
+
+    /// The messages visible now (at most 10, as one batch of the event source mapping), each
+    /// invisible for a minute after.
+    pub async fn receive(&self, queue: &shared::sqs::WorkQueue) -> Vec<aws_sdk_sqs::types::Message> {
+        use aws_sdk_sqs::types::MessageSystemAttributeName as A;
+        self.sqs()
+            .receive_message()
+            .queue_url(queue.url())
+            .max_number_of_messages(10)
+            .visibility_timeout(60)
+            .message_system_attribute_names(A::All)
+            .send()
+            .await
+            .expect("receive_message")
+            .messages()
+            .to_vec()
+    }
+
+    /// Deletes the messages of a batch that `answer` does not list as batch item failures, as
+    /// the event source mapping does with `ReportBatchItemFailures`.
+    pub async fn settle(
+        &self,
+        queue: &shared::sqs::WorkQueue,
+        batch: &[aws_sdk_sqs::types::Message],
+        answer: &Value,
+    ) {
+        let failed: Vec<&str> = answer["batchItemFailures"]
+            .as_array()
+            .expect("batchItemFailures")
+            .iter()
+            .map(|f| f["itemIdentifier"].as_str().expect("itemIdentifier"))
+            .collect();
+        for m in batch {
+            if !failed.contains(&m.message_id().unwrap_or_default()) {
+                self.sqs()
+                    .delete_message()
+                    .queue_url(queue.url())
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete_message");
+            }
+        }
+    }
+
+    /// A queue attribute as a number (`ApproximateNumberOfMessagesDelayed`, ...).
+    pub async fn queue_count(
+        &self,
+        queue: &shared::sqs::WorkQueue,
+        name: aws_sdk_sqs::types::QueueAttributeName,
+    ) -> u64 {
+        let out = self
+            .sqs()
+            .get_queue_attributes()
+            .queue_url(queue.url())
+            .attribute_names(name.clone())
+            .send()
+            .await
+            .expect("get_queue_attributes");
+        out.attributes()
+            .and_then(|a| a.get(&name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// The SQS event Lambda's event source mapping delivers for `batch` from `queue`.
+pub fn sqs_event(queue: &shared::sqs::WorkQueue, batch: &[aws_sdk_sqs::types::Message]) -> Value {
+    let name = queue.url().rsplit('/').next().unwrap_or_default();
+    let records: Vec<Value> = batch
+        .iter()
+        .map(|m| sqs_record(m.message_id().unwrap_or_default(), m.body().unwrap_or_default(), name))
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
+/// One record of an SQS event, as Lambda shapes it.
+pub fn sqs_record(message_id: &str, body: &str, queue_name: &str) -> Value {
+    serde_json::json!({
+        "messageId": message_id,
+        "receiptHandle": format!("handle-{message_id}"),
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1764644400000",
+                       "SenderId": "AROAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1764644400001"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": format!("arn:aws:sqs:{HOME}:123456789012:{queue_name}"),
+        "awsRegion": HOME,
+    })
+}

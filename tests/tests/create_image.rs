@@ -750,3 +750,160 @@ fn scheduled_at(at: DateTime<Utc>) -> Value {
         &[("2026-11-25T03:00:00Z", &shared::tags::format_time(at))],
     )
 }
+
+/// create-image with its work queue, as Lambda runs it: `payload` handled with `ec2`.
+async fn handle_queued(
+    ec2: &shared::ec2::Ec2,
+    queue: &shared::sqs::WorkQueue,
+    payload: &Value,
+    at: DateTime<Utc>,
+) -> Value {
+    shared::create::handle(Instance, &config(), ec2, Some(queue), payload, REQUEST_ID, at)
+        .await
+        .expect("an SQS event is answered per record, never failed whole")
+}
+
+#[tokio::test]
+async fn with_a_work_queue_the_sweep_runs_from_it_and_what_the_deadline_cuts_is_handed_on_and_made_once()
+ {
+    // GIVEN ten opted-in instances and create-image's FIFO work queue
+    let moto = start().await;
+    for _ in 0..10 {
+        moto.instance(HOME, &[("Backup", "true")], 0).await;
+    }
+    let queue = moto.work_queue("ec2-backup-create-image.fifo", "create-image").await;
+
+    // WHEN the schedule fires, THEN the sweep goes to the queue (one at a time there) and
+    // nothing is made yet
+    let scheduled = handle_queued(&moto.ec2(HOME), &queue, &scheduled_at(now()), now()).await;
+    assert_eq!(scheduled["continuations"], 1, "{scheduled}");
+    assert_eq!(scheduled["created"], json!([]));
+    assert!(managed_images(&moto).await.is_empty());
+
+    // WHEN the mapping delivers it to an invocation that has 4 s left at 2 CreateImage a second
+    let batch = moto.receive(&queue).await;
+    assert_eq!(batch.len(), 1);
+    let limits = shared::pacing::RateLimits::parse("CreateImage=2/1").unwrap();
+    let ec2 = moto.ec2(HOME).paced(&limits);
+    let t0 = std::time::Instant::now();
+    let deadline = shared::pacing::Deadline::new(t0 + std::time::Duration::from_secs(4), t0);
+    let at = now() + TimeDelta::minutes(1);
+    let answer = handle_queued(&ec2.until(deadline), &queue, &sqs_event(&queue, &batch), at).await;
+
+    // THEN the record succeeds: some made, the rest handed on in one message
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let first = &answer["records"][0]["result"];
+    let made = first["created"].as_array().unwrap().len();
+    let remaining = first["remaining"].as_u64().unwrap() as usize;
+    assert!((3..=7).contains(&made), "{answer}");
+    assert_eq!(made + remaining, 10);
+    assert_eq!(first["continuations"], 1, "{answer}");
+    moto.settle(&queue, &batch, &answer).await;
+
+    // AND the continuation names exactly the rest, with the schedule's time
+    let batch = moto.receive(&queue).await;
+    assert_eq!(batch.len(), 1, "the swept message was deleted, the continuation is there");
+    let body: Value = serde_json::from_str(batch[0].body().unwrap()).unwrap();
+    assert_eq!(body["function"], "create-image");
+    assert_eq!(body["work"]["origin"], "schedule");
+    assert_eq!(body["work"]["time"], "2026-11-25T03:00:00Z");
+    assert_eq!(body["work"]["ids"].as_array().unwrap().len(), remaining);
+
+    // WHEN it is delivered, THEN the rest is made; and delivered again (SQS delivers at least
+    // once), nothing more
+    let event = sqs_event(&queue, &batch);
+    let second = handle_queued(&ec2, &queue, &event, at + TimeDelta::minutes(1)).await;
+    assert_eq!(second["batchItemFailures"], json!([]), "{second}");
+    assert_eq!(
+        second["records"][0]["result"]["created"].as_array().unwrap().len(),
+        remaining,
+        "{second}"
+    );
+    let again = handle_queued(&ec2, &queue, &event, at + TimeDelta::minutes(2)).await;
+    assert_eq!(again["records"][0]["result"]["created"], json!([]), "{again}");
+    assert_eq!(
+        again["records"][0]["result"]["skipped"].as_array().unwrap().len(),
+        remaining
+    );
+    let images = managed_images(&moto).await;
+    assert_eq!(images.len(), 10, "one backup of each instance, no duplicate");
+    assert!(
+        images
+            .iter()
+            .all(|i| i.name().unwrap_or_default().ends_with("-20261125T0300Z")),
+        "every AMI is named for the schedule's time"
+    );
+}
+
+#[tokio::test]
+async fn a_record_that_is_not_our_continuation_fails_alone_and_says_what_was_expected() {
+    // GIVEN a batch of three: a continuation for an instance, a message from another
+    // deployment, and one that is not JSON
+    let moto = start().await;
+    let web = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let queue = moto.work_queue("ec2-backup-create-image.fifo", "create-image").await;
+    let work = shared::create::CreateWork {
+        origin: shared::create::Origin::TagChange,
+        time: Some(now()),
+        request_id: None,
+        ids: Some(vec![web.clone()]),
+    };
+    let ours = shared::continuation::body(&config(), "create-image", &work);
+    let theirs = ours.replace("\"ec2-backup\"", "\"other-backup\"");
+    let name = "ec2-backup-create-image.fifo";
+    let event = json!({"Records": [
+        sqs_record("m-ours", &ours, name),
+        sqs_record("m-theirs", &theirs, name),
+        sqs_record("m-junk", "{not json", name),
+    ]});
+
+    // WHEN delivered
+    let answer = handle_queued(&moto.ec2(HOME), &queue, &event, now()).await;
+
+    // THEN only the two strangers are batch item failures (SQS redrives them to the
+    // dead-letter queue after a few receives); ours made its backup
+    assert_eq!(
+        answer["batchItemFailures"],
+        json!([{"itemIdentifier": "m-theirs"}, {"itemIdentifier": "m-junk"}]),
+        "{answer}"
+    );
+    assert_eq!(sources(&answer["records"][0]["result"], "created"), vec![web]);
+    for (i, why) in [(1, "deployment \"other-backup\""), (2, "not JSON")] {
+        let error = answer["records"][i]["error"].as_str().unwrap();
+        assert!(error.contains(why), "{error}");
+        assert!(
+            error.contains("expected a continuation {\"continuation\": 1, \"deployment\": \"ec2-backup\", \"function\": \"create-image\""),
+            "{error}"
+        );
+    }
+    assert_eq!(managed_images(&moto).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_continuation_whose_instance_is_gone_skips_it_without_failing() {
+    let moto = start().await;
+    let gone = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    moto.terminate(HOME, &gone).await;
+    let queue = moto.work_queue("ec2-backup-create-image.fifo", "create-image").await;
+    let work = shared::create::CreateWork {
+        origin: shared::create::Origin::Schedule,
+        time: Some(now()),
+        request_id: None,
+        ids: Some(vec![gone.clone(), "i-0123456789abcdef0".into()]),
+    };
+    let body = shared::continuation::body(&config(), "create-image", &work);
+    let event = json!({"Records": [sqs_record("m-1", &body, "q.fifo")]});
+    let answer = handle_queued(&moto.ec2(HOME), &queue, &event, now()).await;
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let result = &answer["records"][0]["result"];
+    assert_eq!(result["failed"], json!([]), "{answer}");
+    assert_eq!(
+        sources(result, "skipped"),
+        sorted(vec![gone, "i-0123456789abcdef0".into()])
+    );
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}

@@ -1120,3 +1120,57 @@ async fn the_event_samples_are_one_sweep_and_any_other_payload_is_rejected() {
     }
     assert!(moto.calls().is_empty(), "{:?}", moto.calls());
 }
+
+#[tokio::test]
+async fn a_sweep_the_deadline_cuts_short_is_handed_on_and_finished_from_the_queue() {
+    // GIVEN three expired AMIs, one DeregisterImage every two seconds, expire's work queue
+    let moto = start().await;
+    let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    for d in [-12, -11, -10] {
+        backup_at(&moto, &i, days(d)).await;
+    }
+    let zero = Config {
+        keep_last: 0,
+        ..config()
+    };
+    let queue = moto.work_queue("ec2-backup-expire", "expire").await;
+    let limits = shared::pacing::RateLimits::parse("DeregisterImage=0.5/1").unwrap();
+    let clients = moto.clients_paced(HOME, limits);
+    let t0 = std::time::Instant::now();
+    let deadline = shared::pacing::Deadline::new(t0 + std::time::Duration::from_millis(3500), t0);
+
+    // WHEN swept with 3.5 s to go
+    let report = shared::expire::handle(
+        &zero,
+        &clients.until(deadline),
+        Some(&queue),
+        &event("expire-sweep.json", &[]),
+        now(),
+    )
+    .await
+    .unwrap();
+
+    // THEN the home region's rest is handed on
+    assert_eq!(report["regions"][HOME]["remaining"], 2, "{report}");
+    assert_eq!(report["continuations"], 1, "{report}");
+    let batch = moto.receive(&queue).await;
+    let body: Value = serde_json::from_str(batch[0].body().unwrap()).unwrap();
+    assert_eq!(body["work"], json!({"regions": [HOME]}));
+
+    // AND delivered, the continuation sweeps that region only and finishes it
+    let answer = shared::expire::handle(
+        &zero,
+        &clients,
+        Some(&queue),
+        &sqs_event(&queue, &batch),
+        now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let result = &answer["records"][0]["result"];
+    assert_eq!(result["regions"].as_object().unwrap().len(), 1, "{answer}");
+    assert_eq!(ids(&result["regions"][HOME], "deregistered").len(), 2);
+    assert!(image_ids(&moto, HOME).await.is_empty());
+    assert_no_untracked_orphans(&moto, result).await;
+}

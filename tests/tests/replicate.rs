@@ -1145,3 +1145,109 @@ async fn an_event_from_another_region_is_skipped() {
     );
     assert!(moto.calls().values().all(|c| c.is_empty()));
 }
+
+#[tokio::test]
+async fn a_full_copy_limit_becomes_a_delayed_continuation_that_makes_the_copy_once() {
+    // GIVEN an AMI backup for us-west-2, whose CopyImage answers that too many copies are in
+    // flight, and replicate's work queue
+    let moto = start().await;
+    let ami = image_backup(&moto, &[("backup:copy-to", DR)]).await;
+    let queue = moto.work_queue("ec2-backup-replicate", "replicate").await;
+    moto.fault(json!({"action": "CopyImage", "region": DR, "code": "ResourceLimitExceeded",
+                      "message": "too many copies in flight", "status": 400, "count": 10}));
+
+    // WHEN its available event arrives
+    let report = shared::replicate::handle(
+        &config(),
+        &moto.clients(HOME),
+        Some(&queue),
+        &available(&ami),
+        later(),
+    )
+    .await
+    .expect("a deferral is not a failure");
+
+    // THEN the copy is deferred and handed on in a message delayed for a minute, not left
+    // for the sweep hours later
+    assert_eq!(report["deferred"][0]["source"], ami.as_str(), "{report}");
+    assert_eq!(report["continuations"], 1, "{report}");
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    assert_eq!(moto.queue_count(&queue, A::ApproximateNumberOfMessagesDelayed).await, 1);
+    assert!(moto.receive(&queue).await.is_empty(), "not delivered before its delay");
+
+    // WHEN the limit has cleared and the continuation is delivered (twice: SQS delivers at
+    // least once)
+    moto.http("DELETE", "/_test/faults", "");
+    let work = shared::replicate::ReplicateWork {
+        image_ids: vec![ami.clone()],
+        snapshot_ids: Vec::new(),
+        attempt: 0,
+    };
+    let body = shared::continuation::body(&config(), "replicate", &work);
+    let event = json!({"Records": [sqs_record("m-1", &body, "ec2-backup-replicate")]});
+    for _ in 0..2 {
+        let answer = shared::replicate::handle(
+            &config(),
+            &moto.clients(HOME),
+            Some(&queue),
+            &event,
+            later(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+        assert_eq!(answer["records"][0]["result"].get("continuations"), None);
+    }
+    // THEN there is one copy in us-west-2, listed on the original
+    let copies = image_copies(&moto, DR, &ami).await;
+    assert_eq!(copies.len(), 1);
+    let listed = image_tags(&moto, HOME, &ami).await["backup:copies"].clone();
+    assert_eq!(listed, format!("{DR}={}", copies[0].image_id().unwrap()));
+}
+
+#[tokio::test]
+async fn copies_the_deadline_cut_off_are_handed_on_at_once() {
+    // GIVEN two AMI backups for us-west-2 and one CopyImage every two seconds, 4 s to go
+    let moto = start().await;
+    let first = image_backup(&moto, &[("backup:copy-to", DR)]).await;
+    let second = image_backup(&moto, &[("backup:copy-to", DR)]).await;
+    let queue = moto.work_queue("ec2-backup-replicate", "replicate").await;
+    let limits = shared::pacing::RateLimits::parse("CopyImage=0.5/1").unwrap();
+    let clients = moto.clients_paced(HOME, limits);
+    let t0 = std::time::Instant::now();
+    let deadline = shared::pacing::Deadline::new(t0 + std::time::Duration::from_secs(4), t0);
+
+    // WHEN the sweep runs
+    let report = shared::replicate::handle(
+        &config(),
+        &clients.until(deadline),
+        Some(&queue),
+        &sweep_event(),
+        later(),
+    )
+    .await
+    .unwrap();
+
+    // THEN the copy not started is in a message delivered at once, naming its backup
+    assert_eq!(report["continuations"], 1, "{report}");
+    let batch = moto.receive(&queue).await;
+    assert_eq!(batch.len(), 1);
+    let body: Value = serde_json::from_str(batch[0].body().unwrap()).unwrap();
+    let deferred = report["deferred"][0]["source"].as_str().unwrap();
+    assert_eq!(body["work"], json!({"image_ids": [deferred], "attempt": 0}));
+
+    // AND delivered, it makes that copy: one copy of each backup
+    let answer = shared::replicate::handle(
+        &config(),
+        &moto.clients(HOME),
+        Some(&queue),
+        &sqs_event(&queue, &batch),
+        later(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    for ami in [&first, &second] {
+        assert_eq!(image_copies(&moto, DR, ami).await.len(), 1, "{ami}");
+    }
+}

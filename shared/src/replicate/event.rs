@@ -266,6 +266,25 @@ fn parse_event(event: EventBridgeEvent<Value>) -> Result<ReplicateRequest, Error
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_continuation_waits_longer_each_time_up_to_sqs_limit() {
+        let delays: Vec<u32> = (0..7).map(ReplicateWork::delay_seconds).collect();
+        assert_eq!(delays, [60, 120, 240, 480, 900, 900, 900]);
+    }
+
+    #[test]
+    fn a_continuation_with_a_bad_or_no_id_is_refused() {
+        let work = |images: &[&str]| ReplicateWork {
+            image_ids: images.iter().map(|s| s.to_string()).collect(),
+            snapshot_ids: Vec::new(),
+            attempt: 0,
+        };
+        assert!(work(&["ami-0123456789abcdef0"]).check().is_ok());
+        let err = work(&["snap-0123456789abcdef0"]).check().unwrap_err();
+        assert!(err.to_string().contains("not a valid image id"), "{err}");
+        assert!(work(&[]).check().unwrap_err().to_string().contains("no backup"));
+    }
     use serde_json::json;
 
     fn ami_event(state: &str) -> Value {
