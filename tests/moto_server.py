@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Local AWS stand-in for the tests: moto's server, patched to answer EC2 calls
-the way the AWS EC2 API reference documents them, plus test-only endpoints.
+the way the AWS EC2 API reference documents them, and SQS where the event source
+mapping emulator (tests/esm.py) met a difference, plus test-only endpoints.
 
 Usage:
     python tests/moto_server.py --port 5055 [--host 127.0.0.1] [--log-requests] [--exit-with-stdin]
@@ -55,6 +56,7 @@ import argparse
 import base64
 import fnmatch
 import io
+import itertools
 import json
 import os
 import re
@@ -87,6 +89,8 @@ from moto.ec2.responses.elastic_block_store import ElasticBlockStore  # noqa: E4
 from moto.ec2.responses.instances import InstanceResponse  # noqa: E402
 from moto.ec2.responses.tags import TagResponse  # noqa: E402
 from moto.core.utils import utcnow as _machine_utcnow  # noqa: E402
+from moto.sqs.models import Queue as SqsQueue  # noqa: E402
+from moto.sqs.models import SQSBackend  # noqa: E402
 from moto.ec2.utils import (  # noqa: E402
     format_timestamp,
     random_ami_id,
@@ -778,6 +782,56 @@ def _reset_zone_states() -> None:
             zone.state = "available"
 
 
+# --------------------------------------------------------------------------
+# SQS
+# --------------------------------------------------------------------------
+
+# How often a long poll looks again for a deliverable message.
+LONG_POLL_RECHECK_SECONDS = 0.05
+
+
+def _sqs_receive_message(self: SQSBackend, queue_name: str, count: int, wait_seconds_timeout: int,
+                         visibility_timeout: int, message_attribute_names: list[str] | None = None) -> list[Any]:
+    """moto's long poll had two faults, both met with FIFO queues. It waited with
+    Condition.wait_for(lambda: self.messages), which any visible message ends at once, also one
+    it cannot deliver because its message group has a message in flight: such a poll spun a CPU
+    until WaitTimeSeconds ran out. And it decided once, at the start, which groups were in
+    flight: a group whose message was deleted during the poll stayed blocked until the poll
+    ended. Here the long poll is a series of moto's own short polls (each deciding afresh), a
+    short wait apart, ending at the first that delivers: as SQS, which answers as soon as a
+    message can be delivered (new, or deliverable by time: a delay or visibility timeout run
+    out, its group's message deleted)."""
+    queue = self.get_queue(queue_name)
+    deadline = time.monotonic() + int(wait_seconds_timeout or 0)
+    while True:
+        messages = _orig_sqs_receive_message(self, queue_name, count, 0, visibility_timeout,
+                                             message_attribute_names)
+        remaining = deadline - time.monotonic()
+        if messages or remaining <= 0:
+            return messages
+        with queue._messages_lock:  # a message sent meanwhile ends the wait early
+            queue._messages_lock.wait(min(remaining, LONG_POLL_RECHECK_SECONDS))
+
+
+_orig_sqs_receive_message = SQSBackend.receive_message
+
+
+# SQS gives every message of a FIFO queue a SequenceNumber, increasing (not consecutive)
+# within its group; moto gave a random one, and only with an explicit MessageDeduplicationId.
+_fifo_sequence = itertools.count(10**19)  # 20 digits, as SQS's
+
+
+def _sqs_add_message(self: SqsQueue, message: Any) -> None:
+    if self.fifo_queue and not getattr(message, "sequenced", False):
+        # Numbered once, when sent: a message moved to the dead-letter queue keeps its number.
+        message.sequence_number = str(next(_fifo_sequence))
+        message.sequenced = True
+    _orig_sqs_add_message(self, message)
+
+
+_orig_sqs_add_message = SqsQueue.add_message
+
+
 def apply_patches() -> None:
     AmiBackend.create_image = _create_image
     AmiBackend.copy_image = _copy_image
@@ -799,6 +853,8 @@ def apply_patches() -> None:
     ElasticBlockStore.attach_volume = _attach_volume_response
     InstanceResponse.describe_instances = _describe_instances_response
     TagResponse.create_tags = _create_tags_response
+    SQSBackend.receive_message = _sqs_receive_message
+    SqsQueue.add_message = _sqs_add_message
 
 
 apply_patches()

@@ -1,21 +1,23 @@
 """Tests for tests/lambda_invoke.py against a tiny fake runtime client written
 in Python that speaks the Lambda Runtime API loop like the Rust
 `lambda_runtime` crate does (keep-alive connection, /next, /response, /error,
-/init/error) and echoes the event.
+/init/error) and echoes the event with its process id (which sandbox ran it).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from lambda_invoke import EmulatorError, invoke  # noqa: E402
+from lambda_invoke import EmulatorError, Function, invoke  # noqa: E402
 
 SCRIPT = Path(__file__).with_name("lambda_invoke.py")
 
@@ -48,6 +50,7 @@ if os.environ.get("FAKE_INIT_ERROR"):
          headers={"Lambda-Runtime-Function-Error-Type": "Runtime.InitError"})
     sys.exit(1)
 
+time.sleep(float(os.environ.get("FAKE_INIT_SLEEP", "0")))
 print("fake runtime started", file=sys.stderr, flush=True)
 while True:
     conn.request("GET", base + "/invocation/next")
@@ -66,6 +69,7 @@ while True:
     post(f"/invocation/{rid}/response", {
         "echo": event,
         "request_id": rid,
+        "pid": os.getpid(),
         "deadline_ms": int(resp.getheader("Lambda-Runtime-Deadline-Ms")),
         "arn": resp.getheader("Lambda-Runtime-Invoked-Function-Arn"),
         "trace_id": resp.getheader("Lambda-Runtime-Trace-Id"),
@@ -121,6 +125,64 @@ def test_invoke_library_raises_on_crash(fake):
     assert len(exc.value.results) == 1 and exc.value.stats["max_rss_kib"] > 0
 
 
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_an_invocation_past_its_deadline_is_killed_reported_as_lambda_does_and_the_next_starts_cold(fake):
+    # GIVEN a function with a 1.5 s timeout, WHEN its second event sleeps past the deadline
+    started = time.monotonic()
+    results, stats = invoke(fake, [{"n": 1}, {"sleep": 30}, {"n": 3}], timeout=1.5, logs=io.StringIO())
+    # THEN the emulator did not wait for it,
+    assert time.monotonic() - started < 15
+    # the invocation is Lambda's timeout error,
+    assert results[1] == {"ok": False, "request_id": results[1]["request_id"], "error": {
+        "errorType": "Sandbox.Timedout",
+        "errorMessage": f"RequestId: {results[1]['request_id']} Error: Task timed out after 1.50 seconds"}}
+    assert 1500 <= stats["invoke_ms"][1] < 5000
+    # its sandbox was killed,
+    first, second = stats["sandboxes"]
+    assert first["pid"] == results[0]["response"]["pid"]
+    assert (first["end"], first["exit"], first["invocations"]) == ("timeout", "killed by signal 9", 2)
+    assert _gone(first["pid"])
+    # and the next event ran in a new process, a cold start of its own.
+    assert results[2]["ok"] is True and results[2]["response"]["echo"] == {"n": 3}
+    assert results[2]["response"]["pid"] == second["pid"] != first["pid"]
+    assert (second["end"], second["invocations"]) == ("shutdown", 1)
+    assert first["cold_start_ms"] > 0 and second["cold_start_ms"] > 0
+    assert stats["cold_start_ms"] == first["cold_start_ms"]
+    assert stats["max_rss_kib"] == max(first["max_rss_kib"], second["max_rss_kib"])
+
+
+def test_an_invocation_inside_its_deadline_is_unaffected(fake):
+    before_ms = time.time() * 1000
+    results, stats = invoke(fake, [{"sleep": 0.5}, {"n": 2}], timeout=3, logs=io.StringIO())
+    assert [r["ok"] for r in results] == [True, True]
+    # The deadline handed out is the timeout from now.
+    assert 3000 <= results[0]["response"]["deadline_ms"] - before_ms < 4000
+    # One warm sandbox for both.
+    assert results[0]["response"]["pid"] == results[1]["response"]["pid"]
+    assert [s["end"] for s in stats["sandboxes"]] == ["shutdown"]
+
+
+def test_a_function_keeps_its_sandbox_warm_between_events_fed_one_by_one(fake):
+    with Function(fake, timeout=1, logs=io.StringIO()) as function:
+        first = function.invoke({"n": 1})
+        second = function.invoke('{"n": 2}')
+        timed_out = function.invoke({"sleep": 30})
+        after = function.invoke({"n": 4})
+    assert first["response"]["pid"] == second["response"]["pid"] != after["response"]["pid"]
+    assert timed_out["error"]["errorType"] == "Sandbox.Timedout"
+    stats = function.stats()
+    assert [(s["end"], s["invocations"]) for s in stats["sandboxes"]] == [("timeout", 3), ("shutdown", 1)]
+    assert len(stats["invoke_ms"]) == 4
+    assert all(_gone(s["pid"]) for s in stats["sandboxes"])
+
+
 def test_cli_success_with_stats_and_log_file(fake, tmp_path):
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"source": "aws.events", "detail": {}}))
@@ -134,7 +196,8 @@ def test_cli_success_with_stats_and_log_file(fake, tmp_path):
     assert lines[0]["response"]["env"]["FOO"] == "baz"
     assert lines[1]["event"] == "<payload 2>" and lines[1]["response"]["echo"] == {"n": 2}
     stats = lines[2]["stats"]
-    assert set(stats) == {"cold_start_ms", "invoke_ms", "cpu_user_ms", "cpu_sys_ms", "max_rss_kib"}
+    assert set(stats) == {"cold_start_ms", "invoke_ms", "cpu_user_ms", "cpu_sys_ms", "max_rss_kib", "sandboxes"}
+    assert [s["end"] for s in stats["sandboxes"]] == ["shutdown"]
     assert len(stats["invoke_ms"]) == 2
     assert "fake runtime started" in log.read_text() and "fake runtime" not in proc.stderr
 
@@ -154,10 +217,20 @@ def test_cli_crash_exits_2(fake):
     assert "exited with code 3" in proc.stderr
 
 
-def test_cli_timeout_exits_2(fake):
-    proc = run_cli(fake, "--payload", '{"sleep": 30}', "--timeout", "1", timeout=20)
+def test_cli_timeout_is_a_function_error_reported_as_lambda_does(fake):
+    proc = run_cli(fake, "--payload", '{"sleep": 30}', "--payload", '{"n": 2}', "--timeout", "1", timeout=20)
+    assert proc.returncode == 1, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert lines[0]["ok"] is False and lines[0]["error"]["errorType"] == "Sandbox.Timedout"
+    assert lines[0]["error"]["errorMessage"].endswith(" Error: Task timed out after 1.00 seconds")
+    assert lines[1]["ok"] is True  # in a new sandbox
+    assert proc.stderr.count("fake runtime started") == 2
+
+
+def test_cli_start_up_past_the_init_timeout_exits_2(fake):
+    proc = run_cli(fake, "--payload", "{}", "--env", "FAKE_INIT_SLEEP=30", "--init-timeout", "1", timeout=20)
     assert proc.returncode == 2
-    assert "timed out after 1.0s while handling event 0" in proc.stderr
+    assert "timed out after 1.0s while starting" in proc.stderr
 
 
 def test_cli_init_error_exits_2(fake):

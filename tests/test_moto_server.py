@@ -7,8 +7,11 @@ Run: .venv/bin/python -m pytest tests/ -q
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -726,6 +729,83 @@ def test_zone_state_is_reported_and_reset(client, moto_url):
     _http(f"{moto_url}/moto-api/reset", "POST")
     zone = ec2.describe_availability_zones(ZoneNames=["us-west-2a"])["AvailabilityZones"][0]
     assert zone["State"] == "available"
+
+
+# ---------------------------------------------------------------- SQS
+
+
+def _sqs_queues(sqs, name: str, max_receives: int, **attributes: str) -> tuple[str, str]:
+    """A queue that redrives to a dead-letter queue of its own after `max_receives` receives."""
+    fifo = name.endswith(".fifo")
+    extra = {"FifoQueue": "true"} if fifo else {}
+    dlq = sqs.create_queue(QueueName=f"{name[:-5]}-dlq.fifo" if fifo else f"{name}-dlq", Attributes=extra)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives})
+    url = sqs.create_queue(QueueName=name, Attributes={**extra, **attributes, "RedrivePolicy": policy})["QueueUrl"]
+    return url, dlq
+
+
+def test_sqs_redrive_moves_a_message_to_the_dead_letter_queue_once_its_receives_reach_max_receive_count(client):
+    # moto's own behaviour, pinned because tests/esm.py relies on it: as SQS, the receive after
+    # the maxReceiveCount-th moves the message instead of delivering it.
+    sqs = client("sqs")
+    url, dlq = _sqs_queues(sqs, "redriven", 2, VisibilityTimeout="1")
+    sent = sqs.send_message(QueueUrl=url, MessageBody="poison")["MessageId"]
+    counts = []
+    for _ in range(3):
+        got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=2, MessageSystemAttributeNames=["All"])
+        counts += [m["Attributes"]["ApproximateReceiveCount"] for m in got.get("Messages", [])]
+    assert counts == ["1", "2"]
+    moved = sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=1)["Messages"]
+    assert [(m["MessageId"], m["Body"]) for m in moved] == [(sent, "poison")]
+    assert "Messages" not in sqs.receive_message(QueueUrl=url)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_sqs_long_poll_on_a_fifo_group_in_flight_neither_spins_nor_answers_late(tmp_path):
+    proc, url = start_moto(tmp_path)
+    try:
+        sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=url,
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        queue = sqs.create_queue(QueueName="work.fifo", Attributes={
+            "FifoQueue": "true", "ContentBasedDeduplication": "true", "VisibilityTimeout": "30"})["QueueUrl"]
+        for body in ("a0", "a1"):
+            sqs.send_message(QueueUrl=queue, MessageBody=body, MessageGroupId="a")
+        first = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1)["Messages"][0]
+        # a1 is visible but not deliverable while a0 is in flight: moto used to spin here.
+        cpu, started = _cpu_seconds(proc.pid), time.monotonic()
+        assert "Messages" not in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=2)
+        assert time.monotonic() - started >= 1.9
+        assert _cpu_seconds(proc.pid) - cpu < 0.5
+        # Once a0 is deleted, a waiting long poll answers with a1 at once, as SQS does.
+        threading.Timer(0.5, sqs.delete_message, kwargs={
+            "QueueUrl": queue, "ReceiptHandle": first["ReceiptHandle"]}).start()
+        started = time.monotonic()
+        got = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=10)["Messages"]
+        assert [m["Body"] for m in got] == ["a1"]
+        assert time.monotonic() - started < 2
+    finally:
+        stop(proc)
+
+
+def test_sqs_fifo_messages_carry_increasing_sequence_numbers(client):
+    sqs = client("sqs")
+    queue = sqs.create_queue(QueueName="numbered.fifo", Attributes={
+        "FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
+    sent = [sqs.send_message(QueueUrl=queue, MessageBody=f"m{i}", MessageGroupId="g")["SequenceNumber"]
+            for i in range(3)]
+    sent.append(sqs.send_message(QueueUrl=queue, MessageBody="m3", MessageGroupId="g",
+                                 MessageDeduplicationId="explicit")["SequenceNumber"])
+    got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10,
+                              MessageSystemAttributeNames=["All"])["Messages"]
+    assert [m["Body"] for m in got] == ["m0", "m1", "m2", "m3"]
+    assert [m["Attributes"]["SequenceNumber"] for m in got] == sent
+    assert all(len(n) == 20 for n in sent)
+    assert [int(n) for n in sent] == sorted(int(n) for n in sent) and len(set(sent)) == 4
 
 
 # ---------------------------------------------------------------- --exit-with-stdin
