@@ -197,7 +197,8 @@ pub async fn each_record(
             Err(Error::SomeFailed { failed, result }) => {
                 warn!(message_id = %id, failed, "record done, with failures");
                 let result = serde_json::from_str(&result).unwrap_or(Value::String(result));
-                results.push(json!({"messageId": id, "ok": true, "failed": failed, "result": result}));
+                results
+                    .push(json!({"messageId": id, "ok": true, "failed": failed, "result": result}));
             }
             Err(e) => {
                 warn!(message_id = %id, error = %e, "record failed: SQS delivers it again, then moves it to the dead-letter queue");

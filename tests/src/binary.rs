@@ -189,3 +189,86 @@ pub fn assert_invocation_metrics(out: &Output, function: &str, counts: &[(&str, 
 pub fn listed(line: &Value, list: &str) -> usize {
     line["response"][list].as_array().map_or(0, Vec::len)
 }
+
+/// A work queue on the moto server, as the template makes it (FIFO with content-based
+/// deduplication when `name` ends in `.fifo`), its visibility timeout `visibility` seconds
+/// (the event source mapping refuses one below the function's timeout): its URL.
+pub fn work_queue(name: &str, visibility: u32) -> String {
+    let fifo = if name.ends_with(".fifo") {
+        ", 'FifoQueue': 'true', 'ContentBasedDeduplication': 'true'"
+    } else {
+        ""
+    };
+    let moto = moto_url();
+    let script = format!(
+        "import boto3\nsqs = boto3.client('sqs', region_name='us-east-1', endpoint_url='{moto}', aws_access_key_id='testing', aws_secret_access_key='testing')\nprint(sqs.create_queue(QueueName='{name}', Attributes={{'VisibilityTimeout': '{visibility}'{fifo}}})['QueueUrl'])"
+    );
+    let out = Command::new(venv_python())
+        .args(["-c", &script])
+        .output()
+        .expect("run python");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
+/// What the event source mapping emulator (`tests/esm.py`) did delivering `queue_url` to
+/// `binary` (its environment as [`invoke_within`]'s, with `env` on top) until the queue stayed
+/// empty: one line per invocation, then the summary.
+pub struct Delivered {
+    pub invocations: Vec<Value>,
+    pub summary: Value,
+    pub output: Output,
+}
+
+pub fn deliver(
+    binary: &str,
+    queue_url: &str,
+    env: &[(&str, &str)],
+    timeout_seconds: u32,
+    max_seconds: u32,
+) -> Delivered {
+    let moto = moto_url();
+    let mut command = Command::new(venv_python());
+    command
+        .arg(root().join("tests/esm.py"))
+        .arg(binary)
+        .args([
+            "--queue-url",
+            queue_url,
+            "--endpoint-url",
+            moto,
+            "--region",
+            "us-east-1",
+        ])
+        .args(["--timeout", &timeout_seconds.to_string()])
+        .args([
+            "--max-time",
+            &max_seconds.to_string(),
+            "--idle",
+            "2",
+            "--wait",
+            "1",
+        ])
+        .env("AWS_ENDPOINT_URL", moto)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("TAG_PREFIX", "binarytest");
+    for (k, v) in env {
+        command.args(["--env", &format!("{k}={v}")]);
+    }
+    let output = command.output().expect("run tests/esm.py");
+    let mut lines: Vec<Value> = text(&output.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let summary = match lines.pop() {
+        Some(last) if last.get("summary").is_some() => last["summary"].clone(),
+        _ => panic!("no summary from esm.py; stderr: {}", text(&output.stderr)),
+    };
+    Delivered {
+        invocations: lines,
+        summary,
+        output,
+    }
+}

@@ -500,7 +500,10 @@ impl Moto {
 
     /// The messages visible now (at most 10, as one batch of the event source mapping), each
     /// invisible for a minute after.
-    pub async fn receive(&self, queue: &shared::sqs::WorkQueue) -> Vec<aws_sdk_sqs::types::Message> {
+    pub async fn receive(
+        &self,
+        queue: &shared::sqs::WorkQueue,
+    ) -> Vec<aws_sdk_sqs::types::Message> {
         use aws_sdk_sqs::types::MessageSystemAttributeName as A;
         self.sqs()
             .receive_message()
@@ -568,7 +571,13 @@ pub fn sqs_event(queue: &shared::sqs::WorkQueue, batch: &[aws_sdk_sqs::types::Me
     let name = queue.url().rsplit('/').next().unwrap_or_default();
     let records: Vec<Value> = batch
         .iter()
-        .map(|m| sqs_record(m.message_id().unwrap_or_default(), m.body().unwrap_or_default(), name))
+        .map(|m| {
+            sqs_record(
+                m.message_id().unwrap_or_default(),
+                m.body().unwrap_or_default(),
+                name,
+            )
+        })
         .collect();
     serde_json::json!({ "Records": records })
 }

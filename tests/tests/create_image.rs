@@ -758,9 +758,17 @@ async fn handle_queued(
     payload: &Value,
     at: DateTime<Utc>,
 ) -> Value {
-    shared::create::handle(Instance, &config(), ec2, Some(queue), payload, REQUEST_ID, at)
-        .await
-        .expect("an SQS event is answered per record, never failed whole")
+    shared::create::handle(
+        Instance,
+        &config(),
+        ec2,
+        Some(queue),
+        payload,
+        REQUEST_ID,
+        at,
+    )
+    .await
+    .expect("an SQS event is answered per record, never failed whole")
 }
 
 #[tokio::test]
@@ -771,7 +779,9 @@ async fn with_a_work_queue_the_sweep_runs_from_it_and_what_the_deadline_cuts_is_
     for _ in 0..10 {
         moto.instance(HOME, &[("Backup", "true")], 0).await;
     }
-    let queue = moto.work_queue("ec2-backup-create-image.fifo", "create-image").await;
+    let queue = moto
+        .work_queue("ec2-backup-create-image.fifo", "create-image")
+        .await;
 
     // WHEN the schedule fires, THEN the sweep goes to the queue (one at a time there) and
     // nothing is made yet
@@ -802,7 +812,11 @@ async fn with_a_work_queue_the_sweep_runs_from_it_and_what_the_deadline_cuts_is_
 
     // AND the continuation names exactly the rest, with the schedule's time
     let batch = moto.receive(&queue).await;
-    assert_eq!(batch.len(), 1, "the swept message was deleted, the continuation is there");
+    assert_eq!(
+        batch.len(),
+        1,
+        "the swept message was deleted, the continuation is there"
+    );
     let body: Value = serde_json::from_str(batch[0].body().unwrap()).unwrap();
     assert_eq!(body["function"], "create-image");
     assert_eq!(body["work"]["origin"], "schedule");
@@ -815,18 +829,32 @@ async fn with_a_work_queue_the_sweep_runs_from_it_and_what_the_deadline_cuts_is_
     let second = handle_queued(&ec2, &queue, &event, at + TimeDelta::minutes(1)).await;
     assert_eq!(second["batchItemFailures"], json!([]), "{second}");
     assert_eq!(
-        second["records"][0]["result"]["created"].as_array().unwrap().len(),
+        second["records"][0]["result"]["created"]
+            .as_array()
+            .unwrap()
+            .len(),
         remaining,
         "{second}"
     );
     let again = handle_queued(&ec2, &queue, &event, at + TimeDelta::minutes(2)).await;
-    assert_eq!(again["records"][0]["result"]["created"], json!([]), "{again}");
     assert_eq!(
-        again["records"][0]["result"]["skipped"].as_array().unwrap().len(),
+        again["records"][0]["result"]["created"],
+        json!([]),
+        "{again}"
+    );
+    assert_eq!(
+        again["records"][0]["result"]["skipped"]
+            .as_array()
+            .unwrap()
+            .len(),
         remaining
     );
     let images = managed_images(&moto).await;
-    assert_eq!(images.len(), 10, "one backup of each instance, no duplicate");
+    assert_eq!(
+        images.len(),
+        10,
+        "one backup of each instance, no duplicate"
+    );
     assert!(
         images
             .iter()
@@ -841,7 +869,9 @@ async fn a_record_that_is_not_our_continuation_fails_alone_and_says_what_was_exp
     // deployment, and one that is not JSON
     let moto = start().await;
     let web = moto.instance(HOME, &[("Backup", "true")], 0).await;
-    let queue = moto.work_queue("ec2-backup-create-image.fifo", "create-image").await;
+    let queue = moto
+        .work_queue("ec2-backup-create-image.fifo", "create-image")
+        .await;
     let work = shared::create::CreateWork {
         origin: shared::create::Origin::TagChange,
         time: Some(now()),
@@ -867,7 +897,10 @@ async fn a_record_that_is_not_our_continuation_fails_alone_and_says_what_was_exp
         json!([{"itemIdentifier": "m-theirs"}, {"itemIdentifier": "m-junk"}]),
         "{answer}"
     );
-    assert_eq!(sources(&answer["records"][0]["result"], "created"), vec![web]);
+    assert_eq!(
+        sources(&answer["records"][0]["result"], "created"),
+        vec![web]
+    );
     for (i, why) in [(1, "deployment \"other-backup\""), (2, "not JSON")] {
         let error = answer["records"][i]["error"].as_str().unwrap();
         assert!(error.contains(why), "{error}");
@@ -884,7 +917,9 @@ async fn a_continuation_whose_instance_is_gone_skips_it_without_failing() {
     let moto = start().await;
     let gone = moto.instance(HOME, &[("Backup", "true")], 0).await;
     moto.terminate(HOME, &gone).await;
-    let queue = moto.work_queue("ec2-backup-create-image.fifo", "create-image").await;
+    let queue = moto
+        .work_queue("ec2-backup-create-image.fifo", "create-image")
+        .await;
     let work = shared::create::CreateWork {
         origin: shared::create::Origin::Schedule,
         time: Some(now()),

@@ -1153,8 +1153,10 @@ async fn a_full_copy_limit_becomes_a_delayed_continuation_that_makes_the_copy_on
     let moto = start().await;
     let ami = image_backup(&moto, &[("backup:copy-to", DR)]).await;
     let queue = moto.work_queue("ec2-backup-replicate", "replicate").await;
-    moto.fault(json!({"action": "CopyImage", "region": DR, "code": "ResourceLimitExceeded",
-                      "message": "too many copies in flight", "status": 400, "count": 10}));
+    moto.fault(
+        json!({"action": "CopyImage", "region": DR, "code": "ResourceLimitExceeded",
+                      "message": "too many copies in flight", "status": 400, "count": 10}),
+    );
 
     // WHEN its available event arrives
     let report = shared::replicate::handle(
@@ -1172,8 +1174,15 @@ async fn a_full_copy_limit_becomes_a_delayed_continuation_that_makes_the_copy_on
     assert_eq!(report["deferred"][0]["source"], ami.as_str(), "{report}");
     assert_eq!(report["continuations"], 1, "{report}");
     use aws_sdk_sqs::types::QueueAttributeName as A;
-    assert_eq!(moto.queue_count(&queue, A::ApproximateNumberOfMessagesDelayed).await, 1);
-    assert!(moto.receive(&queue).await.is_empty(), "not delivered before its delay");
+    assert_eq!(
+        moto.queue_count(&queue, A::ApproximateNumberOfMessagesDelayed)
+            .await,
+        1
+    );
+    assert!(
+        moto.receive(&queue).await.is_empty(),
+        "not delivered before its delay"
+    );
 
     // WHEN the limit has cleared and the continuation is delivered (twice: SQS delivers at
     // least once)

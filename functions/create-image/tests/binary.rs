@@ -1,8 +1,8 @@
 //! The real `create-image` binary through the Lambda runtime loop: the wiring of `main`.
 
 use integration_tests::binary::{
-    assert_invocation_metrics, assert_rejects_bad_input, boto3, invoke, invoke_within, listed,
-    result, sample, text,
+    assert_invocation_metrics, assert_rejects_bad_input, boto3, deliver, invoke, invoke_within,
+    listed, result, sample, text, work_queue,
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_create-image");
@@ -107,4 +107,59 @@ fn throttle_create_image(count: u32) {
         "__import__('urllib.request').request.urlopen(__import__('urllib.request').request.Request(ec2.meta.endpoint_url + '/_test/faults', data={:?}.encode(), method='POST')).status",
         spec.to_string()
     ));
+}
+
+#[test]
+fn a_sweep_longer_than_an_invocation_continues_through_the_work_queue_and_backs_up_each_instance_once()
+ {
+    // Twelve instances under a prefix of their own, one CreateImage a second, an 8 s timeout,
+    // and create-image's FIFO work queue: the schedule hands the sweep to the queue, and the
+    // event source mapping delivers it and each continuation until all are made.
+    let prefix = "queuetest";
+    boto3(&format!(
+        "ec2.run_instances(ImageId='ami-12345678', MinCount=12, MaxCount=12, TagSpecifications=[{{'ResourceType': 'instance', 'Tags': [{{'Key': '{prefix}', 'Value': 'true'}}]}}])['Instances'][0]['InstanceId']"
+    ));
+    let queue = work_queue("binarytest-create-image.fifo", 48);
+    let env = [
+        ("TAG_PREFIX", prefix),
+        ("EC2_RATE_LIMITS", "CreateImage=1/1"),
+        ("WORK_QUEUE_URL", queue.as_str()),
+    ];
+    let out = invoke_within(BINARY, &sample("scheduled-event.json"), &env, 8);
+    let line = result(&out);
+    assert_eq!(line["response"]["continuations"], 1, "{line}");
+    assert_invocation_metrics(
+        &out,
+        "create-image",
+        &[("BackupsCreated", 0), ("Continuations", 1)],
+    );
+
+    let delivered = deliver(BINARY, &queue, &env, 8, 120);
+    let summary = &delivered.summary;
+    assert_eq!(summary["stopped"], "idle", "{summary}");
+    assert_eq!(summary["failed"], 0, "{summary}");
+    assert_eq!(
+        summary["errors"], 0,
+        "no invocation failed or timed out: {summary}"
+    );
+    assert!(
+        summary["invocations"].as_u64().unwrap() >= 2,
+        "the sweep outlasted one invocation: {summary}"
+    );
+    let made: u64 = delivered
+        .invocations
+        .iter()
+        .flat_map(|i| {
+            i["response"]["records"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|r| r["result"]["counts"]["created"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(made, 12, "{:?}", delivered.invocations);
+    let images = boto3(&format!(
+        "len([i for i in ec2.describe_images(Owners=['self'], Filters=[{{'Name': 'tag:{prefix}:managed-by', 'Values': ['ec2-backup']}}])['Images']])"
+    ));
+    assert_eq!(images, "12", "one AMI of each instance, no duplicate");
 }

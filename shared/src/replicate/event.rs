@@ -283,7 +283,13 @@ mod tests {
         assert!(work(&["ami-0123456789abcdef0"]).check().is_ok());
         let err = work(&["snap-0123456789abcdef0"]).check().unwrap_err();
         assert!(err.to_string().contains("not a valid image id"), "{err}");
-        assert!(work(&[]).check().unwrap_err().to_string().contains("no backup"));
+        assert!(
+            work(&[])
+                .check()
+                .unwrap_err()
+                .to_string()
+                .contains("no backup")
+        );
     }
     use serde_json::json;
 
