@@ -35,6 +35,9 @@ pub const VERSION: u64 = 1;
 /// record is a few minutes of work at EC2's rates.
 pub const IDS_PER_MESSAGE: usize = 500;
 
+/// How soon a record whose work failed as a whole is delivered again.
+pub const RETRY_SECONDS: u32 = 60;
+
 #[derive(Serialize)]
 struct Envelope<'a, W> {
     continuation: u64,
@@ -159,8 +162,14 @@ pub fn sqs_records(payload: &Value) -> Option<Result<Vec<SqsMessage>, Error>> {
 /// Runs `one` over each record's body in turn and answers as the event source mapping expects
 /// (`ReportBatchItemFailures`): a record whose work failed, or whose body was refused, is a
 /// batch item failure; the answer also carries each record's bounded result.
+///
+/// A failed record from `queue` is made visible again soon (see [`WorkQueue::retry_in`]): at once
+/// when its body was refused (no attempt will understand it: it reaches the dead-letter queue
+/// after a few quick receives), after [`RETRY_SECONDS`] when its work failed (a region that could
+/// not be read may be readable in a minute).
 pub async fn each_record(
     records: Vec<SqsMessage>,
+    queue: Option<&WorkQueue>,
     mut one: impl AsyncFnMut(&str) -> Result<Value, Error>,
 ) -> Value {
     let mut failures = Vec::new();
@@ -201,7 +210,16 @@ pub async fn each_record(
                     .push(json!({"messageId": id, "ok": true, "failed": failed, "result": result}));
             }
             Err(e) => {
-                warn!(message_id = %id, error = %e, "record failed: SQS delivers it again, then moves it to the dead-letter queue");
+                let retry = match e {
+                    Error::Payload(_) => 0,
+                    _ => RETRY_SECONDS,
+                };
+                warn!(message_id = %id, error = %e, retry_in_seconds = retry, "record failed: SQS delivers it again, then moves it to the dead-letter queue");
+                if let (Some(queue), Some(handle)) = (queue, record.receipt_handle.as_deref())
+                    && let Err(e) = queue.retry_in(handle, retry).await
+                {
+                    warn!(message_id = %id, error = %e, "cannot make the record visible again: it waits for the queue's visibility timeout");
+                }
                 results.push(json!({"messageId": id, "ok": false, "error": e.to_string()}));
                 failures.push(json!({"itemIdentifier": id}));
             }
@@ -279,7 +297,7 @@ mod tests {
             {"messageId": "partly", "body": "partly", "eventSource": "aws:sqs"},
         ]))
         .unwrap();
-        let answer = each_record(records.clone(), async |body: &str| outcome(body)).await;
+        let answer = each_record(records.clone(), None, async |body: &str| outcome(body)).await;
         assert_eq!(
             answer["batchItemFailures"],
             json!([{"itemIdentifier": "bad"}])
@@ -298,7 +316,7 @@ mod tests {
             })
             .collect();
         let mut started = Vec::new();
-        let answer = each_record(fifo, async |body: &str| {
+        let answer = each_record(fifo, None, async |body: &str| {
             started.push(body.to_string());
             outcome(body)
         })

@@ -545,10 +545,12 @@ pub async fn handle(
             .map(CreateRequest::Continued)
     };
     match crate::continuation::sqs_records(payload) {
-        Some(records) => Ok(crate::continuation::each_record(records?, async |body| {
-            one(kind, config, ec2, queue, request(body), request_id, now).await
-        })
-        .await),
+        Some(records) => Ok(
+            crate::continuation::each_record(records?, queue, async |body| {
+                one(kind, config, ec2, queue, request(body), request_id, now).await
+            })
+            .await,
+        ),
         None => {
             let request = crate::event::parse_create_request(payload, kind);
             one(kind, config, ec2, queue, request, request_id, now).await

@@ -96,6 +96,22 @@ impl WorkQueue {
         Ok(sent)
     }
 
+    /// Makes a received message visible again in `seconds` (ChangeMessageVisibility), so that
+    /// a record that failed is tried again (or, past the queue's maxReceiveCount, dead-lettered)
+    /// soon, not after the queue's whole visibility timeout: on a FIFO queue, everything behind
+    /// it waits until then.
+    pub async fn retry_in(&self, receipt_handle: &str, seconds: u32) -> Result<(), Error> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds as i32)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| crate::ec2::aws_error("ChangeMessageVisibility", self.region(), e))
+    }
+
     /// The queue's region, as its URL names it (`https://sqs.REGION.amazonaws.com/...`), for
     /// error messages.
     fn region(&self) -> &str {

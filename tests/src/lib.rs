@@ -572,11 +572,13 @@ pub fn sqs_event(queue: &shared::sqs::WorkQueue, batch: &[aws_sdk_sqs::types::Me
     let records: Vec<Value> = batch
         .iter()
         .map(|m| {
-            sqs_record(
+            let mut record = sqs_record(
                 m.message_id().unwrap_or_default(),
                 m.body().unwrap_or_default(),
                 name,
-            )
+            );
+            record["receiptHandle"] = m.receipt_handle().unwrap_or_default().into();
+            record
         })
         .collect();
     serde_json::json!({ "Records": records })

@@ -880,7 +880,8 @@ async fn a_record_that_is_not_our_continuation_fails_alone_and_says_what_was_exp
     };
     let ours = shared::continuation::body(&config(), "create-image", &work);
     let theirs = ours.replace("\"ec2-backup\"", "\"other-backup\"");
-    let name = "ec2-backup-create-image.fifo";
+    // (From a standard queue: on a FIFO one, what follows a failed record is not started.)
+    let name = "ec2-backup-work";
     let event = json!({"Records": [
         sqs_record("m-ours", &ours, name),
         sqs_record("m-theirs", &theirs, name),
@@ -941,4 +942,40 @@ async fn a_continuation_whose_instance_is_gone_skips_it_without_failing() {
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
+}
+
+#[tokio::test]
+async fn a_refused_record_is_made_visible_again_at_once_so_it_does_not_hold_up_its_fifo_queue() {
+    // GIVEN a message on create-image's FIFO work queue that is not a continuation
+    let moto = start().await;
+    let queue = moto
+        .work_queue("ec2-backup-create-image.fifo", "create-image")
+        .await;
+    queue
+        .send(&["{\"hello\": 1}".to_string()], 0)
+        .await
+        .unwrap();
+    let batch = moto.receive(&queue).await;
+    assert_eq!(batch.len(), 1);
+
+    // WHEN it is delivered (received with a visibility timeout of a minute)
+    let answer = handle_queued(&moto.ec2(HOME), &queue, &sqs_event(&queue, &batch), now()).await;
+    assert_eq!(
+        answer["batchItemFailures"][0]["itemIdentifier"],
+        batch[0].message_id().unwrap()
+    );
+
+    // THEN it can be received again at once, one receive further on its way to the
+    // dead-letter queue, instead of blocking its message group for the visibility timeout
+    let again = moto.receive(&queue).await;
+    assert_eq!(again.len(), 1, "visible again at once");
+    assert_eq!(again[0].message_id(), batch[0].message_id());
+    use aws_sdk_sqs::types::MessageSystemAttributeName as A;
+    assert_eq!(
+        again[0]
+            .attributes()
+            .and_then(|a| a.get(&A::ApproximateReceiveCount))
+            .map(String::as_str),
+        Some("2")
+    );
 }

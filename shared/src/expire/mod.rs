@@ -552,10 +552,12 @@ pub async fn handle(
             })
     };
     match crate::continuation::sqs_records(payload) {
-        Some(records) => Ok(crate::continuation::each_record(records?, async |body| {
-            one(config, clients, queue, request(body), now).await
-        })
-        .await),
+        Some(records) => Ok(
+            crate::continuation::each_record(records?, queue, async |body| {
+                one(config, clients, queue, request(body), now).await
+            })
+            .await,
+        ),
         None => one(config, clients, queue, parse_expire_request(payload), now).await,
     }
 }

@@ -539,10 +539,12 @@ pub async fn handle(
             .map(ReplicateRequest::Continued)
     };
     match crate::continuation::sqs_records(payload) {
-        Some(records) => Ok(crate::continuation::each_record(records?, async |body| {
-            one(config, clients, queue, request(body), now).await
-        })
-        .await),
+        Some(records) => Ok(
+            crate::continuation::each_record(records?, queue, async |body| {
+                one(config, clients, queue, request(body), now).await
+            })
+            .await,
+        ),
         None => {
             one(
                 config,
