@@ -635,10 +635,27 @@ def _describe_instances_response(self: Any) -> ActionResult:
 
 
 # --------------------------------------------------------------------------
-# DeregisterImage (g): DeleteAssociatedSnapshots
+# DeregisterImage (g): DeleteAssociatedSnapshots; RegisterImage: BlockDeviceMappings
 # --------------------------------------------------------------------------
-# Before: the DeleteAssociatedSnapshots flag was ignored. Snapshots are (and
-# stay) left in place by default, as on AWS.
+# Before: the DeleteAssociatedSnapshots flag was ignored, and RegisterImage ignored
+# BlockDeviceMappings and RootDeviceName (every image got one 15 GiB placeholder
+# snapshot), so no two images could list the same snapshot.
+# After, as the API reference documents: snapshots stay in place by default;
+# with DeleteAssociatedSnapshots=true the image is deregistered and each snapshot
+# it lists is deleted, except one that another AMI still lists, which stays
+# ("skipped", "regardless of this setting"); DeleteSnapshotResults has one
+# entry per snapshot (SnapshotId, ReturnCode success | skipped | client-error),
+# and the image is deregistered whatever happens to its snapshots. moto knows
+# no IAM, so "missing-permissions" never comes back here. RegisterImage lists
+# the given EBS mappings (a snapshot that does not exist is
+# InvalidSnapshot.NotFound) and applies TagSpecifications of ResourceType
+# "image" (moto dropped them; another type is rejected).
+
+
+def _listed_snapshots(ami: Ami) -> list[str]:
+    """The snapshots an image lists, each once, in mapping order."""
+    ids = ((m.get("Ebs") or {}).get("SnapshotId") for m in ami.block_device_mappings)
+    return list(dict.fromkeys(sid for sid in ids if sid))
 
 
 def _deregister_image_response(self: Any) -> ActionResult:
@@ -648,22 +665,59 @@ def _deregister_image_response(self: Any) -> ActionResult:
     backend = self.ec2_backend
     with _lock:
         ami = backend.amis.get(ami_id)
-        snapshot_ids = [
-            (m.get("Ebs") or {}).get("SnapshotId") for m in (ami.block_device_mappings if ami else [])
-        ]
-        backend.deregister_image(ami_id)
+        listed = _listed_snapshots(ami) if ami else []
+        backend.deregister_image(ami_id)  # InvalidAMIID.NotFound / .Unavailable
         results = []
         if delete_snapshots:
-            for sid in filter(None, snapshot_ids):
-                try:
-                    backend.delete_snapshot(sid)
-                    results.append({"SnapshotId": sid, "ReturnCode": "success"})
-                except EC2ClientError:
-                    results.append({"SnapshotId": sid, "ReturnCode": "client-error"})
+            still_listed = {sid for other in backend.amis.values() for sid in _listed_snapshots(other)}
+            for sid in listed:
+                if sid in still_listed:
+                    code = "skipped"
+                elif backend.snapshots.pop(sid, None) is not None:
+                    code = "success"
+                else:
+                    code = "client-error"  # moto-only: a listed snapshot deleted behind its back
+                results.append({"SnapshotId": sid, "ReturnCode": code})
     result: dict[str, Any] = {"Return": True}
     if delete_snapshots:
         result["DeleteSnapshotResults"] = results
     return ActionResult(result)
+
+
+def _register_image_response(self: Any) -> ActionResult:
+    name = self._get_param("Name")
+    description = self._get_param("Description", "")
+    mappings = self._get_param("BlockDeviceMappings", [])
+    root_device_name = self._get_param("RootDeviceName")
+    tags = _tag_specs(self._get_param("TagSpecifications", []), {"image"})
+    self.error_on_dryrun()
+    backend = self.ec2_backend
+    with _lock:
+        snapshots = []
+        for m in mappings:
+            sid = (m.get("Ebs") or {}).get("SnapshotId")
+            if sid:
+                if sid not in backend.snapshots:
+                    raise _snapshot_not_found(sid)
+                snapshots.append(backend.snapshots[sid])
+        image = backend.register_image(name, description)
+        if snapshots:
+            _drop_placeholder_snapshot(backend, image)
+            image.root_device_type = "ebs"
+            image.root_device_name = root_device_name or mappings[0].get("DeviceName")
+            out = []
+            for m in mappings:
+                ebs = dict(m.get("Ebs") or {})
+                snap = backend.snapshots.get(ebs.get("SnapshotId", ""))
+                if snap is not None:
+                    ebs.setdefault("VolumeSize", snap.volume.size)
+                    ebs.setdefault("Encrypted", bool(snap.encrypted))
+                    ebs.setdefault("DeleteOnTermination", True)
+                    ebs.setdefault("VolumeType", "gp2")
+                out.append({"DeviceName": m.get("DeviceName"), "Ebs": ebs})
+            _set_mappings(image, out, snapshots)
+        image.add_tags(tags.get("image", {}))
+    return ActionResult({"ImageId": image.id})
 
 
 # --------------------------------------------------------------------------
@@ -845,6 +899,7 @@ def apply_patches() -> None:
     AmisResponse.copy_image = _copy_image_response
     AmisResponse.describe_images = _describe_images_response
     AmisResponse.deregister_image = _deregister_image_response
+    AmisResponse.register_image = _register_image_response
     ElasticBlockStore.copy_snapshot = _copy_snapshot_response
     ElasticBlockStore.create_snapshot = _create_snapshot_response
     ElasticBlockStore.describe_snapshots = _describe_snapshots_response

@@ -475,8 +475,76 @@ def test_deregister_image_delete_associated_snapshots(client):
     image_id = ec2.create_image(InstanceId=_instance(ec2, data_volumes=[5]), Name="img-dereg2")["ImageId"]
     snaps = _snapshot_ids(_image(ec2, image_id))
     resp = ec2.deregister_image(ImageId=image_id, DeleteAssociatedSnapshots=True)
-    assert sorted(r["SnapshotId"] for r in resp["DeleteSnapshotResults"]) == sorted(snaps)
+    assert resp["Return"] is True
+    assert sorted((r["SnapshotId"], r["ReturnCode"]) for r in resp["DeleteSnapshotResults"]) == sorted(
+        (s, "success") for s in snaps)
     assert ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"] == []
+    with pytest.raises(ClientError) as exc:
+        ec2.deregister_image(ImageId=image_id, DeleteAssociatedSnapshots=True)
+    assert _code(exc) in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable")
+
+
+def test_delete_associated_snapshots_skips_a_snapshot_another_ami_lists(client):
+    # "If a snapshot is associated with multiple AMIs, it is not deleted, regardless of this
+    # setting", and the AMI is deregistered all the same.
+    ec2 = client()
+    image_id = ec2.create_image(InstanceId=_instance(ec2, data_volumes=[5]), Name="img-shared")["ImageId"]
+    root, data = _snapshot_ids(_image(ec2, image_id))
+    other = ec2.register_image(
+        Name="img-other", RootDeviceName="/dev/sda1",
+        BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"SnapshotId": data}}],
+    )["ImageId"]
+    assert _snapshot_ids(_image(ec2, other)) == [data]
+    resp = ec2.deregister_image(ImageId=image_id, DeleteAssociatedSnapshots=True)
+    assert {r["SnapshotId"]: r["ReturnCode"] for r in resp["DeleteSnapshotResults"]} == {
+        root: "success", data: "skipped"}
+    assert [i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]] == [other]
+    assert [s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]] == [data]
+    # Once no other AMI lists it, it goes with the last one.
+    resp = ec2.deregister_image(ImageId=other, DeleteAssociatedSnapshots=True)
+    assert resp["DeleteSnapshotResults"] == [{"SnapshotId": data, "ReturnCode": "success"}]
+    assert ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"] == []
+
+
+def test_deregister_image_without_the_flag_answers_no_snapshot_results(client):
+    ec2 = client()
+    image_id = ec2.create_image(InstanceId=_instance(ec2), Name="img-plain")["ImageId"]
+    snaps = _snapshot_ids(_image(ec2, image_id))
+    resp = ec2.deregister_image(ImageId=image_id)
+    assert resp["Return"] is True
+    assert resp.get("DeleteSnapshotResults", []) == []
+    assert [s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]] == snaps
+
+
+def test_register_image_lists_the_snapshots_it_is_given(client):
+    ec2 = client()
+    vol = ec2.create_volume(Size=7, AvailabilityZone="us-east-1a")["VolumeId"]
+    snap = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+    before = {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+    image_id = ec2.register_image(
+        Name="img-registered", RootDeviceName="/dev/xvda",
+        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snap}}],
+        TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "Name", "Value": "by hand"}]}],
+    )["ImageId"]
+    image = _image(ec2, image_id)
+    assert _tags(image) == {"Name": "by hand"}
+    assert image["RootDeviceName"] == "/dev/xvda"
+    assert image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"] == snap
+    assert image["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == 7
+    # no placeholder snapshot was left behind
+    assert {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]} == before
+    with pytest.raises(ClientError) as exc:
+        ec2.delete_snapshot(SnapshotId=snap)
+    assert _code(exc) == "InvalidSnapshot.InUse"
+    with pytest.raises(ClientError) as exc:
+        ec2.register_image(Name="img-bad", RootDeviceName="/dev/xvda",
+                           BlockDeviceMappings=[{"DeviceName": "/dev/xvda",
+                                                 "Ebs": {"SnapshotId": "snap-0123456789abcdef0"}}])
+    assert _code(exc) == "InvalidSnapshot.NotFound"
+    with pytest.raises(ClientError) as exc:
+        ec2.register_image(Name="img-bad-tags", RootDeviceName="/dev/xvda",
+                           TagSpecifications=[{"ResourceType": "snapshot", "Tags": [{"Key": "a", "Value": "b"}]}])
+    assert _code(exc) == "InvalidParameterValue"
 
 
 def test_ami_names(client):

@@ -53,6 +53,9 @@ CREATE_ACTIONS = {
 }
 # Functions that tag backups that already exist: only this deployment's.
 TAGS_OWN_BACKUPS = {"replicate", "expire"}
+# Functions that may claim a snapshot no deployment manages (expire: the snapshots of its own
+# expired AMIs that carry no tag of ours, before deleting them).
+CLAIMS_UNMANAGED_SNAPSHOTS = {"expire"}
 DESTRUCTIVE = {"ec2:DeregisterImage", "ec2:DeleteSnapshot"}
 KMS_ACTIONS = {
     "kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt",
@@ -247,7 +250,7 @@ def test_create_tags_only_on_create_or_on_own_backups(binary, overrides):
     prefix = overrides.get("TagPrefix", PARAMS["TagPrefix"]["Default"])
     name = overrides.get("DeploymentName", PARAMS["DeploymentName"]["Default"])
     tagging = with_action(statements(binary, **overrides), "ec2:CreateTags")
-    on_create, on_own = set(), False
+    on_create, on_own, claims = set(), False, False
     for s in tagging:
         cond = s.get("Condition", {})
         equals = cond.get("StringEquals", {})
@@ -260,10 +263,22 @@ def test_create_tags_only_on_create_or_on_own_backups(binary, overrides):
             assert cond["ForAllValues:StringLike"] == {"aws:TagKeys": [f"{prefix}:*"]}
             assert all(r.endswith(("::image/*", "::snapshot/*")) for r in as_list(s["Resource"]))
             on_own = True
+        elif f"aws:RequestTag/{prefix}:managed-by" in equals:
+            # A claim: only on a snapshot no deployment manages, writing exactly our name and an
+            # expiry (tests/infra/test_iam_policy.py evaluates it request by request).
+            assert equals == {f"aws:RequestTag/{prefix}:managed-by": name}
+            assert cond["Null"] == {f"aws:ResourceTag/{prefix}:managed-by": "true",
+                                    f"aws:RequestTag/{prefix}:expires-at": "false"}
+            assert cond["ForAllValues:StringEquals"] == {
+                "aws:TagKeys": [f"{prefix}:managed-by", f"{prefix}:expires-at"]}
+            assert set(cond) == {"StringEquals", "Null", "ForAllValues:StringEquals"}
+            assert as_list(s["Resource"]) == ["arn:aws:ec2:*::snapshot/*"]
+            claims = True
         else:
             pytest.fail(f"{binary}: CreateTags without a condition: {s}")
     assert on_create == CREATE_ACTIONS[binary]
     assert on_own == (binary in TAGS_OWN_BACKUPS)
+    assert claims == (binary in CLAIMS_UNMANAGED_SNAPSHOTS)
     if binary == "expire":
         # expire tags the snapshots of its own images, nothing else
         own = [s for s in tagging if "aws:TagKeys" in str(s.get("Condition"))]

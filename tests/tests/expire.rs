@@ -378,11 +378,13 @@ async fn expired_backups_are_deleted_with_their_snapshots_and_the_rest_stay() {
     assert!(gone.iter().all(|s| !left.contains(s)), "{left:?}");
     assert!(left.contains(&new_vol_snap));
 
-    // AND it cost one describe of each kind and one call per deletion, all allowed
+    // AND it cost one describe of each kind and one call per deletion, all allowed: each AMI
+    // went with its two snapshots in its one DeregisterImage (DeleteAssociatedSnapshots), and
+    // the standalone snapshot took a DeleteSnapshot (before: 2 + 5 calls)
     assert_eq!(calls.get("DescribeImages"), Some(&1), "{calls:?}");
     assert_eq!(calls.get("DescribeSnapshots"), Some(&1), "{calls:?}");
     assert_eq!(calls.get("DeregisterImage"), Some(&2), "{calls:?}");
-    assert_eq!(calls.get("DeleteSnapshot"), Some(&5), "{calls:?}");
+    assert_eq!(calls.get("DeleteSnapshot"), Some(&1), "{calls:?}");
     assert_eq!(
         calls.get("CreateTags"),
         None,
@@ -761,6 +763,184 @@ async fn a_crash_after_tagging_leaves_findable_orphans() {
     assert!(snapshot_ids(&moto, DR).await.is_empty());
 }
 
+/// An AMI of ours made at `at` (expiring 7 days later) whose snapshots carry none of our tags,
+/// as CreateImage made them before tag specifications (or after someone removed the tags).
+async fn image_with_untagged_snapshots(moto: &Moto, instance: &str, at: DateTime<Utc>) -> String {
+    let (created, expires) = (format_time(at), format_time(at + TimeDelta::days(7)));
+    moto.client(HOME)
+        .create_image()
+        .instance_id(instance)
+        .name(format!("ec2-backup legacy {created}").replace(':', "."))
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Image)
+                .set_tags(Some(tags(&[
+                    ("backup:managed-by", "ec2-backup"),
+                    ("backup:kind", "image"),
+                    ("backup:source", instance),
+                    ("backup:created-at", &created),
+                    ("backup:expires-at", &expires),
+                ])))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create_image")
+        .image_id()
+        .expect("image id")
+        .to_string()
+}
+
+#[tokio::test]
+async fn an_image_of_ours_whose_snapshots_lack_our_tag_goes_with_them_in_one_call() {
+    // GIVEN an expired AMI of ours with two snapshots that carry no tag at all (the case
+    // today's IAM left registered for ever), and a fresh AMI of the same instance
+    let moto = start().await;
+    let i = moto.instance(HOME, &[("Backup", "true")], 1).await;
+    let legacy = image_with_untagged_snapshots(&moto, &i, days(-10)).await;
+    let snaps = image_snapshots(&moto, HOME, &legacy).await;
+    assert_eq!(snaps.len(), 2);
+    assert!(
+        moto.snapshots(HOME)
+            .await
+            .iter()
+            .all(|s| s.tags().is_empty())
+    );
+    let fresh = backup_at(&moto, &i, days(-1)).await;
+    moto.reset_calls();
+
+    // WHEN the sweep runs
+    let report = sweep(&moto, &config()).await;
+    let calls = moto.calls_in(HOME);
+
+    // THEN the AMI is deregistered and both its snapshots deleted, with the AMI's reason
+    let home = &report["regions"][HOME];
+    assert_eq!(ids(home, "deregistered"), vec![legacy.clone()]);
+    assert_eq!(ids(home, "deleted_snapshots"), sorted(snaps.clone()));
+    assert!(
+        home["deleted_snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["image"] == legacy.as_str() && d["reason"] == "expired")
+    );
+    assert_eq!(image_ids(&moto, HOME).await, BTreeSet::from([fresh]));
+    let left = snapshot_ids(&moto, HOME).await;
+    assert!(snaps.iter().all(|s| !left.contains(s)), "{left:?}");
+    // AND it cost the listing, one describe by id to tell whose the snapshots are, one
+    // CreateTags claiming both (what IAM needs before it lets them be deleted) and one
+    // DeregisterImage that deleted them: no DeleteSnapshot (before: 1 + 2 calls, and IAM
+    // refused the tagging)
+    assert_eq!(calls.get("DescribeSnapshots"), Some(&2), "{calls:?}");
+    assert_eq!(calls.get("CreateTags"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("DeregisterImage"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("DeleteSnapshot"), None, "{calls:?}");
+    moto.assert_calls_allowed("expire");
+
+    // AND the next sweep has nothing left to do
+    let again = sweep(&moto, &config()).await;
+    assert_eq!(again["regions"][HOME]["deleted_snapshots"], json!([]));
+}
+
+#[tokio::test]
+async fn a_snapshot_another_deployment_manages_stays_when_our_image_goes() {
+    // GIVEN an expired AMI of ours whose two snapshots carry no tag of ours, one of them
+    // tagged as another deployment's
+    let moto = start().await;
+    let i = moto.instance(HOME, &[("Name", "legacy")], 1).await;
+    let legacy = image_with_untagged_snapshots(&moto, &i, days(-10)).await;
+    let snaps = image_snapshots(&moto, HOME, &legacy).await;
+    let (bare, theirs) = (snaps[0].clone(), snaps[1].clone());
+    moto.set_tags(HOME, &theirs, &[("backup:managed-by", "team-b")])
+        .await;
+    let config = Config {
+        keep_last: 0,
+        ..config()
+    };
+    moto.reset_calls();
+
+    // WHEN the sweep runs
+    let report = sweep(&moto, &config).await;
+    let calls = moto.calls_in(HOME);
+
+    // THEN the AMI is deregistered and the untagged snapshot deleted; the other deployment's
+    // stays as it was (not retagged, not deleted, not reported: its own deployment tracks it)
+    let home = &report["regions"][HOME];
+    assert_eq!(ids(home, "deregistered"), vec![legacy.clone()]);
+    assert_eq!(ids(home, "deleted_snapshots"), vec![bare.clone()]);
+    assert_eq!(home["kept"], json!([]));
+    let left: Vec<_> = moto.snapshots(HOME).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].snapshot_id(), Some(theirs.as_str()));
+    assert_eq!(
+        tag_map(left[0].tags()),
+        [("backup:managed-by".to_string(), "team-b".to_string())].into()
+    );
+    // AND not in one call (that would have deleted theirs too): deregistered alone, then ours
+    assert_eq!(calls.get("DeregisterImage"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("DeleteSnapshot"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("CreateTags"), Some(&1), "{calls:?}");
+    moto.assert_calls_allowed("expire");
+}
+
+#[tokio::test]
+async fn a_snapshot_an_ami_not_ours_lists_survives_the_one_call() {
+    // GIVEN an expired AMI of ours, and an AMI someone registered by hand from its data
+    // snapshot (not ours: expire never sees it, so the plan deletes the AMI in one call)
+    let moto = start().await;
+    let i = moto.instance(HOME, &[("Backup", "true")], 1).await;
+    let ours = backup_at(&moto, &i, days(-10)).await;
+    let snaps = image_snapshots(&moto, HOME, &ours).await;
+    let (root, data) = (snaps[0].clone(), snaps[1].clone());
+    let theirs = moto
+        .client(HOME)
+        .register_image()
+        .name("restored-by-hand")
+        .root_device_name("/dev/sda1")
+        .block_device_mappings(
+            aws_sdk_ec2::types::BlockDeviceMapping::builder()
+                .device_name("/dev/sda1")
+                .ebs(
+                    aws_sdk_ec2::types::EbsBlockDevice::builder()
+                        .snapshot_id(&data)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("register_image")
+        .image_id()
+        .expect("image id")
+        .to_string();
+    let config = Config {
+        keep_last: 0,
+        ..config()
+    };
+    moto.reset_calls();
+
+    // WHEN the sweep runs
+    let report = sweep(&moto, &config).await;
+    let calls = moto.calls_in(HOME);
+
+    // THEN our AMI went in one call with its root snapshot; EC2 skipped the snapshot the other
+    // AMI lists, and it is kept for a later run, not failed
+    let home = &report["regions"][HOME];
+    assert_eq!(ids(home, "deregistered"), vec![ours]);
+    assert_eq!(ids(home, "deleted_snapshots"), vec![root]);
+    assert_eq!(kept_reason(home, &data), "in-use");
+    assert_eq!(home["failed"], json!([]));
+    assert_eq!(calls.get("DeregisterImage"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("DeleteSnapshot"), None, "{calls:?}");
+    assert!(image_ids(&moto, HOME).await.contains(&theirs));
+    assert!(snapshot_ids(&moto, HOME).await.contains(&data));
+
+    // AND the next sweep keeps it too (EC2 refuses its delete as in use), until that AMI goes
+    let report = sweep(&moto, &config).await;
+    assert_eq!(kept_reason(&report["regions"][HOME], &data), "in-use");
+    assert!(snapshot_ids(&moto, HOME).await.contains(&data));
+}
+
 #[tokio::test]
 #[should_panic(expected = "used by no image and not reported")]
 async fn the_orphan_check_sees_an_untagged_snapshot_of_a_backed_up_volume() {
@@ -1007,10 +1187,13 @@ async fn a_delete_that_fails_is_reported_and_the_rest_go_on() {
 
 #[tokio::test]
 async fn throttled_deletes_are_retried_by_the_sdk() {
-    // GIVEN an expired AMI, and DeregisterImage and DeleteSnapshot throttled twice each
+    // GIVEN an expired AMI and an expired standalone snapshot, and DeregisterImage and
+    // DeleteSnapshot throttled twice each
     let moto = start().await;
     let i = moto.instance(HOME, &[("Backup", "true")], 0).await;
     let a = backup_at(&moto, &i, days(-12)).await;
+    let vol = moto.volume(HOME, &[("Backup", "true")]).await;
+    let s = snapshot_at(&moto, &vol, days(-12)).await;
     moto.fault(json!({"action": "DeregisterImage", "code": "RequestLimitExceeded", "message": "slow down", "status": 503, "count": 2}));
     moto.fault(json!({"action": "DeleteSnapshot", "code": "RequestLimitExceeded", "message": "slow down", "status": 503, "count": 2}));
     let sdk = moto.functions_sdk_config(HOME).await;
@@ -1032,6 +1215,8 @@ async fn throttled_deletes_are_retried_by_the_sdk() {
     // THEN the SDK retried and everything was deleted
     assert!(ok, "{report}");
     assert_eq!(ids(&report["regions"][HOME], "deregistered"), vec![a]);
+    assert!(ids(&report["regions"][HOME], "deleted_snapshots").contains(&s));
+    assert!(snapshot_ids(&moto, HOME).await.is_empty());
     let calls = moto.calls_in(HOME);
     assert_eq!(calls.get("DeregisterImage"), Some(&3), "{calls:?}");
     assert_eq!(calls.get("DeleteSnapshot"), Some(&3), "{calls:?}");
@@ -1064,7 +1249,8 @@ async fn a_large_sweep_reads_every_page_and_costs_one_call_per_deletion() {
     // WHEN the sweep runs
     let (report, ok) = expire_with(&clients, &config(), &json!({}), now()).await;
 
-    // THEN all 12 expired AMIs were found across the pages and deleted, one call each
+    // THEN all 12 expired AMIs were found across the pages and deleted with their snapshots,
+    // one call each
     assert!(ok, "{report}");
     assert_eq!(
         ids(&report["regions"][HOME], "deregistered"),
@@ -1078,9 +1264,15 @@ async fn a_large_sweep_reads_every_page_and_costs_one_call_per_deletion() {
         "24 images in pages of 5: {calls:?}"
     );
     assert_eq!(calls.get("DescribeSnapshots"), Some(&5), "{calls:?}");
+    // one call per expired AMI, its snapshot with it (before: 12 DeregisterImage and 12
+    // DeleteSnapshot)
     assert_eq!(calls.get("DeregisterImage"), Some(&12), "{calls:?}");
-    assert_eq!(calls.get("DeleteSnapshot"), Some(&12), "{calls:?}");
+    assert_eq!(calls.get("DeleteSnapshot"), None, "{calls:?}");
     assert_eq!(calls.get("CreateTags"), None, "{calls:?}");
+    assert!(
+        snapshot_ids(&moto, HOME).await.len() == 12,
+        "the fresh AMIs' snapshots stay"
+    );
     moto.assert_calls_allowed("expire");
     assert_no_untracked_orphans(&moto, &report).await;
 }

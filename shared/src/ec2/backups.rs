@@ -6,7 +6,29 @@ use crate::create::{ImageRequest, SnapshotRequest};
 use crate::error::Error;
 use crate::replicate::plan::{CopyJob, Encryption};
 use crate::tags::{Kind, TagKeys, Tags, key, parse_time};
-use aws_sdk_ec2::types::{Filter, Image, ResourceType, Snapshot};
+use aws_sdk_ec2::types::{Filter, Image, ResourceType, Snapshot, SnapshotReturnCodes};
+
+/// What DeregisterImage with DeleteAssociatedSnapshots did with one of the image's snapshots
+/// (EC2's `DeleteSnapshotReturnCode`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotOutcome {
+    Deleted,
+    /// Not deleted: another AMI lists it too.
+    Skipped,
+    /// Not deleted, with EC2's code: `missing-permissions`, `internal-error`, `client-error`.
+    NotDeleted(String),
+}
+
+impl SnapshotOutcome {
+    fn of(code: Option<&SnapshotReturnCodes>) -> Self {
+        match code {
+            Some(SnapshotReturnCodes::Success) => Self::Deleted,
+            Some(SnapshotReturnCodes::WarnSkipped) => Self::Skipped,
+            Some(other) => Self::NotDeleted(other.as_str().to_string()),
+            None => Self::NotDeleted("no-return-code".to_string()),
+        }
+    }
+}
 
 fn described_image(image: &Image) -> Option<Described> {
     Some(Described {
@@ -285,6 +307,36 @@ impl Ec2 {
             call.await.map(drop).map_err(self.err("DeregisterImage"))
         })
         .await
+    }
+
+    /// DeregisterImage with DeleteAssociatedSnapshots: the image, and in the same call each
+    /// snapshot it lists that no other AMI lists, each answered for on its own (EC2 checks
+    /// `ec2:DeleteSnapshot` on each of them, as if it were called). The image is deregistered
+    /// whatever happens to its snapshots. It takes one token of DeregisterImage's bucket: EC2
+    /// counts requests, and this is one.
+    pub async fn deregister_image_with_snapshots(
+        &self,
+        image_id: &str,
+    ) -> Result<Vec<(String, SnapshotOutcome)>, Error> {
+        let out = self
+            .call("DeregisterImage", async || {
+                let call = self
+                    .client
+                    .deregister_image()
+                    .image_id(image_id)
+                    .delete_associated_snapshots(true)
+                    .send();
+                call.await.map_err(self.err("DeregisterImage"))
+            })
+            .await?;
+        Ok(out
+            .delete_snapshot_results()
+            .iter()
+            .filter_map(|r| {
+                let id = r.snapshot_id()?.to_string();
+                Some((id, SnapshotOutcome::of(r.return_code())))
+            })
+            .collect())
     }
 
     pub async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), Error> {

@@ -11,6 +11,8 @@ mod backups;
 mod restore;
 mod sources;
 
+pub use backups::SnapshotOutcome;
+
 use crate::error::Error;
 use crate::pacing::{Deadline, Pacer, RateLimits};
 use crate::region::Region;

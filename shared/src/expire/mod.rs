@@ -5,17 +5,20 @@
 //! - `plan`: the pure rules (what is deleted, what is kept and why) and the regions swept;
 //! - here: the payloads, the crash-safe order of the deletions, and the report.
 //!
-//! An image is deleted in three steps, so that a crash at any point leaves nothing a later run
-//! cannot find: (1) its snapshots get our `P:managed-by` and `P:expires-at` if they lack them,
-//! (2) DeregisterImage, (3) DeleteSnapshot of each. A snapshot left by a crash after (2) is an
-//! orphan: ours, expired, used by no image, deleted by the next run.
+//! An image is deleted in steps, so that a crash at any point leaves nothing a later run cannot
+//! find: (1) its snapshots get our `P:managed-by` and `P:expires-at` if they lack them (those
+//! without any tag of ours only once a describe shows no one else manages them), (2)
+//! DeregisterImage, with DeleteAssociatedSnapshots when every snapshot it lists goes, (3)
+//! DeleteSnapshot of each snapshot (2) did not answer for. A snapshot left by a crash after (2),
+//! or that (2) could not delete, is an orphan: ours, expired, used by no image, deleted by the
+//! next run.
 
 pub mod plan;
 
 use crate::backup::{Backup, BackupQuery};
 use crate::clients::Clients;
 use crate::config::Config;
-use crate::ec2::Ec2;
+use crate::ec2::{Ec2, SnapshotOutcome};
 use crate::error::Error;
 use crate::event::truncate;
 use crate::region::Region;
@@ -26,10 +29,13 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use futures::stream::{self, StreamExt};
-use plan::{DeleteReason, ImageDeletion, KeepReason, Kept, RegionPlan, Rules, SnapshotDeletion};
+use plan::{
+    DeleteReason, ImageDeletion, KeepReason, Kept, RegionPlan, Rules, SnapshotDeletion,
+    SnapshotRemoval,
+};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use tracing::{Instrument, info, warn};
 
 /// Deletions in flight at once in one region. DeregisterImage and DeleteSnapshot buckets refill
@@ -277,7 +283,7 @@ async fn delete_snapshot(
     }
 }
 
-/// The three crash-safe steps of one image's deletion.
+/// The crash-safe steps of one image's deletion (claims already checked: [`check_claims`]).
 async fn delete_image(
     ec2: &Ec2,
     keys: &TagKeys,
@@ -286,7 +292,8 @@ async fn delete_image(
 ) -> RegionReport {
     let region = ec2.region();
     let mut out = RegionReport::default();
-    // 1. Every snapshot it leaves behind must be findable as ours, and expired.
+    // 1. Every snapshot it leaves behind must be findable as ours, and expired; and IAM lets
+    // expire delete only snapshots tagged ours, in the one call too.
     if !d.tag_snapshots.is_empty() {
         let tags = vec![
             (keys.key(key::MANAGED_BY), deployment.to_string()),
@@ -304,13 +311,20 @@ async fn delete_image(
         }
         info!(image_id = %d.id, region = %region, snapshots = ?d.tag_snapshots, "snapshots tagged before deregistering");
     }
-    // 2. Deregister.
-    match ec2.deregister_image(&d.id).await {
-        Ok(()) => {
-            info!(image_id = %d.id, region = %region, reason = ?d.reason, "deregistered");
+    // 2. Deregister, with its snapshots in the same call when all of them go.
+    let answered = match d.removal {
+        SnapshotRemoval::WithImage => ec2.deregister_image_with_snapshots(&d.id).await,
+        SnapshotRemoval::OneByOne => ec2.deregister_image(&d.id).await.map(|()| Vec::new()),
+    };
+    let answered = match answered {
+        Ok(answered) => {
+            info!(image_id = %d.id, region = %region, reason = ?d.reason, with_snapshots = d.removal == SnapshotRemoval::WithImage, "deregistered");
+            answered
         }
         Err(e) if gone(&e, IMAGE_GONE) => {
+            // Gone before this call: its snapshots, if any are left, go one by one.
             info!(image_id = %d.id, region = %region, "image already deregistered");
+            Vec::new()
         }
         Err(Error::Deadline { .. }) => {
             info!(image_id = %d.id, region = %region, "deregister not started: the deadline is near; the next run deletes it");
@@ -322,15 +336,21 @@ async fn delete_image(
             out.failed.push(Failure::new(&d.id, d.source.as_ref(), &e));
             return out;
         }
-    }
+    };
     out.deregistered.push(Deleted {
         id: d.id.clone(),
         source: d.source.clone(),
         image: None,
         reason: d.reason,
     });
-    // 3. Its snapshots, one at a time inside this unit (the region's bound holds).
-    for snapshot in &d.snapshots {
+    let mut done = BTreeSet::new();
+    for (snapshot, outcome) in answered {
+        deleted_with_image(ec2, &d, &snapshot, outcome, &mut out);
+        done.insert(snapshot);
+    }
+    // 3. The snapshots the deregistration did not answer for, one at a time inside this unit
+    // (the region's bound holds).
+    for snapshot in d.snapshots.iter().filter(|s| !done.contains(*s)) {
         delete_snapshot(
             ec2,
             snapshot,
@@ -340,6 +360,113 @@ async fn delete_image(
             &mut out,
         )
         .await;
+    }
+    out
+}
+
+/// What DeregisterImage with DeleteAssociatedSnapshots said of one of the image's snapshots.
+/// One it could not delete carries our tags (step 1) and an expiry that has passed: a later run
+/// finds it as an orphan.
+fn deleted_with_image(
+    ec2: &Ec2,
+    d: &ImageDeletion,
+    snapshot: &str,
+    outcome: SnapshotOutcome,
+    out: &mut RegionReport,
+) {
+    let region = ec2.region();
+    if !d.snapshots.iter().any(|s| s == snapshot) {
+        // Not one the plan deletes: never expected, as the one call is made only when every
+        // snapshot the image lists goes. Said as it is.
+        warn!(image_id = %d.id, snapshot_id = %snapshot, region = %region, outcome = ?outcome, "the deregistration answered for a snapshot the plan did not list");
+        if outcome != SnapshotOutcome::Deleted {
+            return;
+        }
+    }
+    match outcome {
+        SnapshotOutcome::Deleted => {
+            info!(snapshot_id = %snapshot, image_id = %d.id, region = %region, reason = ?d.reason, "snapshot deleted");
+            out.deleted_snapshots.push(Deleted {
+                id: snapshot.to_string(),
+                source: d.source.clone(),
+                image: Some(d.id.clone()),
+                reason: d.reason,
+            });
+        }
+        SnapshotOutcome::Skipped => {
+            info!(snapshot_id = %snapshot, image_id = %d.id, region = %region, "snapshot in use by another image: kept for a later run");
+            out.kept.push(Kept {
+                id: snapshot.to_string(),
+                source: d.source.clone(),
+                reason: KeepReason::InUse,
+            });
+        }
+        SnapshotOutcome::NotDeleted(code) => {
+            let e = Error::Aws {
+                operation: "DeregisterImage",
+                region: region.to_string(),
+                message: format!(
+                    "{} was deregistered but its snapshot {snapshot} was not deleted ({code}); it carries our tags and a passed expiry, so a later run deletes it as an orphan",
+                    d.id
+                ),
+                code,
+            };
+            warn!(snapshot_id = %snapshot, image_id = %d.id, region = %region, error = %e, code = e.code().unwrap_or(""), "snapshot not deleted with its image");
+            out.failed
+                .push(Failure::new(snapshot, d.source.as_ref(), &e));
+        }
+    }
+}
+
+/// Before any image is deleted: the snapshots its deletion would claim (no tag of ours, so
+/// the listing did not show them) are described by id, once for the region, and only those no
+/// one else manages are claimed ([`plan::settle_claims`]). Images whose claims cannot be
+/// checked wait for a later run; what is not ours is dropped from the plan.
+async fn check_claims(
+    ec2: &Ec2,
+    keys: &TagKeys,
+    deployment: &str,
+    plan: &mut RegionPlan,
+) -> RegionReport {
+    let mut out = RegionReport::default();
+    let ids: BTreeSet<&String> = plan.images.iter().flat_map(|d| &d.unlisted).collect();
+    if ids.is_empty() {
+        return out;
+    }
+    let ids: Vec<String> = ids.into_iter().cloned().collect();
+    let region = ec2.region();
+    match ec2
+        .backups(keys, &BackupQuery::by_id(Kind::Snapshot, &ids))
+        .await
+    {
+        Ok(described) => {
+            let mut not_ours = BTreeSet::new();
+            for d in plan.images.iter_mut().filter(|d| !d.unlisted.is_empty()) {
+                let claims = plan::settle_claims(keys, deployment, d, &described);
+                for s in &claims.not_ours {
+                    warn!(image_id = %d.id, snapshot_id = %s, region = %region, "a snapshot of this image is not ours (another P:managed-by, or another account's): left alone");
+                }
+                crate::report::warn_all(&claims.warnings);
+                out.kept.extend(claims.kept);
+                not_ours.extend(claims.not_ours);
+            }
+            plan.kept.retain(|k| !not_ours.contains(&k.id));
+        }
+        Err(e) => {
+            let (waiting, ready) = std::mem::take(&mut plan.images)
+                .into_iter()
+                .partition(|d| !d.unlisted.is_empty());
+            plan.images = ready;
+            for d in waiting {
+                if matches!(e, Error::Deadline { .. }) {
+                    info!(image_id = %d.id, region = %region, "not started: the deadline is near; the next run deletes it");
+                    out.remaining += 1;
+                } else {
+                    warn!(image_id = %d.id, region = %region, error = %e, "could not tell whose its snapshots are: image left registered");
+                    out.failed.push(Failure::new(&d.id, d.source.as_ref(), &e));
+                }
+            }
+        }
     }
     out
 }
@@ -384,11 +511,13 @@ pub async fn execute(
     ec2: &Ec2,
     keys: &TagKeys,
     deployment: &str,
-    plan: RegionPlan,
+    mut plan: RegionPlan,
     dry_run: bool,
 ) -> RegionReport {
+    let claims = check_claims(ec2, keys, deployment, &mut plan).await;
     if dry_run {
         let mut out = dry_run_report(plan);
+        out.merge(claims);
         out.sort();
         return out;
     }
@@ -396,6 +525,7 @@ pub async fn execute(
         kept: plan.kept,
         ..RegionReport::default()
     };
+    report.merge(claims);
     let work = plan
         .images
         .into_iter()

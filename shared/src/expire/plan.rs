@@ -15,6 +15,12 @@
 //! goes with that image (deleted after it, never while a kept image still lists it); a
 //! standalone snapshot backup (`P:kind=snapshot`) follows the rules above; any other snapshot
 //! of ours that no image uses is an orphan of an earlier run, deleted once expired.
+//!
+//! An image goes in one call with its snapshots (DeregisterImage with
+//! DeleteAssociatedSnapshots) only when every snapshot it lists is to go: EC2 spares a snapshot
+//! that another AMI also lists, but not one held. A snapshot of an image of ours that carries no
+//! tag of ours is claimed (tagged ours) before the image goes, unless it turns out to be managed
+//! by someone else ([`settle_claims`]).
 
 use crate::backup::{Backup, State};
 use crate::config::parse_bool;
@@ -60,19 +66,50 @@ pub struct Kept {
     pub reason: KeepReason,
 }
 
-/// An image to delete, crash-safe: tag `tag_snapshots`, deregister, then delete `snapshots`.
+/// An image to delete, crash-safe: tag `tag_snapshots`, then deregister it and delete
+/// `snapshots` (in one call or one by one: `removal`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageDeletion {
     pub id: String,
     pub source: Option<String>,
     pub reason: DeleteReason,
     /// Its snapshots that lack our `P:managed-by` or a readable `P:expires-at`: tagged before
-    /// the image is deregistered, so a crash in between leaves orphans a later run finds.
+    /// the image is deregistered, so a crash in between leaves orphans a later run finds (and
+    /// so that IAM, which lets expire delete only snapshots tagged ours, lets it delete them).
     pub tag_snapshots: Vec<String>,
+    /// Of `tag_snapshots`, those the listing did not show at all (no `P:managed-by` of ours):
+    /// claimed only once a describe by id shows they are this account's and no one else's
+    /// ([`settle_claims`]); empty once settled.
+    pub unlisted: Vec<String>,
     /// The `P:expires-at` written on them (already passed).
     pub snapshot_expiry: DateTime<Utc>,
-    /// Its snapshots to delete once it is deregistered.
+    /// Its snapshots to delete with it.
     pub snapshots: Vec<String>,
+    pub removal: SnapshotRemoval,
+}
+
+/// How an image's snapshots go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotRemoval {
+    /// In the same call: DeregisterImage with DeleteAssociatedSnapshots. Only when `snapshots`
+    /// is every snapshot the image lists: EC2 deletes all of them that no other AMI lists,
+    /// a held one too.
+    WithImage,
+    /// DeregisterImage, then one DeleteSnapshot for each of `snapshots`: some snapshot it
+    /// lists stays (a kept image uses it, another image being deleted lists it, it is held, or
+    /// it is not ours), or it lists none.
+    OneByOne,
+}
+
+impl SnapshotRemoval {
+    /// `WithImage` when the image lists snapshots and all of them are to go.
+    fn of(listed: usize, deleted: usize) -> Self {
+        if listed > 0 && deleted == listed {
+            Self::WithImage
+        } else {
+            Self::OneByOne
+        }
+    }
 }
 
 /// A standalone snapshot backup or an orphan to delete.
@@ -337,12 +374,17 @@ pub fn plan_region(
             source: source.clone(),
             reason,
             tag_snapshots: Vec::new(),
+            unlisted: Vec::new(),
             snapshot_expiry,
             snapshots: Vec::new(),
+            removal: SnapshotRemoval::OneByOne,
         };
         let unique: BTreeSet<&str> = image.snapshot_ids.iter().map(String::as_str).collect();
-        for snapshot_id in unique {
+        for &snapshot_id in &unique {
             let info = snapshots.get(snapshot_id);
+            if info.is_none() {
+                deletion.unlisted.push(snapshot_id.to_string());
+            }
             let needs_tags = info.is_none_or(|s| {
                 keys.get(&s.tags, key::EXPIRES_AT)
                     .and_then(parse_time)
@@ -381,6 +423,10 @@ pub fn plan_region(
         deletion
             .tag_snapshots
             .retain(|s| !protected.contains(s.as_str()));
+        deletion
+            .unlisted
+            .retain(|s| !protected.contains(s.as_str()));
+        deletion.removal = SnapshotRemoval::of(unique.len(), deletion.snapshots.len());
         plan.images.push(deletion);
     }
 
@@ -432,6 +478,58 @@ pub fn plan_region(
     plan.images.sort_by(|a, b| a.id.cmp(&b.id));
     plan.snapshots.sort_by(|a, b| a.id.cmp(&b.id));
     plan
+}
+
+/// What settling an image deletion's claims found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claims {
+    /// Held snapshots it would have deleted: claimed (so they stay tracked), not deleted.
+    pub kept: Vec<Kept>,
+    /// Snapshots that are not ours to claim: managed by someone else (another
+    /// `P:managed-by`), or not this account's. Neither tagged nor deleted; the image still goes.
+    pub not_ours: Vec<String>,
+    pub warnings: Vec<Warning>,
+}
+
+/// Settles the snapshots `deletion` would claim (its `unlisted`), from a describe of them by
+/// id (`described`: this account's snapshots among them, whatever their tags). A snapshot with
+/// no `P:managed-by` (or ours) is claimed: tagged ours before the image goes. One with another
+/// `P:managed-by`, or one the describe did not return (another account's), is left alone, and
+/// the image goes without it, one call per snapshot. A held one is claimed but not deleted.
+pub fn settle_claims(
+    keys: &TagKeys,
+    deployment: &str,
+    deletion: &mut ImageDeletion,
+    described: &[Backup],
+) -> Claims {
+    let mut claims = Claims::default();
+    let listed = deletion.snapshots.len();
+    for id in std::mem::take(&mut deletion.unlisted) {
+        let found = described.iter().find(|s| s.id == id);
+        let ours = found.is_some_and(|s| {
+            keys.get(&s.tags, key::MANAGED_BY)
+                .is_none_or(|m| m == deployment)
+        });
+        if !ours {
+            deletion.tag_snapshots.retain(|s| *s != id);
+            deletion.snapshots.retain(|s| *s != id);
+            claims.not_ours.push(id);
+            continue;
+        }
+        let held = found.is_some_and(|s| held(keys, &s.id, &s.tags, &mut claims.warnings));
+        if held && deletion.snapshots.contains(&id) {
+            deletion.snapshots.retain(|s| *s != id);
+            claims.kept.push(Kept {
+                id,
+                source: deletion.source.clone(),
+                reason: KeepReason::Hold,
+            });
+        }
+    }
+    if deletion.snapshots.len() != listed {
+        deletion.removal = SnapshotRemoval::OneByOne;
+    }
+    claims
 }
 
 /// The regions a sweep covers, in order, each once: home, `COPY_TO_REGIONS`, every region
@@ -584,6 +682,13 @@ mod tests {
         assert_eq!(plan.images[0].reason, DeleteReason::Expired);
         assert_eq!(plan.images[0].source.as_deref(), Some("i-1"));
         assert!(plan.images[0].tag_snapshots.is_empty(), "already tagged");
+        assert!(plan.images[0].unlisted.is_empty());
+        // AND each goes in one call with its snapshot
+        assert!(
+            plan.images
+                .iter()
+                .all(|d| d.removal == SnapshotRemoval::WithImage)
+        );
         assert_eq!(kept(&plan), [("ami-3", KeepReason::NotExpired)]);
         assert!(plan.snapshots.is_empty(), "image snapshots are not orphans");
         assert!(plan.warnings.is_empty());
@@ -896,6 +1001,12 @@ mod tests {
         let d = &plan.images[0];
         assert_eq!(d.snapshots, ["snap-a"]);
         assert_eq!(d.tag_snapshots, ["snap-a"], "tagged before deregistering");
+        assert_eq!(d.unlisted, ["snap-a"], "to be claimed: no tag of ours");
+        assert_eq!(
+            d.removal,
+            SnapshotRemoval::OneByOne,
+            "not in one call: snap-shared stays"
+        );
         assert_eq!(
             d.snapshot_expiry,
             now() - TimeDelta::days(2),
@@ -931,6 +1042,11 @@ mod tests {
         assert_eq!(deregistered(&plan), ["ami-1", "ami-2"]);
         assert!(plan.images.iter().all(|d| d.snapshots.is_empty()));
         assert!(plan.images.iter().all(|d| d.tag_snapshots == ["snap-s"]));
+        assert!(
+            plan.images
+                .iter()
+                .all(|d| d.removal == SnapshotRemoval::OneByOne)
+        );
         // The failed image is not expired: its snapshots get "now", already passed.
         assert_eq!(plan.images[1].snapshot_expiry, now());
         assert_eq!(kept(&plan), [("snap-s", KeepReason::InUse)]);
@@ -946,7 +1062,123 @@ mod tests {
         let plan = plan_region(&rules(&keys, 0), &images, &snapshots, now());
         assert_eq!(deregistered(&plan), ["ami-1"]);
         assert!(plan.images[0].snapshots.is_empty());
+        assert_eq!(
+            plan.images[0].removal,
+            SnapshotRemoval::OneByOne,
+            "DeleteAssociatedSnapshots would delete the held snapshot too"
+        );
         assert_eq!(kept(&plan), [("snap-1", KeepReason::Hold)]);
+    }
+
+    #[test]
+    fn an_image_without_snapshots_is_deregistered_alone() {
+        let keys = keys();
+        let images = [image(
+            "ami-1",
+            "failed",
+            tags("image", "i-1", -1, 6, &[]),
+            &[],
+        )];
+        let plan = plan_region(&rules(&keys, 0), &images, &[], now());
+        assert_eq!(deregistered(&plan), ["ami-1"]);
+        assert_eq!(plan.images[0].removal, SnapshotRemoval::OneByOne);
+    }
+
+    #[test]
+    fn claims_take_only_snapshots_no_one_else_manages() {
+        // GIVEN an expired image of ours listing five snapshots, none tagged ours: one with no
+        // tags at all, one another deployment manages, one this account does not own (the
+        // describe by id does not return it), one held, and one tagged ours since the listing
+        let keys = keys();
+        let listed = [
+            "snap-bare",
+            "snap-theirs",
+            "snap-foreign",
+            "snap-held",
+            "snap-late",
+        ];
+        let images = [image(
+            "ami-1",
+            "available",
+            tags("image", "i-1", -9, -2, &[]),
+            &listed,
+        )];
+        let mut plan = plan_region(&rules(&keys, 0), &images, &[], now());
+        let d = &mut plan.images[0];
+        assert_eq!(
+            d.removal,
+            SnapshotRemoval::WithImage,
+            "as far as the plan knows"
+        );
+        assert_eq!(sorted(d.unlisted.clone()), sorted_strs(&listed));
+        let described = [
+            snapshot("snap-bare", "completed", vec![]),
+            snapshot(
+                "snap-theirs",
+                "completed",
+                vec![("Backup:Managed-By".into(), "team-b".into())],
+            ),
+            snapshot(
+                "snap-held",
+                "completed",
+                vec![("backup:hold".into(), "true".into())],
+            ),
+            snapshot(
+                "snap-late",
+                "completed",
+                vec![("backup:managed-by".into(), "ec2-backup".into())],
+            ),
+        ];
+
+        // WHEN settled
+        let claims = settle_claims(&keys, "ec2-backup", d, &described);
+
+        // THEN only the unmanaged and our own are claimed; the held one is claimed, not deleted
+        assert_eq!(
+            sorted(claims.not_ours.clone()),
+            sorted_strs(&["snap-foreign", "snap-theirs"])
+        );
+        assert_eq!(
+            sorted(d.tag_snapshots.clone()),
+            sorted_strs(&["snap-bare", "snap-held", "snap-late"])
+        );
+        assert_eq!(
+            sorted(d.snapshots.clone()),
+            sorted_strs(&["snap-bare", "snap-late"])
+        );
+        assert_eq!(
+            claims.kept,
+            [Kept {
+                id: "snap-held".into(),
+                source: Some("i-1".into()),
+                reason: KeepReason::Hold
+            }]
+        );
+        // AND the image goes without them, one call per snapshot; nothing is left to settle
+        assert_eq!(d.removal, SnapshotRemoval::OneByOne);
+        assert!(d.unlisted.is_empty());
+
+        // AND an image whose unlisted snapshots are all claimable still goes in one call
+        let images = [image(
+            "ami-2",
+            "available",
+            tags("image", "i-1", -9, -2, &[]),
+            &["snap-bare"],
+        )];
+        let mut plan = plan_region(&rules(&keys, 0), &images, &[], now());
+        let claims = settle_claims(&keys, "ec2-backup", &mut plan.images[0], &described);
+        assert_eq!(claims, Claims::default());
+        assert_eq!(plan.images[0].removal, SnapshotRemoval::WithImage);
+        assert_eq!(plan.images[0].tag_snapshots, ["snap-bare"]);
+    }
+
+    fn sorted(mut v: Vec<String>) -> Vec<String> {
+        v.sort();
+        v
+    }
+
+    fn sorted_strs(v: &[&str]) -> Vec<String> {
+        sorted(v.iter().map(|s| s.to_string()).collect())
     }
 
     #[test]

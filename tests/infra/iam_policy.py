@@ -1,0 +1,159 @@
+"""A small IAM policy evaluator for the template's identity policies: enough to ask
+"would this role be allowed this request?" without AWS.
+
+It evaluates what the template's policies use, as the IAM User Guide's policy
+evaluation logic and condition operator pages describe it, and refuses the rest:
+
+- an explicit Deny wins; otherwise an Allow whose Action, Resource and every
+  Condition match; otherwise the request is denied (implicit deny);
+- Action: case-insensitive, `*` and `?` wildcards; Resource: case-sensitive, same
+  wildcards;
+- Condition: every operator must hold (AND), every key within an operator must hold
+  (AND), and a key holds when any of its policy values matches (OR);
+- operators StringEquals, StringLike (case-sensitive values; StringLike with `*` and
+  `?`), Null ("true": the key is absent, "false": present), each with the
+  ForAllValues: / ForAnyValue: qualifiers for multivalued keys and the IfExists suffix;
+- a single-valued operator on a missing key is false (true with IfExists);
+  ForAllValues on a missing or empty key is true (vacuously), ForAnyValue false;
+- condition key names are case-insensitive (aws:ResourceTag/Backup:Managed-By is
+  aws:resourcetag/backup:managed-by); their values are not.
+
+Anything else (another operator, a single-valued operator on a multivalued key,
+NotAction, NotResource, a statement without Resource) raises, so that a policy change
+cannot be evaluated silently wrong.
+
+The request context is built the way EC2 builds it for tag conditions:
+aws:ResourceTag/<key> for each tag the resource carries, aws:RequestTag/<key> for
+each tag the request writes, and aws:TagKeys (multivalued) for the keys it writes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+OPERATORS = {"StringEquals", "StringLike", "Null"}
+QUALIFIERS = {"ForAllValues", "ForAnyValue"}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _glob(pattern: str, text: str, case_sensitive: bool = True) -> bool:
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    flags = 0 if case_sensitive else re.IGNORECASE
+    return re.fullmatch(regex, text, flags | re.DOTALL) is not None
+
+
+@dataclass
+class Request:
+    action: str
+    resource: str
+    resource_tags: dict[str, str] = field(default_factory=dict)
+    request_tags: dict[str, str] = field(default_factory=dict)
+
+    def context(self) -> dict[str, Any]:
+        """Condition key (lower case) -> value, or list of values for a multivalued key."""
+        ctx: dict[str, Any] = {}
+        for k, v in self.resource_tags.items():
+            ctx[f"aws:resourcetag/{k}".lower()] = v
+        for k, v in self.request_tags.items():
+            ctx[f"aws:requesttag/{k}".lower()] = v
+        if self.request_tags:
+            ctx["aws:tagkeys"] = list(self.request_tags)
+        return ctx
+
+
+def _value_matches(operator: str, policy_value: str, actual: str) -> bool:
+    if operator == "StringEquals":
+        return actual == policy_value
+    if operator == "StringLike":
+        return _glob(policy_value, actual)
+    raise NotImplementedError(operator)
+
+
+MULTIVALUED = {"aws:tagkeys"}
+
+
+def _condition_holds(operator_spec: str, key: str, policy_values: list[Any], ctx: dict[str, Any]) -> bool:
+    qualifier, _, operator = operator_spec.rpartition(":")
+    if_exists = operator.endswith("IfExists")
+    if if_exists:
+        operator = operator[: -len("IfExists")]
+    if operator not in OPERATORS or (qualifier and qualifier not in QUALIFIERS):
+        raise NotImplementedError(f"condition operator {operator_spec}")
+    key = key.lower()
+    present = key in ctx and ctx[key] not in (None, [])
+    if operator == "Null":
+        if qualifier or if_exists:
+            raise NotImplementedError(f"condition operator {operator_spec}")
+        wanted = {str(v).lower() for v in policy_values}
+        if wanted - {"true", "false"} or len(wanted) != 1:
+            raise ValueError(f"Null takes true or false, got {policy_values}")
+        return (not present) if wanted == {"true"} else present
+    values = [str(v) for v in policy_values]
+    if qualifier == "ForAllValues":
+        if not present:
+            return True
+        return all(any(_value_matches(operator, p, a) for p in values) for a in _as_list(ctx[key]))
+    if qualifier == "ForAnyValue":
+        if not present:
+            return False
+        return any(_value_matches(operator, p, a) for p in values for a in _as_list(ctx[key]))
+    if key in MULTIVALUED:
+        raise NotImplementedError(f"{operator_spec} on the multivalued key {key} needs a qualifier")
+    if not present:
+        return if_exists
+    return any(_value_matches(operator, p, ctx[key]) for p in values)
+
+
+def _statement_matches(statement: dict[str, Any], request: Request) -> bool:
+    for unsupported in ("NotAction", "NotResource", "NotPrincipal"):
+        if unsupported in statement:
+            raise NotImplementedError(unsupported)
+    if "Resource" not in statement:
+        raise NotImplementedError("a statement without Resource")
+    if not any(_glob(a, request.action, case_sensitive=False) for a in _as_list(statement["Action"])):
+        return False
+    if not any(_glob(r, request.resource) for r in _as_list(statement["Resource"])):
+        return False
+    ctx = request.context()
+    for operator_spec, keys in statement.get("Condition", {}).items():
+        for key, policy_values in keys.items():
+            if not _condition_holds(operator_spec, key, _as_list(policy_values), ctx):
+                return False
+    return True
+
+
+def allowed(statements: list[dict[str, Any]], request: Request) -> bool:
+    """Whether an identity whose only policies are `statements` may make `request`."""
+    matching = [s for s in statements if _statement_matches(s, request)]
+    if any(s["Effect"] == "Deny" for s in matching):
+        return False
+    return any(s["Effect"] == "Allow" for s in matching)
+
+
+def snapshot_arn(snapshot_id: str, region: str = "us-east-1", partition: str = "aws") -> str:
+    return f"arn:{partition}:ec2:{region}::snapshot/{snapshot_id}"
+
+
+def image_arn(image_id: str, region: str = "us-east-1", partition: str = "aws") -> str:
+    return f"arn:{partition}:ec2:{region}::image/{image_id}"
+
+
+def deregister_with_snapshots(statements: list[dict[str, Any]], image_tags: dict[str, str],
+                              snapshots: dict[str, dict[str, str]]) -> dict[str, str] | None:
+    """DeregisterImage with DeleteAssociatedSnapshots as the EC2 API reference describes it:
+    the call needs ec2:DeregisterImage on the image; each snapshot is then deleted only if
+    ec2:DeleteSnapshot is allowed on it ("missing-permissions: the role lacks DeleteSnapshot
+    permissions"). None when the call itself is refused; else each snapshot's return code.
+    (Snapshots another AMI lists, "skipped", are outside what IAM decides.)"""
+    if not allowed(statements, Request("ec2:DeregisterImage", image_arn("ami-0a1"), image_tags)):
+        return None
+    return {
+        sid: "success" if allowed(statements, Request("ec2:DeleteSnapshot", snapshot_arn(sid), tags))
+        else "missing-permissions"
+        for sid, tags in snapshots.items()
+    }
