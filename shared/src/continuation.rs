@@ -143,6 +143,24 @@ pub async fn hand_on<W: Serialize>(
     Ok(sent)
 }
 
+/// The one entry of a function with a work queue: an SQS event's records one by one (see
+/// [`each_record`]), each body read into the function's request by `from_body`; any other
+/// payload read by `from_payload`. `one` runs one request to its outcome.
+pub async fn dispatch<R>(
+    payload: &Value,
+    queue: Option<&WorkQueue>,
+    from_body: impl Fn(&str) -> Result<R, Error>,
+    from_payload: impl FnOnce(&Value) -> Result<R, Error>,
+    mut one: impl AsyncFnMut(Result<R, Error>) -> Result<Value, Error>,
+) -> Result<Value, Error> {
+    match sqs_records(payload) {
+        Some(records) => {
+            Ok(each_record(records?, queue, async |body| one(from_body(body)).await).await)
+        }
+        None => one(from_payload(payload)).await,
+    }
+}
+
 /// The records of an SQS event (`Records[]`, each `eventSource` `aws:sqs`), when `payload` is
 /// one.
 pub fn sqs_records(payload: &Value) -> Option<Result<Vec<SqsMessage>, Error>> {

@@ -544,18 +544,14 @@ pub async fn handle(
             .and_then(|work| work.check(kind))
             .map(CreateRequest::Continued)
     };
-    match crate::continuation::sqs_records(payload) {
-        Some(records) => Ok(
-            crate::continuation::each_record(records?, queue, async |body| {
-                one(kind, config, ec2, queue, request(body), request_id, now).await
-            })
-            .await,
-        ),
-        None => {
-            let request = crate::event::parse_create_request(payload, kind);
-            one(kind, config, ec2, queue, request, request_id, now).await
-        }
-    }
+    crate::continuation::dispatch(
+        payload,
+        queue,
+        request,
+        |payload| crate::event::parse_create_request(payload, kind),
+        async |request| one(kind, config, ec2, queue, request, request_id, now).await,
+    )
+    .await
 }
 
 /// One request, from its parsing to the invocation's outcome: the backups made, the rest

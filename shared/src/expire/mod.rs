@@ -681,15 +681,14 @@ pub async fn handle(
                 regions: Some(work.regions),
             })
     };
-    match crate::continuation::sqs_records(payload) {
-        Some(records) => Ok(
-            crate::continuation::each_record(records?, queue, async |body| {
-                one(config, clients, queue, request(body), now).await
-            })
-            .await,
-        ),
-        None => one(config, clients, queue, parse_expire_request(payload), now).await,
-    }
+    crate::continuation::dispatch(
+        payload,
+        queue,
+        request,
+        parse_expire_request,
+        async |request| one(config, clients, queue, request, now).await,
+    )
+    .await
 }
 
 /// One request to the invocation's outcome (an error carrying the whole report when anything

@@ -538,24 +538,14 @@ pub async fn handle(
             .and_then(ReplicateWork::check)
             .map(ReplicateRequest::Continued)
     };
-    match crate::continuation::sqs_records(payload) {
-        Some(records) => Ok(
-            crate::continuation::each_record(records?, queue, async |body| {
-                one(config, clients, queue, request(body), now).await
-            })
-            .await,
-        ),
-        None => {
-            one(
-                config,
-                clients,
-                queue,
-                parse_replicate_request(payload),
-                now,
-            )
-            .await
-        }
-    }
+    crate::continuation::dispatch(
+        payload,
+        queue,
+        request,
+        parse_replicate_request,
+        async |request| one(config, clients, queue, request, now).await,
+    )
+    .await
 }
 
 const FUNCTION: &str = "replicate";
