@@ -47,15 +47,18 @@ struct Envelope<'a, W> {
 }
 
 /// The body of a continuation of `function` doing `work`.
-pub fn body<W: Serialize>(config: &Config, function: &str, work: &W) -> String {
+pub fn body<W: Serialize>(config: &Config, function: &str, work: &W) -> Result<String, Error> {
     serde_json::to_string(&Envelope {
         continuation: VERSION,
         deployment: &config.deployment_name,
         function,
         work,
     })
-    // Our own plain structs always serialize.
-    .unwrap_or_default()
+    .map_err(|e| {
+        Error::Payload(format!(
+            "a continuation of {function} that does not serialize: {e}"
+        ))
+    })
 }
 
 /// The `work` of a continuation of `function` in this deployment; anything else is refused,
@@ -131,7 +134,10 @@ pub async fn hand_on<W: Serialize>(
     works: &[W],
     delay_seconds: u32,
 ) -> Result<usize, Error> {
-    let bodies: Vec<String> = works.iter().map(|w| body(config, function, w)).collect();
+    let bodies = works
+        .iter()
+        .map(|w| body(config, function, w))
+        .collect::<Result<Vec<String>, Error>>()?;
     let sent = queue.send(&bodies, delay_seconds).await?;
     info!(
         function,
@@ -181,7 +187,8 @@ pub fn sqs_records(payload: &Value) -> Option<Result<Vec<SqsMessage>, Error>> {
 /// (`ReportBatchItemFailures`): a record whose work failed, or whose body was refused, is a
 /// batch item failure; the answer also carries each record's bounded result.
 ///
-/// A failed record from `queue` is made visible again soon (see [`WorkQueue::retry_in`]): at once
+/// A record not started because the deadline came first is sent again as a new message. A
+/// failed record from `queue` is made visible again soon (see [`WorkQueue::retry_in`]): at once
 /// when its body was refused (no attempt will understand it: it reaches the dead-letter queue
 /// after a few quick receives), after [`RETRY_SECONDS`] when its work failed (a region that could
 /// not be read may be readable in a minute).
@@ -202,6 +209,7 @@ pub async fn each_record(
             .is_some_and(crate::sqs::is_fifo);
         if fifo && !failures.is_empty() {
             info!(message_id = %id, "record not started: an earlier record of its FIFO batch failed");
+            retry_in(queue, &record, &id, RETRY_SECONDS).await;
             results.push(json!({"messageId": id, "ok": false, "error": "not started: an earlier record of the FIFO batch failed"}));
             failures.push(json!({"itemIdentifier": id}));
             continue;
@@ -227,23 +235,49 @@ pub async fn each_record(
                 results
                     .push(json!({"messageId": id, "ok": true, "failed": failed, "result": result}));
             }
+            // Not started: the invocation's deadline came first (an earlier record of the batch
+            // took the time). Sent again as a new message, it starts afresh, where a batch item
+            // failure would count a receive towards the dead-letter queue.
+            Err(Error::Deadline { .. }) if queue.is_some() => {
+                let sent = match queue {
+                    Some(queue) => queue.send(&[body.to_string()], 0).await,
+                    None => Ok(0),
+                };
+                match sent {
+                    Ok(_) => {
+                        info!(message_id = %id, "record not started before the deadline: sent again");
+                        results.push(json!({"messageId": id, "ok": true, "sent_again": true}));
+                    }
+                    Err(e) => {
+                        warn!(message_id = %id, error = %e, "record not started before the deadline, and it cannot be sent again: SQS delivers it again");
+                        results.push(json!({"messageId": id, "ok": false, "error": e.to_string()}));
+                        failures.push(json!({"itemIdentifier": id}));
+                    }
+                }
+            }
             Err(e) => {
                 let retry = match e {
                     Error::Payload(_) => 0,
                     _ => RETRY_SECONDS,
                 };
                 warn!(message_id = %id, error = %e, retry_in_seconds = retry, "record failed: SQS delivers it again, then moves it to the dead-letter queue");
-                if let (Some(queue), Some(handle)) = (queue, record.receipt_handle.as_deref())
-                    && let Err(e) = queue.retry_in(handle, retry).await
-                {
-                    warn!(message_id = %id, error = %e, "cannot make the record visible again: it waits for the queue's visibility timeout");
-                }
+                retry_in(queue, &record, &id, retry).await;
                 results.push(json!({"messageId": id, "ok": false, "error": e.to_string()}));
                 failures.push(json!({"itemIdentifier": id}));
             }
         }
     }
     json!({"batchItemFailures": failures, "records": results})
+}
+
+/// Makes a failed record visible again in `seconds` (see [`WorkQueue::retry_in`]); when that
+/// fails, it waits for the queue's visibility timeout, which is said in the log.
+async fn retry_in(queue: Option<&WorkQueue>, record: &SqsMessage, id: &str, seconds: u32) {
+    if let (Some(queue), Some(handle)) = (queue, record.receipt_handle.as_deref())
+        && let Err(e) = queue.retry_in(handle, seconds).await
+    {
+        warn!(message_id = %id, error = %e, "cannot make the record visible again: it waits for the queue's visibility timeout");
+    }
 }
 
 #[cfg(test)]
@@ -262,14 +296,14 @@ mod tests {
         let work = Work {
             ids: vec!["i-0123456789abcdef0".into()],
         };
-        let body = body(&config, "create-image", &work);
+        let body = body(&config, "create-image", &work).unwrap();
         assert_eq!(parse::<Work>(&config, "create-image", &body).unwrap(), work);
     }
 
     #[test]
     fn a_message_that_is_not_our_continuation_is_refused_saying_what_was_expected() {
         let config = Config::default();
-        let ours = body(&config, "create-image", &Work { ids: vec![] });
+        let ours = body(&config, "create-image", &Work { ids: vec![] }).unwrap();
         let cases = [
             ("not json".to_string(), "not JSON"),
             ("[1]".to_string(), "not an object"),

@@ -135,6 +135,17 @@ impl CreateWork {
         if self.ids.as_ref().is_some_and(Vec::is_empty) {
             return Err(Error::Payload("a continuation naming no resource".into()));
         }
+        if self.time.is_none() {
+            return Err(Error::Payload(
+                "a continuation without the original event's time (its AMI names carry it)".into(),
+            ));
+        }
+        if self.ids.is_none() && self.origin != Origin::Schedule {
+            return Err(Error::Payload(
+                "a continuation of a Tag Change or an on-demand request must name its resources"
+                    .into(),
+            ));
+        }
         if self.origin == Origin::OnDemand && self.request_id.is_none() {
             return Err(Error::Payload(
                 "an on-demand continuation without its request_id".into(),
@@ -490,7 +501,20 @@ pub async fn run(
         now,
         name_stamp,
     );
+    // From the queue, one record makes at most a message's worth of backups and hands the rest
+    // on: a record stays a few minutes long, so a Tag Change queued behind it waits no longer.
+    let mut plan = plan;
+    let held_back = if continued {
+        plan.jobs
+            .split_off(plan.jobs.len().min(crate::continuation::IDS_PER_MESSAGE))
+    } else {
+        Vec::new()
+    };
     let mut report = execute(ec2, plan, config.dry_run).await;
+    for job in held_back {
+        report.remaining += 1;
+        report.unstarted.push(job.source().to_string());
+    }
     for id in vanished {
         report.skip(
             &id,
@@ -572,9 +596,10 @@ async fn one(
         Err(_) => (CreateReport::default().metric_values(), 0),
     };
     invocation.finish(counts, Vec::new(), ec2.throttles(), continuations, now);
-    let report = report?;
+    let mut report = report?;
     let failed = report.failed.len();
-    crate::report::into_bounded_outcome(report, failed)
+    let unfinished = report.unfinished.take();
+    crate::report::into_outcome_unless_unfinished(report, failed, unfinished)
 }
 
 /// The invocation up to its report: the request checked, the backups made (or, a schedule with
@@ -593,16 +618,43 @@ async fn report(
     })?;
     let span = tracing::info_span!("backup", event_id = request.event_id().unwrap_or(""));
     let work = CreateWork::of(&request, request_id, now);
-    let mut report = match (queue, &request) {
-        // Sweeps run from the queue, one at a time (its one message group): a sweep that
-        // outlasts the interval never races the next one.
-        (Some(queue), CreateRequest::Schedule { .. }) if !config.dry_run => {
+    let queued = match &request {
+        CreateRequest::Schedule { .. } => true,
+        CreateRequest::TagChange { region, .. } => {
+            region.as_deref().is_none_or(|r| r == ec2.region().as_str())
+        }
+        _ => false,
+    };
+    let tag_change = matches!(
+        &request,
+        CreateRequest::TagChange { .. }
+            | CreateRequest::Continued(CreateWork {
+                origin: Origin::TagChange,
+                ..
+            })
+    );
+    let mut report = match (queue, work) {
+        // Sweeps and Tag Changes run from the queue, one at a time (its one message group): a
+        // sweep that outlasts the interval never races the next, nor a Tag Change the sweep;
+        // and a record is at most a message's worth of backups, so a Tag Change waits a few
+        // minutes at most.
+        (Some(queue), Some(work)) if queued && !config.dry_run => {
+            let ids = match &request {
+                CreateRequest::TagChange { ids, .. } => Some(ids.clone()),
+                _ => None,
+            };
             let mut report = CreateReport::default();
-            let work = work.iter().cloned().collect::<Vec<_>>();
-            hand_on(kind, config, queue, &work, &mut report).await;
+            hand_on(
+                kind,
+                config,
+                queue,
+                &[CreateWork { ids, ..work }],
+                &mut report,
+            )
+            .await;
             report
         }
-        _ => {
+        (queue, work) => {
             // Boxed: the future of a whole run nests the SDK's deeply, past the compiler's
             // default depth for computing the handler's layout.
             let mut report = Box::pin(run(kind, config, ec2, request, request_id, now))
@@ -610,6 +662,7 @@ async fn report(
                 .await?;
             if let (Some(queue), Some(work)) = (queue, work)
                 && !report.unstarted.is_empty()
+                && !config.dry_run
             {
                 let rest: Vec<CreateWork> = report
                     .unstarted
@@ -620,6 +673,17 @@ async fn report(
                     })
                     .collect();
                 hand_on(kind, config, queue, &rest, &mut report).await;
+            }
+            // Queued, an instance still pending is tried again in a minute with the record
+            // (directly, Lambda's retry of the event does that).
+            if tag_change
+                && queue.is_some()
+                && report
+                    .failed
+                    .iter()
+                    .any(|f| f.code.as_deref() == Some("IncorrectState"))
+            {
+                report.unfinished = Some("a tagged resource is not ready yet".into());
             }
             report
         }
@@ -640,8 +704,8 @@ async fn report(
     Ok(report)
 }
 
-/// Sends `works` to the work queue; a queue that refuses them is a failure of the invocation
-/// (so that Lambda retries it), and the next schedule still finds every resource due.
+/// Sends `works` to the work queue; a queue that refuses them leaves the work unfinished, so that
+/// it is done again (Lambda's retry, or the work queue's), which is harmless.
 async fn hand_on(
     kind: ResourceKind,
     config: &Config,
@@ -653,9 +717,7 @@ async fn hand_on(
         Ok(sent) => report.continuations += sent,
         Err(e) => {
             warn!(error = %e, queue = queue.url(), "cannot hand the rest on to the work queue");
-            report
-                .failed
-                .push(Failed::from_error("work queue", None, &e));
+            report.unfinished = Some(format!("the rest could not be handed on: {e}"));
         }
     }
 }
@@ -692,6 +754,42 @@ mod tests {
             now,
             parse_time(stamp).unwrap(),
         )
+    }
+
+    #[test]
+    fn a_continuation_that_would_lose_its_idempotency_is_refused() {
+        let work = |origin, time: Option<&str>, ids: Option<&[&str]>| CreateWork {
+            origin,
+            time: time.map(|t| parse_time(t).unwrap()),
+            request_id: (origin == Origin::OnDemand).then(|| "r-1".to_string()),
+            ids: ids.map(|ids| ids.iter().map(|s| s.to_string()).collect()),
+        };
+        let t = Some("2026-11-25T03:00:00Z");
+        let one: &[&str] = &["i-0123456789abcdef0"];
+        assert!(
+            work(Origin::Schedule, t, None)
+                .check(ResourceKind::Instance)
+                .is_ok()
+        );
+        assert!(
+            work(Origin::OnDemand, t, Some(one))
+                .check(ResourceKind::Instance)
+                .is_ok()
+        );
+        let refused = [
+            (work(Origin::Schedule, None, None), "time"),
+            (work(Origin::OnDemand, t, None), "must name its resources"),
+            (work(Origin::TagChange, t, None), "must name its resources"),
+            (
+                work(Origin::Schedule, t, Some(&["vol-0123456789abcdef0"])),
+                "not a valid instance id",
+            ),
+            (work(Origin::Schedule, t, Some(&[])), "naming no resource"),
+        ];
+        for (w, why) in refused {
+            let err = w.check(ResourceKind::Instance).unwrap_err().to_string();
+            assert!(err.contains(why), "{err}");
+        }
     }
 
     #[test]

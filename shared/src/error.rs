@@ -23,6 +23,11 @@ pub enum Error {
     },
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The work is not finished and must be tried again (its rest could not be handed on to
+    /// the work queue; a queued Tag Change found an instance not ready yet); the message
+    /// carries the result so far. Doing it again is harmless.
+    #[error("not finished: {reason}; result so far: {result}")]
+    Unfinished { reason: String, result: String },
     /// Some resources failed; the message carries the whole result so nothing is lost.
     #[error("{failed} of the resources failed; result: {result}")]
     SomeFailed { failed: usize, result: String },
@@ -68,7 +73,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Aws { code, .. } => RETRYABLE_CODES.contains(&code.as_str()),
-            Error::SomeFailed { .. } | Error::Deadline { .. } => true,
+            Error::SomeFailed { .. } | Error::Deadline { .. } | Error::Unfinished { .. } => true,
             Error::Payload(_) | Error::Config(_) => false,
         }
     }
@@ -82,6 +87,7 @@ impl From<Error> for Diagnostic {
             Error::Config(_) => "InvalidConfiguration".into(),
             Error::SomeFailed { .. } => "PartialFailure".into(),
             Error::Deadline { .. } => "Deadline".into(),
+            Error::Unfinished { .. } => "Unfinished".into(),
         };
         let class = if err.is_retryable() {
             "Retryable"

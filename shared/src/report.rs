@@ -97,6 +97,9 @@ pub struct CreateReport {
     /// The ids of the `remaining` backups, for the continuation.
     #[serde(skip)]
     pub unstarted: Vec<String>,
+    /// Why the work must be done again (see [`crate::Error::Unfinished`]), when it must.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unfinished: Option<String>,
 }
 
 pub(crate) fn is_zero(n: &usize) -> bool {
@@ -169,6 +172,22 @@ pub fn into_bounded_outcome<T: Serialize>(
     failed: usize,
 ) -> Result<serde_json::Value, Error> {
     outcome(bounded(to_value(&report)), failed)
+}
+
+/// [`into_bounded_outcome`], unless the work is `unfinished`: then an [`Error::Unfinished`]
+/// carrying the bounded result, so that it is tried again (Lambda's retry, or the work queue's).
+pub fn into_outcome_unless_unfinished<T: Serialize>(
+    report: T,
+    failed: usize,
+    unfinished: Option<String>,
+) -> Result<serde_json::Value, Error> {
+    match unfinished {
+        Some(reason) => Err(Error::Unfinished {
+            reason,
+            result: bounded(to_value(&report)).to_string(),
+        }),
+        None => into_bounded_outcome(report, failed),
+    }
 }
 
 fn to_value<T: Serialize>(report: &T) -> serde_json::Value {

@@ -25,7 +25,15 @@ pub struct WorkQueue {
 impl WorkQueue {
     /// The queue at `url` (validated by [`crate::config`]), for `function`'s messages.
     pub fn new(sdk: &aws_config::SdkConfig, url: &str, function: &str) -> Self {
-        Self::from_client(Client::new(sdk), url, function)
+        // Each call well inside the deadline's margin (2 s at least): a slow SQS must not
+        // carry an invocation past its timeout.
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(std::time::Duration::from_millis(1500))
+            .build();
+        let conf = aws_sdk_sqs::config::Builder::from(sdk)
+            .timeout_config(timeouts)
+            .build();
+        Self::from_client(Client::from_conf(conf), url, function)
     }
 
     /// The queue over a client made elsewhere (the tests' moto client).
@@ -73,7 +81,7 @@ impl WorkQueue {
                     };
                     entry
                         .build()
-                        .map_err(|e| queue_error("SendMessageBatch", "Invalid", e.to_string()))
+                        .map_err(|e| self.error("SendMessageBatch", "Invalid", e.to_string()))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let answer = self
@@ -83,12 +91,18 @@ impl WorkQueue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| crate::ec2::aws_error("SendMessageBatch", self.region(), e))?;
+                .map_err(|e| self.sdk_error("SendMessageBatch", e))?;
             if let Some(refused) = answer.failed().first() {
-                return Err(queue_error(
+                return Err(self.error(
                     "SendMessageBatch",
                     refused.code(),
-                    refused.message().unwrap_or("refused").to_string(),
+                    format!(
+                        "{} of {} messages refused ({} sent before), the first: {}",
+                        answer.failed().len(),
+                        chunk.len(),
+                        sent + answer.successful().len(),
+                        refused.message().unwrap_or("no reason given")
+                    ),
                 ));
             }
             sent += chunk.len();
@@ -109,17 +123,32 @@ impl WorkQueue {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| crate::ec2::aws_error("ChangeMessageVisibility", self.region(), e))
+            .map_err(|e| self.sdk_error("ChangeMessageVisibility", e))
     }
 
-    /// The queue's region, as its URL names it (`https://sqs.REGION.amazonaws.com/...`), for
-    /// error messages.
-    fn region(&self) -> &str {
-        self.url
-            .split("://")
-            .nth(1)
-            .and_then(|host| host.split('.').nth(1))
-            .unwrap_or("")
+    /// The region of the queue's client.
+    fn region(&self) -> String {
+        self.client
+            .config()
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_default()
+    }
+
+    /// An SDK error of `operation` on this queue, keeping its code and naming the queue.
+    fn sdk_error<E, R>(
+        &self,
+        operation: &'static str,
+        err: aws_sdk_sqs::error::SdkError<E, R>,
+    ) -> Error
+    where
+        E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        match crate::ec2::aws_error(operation, &self.region(), err) {
+            Error::Aws { code, message, .. } => self.error(operation, &code, message),
+            other => other,
+        }
     }
 }
 
@@ -133,12 +162,15 @@ fn unique_id(i: usize) -> String {
     format!("{nanos}-{}-{i}", std::process::id())
 }
 
-fn queue_error(operation: &'static str, code: &str, message: String) -> Error {
-    Error::Aws {
-        operation,
-        region: String::new(),
-        code: code.to_string(),
-        message,
+impl WorkQueue {
+    /// An error of `operation` on this queue, naming it.
+    fn error(&self, operation: &'static str, code: &str, message: String) -> Error {
+        Error::Aws {
+            operation,
+            region: self.region(),
+            code: code.to_string(),
+            message: format!("{message} (queue {})", self.url),
+        }
     }
 }
 

@@ -878,7 +878,7 @@ async fn a_record_that_is_not_our_continuation_fails_alone_and_says_what_was_exp
         request_id: None,
         ids: Some(vec![web.clone()]),
     };
-    let ours = shared::continuation::body(&config(), "create-image", &work);
+    let ours = shared::continuation::body(&config(), "create-image", &work).unwrap();
     let theirs = ours.replace("\"ec2-backup\"", "\"other-backup\"");
     // (From a standard queue: on a FIFO one, what follows a failed record is not started.)
     let name = "ec2-backup-work";
@@ -927,7 +927,7 @@ async fn a_continuation_whose_instance_is_gone_skips_it_without_failing() {
         request_id: None,
         ids: Some(vec![gone.clone(), "i-0123456789abcdef0".into()]),
     };
-    let body = shared::continuation::body(&config(), "create-image", &work);
+    let body = shared::continuation::body(&config(), "create-image", &work).unwrap();
     let event = json!({"Records": [sqs_record("m-1", &body, "q.fifo")]});
     let answer = handle_queued(&moto.ec2(HOME), &queue, &event, now()).await;
     assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
@@ -978,4 +978,73 @@ async fn a_refused_record_is_made_visible_again_at_once_so_it_does_not_hold_up_i
             .map(String::as_str),
         Some("2")
     );
+}
+
+#[tokio::test]
+async fn with_a_work_queue_a_tag_change_queues_behind_the_sweep_and_is_made_from_there() {
+    // GIVEN a tagged instance and create-image's FIFO work queue
+    let moto = start().await;
+    let id = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let queue = moto
+        .work_queue("ec2-backup-create-image.fifo", "create-image")
+        .await;
+
+    // WHEN its Tag Change arrives
+    let e = event("tag-change-instance.json", &[("i-0123456789abcdef0", &id)]);
+    let direct = handle_queued(&moto.ec2(HOME), &queue, &e, now()).await;
+
+    // THEN it goes to the queue, in the sweeps' one message group (never racing a sweep),
+    // naming the instance and the event's time
+    assert_eq!(direct["continuations"], 1, "{direct}");
+    let batch = moto.receive(&queue).await;
+    let body: Value = serde_json::from_str(batch[0].body().unwrap()).unwrap();
+    assert_eq!(body["work"]["origin"], "tag-change");
+    assert_eq!(body["work"]["ids"], json!([id]));
+    assert!(body["work"]["time"].is_string(), "{body}");
+
+    // AND delivered, it makes the backup
+    let answer = handle_queued(&moto.ec2(HOME), &queue, &sqs_event(&queue, &batch), now()).await;
+    assert_eq!(
+        sources(&answer["records"][0]["result"], "created"),
+        vec![id]
+    );
+}
+
+#[tokio::test]
+async fn work_that_cannot_be_handed_on_is_unfinished_and_names_the_queue() {
+    // GIVEN a work queue that does not exist (deleted, or a wrong URL)
+    let moto = start().await;
+    moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let queue = shared::sqs::WorkQueue::from_client(
+        moto.sqs(),
+        &format!(
+            "{}/123456789012/no-such-queue.fifo",
+            moto.url().trim_end_matches('/')
+        ),
+        "create-image",
+    );
+
+    // WHEN the schedule fires
+    let err = shared::create::handle(
+        Instance,
+        &config(),
+        &moto.ec2(HOME),
+        Some(&queue),
+        &scheduled_at(now()),
+        REQUEST_ID,
+        now(),
+    )
+    .await
+    .unwrap_err();
+
+    // THEN the invocation fails as retryable (Lambda tries it again), naming the queue, and
+    // counts no backup failed
+    let text = err.to_string();
+    assert!(
+        text.contains("no-such-queue.fifo") && text.contains("not finished"),
+        "{text}"
+    );
+    let diagnostic: lambda_runtime::Diagnostic = err.into();
+    assert_eq!(diagnostic.error_type, "Retryable.Unfinished");
+    assert!(managed_images(&moto).await.is_empty());
 }

@@ -1347,7 +1347,7 @@ async fn a_sweep_the_deadline_cuts_short_is_handed_on_and_finished_from_the_queu
     assert_eq!(report["continuations"], 1, "{report}");
     let batch = moto.receive(&queue).await;
     let body: Value = serde_json::from_str(batch[0].body().unwrap()).unwrap();
-    assert_eq!(body["work"], json!({"regions": [HOME]}));
+    assert_eq!(body["work"], json!({"regions": [HOME], "attempt": 0}));
 
     // AND delivered, the continuation sweeps that region only and finishes it
     let answer = shared::expire::handle(

@@ -1192,7 +1192,7 @@ async fn a_full_copy_limit_becomes_a_delayed_continuation_that_makes_the_copy_on
         snapshot_ids: Vec::new(),
         attempt: 0,
     };
-    let body = shared::continuation::body(&config(), "replicate", &work);
+    let body = shared::continuation::body(&config(), "replicate", &work).unwrap();
     let event = json!({"Records": [sqs_record("m-1", &body, "ec2-backup-replicate")]});
     for _ in 0..2 {
         let answer = shared::replicate::handle(
@@ -1259,4 +1259,41 @@ async fn copies_the_deadline_cut_off_are_handed_on_at_once() {
     for ami in [&first, &second] {
         assert_eq!(image_copies(&moto, DR, ami).await.len(), 1, "{ami}");
     }
+}
+
+#[tokio::test]
+async fn a_record_the_deadline_leaves_no_time_for_is_sent_again_not_failed() {
+    // GIVEN a continuation delivered to an invocation whose deadline has as good as come
+    let moto = start().await;
+    let ami = image_backup(&moto, &[("backup:copy-to", DR)]).await;
+    let queue = moto.work_queue("ec2-backup-replicate", "replicate").await;
+    let work = shared::replicate::ReplicateWork {
+        image_ids: vec![ami.clone()],
+        snapshot_ids: Vec::new(),
+        attempt: 3,
+    };
+    let body = shared::continuation::body(&config(), "replicate", &work).unwrap();
+    let event = json!({"Records": [sqs_record("m-late", &body, "ec2-backup-replicate")]});
+    let t0 = std::time::Instant::now();
+    let deadline = shared::pacing::Deadline::new(t0 + std::time::Duration::from_millis(10), t0);
+
+    // WHEN it is handled
+    let answer = shared::replicate::handle(
+        &config(),
+        &moto.clients(HOME).until(deadline),
+        Some(&queue),
+        &event,
+        later(),
+    )
+    .await
+    .unwrap();
+
+    // THEN it is not a batch item failure (no receive counted towards the dead-letter
+    // queue): the same work is on the queue again, as a new message
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    assert_eq!(answer["records"][0]["sent_again"], true, "{answer}");
+    let batch = moto.receive(&queue).await;
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch[0].body(), Some(body.as_str()));
+    assert!(image_copies(&moto, DR, &ami).await.is_empty());
 }

@@ -51,6 +51,8 @@ pub struct ExpireRequest {
     pub dry_run: bool,
     /// A continuation's regions: only these are swept. `None`: every region expire sweeps.
     pub regions: Option<Vec<Region>>,
+    /// How many times the sweep was handed on before (0: a scheduled or direct one).
+    pub attempt: u32,
 }
 
 /// expire's continuation (see [`crate::continuation`]): the regions whose sweep the deadline cut
@@ -60,7 +62,14 @@ pub struct ExpireRequest {
 #[serde(deny_unknown_fields)]
 pub struct ExpireWork {
     pub regions: Vec<Region>,
+    /// How many times the sweep was handed on before: past [`MAX_ATTEMPTS`] (EC2's delete
+    /// buckets taken by others for hours), the next schedule takes over.
+    #[serde(default)]
+    pub attempt: u32,
 }
+
+/// Continuations of one sweep at most: about 12 hours of 15-minute invocations.
+pub const MAX_ATTEMPTS: u32 = 48;
 
 impl ExpireWork {
     fn check(self) -> Result<Self, Error> {
@@ -87,6 +96,7 @@ pub fn parse_expire_request(payload: &Value) -> Result<ExpireRequest, Error> {
                 event_id: event.id,
                 dry_run: false,
                 regions: None,
+                attempt: 0,
             }),
             (source, detail_type) => Err(Error::Payload(format!(
                 "{EXPECTED}; got an event from {source:?} with detail-type {detail_type:?}"
@@ -118,6 +128,7 @@ pub fn parse_expire_request(payload: &Value) -> Result<ExpireRequest, Error> {
         event_id: None,
         dry_run,
         regions: None,
+        attempt: 0,
     })
 }
 
@@ -194,6 +205,9 @@ pub struct ExpireReport {
     /// Messages sent to the work queue: the regions whose sweep the deadline cut short.
     #[serde(skip_serializing_if = "crate::report::is_zero")]
     pub continuations: usize,
+    /// Why the work must be done again (see [`crate::Error::Unfinished`]), when it must.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unfinished: Option<String>,
 }
 
 impl ExpireReport {
@@ -679,6 +693,7 @@ pub async fn handle(
                 event_id: None,
                 dry_run: false,
                 regions: Some(work.regions),
+                attempt: work.attempt + 1,
             })
     };
     crate::continuation::dispatch(
@@ -707,9 +722,10 @@ async fn one(
         Err(_) => (ExpireReport::default().metric_values(), 0),
     };
     invocation.finish(counts, Vec::new(), clients.throttles(), continuations, now);
-    let report = report?;
+    let mut report = report?;
     let failed = report.failed();
-    crate::report::into_bounded_outcome(report, failed)
+    let unfinished = report.unfinished.take();
+    crate::report::into_outcome_unless_unfinished(report, failed, unfinished)
 }
 
 /// The invocation up to its report: the request checked, the regions swept, the ones the
@@ -742,21 +758,22 @@ async fn report(
         .filter(|(_, r)| r.remaining > 0)
         .map(|(region, _)| region.clone())
         .collect();
-    if let Some(queue) = queue
+    if request.attempt > MAX_ATTEMPTS && !unfinished.is_empty() {
+        warn!(attempt = request.attempt, regions = ?unfinished.iter().map(Region::as_str).collect::<Vec<_>>(), "handed on too often: the next schedule sweeps these regions");
+    } else if let Some(queue) = queue
         && !unfinished.is_empty()
         && !report.dry_run
     {
-        let first = unfinished[0].clone();
         let work = [ExpireWork {
             regions: unfinished,
+            attempt: request.attempt,
         }];
         match crate::continuation::hand_on(queue, config, FUNCTION, &work, 0).await {
             Ok(sent) => report.continuations += sent,
             Err(e) => {
                 warn!(error = %e, queue = queue.url(), "cannot hand the rest of the sweep on to the work queue");
-                if let Some(region) = report.regions.get_mut(&first) {
-                    region.failed.push(Failure::new("work queue", None, &e));
-                }
+                report.unfinished =
+                    Some(format!("the rest of the sweep could not be handed on: {e}"));
             }
         }
     }

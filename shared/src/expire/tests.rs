@@ -704,7 +704,8 @@ fn payloads() {
         ExpireRequest {
             event_id: Some("e-1".into()),
             dry_run: false,
-            regions: None
+            regions: None,
+            attempt: 0
         }
     );
     assert_eq!(
@@ -712,7 +713,8 @@ fn payloads() {
         ExpireRequest {
             event_id: None,
             dry_run: false,
-            regions: None
+            regions: None,
+            attempt: 0
         }
     );
     assert!(

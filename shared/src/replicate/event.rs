@@ -63,8 +63,11 @@ impl ReplicateRequest {
 }
 
 /// replicate's continuation (see [`crate::continuation`]): backups whose copies were deferred
-/// (a copy limit full, throttling, the deadline), tried again. A copy's ClientToken is derived
-/// from its source and destination, so a repeat never makes a second copy.
+/// (a copy limit full, throttling, the deadline), tried again. It plans again from the copies in
+/// each destination, so a repeat finds the copy the first made; CopyImage's ClientToken (from
+/// the source and destination) makes two racing AMI copies one. CopySnapshot takes no token: two
+/// deliveries racing at the same instant could copy a snapshot twice (the extra copy is expired
+/// like any other).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplicateWork {

@@ -442,7 +442,7 @@ async fn copy_all(run: &Run<'_>, jobs: Vec<CopyJob>, report: &mut ReplicateRepor
                 report.deferred.push(Deferred {
                     source: job.source_id,
                     region: job.destination,
-                    reason: format!("{e}; handed on"),
+                    reason: e.to_string(),
                     code: e.code().map(str::to_string),
                     wait: waits(&e),
                 });
@@ -587,9 +587,10 @@ async fn one(
             .collect()
     };
     invocation.finish(counts, per_region, clients.throttles(), continuations, now);
-    let report = report?;
+    let mut report = report?;
     let failed = report.failed.len();
-    crate::report::into_bounded_outcome(report, failed)
+    let unfinished = report.unfinished.take();
+    crate::report::into_outcome_unless_unfinished(report, failed, unfinished)
 }
 
 /// The invocation up to its report: the request checked, the copies made, the deferred ones
@@ -655,7 +656,16 @@ async fn hand_on(config: &Config, queue: &WorkQueue, attempt: u32, report: &mut 
             snapshot_ids: Vec::new(),
             attempt,
         };
-        for d in report.deferred.iter().filter(|d| d.wait == wait) {
+        // One message per source: a source goes at once when any of its copies was cut off by
+        // the deadline, delayed only when all of them wait (on a limit or on throttling).
+        let waits = |source: &str| {
+            report
+                .deferred
+                .iter()
+                .filter(|d| d.source == source)
+                .all(|d| d.wait)
+        };
+        for d in report.deferred.iter().filter(|d| waits(&d.source) == wait) {
             let ids = if d.source.starts_with("ami-") {
                 &mut work.image_ids
             } else {
@@ -689,9 +699,8 @@ async fn hand_on(config: &Config, queue: &WorkQueue, attempt: u32, report: &mut 
             Ok(sent) => report.continuations += sent,
             Err(e) => {
                 warn!(error = %e, queue = queue.url(), "cannot hand the deferred copies on to the work queue");
-                report
-                    .failed
-                    .push(Failed::from_error("work queue", None, &e));
+                report.unfinished =
+                    Some(format!("the deferred copies could not be handed on: {e}"));
             }
         }
     }

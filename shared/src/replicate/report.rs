@@ -17,6 +17,9 @@ pub struct ReplicateReport {
     /// Messages sent to the work queue: the deferred copies, tried again from there.
     #[serde(skip_serializing_if = "crate::report::is_zero")]
     pub continuations: usize,
+    /// Why the work must be done again (see [`crate::Error::Unfinished`]), when it must.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unfinished: Option<String>,
 }
 
 impl ReplicateReport {
