@@ -373,6 +373,10 @@ def _settle(run: Run, server: Server, summary: dict[str, Any], dlq: str, first: 
     run.dead_lettered = queue_depth(server, dlq)
     run.peak_rss_mib = _mib(max([p for p in peaks + [summary["stats"]["max_rss_kib"]] if p] or [0]))
     records = [rec for entry in summary["results"] for rec in _record_counts(entry.get("response"))]
+    # Each invocation through the queue: how long it took, and the sandbox it ran in.
+    run.extra["invocations"] = [(entry["poller"], round(entry["ms"] / 1000, 1)) for entry in summary["results"]]
+    run.extra["sandboxes"] = [(s["cold_start_ms"], _mib(s["max_rss_kib"]), s["invocations"], s["end"])
+                              for s in summary["stats"]["sandboxes"]]
     for r in first:
         if not r["ok"]:
             run.notes.append(f"first invocation: {r['error'].get('errorType')}: {str(r['error'].get('errorMessage'))[:300]}")
