@@ -83,6 +83,7 @@ from moto.ec2.exceptions import (  # noqa: E402
     InvalidTaggableResourceType,
 )
 from moto.ec2.models.amis import Ami, AmiBackend  # noqa: E402
+from moto.ec2.models.core import TaggedEC2Resource  # noqa: E402
 from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot  # noqa: E402
 from moto.ec2.responses.amis import AmisResponse  # noqa: E402
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore  # noqa: E402
@@ -886,7 +887,25 @@ def _sqs_add_message(self: SqsQueue, message: Any) -> None:
 _orig_sqs_add_message = SqsQueue.add_message
 
 
+# --------------------------------------------------------------------------
+# Speed (h): a resource's own tags
+# --------------------------------------------------------------------------
+# Before: a resource's tags (read for every tag filter and every resource a describe
+# returns) were found by DescribeTags over every tag of the region, a regular expression per
+# tag: a describe of N resources cost N times all the region's tags, minutes at 10,000
+# instances. After: the resource's own entry of the tag table, the same list in the same order.
+
+
+def _get_tags(self: Any) -> list[dict[str, str]]:
+    if not self.id:
+        return []
+    resource_type = ec2_utils.EC2_PREFIX_TO_RESOURCE.get(ec2_utils.get_prefix(self.id), "")
+    return [{"resource_id": self.id, "key": k, "value": v, "resource_type": resource_type}
+            for k, v in dict(self.ec2_backend.tags.get(self.id, {})).items()]
+
+
 def apply_patches() -> None:
+    TaggedEC2Resource.get_tags = _get_tags
     AmiBackend.create_image = _create_image
     AmiBackend.copy_image = _copy_image
     Ami.block_device_mappings = property(_ami_block_device_mappings)

@@ -449,6 +449,23 @@ def test_create_tags(client):
     assert _code(exc) == "InvalidParameterValue"
 
 
+def test_a_resource_reads_its_own_tags_in_order_and_a_describe_of_thousands_stays_quick(client):
+    ec2 = client()
+    ids = [i["InstanceId"] for i in ec2.run_instances(
+        ImageId="ami-12345678", MinCount=2000, MaxCount=2000, TagSpecifications=[{
+            "ResourceType": "instance", "Tags": [{"Key": f"k{n}", "Value": f"v{n}"} for n in range(8)]}])["Instances"]]
+    ec2.create_tags(Resources=[ids[0]], Tags=[{"Key": "speedtest", "Value": "one"}])
+    ec2.delete_tags(Resources=[ids[0]], Tags=[{"Key": "k3"}])
+    started = time.monotonic()
+    found = ec2.describe_instances(Filters=[{"Name": "tag:k0", "Values": ["v0"]}], MaxResults=1000)
+    # Reading each resource's tags from every tag of the region took over a minute here.
+    assert time.monotonic() - started < 20
+    assert sum(len(r["Instances"]) for r in found["Reservations"]) >= 1000
+    one = ec2.describe_instances(Filters=[{"Name": "tag:speedtest", "Values": ["one"]}])["Reservations"]
+    tags = [(t["Key"], t["Value"]) for t in one[0]["Instances"][0]["Tags"]]
+    assert tags == [(f"k{n}", f"v{n}") for n in range(8) if n != 3] + [("speedtest", "one")]
+
+
 def test_deregister_keeps_snapshots_and_delete_snapshot_errors(client):
     ec2 = client()
     image_id = ec2.create_image(InstanceId=_instance(ec2, data_volumes=[5]), Name="img-dereg")["ImageId"]
