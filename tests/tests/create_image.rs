@@ -1048,3 +1048,29 @@ async fn work_that_cannot_be_handed_on_is_unfinished_and_names_the_queue() {
     assert_eq!(diagnostic.error_type, "Retryable.Unfinished");
     assert!(managed_images(&moto).await.is_empty());
 }
+
+#[tokio::test]
+async fn throttling_that_outlasts_the_deadline_leaves_the_rest_remaining_not_failed() {
+    // GIVEN three instances, EC2's CreateImage bucket nearly dry (one call, then one every 20
+    // s), an unpaced adapter and 5 s to go
+    let moto = start().await;
+    for _ in 0..3 {
+        moto.instance(HOME, &[("Backup", "true")], 0).await;
+    }
+    moto.set_buckets(json!({"buckets": {"CreateImage": {"burst": 1, "rate": 0.05}}}));
+    let t0 = std::time::Instant::now();
+    let deadline = shared::pacing::Deadline::new(t0 + std::time::Duration::from_secs(5), t0);
+    // WHEN the sweep runs
+    let report = sweep_with(&moto.ec2(HOME).until(deadline), now()).await;
+    // THEN the throttled calls, waited out until the deadline, are remaining: not failures
+    assert_eq!(report["failed"], json!([]), "{report}");
+    assert_eq!(report["created"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["remaining"], 2, "{report}");
+    assert!(
+        moto.throttled(HOME)
+            .get("CreateImage")
+            .copied()
+            .unwrap_or(0)
+            > 0
+    );
+}

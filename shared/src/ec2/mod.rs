@@ -163,12 +163,17 @@ impl Ec2 {
             match call().await {
                 Err(e) if e.code() == Some("RequestLimitExceeded") => {
                     let now = tokio::time::Instant::now().into_std();
-                    let give_up = match &self.deadline {
-                        Some(d) => !d.allows(now + wait),
-                        None => round >= THROTTLED_ROUNDS,
-                    };
-                    if give_up {
-                        return Err(e);
+                    match &self.deadline {
+                        // A throttled call changed nothing: past the deadline it is one not
+                        // done, as one not started (`remaining`, deferred), not a failure.
+                        Some(d) if !d.allows(now + wait) => {
+                            return Err(Error::Deadline {
+                                operation: action,
+                                region: self.region.to_string(),
+                            });
+                        }
+                        None if round >= THROTTLED_ROUNDS => return Err(e),
+                        _ => {}
                     }
                     // Spread the retries of calls throttled together.
                     let jittered = wait.mul_f64(0.5 + jitter());
