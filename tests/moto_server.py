@@ -567,16 +567,19 @@ def _describe_snapshots_response(self: Any) -> ActionResult:
 
 
 def _delete_snapshot(self: Any, snapshot_id: str) -> Snapshot:
-    snapshot = self.snapshots.get(snapshot_id)
-    if snapshot is None:
-        raise _snapshot_not_found(snapshot_id)
-    # In use while a registered image lists it (moto only knew the image that made it).
-    for ami in self.amis.values():
-        for mapping in ami.block_device_mappings:
-            if (mapping.get("Ebs") or {}).get("SnapshotId") == snapshot_id:
-                raise _error("InvalidSnapshot.InUse",
-                             f"The snapshot {snapshot_id} is currently in use by {ami.id}")
-    return self.snapshots.pop(snapshot_id)
+    # Under the lock: a DeregisterImage in another thread changing the images while this
+    # looks through them answered HTTP 500 ("dictionary changed size during iteration").
+    with _lock:
+        snapshot = self.snapshots.get(snapshot_id)
+        if snapshot is None:
+            raise _snapshot_not_found(snapshot_id)
+        # In use while a registered image lists it (moto only knew the image that made it).
+        for ami in self.amis.values():
+            for mapping in ami.block_device_mappings:
+                if (mapping.get("Ebs") or {}).get("SnapshotId") == snapshot_id:
+                    raise _error("InvalidSnapshot.InUse",
+                                 f"The snapshot {snapshot_id} is currently in use by {ami.id}")
+        return self.snapshots.pop(snapshot_id)
 
 
 # --------------------------------------------------------------------------

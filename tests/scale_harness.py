@@ -337,6 +337,24 @@ def _record_counts(response: Any) -> list[dict[str, Any]]:
     return [r for r in response.get("records", [])]
 
 
+def _first_results(first: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The results of the directly invoked events: a success's response, or the result that
+    a partial failure's error message carries (`...; result: {...}`)."""
+    out = []
+    for r in first:
+        if r["ok"]:
+            out.append(r["response"])
+            continue
+        message = str(r["error"].get("errorMessage", ""))
+        _, found, rest = message.partition("result: ")
+        if found:
+            try:
+                out.append(json.loads(rest))
+            except ValueError:
+                pass
+    return out
+
+
 def _mib(kib: int | None) -> float:
     return round((kib or 0) / 1024, 1)
 
@@ -425,10 +443,9 @@ def run_create(server: Server, binary_path: Path, n: int, factor: float, timeout
         # How long the sweep still ran after the Tag Change's backup was made.
         tag_change["sweep_left_s"] = round(clock.last - tag_change.pop("done_at"), 1)
     records = _settle(run, server, summary, dlq, first, peaks)
-    for r in first:
-        if r["ok"]:
-            run.continuations += r["response"].get("continuations", 0)
-            run.failed += r["response"].get("counts", {}).get("failed", 0)
+    for result in _first_results(first):
+        run.continuations += result.get("continuations", 0)
+        run.failed += result.get("counts", {}).get("failed", 0)
     made = 0
     for rec in records:
         result = rec.get("result") or {}
@@ -510,7 +527,7 @@ def run_replicate(server: Server, binary_path: Path, n: int, factor: float, time
     summary = _deliver(server, "replicate", binary_path, queue, env, timeout, max_time, clock, logs)
     run.seconds = clock.last - started
     records = _settle(run, server, summary, dlq, first, [function.stats()["max_rss_kib"]])
-    results = [r["response"] for r in first if r["ok"]] + [rec.get("result") or {} for rec in records]
+    results = _first_results(first) + [rec.get("result") or {} for rec in records]
     for result in results:
         counts = result.get("counts", {})
         run.failed += counts.get("failed", 0)
@@ -546,7 +563,7 @@ def run_expire(server: Server, binary_path: Path, n: int, factor: float, timeout
     summary = _deliver(server, "expire", binary_path, queue, env, timeout, max_time, clock, logs)
     run.seconds = clock.last - started
     records = _settle(run, server, summary, dlq, first, [function.stats()["max_rss_kib"]])
-    results = [r["response"] for r in first if r["ok"]] + [rec.get("result") or {} for rec in records]
+    results = _first_results(first) + [rec.get("result") or {} for rec in records]
     deregistered = deleted = 0
     for result in results:
         run.continuations += result.get("continuations", 0)
