@@ -125,28 +125,41 @@ pub fn parse<W: DeserializeOwned>(config: &Config, function: &str, body: &str) -
         .map_err(|e| refuse(format!("a continuation whose work does not parse: {e}")))
 }
 
-/// Sends continuations of `function` doing each of `works`, delayed by `delay_seconds` where
-/// the queue allows; the number sent.
+/// Sends continuations of `function` doing each of `works` (`what` names them in the log),
+/// delayed by `delay_seconds` where the queue allows; the number sent. A queue that refuses them
+/// is logged here, and the error is why the work is unfinished (see
+/// [`crate::Error::Unfinished`]): doing it again is harmless.
 pub async fn hand_on<W: Serialize>(
     queue: &WorkQueue,
     config: &Config,
     function: &str,
+    what: &str,
     works: &[W],
     delay_seconds: u32,
-) -> Result<usize, Error> {
-    let bodies = works
-        .iter()
-        .map(|w| body(config, function, w))
-        .collect::<Result<Vec<String>, Error>>()?;
-    let sent = queue.send(&bodies, delay_seconds).await?;
-    info!(
-        function,
-        messages = sent,
-        delay_seconds,
-        queue = queue.url(),
-        "work handed on to the work queue"
-    );
-    Ok(sent)
+) -> Result<usize, String> {
+    let sent = async {
+        let bodies = works
+            .iter()
+            .map(|w| body(config, function, w))
+            .collect::<Result<Vec<String>, Error>>()?;
+        queue.send(&bodies, delay_seconds).await
+    };
+    match sent.await {
+        Ok(sent) => {
+            info!(
+                function,
+                messages = sent,
+                delay_seconds,
+                queue = queue.url(),
+                "{what} handed on to the work queue"
+            );
+            Ok(sent)
+        }
+        Err(e) => {
+            warn!(function, error = %e, queue = queue.url(), "cannot hand {what} on to the work queue");
+            Err(format!("{what} could not be handed on: {e}"))
+        }
+    }
 }
 
 /// The one entry of a function with a work queue: an SQS event's records one by one (see
@@ -221,15 +234,15 @@ pub async fn each_record(
             one(body).instrument(span.clone()).await
         };
         let _enter = span.enter();
-        match outcome {
-            Ok(result) => {
+        match (outcome, queue) {
+            (Ok(result), _) => {
                 info!(message_id = %id, "record done");
                 results.push(json!({"messageId": id, "ok": true, "result": result}));
             }
             // Some resources failed, each reported, logged and counted in the metrics; the
             // record itself is done: done again it would repeat what succeeded, and a FIFO
             // queue would hold back everything behind it. The next schedule tries them again.
-            Err(Error::SomeFailed { failed, result }) => {
+            (Err(Error::SomeFailed { failed, result }), _) => {
                 warn!(message_id = %id, failed, "record done, with failures");
                 let result = serde_json::from_str(&result).unwrap_or(Value::String(result));
                 results
@@ -238,12 +251,8 @@ pub async fn each_record(
             // Not started: the invocation's deadline came first (an earlier record of the batch
             // took the time). Sent again as a new message, it starts afresh, where a batch item
             // failure would count a receive towards the dead-letter queue.
-            Err(Error::Deadline { .. }) if queue.is_some() => {
-                let sent = match queue {
-                    Some(queue) => queue.send(&[body.to_string()], 0).await,
-                    None => Ok(0),
-                };
-                match sent {
+            (Err(Error::Deadline { .. }), Some(queue)) => {
+                match queue.send(&[body.to_string()], 0).await {
                     Ok(_) => {
                         info!(message_id = %id, "record not started before the deadline: sent again");
                         results.push(json!({"messageId": id, "ok": true, "sent_again": true}));
@@ -255,7 +264,7 @@ pub async fn each_record(
                     }
                 }
             }
-            Err(e) => {
+            (Err(e), _) => {
                 let retry = match e {
                     Error::Payload(_) => 0,
                     _ => RETRY_SECONDS,

@@ -713,12 +713,9 @@ async fn hand_on(
     works: &[CreateWork],
     report: &mut CreateReport,
 ) {
-    match crate::continuation::hand_on(queue, config, kind.function(), works, 0).await {
+    match crate::continuation::hand_on(queue, config, kind.function(), "the rest", works, 0).await {
         Ok(sent) => report.continuations += sent,
-        Err(e) => {
-            warn!(error = %e, queue = queue.url(), "cannot hand the rest on to the work queue");
-            report.unfinished = Some(format!("the rest could not be handed on: {e}"));
-        }
+        Err(reason) => report.unfinished = Some(reason),
     }
 }
 

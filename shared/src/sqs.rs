@@ -49,13 +49,8 @@ impl WorkQueue {
         &self.url
     }
 
-    /// Whether messages to it may be delayed one by one (a FIFO queue delays only as a whole).
-    pub fn delays(&self) -> bool {
-        self.group.is_none()
-    }
-
-    /// Sends `bodies`, each delayed by `delay_seconds` where the queue allows it (see
-    /// [`WorkQueue::delays`]); ten to a call. Fails naming the first message SQS refused:
+    /// Sends `bodies`, each delayed by `delay_seconds` where the queue allows it (a standard
+    /// queue: a FIFO queue delays only as a whole); ten to a call. Fails naming the first message SQS refused:
     /// those before it were sent, which is harmless, since every continuation can be done
     /// twice.
     pub async fn send(&self, bodies: &[String], delay_seconds: u32) -> Result<usize, Error> {

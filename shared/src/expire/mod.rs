@@ -768,13 +768,10 @@ async fn report(
             regions: unfinished,
             attempt: request.attempt,
         }];
-        match crate::continuation::hand_on(queue, config, FUNCTION, &work, 0).await {
+        let what = "the rest of the sweep";
+        match crate::continuation::hand_on(queue, config, FUNCTION, what, &work, 0).await {
             Ok(sent) => report.continuations += sent,
-            Err(e) => {
-                warn!(error = %e, queue = queue.url(), "cannot hand the rest of the sweep on to the work queue");
-                report.unfinished =
-                    Some(format!("the rest of the sweep could not be handed on: {e}"));
-            }
+            Err(reason) => report.unfinished = Some(reason),
         }
     }
     let failed = report.failed();

@@ -695,13 +695,10 @@ async fn hand_on(config: &Config, queue: &WorkQueue, attempt: u32, report: &mut 
         } else {
             0
         };
-        match crate::continuation::hand_on(queue, config, FUNCTION, &works, delay).await {
+        let what = "the deferred copies";
+        match crate::continuation::hand_on(queue, config, FUNCTION, what, &works, delay).await {
             Ok(sent) => report.continuations += sent,
-            Err(e) => {
-                warn!(error = %e, queue = queue.url(), "cannot hand the deferred copies on to the work queue");
-                report.unfinished =
-                    Some(format!("the deferred copies could not be handed on: {e}"));
-            }
+            Err(reason) => report.unfinished = Some(reason),
         }
     }
 }
