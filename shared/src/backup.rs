@@ -208,6 +208,16 @@ impl Backup {
         }
     }
 
+    /// Drops what only a whole-region rule never reads: the name, the description, and every
+    /// tag but [`LEAN_TAGS`] (the others are read into the fields already).
+    pub fn make_lean(&mut self, keys: &TagKeys) {
+        self.name = None;
+        self.description = None;
+        self.tags
+            .retain(|(k, _)| LEAN_TAGS.iter().any(|name| keys.is_key(k, name)));
+        self.tags.shrink_to_fit();
+    }
+
     pub fn is_usable(&self) -> bool {
         self.state.is_usable()
     }
@@ -248,6 +258,11 @@ pub enum Copies {
     Of(Vec<String>),
 }
 
+/// The tags a lean listing keeps as written: those whose value can be unreadable and is then
+/// warned of (`P:hold`, `P:expires-at`), and those no field holds as written (`P:copy-of`,
+/// `P:copy-to`).
+pub const LEAN_TAGS: [&str; 4] = [key::HOLD, key::EXPIRES_AT, key::COPY_OF, key::COPY_TO];
+
 /// The one listing query of backups: every caller says what it needs, the adapter turns it into
 /// filters, pages and chunks of ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,11 +275,16 @@ pub struct BackupQuery {
     pub kind_tag: bool,
     /// Only these ids (empty: no id filter).
     pub ids: Vec<String>,
+    /// Only the backups of these sources (`P:source`; empty: any source's).
+    pub sources: Vec<String>,
     pub copies: Copies,
     /// Only these states (empty: any).
     pub states: Vec<State>,
     /// Disabled AMIs too (they still hold their snapshots).
     pub include_disabled: bool,
+    /// Only what expire's rules read: of the tags only [`LEAN_TAGS`] (the rest is in the
+    /// fields), no name or description. A region's listing then takes about half the memory.
+    pub lean: bool,
 }
 
 impl BackupQuery {
@@ -275,9 +295,11 @@ impl BackupQuery {
             managed_by: Some(deployment.to_string()),
             kind_tag: true,
             ids: Vec::new(),
+            sources: Vec::new(),
             copies: Copies::Any,
             states: Vec::new(),
             include_disabled: false,
+            lean: false,
         }
     }
 
@@ -297,10 +319,23 @@ impl BackupQuery {
             managed_by: None,
             kind_tag: false,
             ids: ids.to_vec(),
+            sources: Vec::new(),
             copies: Copies::Any,
             states: Vec::new(),
             include_disabled: false,
+            lean: false,
         }
+    }
+
+    /// Only the backups of these instances or volumes.
+    pub fn of_sources(mut self, sources: &[String]) -> Self {
+        self.sources = sources.to_vec();
+        self
+    }
+
+    pub fn lean(mut self) -> Self {
+        self.lean = true;
+        self
     }
 
     pub fn copies(mut self, copies: Copies) -> Self {
@@ -399,6 +434,53 @@ mod tests {
         assert!(b.is_original(), "an empty copy-of is no copy");
         assert!(!b.is_standalone(), "an AMI's snapshot");
         assert_eq!(b.request_id.as_deref(), Some("req-1"));
+    }
+
+    #[test]
+    fn a_lean_backup_keeps_its_fields_and_only_the_tags_read_as_written() {
+        let keys = TagKeys::new("backup");
+        let mut d = tagged(&[
+            ("backup:managed-by", "d"),
+            ("backup:source", "i-1"),
+            ("BACKUP:Hold", "maybe"),
+            ("backup:expires-at", "2026-12-01T00:00:00Z"),
+            ("backup:copy-to", "us-west-2"),
+            ("backup:copy-of", "ami-0"),
+            ("backup:hold-x", "x"),
+            ("Name", "web"),
+            ("team", "sre"),
+        ]);
+        d.name = Some("web-i-1".into());
+        d.description = Some("a backup".into());
+        let full = Backup::new(&keys, Kind::Image, &Region::parse("us-east-1").unwrap(), d);
+        let mut lean = full.clone();
+        lean.make_lean(&keys);
+        let kept: Vec<&str> = lean.tags.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            kept,
+            [
+                "BACKUP:Hold",
+                "backup:expires-at",
+                "backup:copy-to",
+                "backup:copy-of"
+            ]
+        );
+        assert_eq!(
+            (lean.name.as_deref(), lean.description.as_deref()),
+            (None, None)
+        );
+        assert_eq!(lean.managed_by.as_deref(), Some("d"));
+        assert_eq!(lean.source.as_deref(), Some("i-1"));
+        assert_eq!(
+            Backup {
+                tags: full.tags.clone(),
+                name: full.name.clone(),
+                description: full.description.clone(),
+                ..lean
+            },
+            full,
+            "every field is as before"
+        );
     }
 
     #[test]

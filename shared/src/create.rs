@@ -96,6 +96,10 @@ pub struct CreateWork {
     /// The resources left; `None`: every opted-in resource of the region (a whole sweep).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ids: Option<Vec<String>>,
+    /// The original EventBridge event's id: every record of a sweep logs it, so that a chain of
+    /// continuations is found by its schedule's event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
 }
 
 impl CreateWork {
@@ -119,6 +123,7 @@ impl CreateWork {
             time: Some(time),
             request_id: (origin == Origin::OnDemand).then(|| request_id.to_string()),
             ids: None,
+            event_id: request.event_id().map(str::to_string),
         })
     }
 
@@ -405,6 +410,19 @@ pub async fn execute(ec2: &Ec2, plan: Plan, dry_run: bool) -> CreateReport {
     report
 }
 
+/// What a record of a queued sweep checks: the first `n` opted-in sources in id order, and the
+/// others listed (the plan says why each is skipped); and the ids of the opted-in rest, which
+/// it hands on.
+fn first_of_sweep(keys: &TagKeys, sources: Vec<Source>, n: usize) -> (Vec<Source>, Vec<String>) {
+    let (mut opted_in, mut checked): (Vec<Source>, Vec<Source>) = sources
+        .into_iter()
+        .partition(|s| keys.opt_in_state(&s.tags).is_ok());
+    opted_in.sort_by(|a, b| a.id.cmp(&b.id));
+    let rest = opted_in.split_off(n.min(opted_in.len()));
+    checked.extend(opted_in);
+    (checked, rest.into_iter().map(|s| s.id).collect())
+}
+
 /// One invocation of create-image or create-snapshot, from the parsed request to the report.
 /// `request_id` identifies the invocation (Lambda's request id; the CLI makes one per run).
 /// Fails as a whole only when the sweep itself cannot be read.
@@ -470,6 +488,37 @@ pub async fn run(
         ResourceKind::Instance => ec2.instances(&keys, ids.as_deref()).await?,
         ResourceKind::Volume => ec2.volumes(&keys, ids.as_deref()).await?,
     };
+    // A sweep from the queue checks a message's worth of sources and hands the rest on, so
+    // that a record holds 500 sources' backups, whatever the region holds.
+    let queued_sweep = continued && ids.is_none();
+    let (sources, unchecked) = if queued_sweep {
+        first_of_sweep(&keys, sources, crate::continuation::IDS_PER_MESSAGE)
+    } else {
+        (sources, Vec::new())
+    };
+    // The interval (on demand: the request's own backups) needs the newest backups: for a sweep
+    // without a queue one paginated describe for the whole region; for named or queued sources
+    // (a Tag Change, a request, a record of a sweep) only theirs, 200 sources a call.
+    let query = BackupQuery::managed(kind.backup_kind(), &config.deployment_name);
+    let query = match &ids {
+        Some(ids) => query.of_sources(ids),
+        None if queued_sweep => {
+            let ids: Vec<String> = sources
+                .iter()
+                .filter(|s| keys.opt_in_state(&s.tags).is_ok())
+                .map(|s| s.id.clone())
+                .collect();
+            query.of_sources(&ids)
+        }
+        None => query,
+    };
+    // No source to check (a queued sweep where none opts in): no describe, not the region's.
+    let nothing = query.sources.is_empty() && (queued_sweep || ids.is_some());
+    let recent = if nothing {
+        Vec::new()
+    } else {
+        crate::due::recent(&ec2.backups(&keys, &query).await?)
+    };
     // A resource that went away since the work was handed on is nothing to do, not a failure.
     let mut vanished = Vec::new();
     let requested = match ids {
@@ -482,10 +531,6 @@ pub async fn run(
         }
         ids => ids,
     };
-    // The interval (on demand: the request's own backups) needs the newest backups: one
-    // paginated describe for the whole region.
-    let query = BackupQuery::managed(kind.backup_kind(), &config.deployment_name);
-    let recent = crate::due::recent(&ec2.backups(&keys, &query).await?);
     // The AMI name carries the event's own time (the same on every redelivery of the event), so
     // a duplicate that races past the describe above still collides on the name.
     let name_stamp = event_time.unwrap_or(now);
@@ -515,6 +560,8 @@ pub async fn run(
         report.remaining += 1;
         report.unstarted.push(job.source().to_string());
     }
+    report.remaining += unchecked.len();
+    report.unstarted.extend(unchecked);
     for id in vanished {
         report.skip(
             &id,
@@ -754,12 +801,31 @@ mod tests {
     }
 
     #[test]
+    fn a_record_of_a_queued_sweep_checks_the_first_sources_by_id_and_hands_on_the_rest() {
+        let keys = TagKeys::new("Backup");
+        let mut sources: Vec<Source> = ["i-3", "i-1", "i-4", "i-2"]
+            .iter()
+            .map(|id| source(id, "running", &[("Backup", "true")]))
+            .collect();
+        sources.push(source("i-0", "running", &[("Backup", "false")]));
+        let (checked, rest) = first_of_sweep(&keys, sources.clone(), 2);
+        let ids: Vec<&str> = checked.iter().map(|s| s.id.as_str()).collect();
+        // The opted-out one is checked (and skipped by the plan), never handed on.
+        assert_eq!(ids, ["i-0", "i-1", "i-2"]);
+        assert_eq!(rest, ["i-3", "i-4"]);
+        let (checked, rest) = first_of_sweep(&keys, sources, 500);
+        assert_eq!(checked.len(), 5);
+        assert!(rest.is_empty());
+    }
+
+    #[test]
     fn a_continuation_that_would_lose_its_idempotency_is_refused() {
         let work = |origin, time: Option<&str>, ids: Option<&[&str]>| CreateWork {
             origin,
             time: time.map(|t| parse_time(t).unwrap()),
             request_id: (origin == Origin::OnDemand).then(|| "r-1".to_string()),
             ids: ids.map(|ids| ids.iter().map(|s| s.to_string()).collect()),
+            event_id: None,
         };
         let t = Some("2026-11-25T03:00:00Z");
         let one: &[&str] = &["i-0123456789abcdef0"];

@@ -93,7 +93,8 @@ impl CreateRequest {
             CreateRequest::Schedule { event_id, .. }
             | CreateRequest::TagChange { event_id, .. }
             | CreateRequest::Ignored { event_id, .. } => event_id.as_deref(),
-            CreateRequest::OnDemand { .. } | CreateRequest::Continued(_) => None,
+            CreateRequest::Continued(work) => work.event_id.as_deref(),
+            CreateRequest::OnDemand { .. } => None,
         }
     }
 

@@ -108,6 +108,13 @@ impl TagKeys {
             && (key.len() == p || key[p..].starts_with(':'))
     }
 
+    /// Whether `key` is `P:name`, in any case.
+    pub fn is_key(&self, key: &str, name: &str) -> bool {
+        self.in_namespace(key)
+            && key.len() == self.prefix.len() + 1 + name.len()
+            && key[self.prefix.len() + 1..].eq_ignore_ascii_case(name)
+    }
+
     /// The value of the tag `P:name` (or `P` when `name` is empty), key matched in any case.
     pub fn get<'a>(&self, tags: &'a [(String, String)], name: &str) -> Option<&'a str> {
         let wanted = if name.is_empty() {

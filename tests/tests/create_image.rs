@@ -822,6 +822,8 @@ async fn with_a_work_queue_the_sweep_runs_from_it_and_what_the_deadline_cuts_is_
     assert_eq!(body["work"]["origin"], "schedule");
     assert_eq!(body["work"]["time"], "2026-11-25T03:00:00Z");
     assert_eq!(body["work"]["ids"].as_array().unwrap().len(), remaining);
+    // And the schedule's event id, so that its logs find the whole chain.
+    assert_eq!(body["work"]["event_id"], scheduled_at(now())["id"]);
 
     // WHEN it is delivered, THEN the rest is made; and delivered again (SQS delivers at least
     // once), nothing more
@@ -877,6 +879,7 @@ async fn a_record_that_is_not_our_continuation_fails_alone_and_says_what_was_exp
         time: Some(now()),
         request_id: None,
         ids: Some(vec![web.clone()]),
+        event_id: None,
     };
     let ours = shared::continuation::body(&config(), "create-image", &work).unwrap();
     let theirs = ours.replace("\"ec2-backup\"", "\"other-backup\"");
@@ -926,6 +929,7 @@ async fn a_continuation_whose_instance_is_gone_skips_it_without_failing() {
         time: Some(now()),
         request_id: None,
         ids: Some(vec![gone.clone(), "i-0123456789abcdef0".into()]),
+        event_id: None,
     };
     let body = shared::continuation::body(&config(), "create-image", &work).unwrap();
     let event = json!({"Records": [sqs_record("m-1", &body, "q.fifo")]});

@@ -1,7 +1,8 @@
 use lambda_runtime::{run, service_fn};
 use shared::{Config, clients::Clients, lambda};
 
-#[tokio::main]
+// One thread: every call here waits on the network.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;

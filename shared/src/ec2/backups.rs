@@ -71,9 +71,10 @@ fn described_snapshot(snapshot: &Snapshot) -> Option<Described> {
     })
 }
 
-/// The filter sets of a query: one describe per chunk of the ids it names (EC2 takes 200
-/// values in a filter), or one for the whole region. Ids go in a filter, not the ids parameter:
-/// an id that no longer exists is then absent instead of failing the whole call.
+/// The filter sets of a query: one describe per combination of chunks of the value lists it
+/// names (ids, sources, the originals of copies; EC2 takes 200 values in a filter), or one for
+/// the whole region. Ids go in a filter, not the ids parameter: an id that no longer exists is
+/// then absent instead of failing the whole call.
 fn query_filters(keys: &TagKeys, q: &BackupQuery) -> Vec<Vec<Filter>> {
     let mut base = Vec::new();
     if let Some(d) = &q.managed_by {
@@ -95,41 +96,41 @@ fn query_filters(keys: &TagKeys, q: &BackupQuery) -> Vec<Vec<Filter>> {
             q.states.iter().map(|s| s.as_str().to_string()),
         ));
     }
-    let copy_of = keys.key(key::COPY_OF);
-    let (chunked, values): (String, &[String]) = match &q.copies {
-        Copies::All => {
-            base.push(filter("tag-key", [copy_of.as_str()]));
-            (String::new(), &[])
-        }
-        Copies::Of(ids) => (format!("tag:{copy_of}"), ids),
-        Copies::Any | Copies::None => (String::new(), &[]),
-    };
-    let (chunked, values) = if q.ids.is_empty() {
-        (chunked, values)
-    } else {
+    let copy_of = format!("tag:{}", keys.key(key::COPY_OF));
+    let mut lists: Vec<(String, &[String])> = Vec::new();
+    match &q.copies {
+        Copies::All => base.push(filter("tag-key", [keys.key(key::COPY_OF)])),
+        Copies::Of(ids) => lists.push((copy_of, ids)),
+        Copies::Any | Copies::None => {}
+    }
+    if !q.ids.is_empty() {
         let name = match q.kind {
             Kind::Image => "image-id",
             Kind::Snapshot => "snapshot-id",
         };
-        (name.to_string(), q.ids.as_slice())
-    };
-    if chunked.is_empty() {
-        return vec![base];
+        lists.push((name.to_string(), &q.ids));
     }
-    values
-        .chunks(MAX_FILTER_VALUES)
-        .map(|chunk| {
-            let mut filters = base.clone();
-            filters.push(filter(&chunked, chunk.iter().cloned()));
-            filters
-        })
-        .collect()
+    if !q.sources.is_empty() {
+        lists.push((format!("tag:{}", keys.key(key::SOURCE)), &q.sources));
+    }
+    // Every combination of one chunk of each list (in practice a query names one list).
+    lists.iter().fold(vec![base], |sets, (name, values)| {
+        sets.iter()
+            .flat_map(|set| {
+                values.chunks(MAX_FILTER_VALUES).map(move |chunk| {
+                    let mut filters = set.clone();
+                    filters.push(filter(name, chunk.iter().cloned()));
+                    filters
+                })
+            })
+            .collect()
+    })
 }
 
 impl Ec2 {
     /// The backups `query` asks for, owned by this account, every page read.
     pub async fn backups(&self, keys: &TagKeys, query: &BackupQuery) -> Result<Vec<Backup>, Error> {
-        let mut described = Vec::new();
+        let mut out = Vec::new();
         for filters in query_filters(keys, query) {
             match query.kind {
                 Kind::Image => {
@@ -151,7 +152,8 @@ impl Ec2 {
                             break;
                         };
                         let page = page.map_err(self.err("DescribeImages"))?;
-                        described.extend(page.images().iter().filter_map(described_image));
+                        let page = page.images().iter().filter_map(described_image);
+                        out.extend(page.filter_map(|d| self.backup(keys, query, d)));
                     }
                 }
                 Kind::Snapshot => {
@@ -169,16 +171,27 @@ impl Ec2 {
                             break;
                         };
                         let page = page.map_err(self.err("DescribeSnapshots"))?;
-                        described.extend(page.snapshots().iter().filter_map(described_snapshot));
+                        let page = page.snapshots().iter().filter_map(described_snapshot);
+                        out.extend(page.filter_map(|d| self.backup(keys, query, d)));
                     }
                 }
             }
         }
-        Ok(described
-            .into_iter()
-            .map(|d| Backup::new(keys, query.kind, &self.region, d))
-            .filter(|b| query.keeps(b))
-            .collect())
+        out.shrink_to_fit();
+        Ok(out)
+    }
+
+    /// One described backup read, if the query keeps it; a lean one without what its callers
+    /// never read (page by page, so that a region's listing never holds more).
+    fn backup(&self, keys: &TagKeys, query: &BackupQuery, d: Described) -> Option<Backup> {
+        let mut backup = Backup::new(keys, query.kind, &self.region, d);
+        if !query.keeps(&backup) {
+            return None;
+        }
+        if query.lean {
+            backup.make_lean(keys);
+        }
+        Some(backup)
     }
 
     /// Every AMI and standalone snapshot of this deployment here, originals and copies, any
@@ -349,5 +362,67 @@ impl Ec2 {
             call.await.map(drop).map_err(self.err("DeleteSnapshot"))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names_and_counts(sets: &[Vec<Filter>]) -> Vec<Vec<(String, usize)>> {
+        sets.iter()
+            .map(|set| {
+                set.iter()
+                    .map(|f| (f.name().unwrap_or("").to_string(), f.values().len()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn ids(prefix: &str, n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}-{i}")).collect()
+    }
+
+    #[test]
+    fn a_query_by_source_asks_for_200_sources_a_describe() {
+        let keys = TagKeys::new("backup");
+        let q = BackupQuery::managed(Kind::Image, "d").of_sources(&ids("i", 450));
+        let sets = query_filters(&keys, &q);
+        let managed = ("tag:backup:managed-by".to_string(), 1);
+        let kind = ("tag:backup:kind".to_string(), 1);
+        let source = |n| ("tag:backup:source".to_string(), n);
+        assert_eq!(
+            names_and_counts(&sets),
+            [200, 200, 50].map(|n| vec![managed.clone(), kind.clone(), source(n)])
+        );
+        // Every source asked for once.
+        let asked: Vec<String> = sets
+            .iter()
+            .flat_map(|set| set.last().unwrap().values().to_vec())
+            .collect();
+        assert_eq!(asked, ids("i", 450));
+    }
+
+    #[test]
+    fn a_query_without_lists_is_one_describe_and_an_empty_list_is_none() {
+        let keys = TagKeys::new("backup");
+        let whole = BackupQuery::managed(Kind::Snapshot, "d");
+        assert_eq!(query_filters(&keys, &whole).len(), 1);
+        let of_nothing = whole.copies(Copies::Of(Vec::new()));
+        assert!(query_filters(&keys, &of_nothing).is_empty());
+    }
+
+    #[test]
+    fn two_lists_are_asked_in_every_combination_of_their_chunks() {
+        let keys = TagKeys::new("backup");
+        let q = BackupQuery::by_id(Kind::Image, &ids("ami", 250)).of_sources(&ids("i", 3));
+        let sets = query_filters(&keys, &q);
+        assert_eq!(
+            names_and_counts(&sets),
+            [200, 50].map(|n| vec![
+                ("image-id".to_string(), n),
+                ("tag:backup:source".to_string(), 3)
+            ])
+        );
     }
 }

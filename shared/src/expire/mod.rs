@@ -228,15 +228,17 @@ impl ExpireReport {
     }
 }
 
-/// One region's backups, read with one paginated describe of each kind.
+/// One region's backups, read with one paginated describe of each kind, lean (only what the
+/// rules read), one after the other (a page in memory at a time).
 async fn list(
     ec2: &Ec2,
     keys: &TagKeys,
     deployment: &str,
 ) -> Result<(Vec<Backup>, Vec<Backup>), Error> {
-    let images = BackupQuery::everything(Kind::Image, deployment);
-    let snapshots = BackupQuery::everything(Kind::Snapshot, deployment);
-    tokio::try_join!(ec2.backups(keys, &images), ec2.backups(keys, &snapshots))
+    let images = BackupQuery::everything(Kind::Image, deployment).lean();
+    let snapshots = BackupQuery::everything(Kind::Snapshot, deployment).lean();
+    let images = ec2.backups(keys, &images).await?;
+    Ok((images, ec2.backups(keys, &snapshots).await?))
 }
 
 /// A planned deletion, as one unit of work.
@@ -598,9 +600,9 @@ pub async fn run(
     let home_tags: Vec<(&str, &crate::tags::Tags)> = match &home_listing {
         Ok((images, snapshots)) => images
             .iter()
-            .map(|i| (i.id.as_str(), &i.tags))
-            .chain(snapshots.iter().map(|s| (s.id.as_str(), &s.tags)))
-            .filter(|(_, tags)| keys.get(tags, key::MANAGED_BY) == Some(deployment))
+            .chain(snapshots)
+            .filter(|b| b.managed_by.as_deref() == Some(deployment))
+            .map(|b| (b.id.as_str(), &b.tags))
             .collect(),
         Err(e) => {
             warnings.push(crate::tags::Warning::new(
@@ -647,6 +649,8 @@ pub async fn run(
                 Err(e) => (unreadable_region(&region, &e), Vec::new()),
                 Ok((images, snapshots)) => {
                     let plan = plan::plan_region(rules, &images, &snapshots, now);
+                    // The plan owns what it needs: the listing's memory is free for the report.
+                    drop((images, snapshots));
                     let warnings = plan.warnings.clone();
                     (
                         execute(&ec2, keys, deployment, plan, dry_run).await,

@@ -138,8 +138,8 @@ pub struct Rules<'a> {
 }
 
 impl Rules<'_> {
-    fn ours(&self, tags: &[(String, String)]) -> bool {
-        self.keys.get(tags, key::MANAGED_BY) == Some(self.deployment)
+    fn ours(&self, backup: &Backup) -> bool {
+        backup.managed_by.as_deref() == Some(self.deployment)
     }
 }
 
@@ -153,35 +153,36 @@ enum Verdict {
 /// The facts about one backup the rules look at.
 struct Facts<'a> {
     id: &'a str,
+    source: Option<&'a str>,
+    /// The tags read as they are written (`P:hold`, `P:expires-at`, `P:copy-of`): a value
+    /// that cannot be read is warned of.
     tags: &'a [(String, String)],
     /// `available` for images, `completed` for snapshots: what keep-last counts.
     usable: bool,
     pending: bool,
     failed: bool,
+    /// [`Backup::created_at`].
     created: Option<DateTime<Utc>>,
 }
 
 impl Facts<'_> {
-    fn source(&self, keys: &TagKeys) -> Option<String> {
-        keys.get(self.tags, key::SOURCE).map(str::to_string)
+    fn source(&self) -> Option<String> {
+        self.source.map(str::to_string)
     }
 
     /// Backups count against each other for keep-last when they are of the same kind, the same
     /// source, and both originals or both copies. One without a source is a group of its own.
-    fn group(&self, keys: &TagKeys, kind: Kind) -> (Kind, String, bool) {
-        let source = keys
-            .get(self.tags, key::SOURCE)
-            .map(|s| format!("source:{s}"))
-            .unwrap_or_else(|| format!("self:{}", self.id));
+    fn group(&self, keys: &TagKeys, kind: Kind) -> Group<'_> {
+        let source = match self.source {
+            Some(s) => GroupOf::Source(s),
+            None => GroupOf::Itself(self.id),
+        };
         let copy = keys.get(self.tags, key::COPY_OF).is_some();
         (kind, source, copy)
     }
 
-    fn created_at(&self, keys: &TagKeys) -> Option<DateTime<Utc>> {
-        crate::backup::created_at(
-            keys.get(self.tags, key::CREATED_AT).and_then(parse_time),
-            self.created,
-        )
+    fn created_at(&self) -> Option<DateTime<Utc>> {
+        self.created
     }
 }
 
@@ -228,9 +229,23 @@ fn expiry(
     parsed
 }
 
+/// Whose backups a keep-last group holds: a source's, or one backup's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum GroupOf<'a> {
+    Source(&'a str),
+    Itself(&'a str),
+}
+
+/// A keep-last group: kind, whose, copies or not.
+type Group<'a> = (Kind, GroupOf<'a>, bool);
+
 /// The ids of the newest `keep_last` usable backups of each group.
-fn newest_per_group(rules: &Rules<'_>, kind: Kind, backups: &[Facts<'_>]) -> HashSet<String> {
-    let mut groups: HashMap<(Kind, String, bool), Vec<&Facts<'_>>> = HashMap::new();
+fn newest_per_group<'a>(
+    rules: &Rules<'_>,
+    kind: Kind,
+    backups: &'a [Facts<'a>],
+) -> HashSet<&'a str> {
+    let mut groups: HashMap<Group<'a>, Vec<&'a Facts<'a>>> = HashMap::new();
     for b in backups.iter().filter(|b| b.usable) {
         groups.entry(b.group(rules.keys, kind)).or_default().push(b);
     }
@@ -238,15 +253,15 @@ fn newest_per_group(rules: &Rules<'_>, kind: Kind, backups: &[Facts<'_>]) -> Has
     for mut members in groups.into_values() {
         // Newest first; a backup with no time at all counts as the oldest; ties by id.
         members.sort_by(|a, b| {
-            b.created_at(rules.keys)
-                .cmp(&a.created_at(rules.keys))
+            b.created_at()
+                .cmp(&a.created_at())
                 .then_with(|| b.id.cmp(a.id))
         });
         newest.extend(
             members
                 .into_iter()
                 .take(rules.keep_last as usize)
-                .map(|b| b.id.to_string()),
+                .map(|b| b.id),
         );
     }
     newest
@@ -255,7 +270,7 @@ fn newest_per_group(rules: &Rules<'_>, kind: Kind, backups: &[Facts<'_>]) -> Has
 fn judge(
     rules: &Rules<'_>,
     backup: &Facts<'_>,
-    newest: &HashSet<String>,
+    newest: &HashSet<&str>,
     now: DateTime<Utc>,
     warnings: &mut Vec<Warning>,
 ) -> Verdict {
@@ -308,10 +323,10 @@ pub fn orphans<'a>(
     images: impl IntoIterator<Item = &'a Backup>,
     snapshots: impl IntoIterator<Item = &'a Backup>,
 ) -> Vec<&'a Backup> {
-    let users = snapshot_users(images.into_iter().filter(|i| rules.ours(&i.tags)));
+    let users = snapshot_users(images.into_iter().filter(|i| rules.ours(i)));
     snapshots
         .into_iter()
-        .filter(|s| rules.ours(&s.tags) && is_orphan(s, &users))
+        .filter(|s| rules.ours(s) && is_orphan(s, &users))
         .collect()
 }
 
@@ -325,10 +340,10 @@ pub fn plan_region(
 ) -> RegionPlan {
     let keys = rules.keys;
     let mut plan = RegionPlan::default();
-    let images: Vec<&Backup> = images.iter().filter(|i| rules.ours(&i.tags)).collect();
+    let images: Vec<&Backup> = images.iter().filter(|i| rules.ours(i)).collect();
     let snapshots: BTreeMap<&str, &Backup> = snapshots
         .iter()
-        .filter(|s| rules.ours(&s.tags))
+        .filter(|s| rules.ours(s))
         .map(|s| (s.id.as_str(), s))
         .collect();
 
@@ -337,11 +352,12 @@ pub fn plan_region(
         .iter()
         .map(|i| Facts {
             id: &i.id,
+            source: i.source.as_deref(),
             tags: &i.tags,
             usable: i.state == State::Available,
             pending: i.state.is_pending(),
             failed: i.state == State::Failed,
-            created: i.recorded_at,
+            created: i.created_at,
         })
         .collect();
     let newest = newest_per_group(rules, Kind::Image, &image_backups);
@@ -354,7 +370,7 @@ pub fn plan_region(
                 protected.extend(image.snapshot_ids.iter().map(String::as_str));
                 plan.kept.push(Kept {
                     id: image.id.clone(),
-                    source: backup.source(keys),
+                    source: backup.source(),
                     reason,
                 });
             }
@@ -366,7 +382,7 @@ pub fn plan_region(
 
     let mut kept_snapshots: BTreeMap<String, Kept> = BTreeMap::new();
     for (image, reason) in doomed {
-        let source = keys.get(&image.tags, key::SOURCE).map(str::to_string);
+        let source = image.source.clone();
         let image_expiry = keys.get(&image.tags, key::EXPIRES_AT).and_then(parse_time);
         let snapshot_expiry = image_expiry.filter(|t| *t <= now).unwrap_or(now);
         let mut deletion = ImageDeletion {
@@ -440,17 +456,18 @@ pub fn plan_region(
         .iter()
         .map(|s| Facts {
             id: &s.id,
+            source: s.source.as_deref(),
             tags: &s.tags,
             // Orphans are no usable backup: keep-last never counts them.
             usable: s.state == State::Completed && s.is_standalone(),
             pending: s.state.is_pending(),
             failed: false,
-            created: s.recorded_at,
+            created: s.created_at,
         })
         .collect();
     let newest = newest_per_group(rules, Kind::Snapshot, &snapshot_backups);
     for (snapshot, backup) in loose.iter().zip(&snapshot_backups) {
-        let source = backup.source(keys);
+        let source = backup.source();
         match judge(rules, backup, &newest, now, &mut plan.warnings) {
             Verdict::Keep(reason) => {
                 kept_snapshots.insert(
@@ -506,10 +523,7 @@ pub fn settle_claims(
     let listed = deletion.snapshots.len();
     for id in std::mem::take(&mut deletion.unlisted) {
         let found = described.iter().find(|s| s.id == id);
-        let ours = found.is_some_and(|s| {
-            keys.get(&s.tags, key::MANAGED_BY)
-                .is_none_or(|m| m == deployment)
-        });
+        let ours = found.is_some_and(|s| s.managed_by.as_deref().is_none_or(|m| m == deployment));
         if !ours {
             deletion.tag_snapshots.retain(|s| *s != id);
             deletion.snapshots.retain(|s| *s != id);
@@ -742,23 +756,20 @@ mod tests {
     #[test]
     fn keep_last_orders_by_created_at_then_by_awss_creation_date() {
         let keys = keys();
-        let mut old = image(
-            "ami-old",
-            "available",
-            tags("image", "i-1", -9, -2, &[]),
-            &[],
-        );
-        let mut new = image(
-            "ami-new",
-            "available",
-            tags("image", "i-1", -9, -2, &[]),
-            &[],
-        );
-        for i in [&mut old, &mut new] {
-            i.tags.retain(|(k, _)| k != "backup:created-at");
-        }
-        old.recorded_at = Some(now() - TimeDelta::days(9));
-        new.recorded_at = Some(now() - TimeDelta::days(8));
+        // No created-at tag: EC2's creation dates decide.
+        let untimed = |id: &str, days: i64| {
+            let mut tags = tags("image", "i-1", -9, -2, &[]);
+            tags.retain(|(k, _)| k != "backup:created-at");
+            let d = crate::backup::Described {
+                id: id.into(),
+                state: "available".into(),
+                tags,
+                recorded_at: Some(now() - TimeDelta::days(days)),
+                ..Default::default()
+            };
+            Backup::new(&keys, Kind::Image, &Region::parse("us-east-1").unwrap(), d)
+        };
+        let (old, new) = (untimed("ami-old", 9), untimed("ami-new", 8));
         let plan = plan_region(&rules(&keys, 1), &[old, new], &[], now());
         assert_eq!(deregistered(&plan), ["ami-old"]);
         assert_eq!(kept(&plan), [("ami-new", KeepReason::KeepLast)]);
