@@ -275,8 +275,9 @@ pub struct BackupQuery {
     pub kind_tag: bool,
     /// Only these ids (empty: no id filter).
     pub ids: Vec<String>,
-    /// Only the backups of these sources (`P:source`; empty: any source's).
-    pub sources: Vec<String>,
+    /// Only the backups of these sources (`P:source`); `None`: any source's. An empty list
+    /// asks for nothing, and no call is made (as `Copies::Of` an empty list).
+    pub sources: Option<Vec<String>>,
     pub copies: Copies,
     /// Only these states (empty: any).
     pub states: Vec<State>,
@@ -295,7 +296,7 @@ impl BackupQuery {
             managed_by: Some(deployment.to_string()),
             kind_tag: true,
             ids: Vec::new(),
-            sources: Vec::new(),
+            sources: None,
             copies: Copies::Any,
             states: Vec::new(),
             include_disabled: false,
@@ -319,7 +320,7 @@ impl BackupQuery {
             managed_by: None,
             kind_tag: false,
             ids: ids.to_vec(),
-            sources: Vec::new(),
+            sources: None,
             copies: Copies::Any,
             states: Vec::new(),
             include_disabled: false,
@@ -329,7 +330,7 @@ impl BackupQuery {
 
     /// Only the backups of these instances or volumes.
     pub fn of_sources(mut self, sources: &[String]) -> Self {
-        self.sources = sources.to_vec();
+        self.sources = Some(sources.to_vec());
         self
     }
 

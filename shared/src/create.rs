@@ -410,17 +410,30 @@ pub async fn execute(ec2: &Ec2, plan: Plan, dry_run: bool) -> CreateReport {
     report
 }
 
-/// What a record of a queued sweep checks: the first `n` opted-in sources in id order, and the
-/// others listed (the plan says why each is skipped); and the ids of the opted-in rest, which
-/// it hands on.
-fn first_of_sweep(keys: &TagKeys, sources: Vec<Source>, n: usize) -> (Vec<Source>, Vec<String>) {
+/// What a record of a queued sweep checks, split from what it hands on.
+struct FirstOfSweep {
+    /// The first `n` opted-in sources in id order, and the others listed (the plan says why
+    /// each is skipped).
+    checked: Vec<Source>,
+    /// The ids of the opted-in ones among them: whose backups the interval needs.
+    opted_in: Vec<String>,
+    /// The ids of the opted-in rest, handed on.
+    rest: Vec<String>,
+}
+
+fn first_of_sweep(keys: &TagKeys, sources: Vec<Source>, n: usize) -> FirstOfSweep {
     let (mut opted_in, mut checked): (Vec<Source>, Vec<Source>) = sources
         .into_iter()
         .partition(|s| keys.opt_in_state(&s.tags).is_ok());
     opted_in.sort_by(|a, b| a.id.cmp(&b.id));
     let rest = opted_in.split_off(n.min(opted_in.len()));
+    let ids = opted_in.iter().map(|s| s.id.clone()).collect();
     checked.extend(opted_in);
-    (checked, rest.into_iter().map(|s| s.id).collect())
+    FirstOfSweep {
+        checked,
+        opted_in: ids,
+        rest: rest.into_iter().map(|s| s.id).collect(),
+    }
 }
 
 /// One invocation of create-image or create-snapshot, from the parsed request to the report.
@@ -490,35 +503,20 @@ pub async fn run(
     };
     // A sweep from the queue checks a message's worth of sources and hands the rest on, so
     // that a record holds 500 sources' backups, whatever the region holds.
-    let queued_sweep = continued && ids.is_none();
-    let (sources, unchecked) = if queued_sweep {
-        first_of_sweep(&keys, sources, crate::continuation::IDS_PER_MESSAGE)
-    } else {
-        (sources, Vec::new())
-    };
     // The interval (on demand: the request's own backups) needs the newest backups: for a sweep
     // without a queue one paginated describe for the whole region; for named or queued sources
-    // (a Tag Change, a request, a record of a sweep) only theirs, 200 sources a call.
+    // (a Tag Change, a request, a record of a sweep) only theirs, 200 sources a call (none at
+    // all when no source opts in).
     let query = BackupQuery::managed(kind.backup_kind(), &config.deployment_name);
-    let query = match &ids {
-        Some(ids) => query.of_sources(ids),
-        None if queued_sweep => {
-            let ids: Vec<String> = sources
-                .iter()
-                .filter(|s| keys.opt_in_state(&s.tags).is_ok())
-                .map(|s| s.id.clone())
-                .collect();
-            query.of_sources(&ids)
+    let (sources, unchecked, query) = match &ids {
+        Some(ids) => (sources, Vec::new(), query.of_sources(ids)),
+        None if continued => {
+            let first = first_of_sweep(&keys, sources, crate::continuation::IDS_PER_MESSAGE);
+            (first.checked, first.rest, query.of_sources(&first.opted_in))
         }
-        None => query,
+        None => (sources, Vec::new(), query),
     };
-    // No source to check (a queued sweep where none opts in): no describe, not the region's.
-    let nothing = query.sources.is_empty() && (queued_sweep || ids.is_some());
-    let recent = if nothing {
-        Vec::new()
-    } else {
-        crate::due::recent(&ec2.backups(&keys, &query).await?)
-    };
+    let recent = crate::due::recent(&ec2.backups(&keys, &query).await?);
     // A resource that went away since the work was handed on is nothing to do, not a failure.
     let mut vanished = Vec::new();
     let requested = match ids {
@@ -808,14 +806,15 @@ mod tests {
             .map(|id| source(id, "running", &[("Backup", "true")]))
             .collect();
         sources.push(source("i-0", "running", &[("Backup", "false")]));
-        let (checked, rest) = first_of_sweep(&keys, sources.clone(), 2);
-        let ids: Vec<&str> = checked.iter().map(|s| s.id.as_str()).collect();
+        let first = first_of_sweep(&keys, sources.clone(), 2);
+        let ids: Vec<&str> = first.checked.iter().map(|s| s.id.as_str()).collect();
         // The opted-out one is checked (and skipped by the plan), never handed on.
         assert_eq!(ids, ["i-0", "i-1", "i-2"]);
-        assert_eq!(rest, ["i-3", "i-4"]);
-        let (checked, rest) = first_of_sweep(&keys, sources, 500);
-        assert_eq!(checked.len(), 5);
-        assert!(rest.is_empty());
+        assert_eq!(first.opted_in, ["i-1", "i-2"]);
+        assert_eq!(first.rest, ["i-3", "i-4"]);
+        let first = first_of_sweep(&keys, sources, 500);
+        assert_eq!(first.checked.len(), 5);
+        assert!(first.rest.is_empty());
     }
 
     #[test]

@@ -110,8 +110,8 @@ fn query_filters(keys: &TagKeys, q: &BackupQuery) -> Vec<Vec<Filter>> {
         };
         lists.push((name.to_string(), &q.ids));
     }
-    if !q.sources.is_empty() {
-        lists.push((format!("tag:{}", keys.key(key::SOURCE)), &q.sources));
+    if let Some(sources) = &q.sources {
+        lists.push((format!("tag:{}", keys.key(key::SOURCE)), sources));
     }
     // Every combination of one chunk of each list (in practice a query names one list).
     lists.iter().fold(vec![base], |sets, (name, values)| {
@@ -408,6 +408,8 @@ mod tests {
         let keys = TagKeys::new("backup");
         let whole = BackupQuery::managed(Kind::Snapshot, "d");
         assert_eq!(query_filters(&keys, &whole).len(), 1);
+        let of_no_source = whole.clone().of_sources(&[]);
+        assert!(query_filters(&keys, &of_no_source).is_empty());
         let of_nothing = whole.copies(Copies::Of(Vec::new()));
         assert!(query_filters(&keys, &of_nothing).is_empty());
     }

@@ -180,10 +180,6 @@ impl Facts<'_> {
         let copy = keys.get(self.tags, key::COPY_OF).is_some();
         (kind, source, copy)
     }
-
-    fn created_at(&self) -> Option<DateTime<Utc>> {
-        self.created
-    }
 }
 
 /// Whether `P:hold` keeps a backup. A value that is not clearly false holds (and warns): when
@@ -252,11 +248,7 @@ fn newest_per_group<'a>(
     let mut newest = HashSet::new();
     for mut members in groups.into_values() {
         // Newest first; a backup with no time at all counts as the oldest; ties by id.
-        members.sort_by(|a, b| {
-            b.created_at()
-                .cmp(&a.created_at())
-                .then_with(|| b.id.cmp(a.id))
-        });
+        members.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.id.cmp(a.id)));
         newest.extend(
             members
                 .into_iter()
