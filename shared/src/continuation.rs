@@ -174,7 +174,7 @@ pub async fn dispatch<R>(
 ) -> Result<Value, Error> {
     match sqs_records(payload) {
         Some(records) => {
-            Ok(each_record(records?, queue, async |body| one(from_body(body)).await).await)
+            Ok(each_record(records?, queue, async |_, body| one(from_body(body)).await).await)
         }
         None => one(from_payload(payload)).await,
     }
@@ -196,7 +196,7 @@ pub fn sqs_records(payload: &Value) -> Option<Result<Vec<SqsMessage>, Error>> {
     )
 }
 
-/// Runs `one` over each record's body in turn and answers as the event source mapping expects
+/// Runs `one` over each record (its place in the batch and its body) in turn and answers as the event source mapping expects
 /// (`ReportBatchItemFailures`): a record whose work failed, or whose body was refused, is a
 /// batch item failure; the answer also carries each record's bounded result.
 ///
@@ -208,11 +208,11 @@ pub fn sqs_records(payload: &Value) -> Option<Result<Vec<SqsMessage>, Error>> {
 pub async fn each_record(
     records: Vec<SqsMessage>,
     queue: Option<&WorkQueue>,
-    mut one: impl AsyncFnMut(&str) -> Result<Value, Error>,
+    mut one: impl AsyncFnMut(usize, &str) -> Result<Value, Error>,
 ) -> Value {
     let mut failures = Vec::new();
     let mut results = Vec::new();
-    for record in records {
+    for (i, record) in records.into_iter().enumerate() {
         let id = record.message_id.clone().unwrap_or_default();
         // A FIFO queue's order holds only if nothing after a failed record is done before it:
         // Lambda asks that the rest of the batch be listed too.
@@ -231,7 +231,7 @@ pub async fn each_record(
         let span = tracing::info_span!("record", message_id = %id);
         let outcome = {
             use tracing::Instrument;
-            one(body).instrument(span.clone()).await
+            one(i, body).instrument(span.clone()).await
         };
         let _enter = span.enter();
         match (outcome, queue) {
@@ -358,7 +358,7 @@ mod tests {
             {"messageId": "partly", "body": "partly", "eventSource": "aws:sqs"},
         ]))
         .unwrap();
-        let answer = each_record(records.clone(), None, async |body: &str| outcome(body)).await;
+        let answer = each_record(records.clone(), None, async |_, body: &str| outcome(body)).await;
         assert_eq!(
             answer["batchItemFailures"],
             json!([{"itemIdentifier": "bad"}])
@@ -377,7 +377,7 @@ mod tests {
             })
             .collect();
         let mut started = Vec::new();
-        let answer = each_record(fifo, None, async |body: &str| {
+        let answer = each_record(fifo, None, async |_, body: &str| {
             started.push(body.to_string());
             outcome(body)
         })

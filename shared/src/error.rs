@@ -4,7 +4,7 @@
 use crate::config::ConfigError;
 use lambda_runtime::Diagnostic;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("{operation} in {region} failed: {code}: {message}")]
     Aws {

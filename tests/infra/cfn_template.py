@@ -179,6 +179,39 @@ def functions(template: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]
     return out
 
 
+def event_rules(template: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(binary, rule's logical id, rule) for every EventBridge rule that reaches a function:
+    those SAM makes from a function's Schedule and EventBridgeRule events (logical id
+    <Function><Event>), and the AWS::Events::Rule resources whose one target is a function's
+    work queue (the queue its SQS event reads). A rule is {"Pattern", "Schedule",
+    "RetryPolicy", "DeadLetterConfig", "Via"}: the pattern or the schedule, its target's retry
+    and dead letters, and the queue it goes through (None: straight to the function)."""
+    out = []
+    queue_of = {}
+    for binary, (logical_id, res) in functions(template).items():
+        for name, event in res["Properties"].get("Events", {}).items():
+            props = event["Properties"]
+            if event["Type"] in ("Schedule", "EventBridgeRule"):
+                out.append((binary, f"{logical_id}{name}", {
+                    "Pattern": props.get("Pattern"), "Schedule": props.get("Schedule"),
+                    "RetryPolicy": props.get("RetryPolicy"),
+                    "DeadLetterConfig": props.get("DeadLetterConfig"), "Via": None}))
+            elif event["Type"] == "SQS":
+                queue_of[props["Queue"]["Fn::GetAtt"][0]] = binary
+    for logical_id, res in template["Resources"].items():
+        if res["Type"] != "AWS::Events::Rule":
+            continue
+        props = res["Properties"]
+        target, = props["Targets"]
+        queue = target["Arn"]["Fn::GetAtt"][0]
+        assert queue in queue_of, f"{logical_id} targets {queue}, which is no function's work queue"
+        out.append((queue_of[queue], logical_id, {
+            "Pattern": props.get("EventPattern"), "Schedule": props.get("ScheduleExpression"),
+            "RetryPolicy": target.get("RetryPolicy"),
+            "DeadLetterConfig": target.get("DeadLetterConfig"), "Via": queue}))
+    return out
+
+
 def role_of(template: dict[str, Any], function: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     role = function["Properties"]["Role"]
     assert "Fn::GetAtt" in role and role["Fn::GetAtt"][1] == "Arn", role

@@ -22,7 +22,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from cfn_template import ROOT, Resolver, functions, load
+from cfn_template import ROOT, Resolver, event_rules, functions, load
 
 sys.path.insert(0, str(ROOT / "tests"))
 from moto_process import running_moto  # noqa: E402
@@ -62,19 +62,12 @@ def expected_function(name: str) -> str | None:
 
 
 def pattern_rules(overrides: dict[str, str] | None = None) -> list[tuple[str, str, dict]]:
-    """(function, rule name, resolved pattern) for every EventBridgeRule event in the template."""
+    """(function, rule name, resolved pattern) for every pattern rule that reaches a function,
+    straight or through its work queue."""
     template = load()
     resolver = Resolver(template, overrides)
-    rules = []
-    for binary, (logical_id, res) in functions(template).items():
-        for name, event in res["Properties"].get("Events", {}).items():
-            if event["Type"] == "EventBridgeRule":
-                rules.append((binary, f"{logical_id}{name}",
-                              resolver.resolve(event["Properties"]["Pattern"])))
-            else:
-                # A work queue's event source mapping is no rule: test_template.py tests it.
-                assert event["Type"] in ("Schedule", "SQS"), f"{logical_id}.{name}: test this event type too"
-    return rules
+    return [(binary, name, resolver.resolve(rule["Pattern"]))
+            for binary, name, rule in event_rules(template) if rule["Pattern"] is not None]
 
 
 def as_entry(sample: dict) -> dict:

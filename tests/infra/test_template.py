@@ -23,6 +23,7 @@ from cfn_template import (
     Resolver,
     alarm_metrics,
     as_list,
+    event_rules,
     functions,
     load,
     metrics,
@@ -400,6 +401,9 @@ EXPECTED_SCHEDULES = {
 }
 
 
+RULES = event_rules(TEMPLATE)
+
+
 @pytest.mark.parametrize("binary", sorted(PERMS["functions"]))
 def test_schedule_and_rules_with_dead_letters(binary):
     _, res = FUNCTIONS[binary]
@@ -408,16 +412,55 @@ def test_schedule_and_rules_with_dead_letters(binary):
     assert [e["Properties"]["Schedule"] for e in schedules] == [{"Ref": EXPECTED_SCHEDULES[binary]}]
     for name, event in events.items():
         assert event["Type"] in (*RULE_TYPES, "SQS"), name
-        if event["Type"] == "SQS":
-            continue  # a work queue: its redrive policy is its dead letter (below)
-        props = event["Properties"]
-        assert props["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}, name
-        assert props["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 86400
+    rules = [(name, rule) for b, name, rule in RULES if b == binary]
+    assert rules
+    for name, rule in rules:
+        # An event that cannot be delivered (to the function, or to its work queue) is kept.
+        assert rule["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}, name
+        assert rule["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 86400
+
+
+def test_replicates_events_go_through_its_work_queue():
+    """AMI and snapshot events wait on replicate's queue and are handed over in batches (the
+    mapping's concurrency bounds the invocations racing for CopyImage); the schedule invokes
+    it straight."""
+    via = {name: rule["Via"] for b, name, rule in RULES if b == "replicate"}
+    assert via == {"ReplicateImageStateRule": "ReplicateWorkQueue",
+                   "ReplicateSnapshotCreatedRule": "ReplicateWorkQueue",
+                   "ReplicateFunctionReconcile": None}
+    event, = sqs_events("replicate")
+    assert event["BatchSize"] == 10
+
+
+def test_a_work_queue_takes_events_from_exactly_the_rules_that_target_it():
+    """EventBridge sends to a queue only where the queue's policy lets events.amazonaws.com
+    do so; least privilege: only this stack's rules that target it, over HTTPS."""
+    targets: dict[str, set[str]] = {}
+    for _, name, rule in RULES:
+        if rule["Via"]:
+            targets.setdefault(rule["Via"], set()).add(name)
+    assert targets, "no rule targets a work queue"
+    policies = {res["Properties"]["Queues"][0]["Ref"]: res["Properties"]["PolicyDocument"]
+                for res in RESOURCES.values() if res["Type"] == "AWS::SQS::QueuePolicy"}
+    for queue, _ in WORK_QUEUES.values():
+        if queue not in targets:
+            assert queue not in policies, f"{queue} has a policy but no rule sends to it"
+            continue
+        statements = policies[queue]["Statement"]
+        allow = [s for s in statements if s["Effect"] == "Allow"]
+        assert len(allow) == 1, queue
+        assert allow[0]["Principal"] == {"Service": "events.amazonaws.com"}
+        assert allow[0]["Action"] == "sqs:SendMessage"
+        assert allow[0]["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
+        arns = allow[0]["Condition"]["ArnEquals"]["aws:SourceArn"]
+        assert {a["Fn::GetAtt"][0] for a in arns} == targets[queue]
+        assert all(a["Fn::GetAtt"][1] == "Arn" for a in arns)
+        deny, = [s for s in statements if s["Effect"] == "Deny"]
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
 def test_dead_letter_queue_accepts_exactly_the_rules():
-    rules = {f"{logical_id}{name}" for logical_id, res in FUNCTIONS.values()
-             for name, event in res["Properties"]["Events"].items() if event["Type"] in RULE_TYPES}
+    rules = {name for _, name, _ in RULES}
     policy = RESOURCES["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]
     allow = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
     assert len(allow) == 1 and allow[0]["Principal"] == {"Service": "events.amazonaws.com"}

@@ -1297,3 +1297,169 @@ async fn a_record_the_deadline_leaves_no_time_for_is_sent_again_not_failed() {
     assert_eq!(batch[0].body(), Some(body.as_str()));
     assert!(image_copies(&moto, DR, &ami).await.is_empty());
 }
+
+/// An SQS record of replicate's work queue whose body is `event`, as an EventBridge rule
+/// targeting the queue sends it.
+fn queued(message_id: &str, event: &Value) -> Value {
+    sqs_record(message_id, &event.to_string(), "ec2-backup-replicate")
+}
+
+#[tokio::test]
+async fn a_batch_of_available_events_is_one_run_and_each_record_answers_for_its_backup() {
+    // Scenario: the rules put AMI events on replicate's work queue; the mapping hands ten at
+    // a time to the function, which reads the batch's sources in one describe and their copies
+    // in one more per destination, instead of two describes an event.
+
+    // GIVEN three AMI backups for us-west-2, a fourth whose copy was handed on as a
+    // continuation, and the work queue
+    let moto = start().await;
+    let mut amis = Vec::new();
+    for _ in 0..4 {
+        amis.push(image_backup(&moto, &[("backup:copy-to", DR)]).await);
+    }
+    let queue = moto.work_queue("ec2-backup-replicate", "replicate").await;
+    let work = shared::replicate::ReplicateWork {
+        image_ids: vec![amis[3].clone()],
+        snapshot_ids: Vec::new(),
+        attempt: 0,
+    };
+    let continuation = shared::continuation::body(&config(), "replicate", &work).unwrap();
+    let elsewhere = event(
+        "ami-state-change-available.json",
+        &[
+            ("ami-0a1b2c3d4e5f67890", &amis[0]),
+            ("\"region\": \"us-east-1\"", "\"region\": \"eu-west-1\""),
+        ],
+    );
+    moto.reset_calls();
+
+    // WHEN one batch brings their events (the second twice: EventBridge delivers at least
+    // once), one from another region, a body that is nobody's, and the continuation
+    let batch = json!({"Records": [
+        queued("m-0", &available(&amis[0])),
+        queued("m-1", &available(&amis[1])),
+        queued("m-1-again", &available(&amis[1])),
+        queued("m-2", &available(&amis[2])),
+        queued("m-elsewhere", &elsewhere),
+        sqs_record("m-bad", "{\"hello\": 1}", "ec2-backup-replicate"),
+        sqs_record("m-continued", &continuation, "ec2-backup-replicate"),
+    ]});
+    let answer = shared::replicate::handle(
+        &config(),
+        &moto.clients(HOME),
+        Some(&queue),
+        &batch,
+        later(),
+    )
+    .await
+    .unwrap();
+
+    // THEN the three events cost one describe at home and one in us-west-2 (the continuation
+    // its own two), one CopyImage per AMI
+    let (home, dr) = (moto.calls_in(HOME), moto.calls_in(DR));
+    assert_eq!(count(&home, "DescribeImages"), 2, "{home:?}");
+    assert_eq!(count(&dr, "DescribeImages"), 2, "{dr:?}");
+    assert_eq!(count(&dr, "CopyImage"), 4, "{dr:?}");
+    moto.assert_calls_allowed("replicate");
+
+    // AND only the body that is nobody's is a batch item failure, refused saying what was
+    // expected
+    assert_eq!(
+        answer["batchItemFailures"],
+        json!([{"itemIdentifier": "m-bad"}]),
+        "{answer}"
+    );
+    let records = answer["records"].as_array().unwrap();
+    let record = |id: &str| records.iter().find(|r| r["messageId"] == id).unwrap();
+    let refused = record("m-bad")["error"].as_str().unwrap();
+    assert!(
+        refused.contains("expected a continuation") && refused.contains("EC2 AMI State Change"),
+        "{refused}"
+    );
+
+    // AND each AMI has exactly one copy, listed on its original
+    for ami in &amis {
+        let copies = image_copies(&moto, DR, ami).await;
+        assert_eq!(copies.len(), 1, "{ami}");
+        let listed = image_tags(&moto, HOME, ami).await["backup:copies"].clone();
+        assert_eq!(listed, format!("{DR}={}", copies[0].image_id().unwrap()));
+    }
+
+    // AND each event's record answers for its own AMI only
+    for (id, ami) in [
+        ("m-0", &amis[0]),
+        ("m-1", &amis[1]),
+        ("m-1-again", &amis[1]),
+        ("m-2", &amis[2]),
+    ] {
+        let result = &record(id)["result"];
+        assert_eq!(record(id)["ok"], true, "{id}: {answer}");
+        let sources: Vec<&str> = result["copied"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["source"].as_str().unwrap())
+            .collect();
+        assert_eq!(sources, [ami.as_str()], "{id}: {result}");
+    }
+    let skipped = &record("m-elsewhere")["result"]["skipped"][0];
+    assert_eq!(skipped["source"], amis[0].as_str());
+    assert!(
+        skipped["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the event is from eu-west-1"),
+        "{skipped}"
+    );
+    assert_eq!(
+        record("m-continued")["result"]["copied"][0]["source"],
+        amis[3].as_str()
+    );
+}
+
+#[tokio::test]
+async fn a_batch_whose_home_region_cannot_be_read_fails_each_of_its_event_records() {
+    // GIVEN two AMI backups whose events are on the work queue, and a home region whose
+    // DescribeImages is refused
+    let moto = start().await;
+    let first = image_backup(&moto, &[("backup:copy-to", DR)]).await;
+    let second = image_backup(&moto, &[("backup:copy-to", DR)]).await;
+    let queue = moto.work_queue("ec2-backup-replicate", "replicate").await;
+    moto.fault(
+        json!({"action": "DescribeImages", "region": HOME, "code": "UnauthorizedOperation",
+                      "message": "not allowed", "status": 403, "count": 10}),
+    );
+
+    // WHEN the batch is handled
+    let batch = json!({"Records": [
+        queued("m-first", &available(&first)),
+        queued("m-second", &available(&second)),
+    ]});
+    let answer = shared::replicate::handle(
+        &config(),
+        &moto.clients(HOME),
+        Some(&queue),
+        &batch,
+        later(),
+    )
+    .await
+    .unwrap();
+
+    // THEN both records are batch item failures naming the call and its code (SQS delivers
+    // them again, then dead-letters them), and nothing is copied
+    assert_eq!(
+        answer["batchItemFailures"],
+        json!([{"itemIdentifier": "m-first"}, {"itemIdentifier": "m-second"}]),
+        "{answer}"
+    );
+    for r in answer["records"].as_array().unwrap() {
+        let error = r["error"].as_str().unwrap();
+        assert!(
+            error.contains("DescribeImages") && error.contains("UnauthorizedOperation"),
+            "{error}"
+        );
+    }
+    for ami in [&first, &second] {
+        assert!(image_copies(&moto, DR, ami).await.is_empty());
+    }
+}

@@ -19,13 +19,9 @@ pub const SNAPSHOT_IDS: &str = "snapshot_ids";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplicateRequest {
-    /// An AMI (or a standalone snapshot) became available in `region`: copy it if it is ours.
-    Completed {
-        event_id: Option<String>,
-        region: Option<String>,
-        kind: Kind,
-        id: String,
-    },
+    /// AMIs (or standalone snapshots) became available: copy those that are ours. One event
+    /// invoked directly, or the events of one batch of the work queue, done as one run.
+    Completed(Vec<Completion>),
     /// An AMI reached the `failed` state: nothing to copy, but a person must hear about it.
     ImageFailed {
         event_id: Option<String>,
@@ -50,11 +46,35 @@ pub enum ReplicateRequest {
     },
 }
 
+/// One backup's `available` (an AMI) or `succeeded` (a snapshot) event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub event_id: Option<String>,
+    /// The region the event is from.
+    pub region: Option<String>,
+    pub kind: Kind,
+    pub id: String,
+}
+
 impl ReplicateRequest {
+    fn completed(event_id: Option<String>, region: Option<String>, kind: Kind, id: String) -> Self {
+        ReplicateRequest::Completed(vec![Completion {
+            event_id,
+            region,
+            kind,
+            id,
+        }])
+    }
+
+    /// The id of the event it is, when it is one event (a batch's events are each logged as
+    /// they join its run).
     pub fn event_id(&self) -> Option<&str> {
         match self {
-            ReplicateRequest::Completed { event_id, .. }
-            | ReplicateRequest::ImageFailed { event_id, .. }
+            ReplicateRequest::Completed(events) => match &events[..] {
+                [one] => one.event_id.as_deref(),
+                _ => None,
+            },
+            ReplicateRequest::ImageFailed { event_id, .. }
             | ReplicateRequest::Sweep { event_id }
             | ReplicateRequest::Ignored { event_id, .. } => event_id.as_deref(),
             ReplicateRequest::OnDemand { .. } | ReplicateRequest::Continued(_) => None,
@@ -110,6 +130,25 @@ impl ReplicateWork {
             .saturating_mul(1 << attempt.min(4))
             .min(crate::sqs::MAX_DELAY_SECONDS)
     }
+}
+
+/// A message of the work queue: an event its rules put there (EventBridge sends the event
+/// itself as the body), or a continuation.
+pub fn parse_body(config: &crate::config::Config, body: &str) -> Result<ReplicateRequest, Error> {
+    if let Ok(event) = serde_json::from_str::<Value>(body)
+        && event.get("detail-type").is_some()
+    {
+        return parse_replicate_request(&event);
+    }
+    crate::continuation::parse::<ReplicateWork>(config, super::FUNCTION, body)
+        .map_err(|e| match e {
+            Error::Payload(why) => Error::Payload(format!(
+                "{why}, or an EventBridge \"{AMI_STATE_CHANGE}\" or \"{SNAPSHOT_NOTIFICATION}\" event"
+            )),
+            other => other,
+        })
+        .and_then(ReplicateWork::check)
+        .map(ReplicateRequest::Continued)
 }
 
 /// `ami-` or `snap-` and 8 or 17 hex digits.
@@ -209,12 +248,12 @@ fn parse_event(event: EventBridgeEvent<Value>) -> Result<ReplicateRequest, Error
                 )));
             }
             match detail.state.as_str() {
-                "available" => Ok(ReplicateRequest::Completed {
+                "available" => Ok(ReplicateRequest::completed(
                     event_id,
                     region,
-                    kind: Kind::Image,
+                    Kind::Image,
                     id,
-                }),
+                )),
                 "failed" => Ok(ReplicateRequest::ImageFailed {
                     event_id,
                     region,
@@ -237,12 +276,12 @@ fn parse_event(event: EventBridgeEvent<Value>) -> Result<ReplicateRequest, Error
                 ))
             })?;
             match (detail.event.as_str(), detail.result.as_str()) {
-                ("createSnapshot", "succeeded") => Ok(ReplicateRequest::Completed {
+                ("createSnapshot", "succeeded") => Ok(ReplicateRequest::completed(
                     event_id,
                     region,
-                    kind: Kind::Snapshot,
-                    id: id.to_string(),
-                }),
+                    Kind::Snapshot,
+                    id.to_string(),
+                )),
                 (what, result) => Ok(ReplicateRequest::Ignored {
                     event_id,
                     source: id.to_string(),
@@ -317,12 +356,12 @@ mod tests {
     fn an_available_ami_is_to_be_copied() {
         assert_eq!(
             parse_replicate_request(&ami_event("available")).unwrap(),
-            ReplicateRequest::Completed {
-                event_id: Some("e-1".into()),
-                region: Some("us-east-1".into()),
-                kind: Kind::Image,
-                id: "ami-0a1b2c3d4e5f67890".into()
-            }
+            ReplicateRequest::completed(
+                Some("e-1".into()),
+                Some("us-east-1".into()),
+                Kind::Image,
+                "ami-0a1b2c3d4e5f67890".into()
+            )
         );
     }
 
@@ -358,12 +397,12 @@ mod tests {
             assert_eq!(
                 parse_replicate_request(&snapshot_event("createSnapshot", "succeeded", arn))
                     .unwrap(),
-                ReplicateRequest::Completed {
-                    event_id: Some("e-2".into()),
-                    region: Some("us-east-1".into()),
-                    kind: Kind::Snapshot,
-                    id: "snap-01234567890abcdef".into()
-                },
+                ReplicateRequest::completed(
+                    Some("e-2".into()),
+                    Some("us-east-1".into()),
+                    Kind::Snapshot,
+                    "snap-01234567890abcdef".into()
+                ),
                 "{arn}"
             );
         }

@@ -16,7 +16,7 @@ pub mod plan;
 pub mod report;
 
 use crate::report::Failed;
-pub use event::{ReplicateRequest, ReplicateWork, parse_replicate_request};
+pub use event::{Completion, ReplicateRequest, ReplicateWork, parse_body, parse_replicate_request};
 pub use report::ReplicateReport;
 
 use crate::backup::{Backup, BackupQuery, Copies, State};
@@ -153,26 +153,23 @@ async fn read_sources(
             }
             Ok(None)
         }
-        ReplicateRequest::Completed {
-            region, kind, id, ..
-        } => {
-            if let Some(reason) = run.not_home(&region) {
-                report.skip(&id, None, reason);
-                return Ok(None);
+        ReplicateRequest::Completed(events) => {
+            // A repeated event (EventBridge delivers at least once) is one source.
+            let (mut images, mut snapshots) = (Vec::new(), Vec::new());
+            for event in events {
+                if let Some(reason) = run.not_home(&event.region) {
+                    report.skip(&event.id, None, reason);
+                    continue;
+                }
+                let ids = match event.kind {
+                    Kind::Image => &mut images,
+                    Kind::Snapshot => &mut snapshots,
+                };
+                if !ids.contains(&event.id) {
+                    ids.push(event.id);
+                }
             }
-            let found = run.by_id(kind, std::slice::from_ref(&id)).await?;
-            if found.is_empty() {
-                report.skip(
-                    &id,
-                    None,
-                    format!(
-                        "{} {id} is not in {} (deleted since?)",
-                        kind.as_str(),
-                        run.home.region()
-                    ),
-                );
-            }
-            Ok(Some((found, Scope::Named)))
+            named(run, images, snapshots, true, report).await
         }
         ReplicateRequest::OnDemand {
             image_ids,
@@ -194,10 +191,9 @@ async fn read_sources(
     }
 }
 
-/// A failed AMI: nothing to copy, but a person must hear of it when it is ours.
-/// The named backups of an on-demand request or a continuation, described at home. One that
-/// is not there fails an on-demand request (a person named it), but is only skipped by a
-/// continuation (it went away since, e.g. expired).
+/// The named backups of an on-demand request, a continuation or events, described at home,
+/// one describe per kind (200 ids a call). One that is not there fails an on-demand request
+/// (a person named it), but is only skipped otherwise (it went away since, e.g. expired).
 async fn named(
     run: &Run<'_>,
     image_ids: Vec<String>,
@@ -236,6 +232,7 @@ async fn named(
     Ok(Some((found, Scope::Named)))
 }
 
+/// A failed AMI: nothing to copy, but a person must hear of it when it is ours.
 async fn failed_image(
     run: &Run<'_>,
     id: &str,
@@ -524,8 +521,10 @@ fn current_copies<'a>(keys: &TagKeys, backup: &'a Backup) -> Option<&'a str> {
     keys.get(&backup.tags, key::COPIES)
 }
 
-/// The whole handler: an SQS event's records one by one (each a continuation), or the one
-/// request it was invoked with.
+/// The whole handler: the one request it was invoked with, or an SQS event of its work queue.
+/// Of an SQS batch, the records that are `available` events (its rules put them there) are done
+/// together as one run (see [`batch`]), then the others (continuations) one by one; each record
+/// is answered as [`crate::continuation::each_record`] says.
 pub async fn handle(
     config: &Config,
     clients: &Clients,
@@ -533,22 +532,107 @@ pub async fn handle(
     payload: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<serde_json::Value, Error> {
-    let request = |body: &str| {
-        crate::continuation::parse::<ReplicateWork>(config, FUNCTION, body)
-            .and_then(ReplicateWork::check)
-            .map(ReplicateRequest::Continued)
+    let Some(records) = crate::continuation::sqs_records(payload) else {
+        return one(
+            config,
+            clients,
+            queue,
+            parse_replicate_request(payload),
+            now,
+        )
+        .await;
     };
-    crate::continuation::dispatch(
-        payload,
-        queue,
-        request,
-        parse_replicate_request,
-        async |request| one(config, clients, queue, request, now).await,
-    )
-    .await
+    let records = records?;
+    let mut requests: Vec<Option<Result<ReplicateRequest, Error>>> = records
+        .iter()
+        .map(|r| Some(parse_body(config, r.body.as_deref().unwrap_or(""))))
+        .collect();
+    let (mut outcomes, continuations) =
+        batch(config, clients, queue, &records, &mut requests, now).await;
+    let mut answer =
+        crate::continuation::each_record(records, queue, async |i, _| match outcomes.remove(&i) {
+            Some(outcome) => outcome,
+            None => {
+                let request = requests[i]
+                    .take()
+                    .unwrap_or_else(|| Err(Error::Payload("a record read twice".into())));
+                one(config, clients, queue, request, now).await
+            }
+        })
+        .await;
+    if continuations > 0 {
+        answer["continuations"] = continuations.into();
+    }
+    Ok(answer)
 }
 
-const FUNCTION: &str = "replicate";
+pub(crate) const FUNCTION: &str = "replicate";
+
+/// The `available` events of one SQS batch (from a standard queue: a FIFO queue's records are
+/// done in order, one by one), taken out of `requests` and done as one run: one describe of
+/// their sources at home, one of their copies per destination, the copies paced together. Each
+/// record's outcome is its sources' part of the run's report (see [`record_outcome`]); also
+/// returns the messages the run sent to the work queue.
+async fn batch(
+    config: &Config,
+    clients: &Clients,
+    queue: Option<&WorkQueue>,
+    records: &[aws_lambda_events::sqs::SqsMessage],
+    requests: &mut [Option<Result<ReplicateRequest, Error>>],
+    now: DateTime<Utc>,
+) -> (BTreeMap<usize, Result<serde_json::Value, Error>>, usize) {
+    let mut events = Vec::new();
+    let mut members = Vec::new();
+    for (i, (record, request)) in records.iter().zip(requests.iter_mut()).enumerate() {
+        let fifo = record
+            .event_source_arn
+            .as_deref()
+            .is_some_and(crate::sqs::is_fifo);
+        if fifo || !matches!(request, Some(Ok(ReplicateRequest::Completed(_)))) {
+            continue;
+        }
+        let Some(Ok(ReplicateRequest::Completed(completed))) = request.take() else {
+            continue;
+        };
+        let message_id = record.message_id.as_deref().unwrap_or("");
+        for c in &completed {
+            info!(message_id, event_id = c.event_id.as_deref().unwrap_or(""), source = %c.id, "event joins the batch's run");
+        }
+        members.push((
+            i,
+            completed.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        ));
+        events.extend(completed);
+    }
+    if members.is_empty() {
+        return (BTreeMap::new(), 0);
+    }
+    let request = Ok(ReplicateRequest::Completed(events));
+    let report = reported(config, clients, queue, request, now).await;
+    let continuations = report.as_ref().map_or(0, |r| r.continuations);
+    let outcomes = members
+        .into_iter()
+        .map(|(i, sources)| (i, record_outcome(&report, &sources)))
+        .collect();
+    (outcomes, continuations)
+}
+
+/// One record's outcome in a batch's run: what the run did for its sources; the run's error
+/// when it failed as a whole; unfinished when its copies were deferred and could not be handed
+/// on (done again, it finds the copies made).
+fn record_outcome(
+    report: &Result<ReplicateReport, Error>,
+    sources: &[String],
+) -> Result<serde_json::Value, Error> {
+    let report = report.as_ref().map_err(Clone::clone)?;
+    let mine = report.of_sources(sources);
+    let unfinished = report
+        .unfinished
+        .clone()
+        .filter(|_| !mine.deferred.is_empty());
+    let failed = mine.failed.len();
+    crate::report::into_outcome_unless_unfinished(mine, failed, unfinished)
+}
 
 /// One request, run in a span carrying the event id, to the invocation's outcome (an error
 /// only when something failed), with its metrics.
@@ -559,6 +643,20 @@ async fn one(
     request: Result<ReplicateRequest, Error>,
     now: DateTime<Utc>,
 ) -> Result<serde_json::Value, Error> {
+    let mut report = reported(config, clients, queue, request, now).await?;
+    let failed = report.failed.len();
+    let unfinished = report.unfinished.take();
+    crate::report::into_outcome_unless_unfinished(report, failed, unfinished)
+}
+
+/// One request to its report, its metrics published.
+async fn reported(
+    config: &Config,
+    clients: &Clients,
+    queue: Option<&WorkQueue>,
+    request: Result<ReplicateRequest, Error>,
+    now: DateTime<Utc>,
+) -> Result<ReplicateReport, Error> {
     let invocation = crate::metrics::Invocation::start(config, FUNCTION, clients.throttles());
     let report = report(config, clients, queue, request, now).await;
     let (counts, by_region, continuations) = match &report {
@@ -587,10 +685,7 @@ async fn one(
             .collect()
     };
     invocation.finish(counts, per_region, clients.throttles(), continuations, now);
-    let mut report = report?;
-    let failed = report.failed.len();
-    let unfinished = report.unfinished.take();
-    crate::report::into_outcome_unless_unfinished(report, failed, unfinished)
+    report
 }
 
 /// The invocation up to its report: the request checked, the copies made, the deferred ones
@@ -705,4 +800,86 @@ async fn hand_on(config: &Config, queue: &WorkQueue, attempt: u32, report: &mut 
 
 fn chunks(ids: &[String]) -> std::slice::Chunks<'_, String> {
     ids.chunks(crate::continuation::IDS_PER_MESSAGE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Copied, Deferred, Failed};
+
+    fn dr() -> Region {
+        Region::parse("us-west-2").unwrap()
+    }
+
+    /// A batch's run: `ami-1` copied, `ami-2` failed, `ami-3` deferred.
+    fn run_report(unfinished: Option<&str>) -> ReplicateReport {
+        let mut report = ReplicateReport::new(false);
+        report.copied.push(Copied {
+            source: "ami-1".into(),
+            region: dr(),
+            id: Some("ami-9".into()),
+        });
+        report.failed.push(Failed {
+            source: "ami-2".into(),
+            region: Some(dr()),
+            error: "CopyImage failed".into(),
+            code: Some("InvalidParameter".into()),
+        });
+        report.deferred.push(Deferred {
+            source: "ami-3".into(),
+            region: dr(),
+            reason: "limit".into(),
+            code: Some("ResourceLimitExceeded".into()),
+            wait: true,
+        });
+        report.continuations = 1;
+        report.unfinished = unfinished.map(str::to_string);
+        report
+    }
+
+    fn ids(id: &str) -> Vec<String> {
+        vec![id.to_string()]
+    }
+
+    #[test]
+    fn each_record_of_a_batch_answers_for_its_own_sources() {
+        let report = Ok(run_report(None));
+        let done = record_outcome(&report, &ids("ami-1")).unwrap();
+        assert_eq!(done["copied"][0]["source"], "ami-1");
+        assert_eq!(done["failed"], serde_json::json!([]));
+        assert!(done.get("continuations").is_none(), "{done}");
+        match record_outcome(&report, &ids("ami-2")) {
+            Err(Error::SomeFailed { failed: 1, result }) => {
+                assert!(!result.contains("ami-1"), "{result}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Deferred and handed on: done.
+        let deferred = record_outcome(&report, &ids("ami-3")).unwrap();
+        assert_eq!(deferred["deferred"][0]["source"], "ami-3");
+    }
+
+    #[test]
+    fn a_batch_whose_hand_on_failed_leaves_unfinished_only_the_deferred_records() {
+        let report = Ok(run_report(Some("the queue refused")));
+        assert!(record_outcome(&report, &ids("ami-1")).is_ok());
+        match record_outcome(&report, &ids("ami-3")) {
+            Err(Error::Unfinished { reason, .. }) => assert_eq!(reason, "the queue refused"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_batch_that_failed_as_a_whole_fails_every_record_with_its_error() {
+        let report = Err(Error::Deadline {
+            operation: "DescribeImages",
+            region: "us-east-1".into(),
+        });
+        for id in ["ami-1", "ami-4"] {
+            assert!(matches!(
+                record_outcome(&report, &ids(id)),
+                Err(Error::Deadline { .. })
+            ));
+        }
+    }
 }

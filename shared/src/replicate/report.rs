@@ -38,6 +38,48 @@ impl ReplicateReport {
         });
     }
 
+    /// The part of the report about `sources` (one record's, of a batch done as one run):
+    /// their entries and warnings; the messages sent and why the run is unfinished stay with
+    /// the run.
+    pub fn of_sources(&self, sources: &[String]) -> Self {
+        let ours = |source: &String| sources.contains(source);
+        Self {
+            copied: self
+                .copied
+                .iter()
+                .filter(|c| ours(&c.source))
+                .cloned()
+                .collect(),
+            skipped: self
+                .skipped
+                .iter()
+                .filter(|c| ours(&c.source))
+                .cloned()
+                .collect(),
+            deferred: self
+                .deferred
+                .iter()
+                .filter(|c| ours(&c.source))
+                .cloned()
+                .collect(),
+            failed: self
+                .failed
+                .iter()
+                .filter(|c| ours(&c.source))
+                .cloned()
+                .collect(),
+            warnings: self
+                .warnings
+                .iter()
+                .filter(|w| ours(&w.resource))
+                .cloned()
+                .collect(),
+            dry_run: self.dry_run,
+            continuations: 0,
+            unfinished: None,
+        }
+    }
+
     /// The counts it publishes (`shared/metrics.json`, replicate).
     pub fn metric_values(&self) -> crate::metrics::Values {
         use crate::metrics::{Metric, count};
