@@ -15,6 +15,7 @@ import boto3
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+from esm import deliver  # noqa: E402
 from lambda_invoke import invoke  # noqa: E402
 
 MOTO = os.environ["MOTO_URL"]
@@ -75,6 +76,13 @@ def run(function: str, payload, label: str, names: dict[str, str]) -> dict:
         print(f"   invocation failed: {err.get('errorType')}: {err.get('errorMessage')}")
         return {}
     report = result["response"]
+    show_report(report, names)
+    print(f"   (cold start {stats['cold_start_ms']:.0f} ms, invocation {stats['invoke_ms'][0]:.0f} ms, "
+          f"peak RSS {stats['max_rss_kib'] / 1024:.1f} MiB)")
+    return report
+
+
+def show_report(report: dict, names: dict[str, str]) -> None:
     show = lambda rid: f"{names.get(rid, '')} ({rid})" if rid in names else rid  # noqa: E731
     for c in report.get("created", []):
         print(f"   created  {c['id']} of {show(c['source'])}  name={c['name']!r}")
@@ -89,9 +97,6 @@ def run(function: str, payload, label: str, names: dict[str, str]) -> dict:
         print(f"   FAILED   {show(f['source'])}: {f['error']}")
     for w in report.get("warnings", []):
         print(f"   warning  {show(w['resource'])}: {w['key']}={w['value']!r}: {w['message']}")
-    print(f"   (cold start {stats['cold_start_ms']:.0f} ms, invocation {stats['invoke_ms'][0]:.0f} ms, "
-          f"peak RSS {stats['max_rss_kib'] / 1024:.1f} MiB)")
-    return report
 
 
 def main() -> None:
@@ -232,22 +237,39 @@ def on_call(names: dict[str, str]) -> None:
 
 
 def replicate(names: dict[str, str]) -> None:
-    """Each backup arriving in the DR region: the events EC2 sends when a backup is ready, a
-    replayed event, and the reconcile sweep that finds nothing missing."""
+    """Each backup arriving in the DR region: the events EC2 sends when a backup is ready, put
+    on replicate's work queue as its rules do (with one delivered twice) and handed to it in
+    batches by the event source mapping, then the reconcile sweep that finds nothing missing."""
     mine = [i for i in ec2().describe_images(Owners=["self"])["Images"]
             if {t["Key"]: t["Value"] for t in i.get("Tags", [])}.get("backup:managed-by")]
+    events = []
     for image in sorted(mine, key=lambda i: i["Name"]):
         names[image["ImageId"]] = image["Name"]
-        available = event("ami-state-change-available.json", {"ami-0a1b2c3d4e5f67890": image["ImageId"]})
-        run("replicate", available, f"EC2 AMI State Change: {image['Name']} is available", names)
+        events.append(event("ami-state-change-available.json", {"ami-0a1b2c3d4e5f67890": image["ImageId"]}))
     if mine:
-        again = event("ami-state-change-available.json", {"ami-0a1b2c3d4e5f67890": mine[0]["ImageId"]})
-        run("replicate", again, "the same AMI event delivered again", names)
+        events.append(events[0])  # EventBridge delivers at least once
     for snap in ec2().describe_snapshots(OwnerIds=["self"])["Snapshots"]:
         t = {x["Key"]: x["Value"] for x in snap.get("Tags", [])}
         if t.get("backup:kind") == "snapshot":
-            done = event("ebs-snapshot-create-succeeded.json", {"snap-01234567890abcdef": snap["SnapshotId"]})
-            run("replicate", done, f"EBS Snapshot Notification: {snap['SnapshotId']} completed", names)
+            events.append(event("ebs-snapshot-create-succeeded.json", {"snap-01234567890abcdef": snap["SnapshotId"]}))
+    sqs = boto3.client("sqs", region_name=HOME, endpoint_url=MOTO,
+                       aws_access_key_id="demo", aws_secret_access_key="demo")
+    queue = sqs.create_queue(QueueName="ec2-backup-replicate", Attributes={"VisibilityTimeout": "720"})["QueueUrl"]
+    for i in range(0, len(events), 10):
+        sqs.send_message_batch(QueueUrl=queue, Entries=[{"Id": str(j), "MessageBody": json.dumps(e)}
+                                                        for j, e in enumerate(events[i:i + 10])])
+    print(f"\n== replicate <- its work queue: {len(events)} events the rules put there "
+          "(the first AMI's twice), in batches of up to 10")
+    with open(LOGS, "a") as logs:
+        summary = deliver(str(BIN / "replicate"), queue, env={**ENV, "WORK_QUEUE_URL": queue}, timeout=120,
+                          batch_size=10, batching_window=1, wait_seconds=1, idle=2, logs=logs)
+    for entry in summary["results"]:
+        answer = entry.get("response") or {}
+        print(f"   one invocation, {len(entry['records'])} records, {entry['ms']:.0f} ms, "
+              f"batch item failures: {answer.get('batchItemFailures')}")
+        for record in answer.get("records", []):
+            print(f"   record {record['messageId'][:8]}:")
+            show_report(record.get("result") or {}, names)
     run("replicate", event("scheduled-event.json"), "the reconcile sweep", names)
 
     print(f"\n== The copies in {DR}, with their tags")

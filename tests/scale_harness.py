@@ -6,7 +6,8 @@ faults nor throttles), sets the server's buckets to EC2's figures times a factor
 function's pace (EC2_RATE_LIMITS) to its default share of them times F, then drives the binary
 as Lambda would: the first event through a sandbox of the Lambda emulator
 (tests/lambda_invoke.py), the continuations through the function's own work queue and the
-event source mapping emulator (tests/esm.py), with the template's mapping settings. Then it
+event source mapping emulator (tests/esm.py), with the template's mapping settings (replicate's
+events too: its rules put them on its queue). Then it
 reads back what EC2 holds and says what is missing, duplicated, failed or dead-lettered.
 
     from scale_harness import Server, run_create, run_replicate, run_expire

@@ -918,3 +918,22 @@ def test_without_exit_with_stdin_the_server_outlives_its_stdin(tmp_path):
         assert _http(f"{url}/_test/calls") == {}
     finally:
         stop(proc)
+
+
+def test_a_receive_from_a_queue_of_thousands_stays_quick_and_delivers_what_is_retained(client):
+    # Patch (i): moto computed all the queue's attributes (a pass over the queue each) for
+    # every message it looked at, so one receive cost the queue's length squared.
+    sqs = client("sqs")
+    url = sqs.create_queue(QueueName="long-queue", Attributes={"MessageRetentionPeriod": "600"})["QueueUrl"]
+    for start in range(0, 3000, 10):
+        sqs.send_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(i), "MessageBody": f"m{start + i}"} for i in range(10)])
+    started = time.monotonic()
+    got = []
+    for _ in range(5):
+        got += sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60)["Messages"]
+    # Each of these took tens of seconds before.
+    assert time.monotonic() - started < 10
+    assert len({m["Body"] for m in got}) == 50
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == ("2950", "50")

@@ -216,11 +216,7 @@ pub async fn each_record(
         let id = record.message_id.clone().unwrap_or_default();
         // A FIFO queue's order holds only if nothing after a failed record is done before it:
         // Lambda asks that the rest of the batch be listed too.
-        let fifo = record
-            .event_source_arn
-            .as_deref()
-            .is_some_and(crate::sqs::is_fifo);
-        if fifo && !failures.is_empty() {
+        if is_fifo(&record) && !failures.is_empty() {
             info!(message_id = %id, "record not started: an earlier record of its FIFO batch failed");
             retry_in(queue, &record, &id, RETRY_SECONDS).await;
             results.push(json!({"messageId": id, "ok": false, "error": "not started: an earlier record of the FIFO batch failed"}));
@@ -277,6 +273,14 @@ pub async fn each_record(
         }
     }
     json!({"batchItemFailures": failures, "records": results})
+}
+
+/// Whether `record` is from a FIFO queue (whose records are done in order).
+pub fn is_fifo(record: &SqsMessage) -> bool {
+    record
+        .event_source_arn
+        .as_deref()
+        .is_some_and(crate::sqs::is_fifo)
 }
 
 /// Makes a failed record visible again in `seconds` (see [`WorkQueue::retry_in`]); when that

@@ -926,6 +926,33 @@ def test_sustained_throttling_alarm_sums_every_function():
     assert alarm["TreatMissingData"] == "notBreaching"
 
 
+# Each function's count of the resources it failed on (shared/metrics.json).
+FAILURE_METRICS = {"create-image": "BackupsFailed", "create-snapshot": "BackupsFailed",
+                   "replicate": "CopiesFailed", "expire": "DeletesFailed"}
+
+
+def test_an_alarm_when_any_resource_failed_even_in_a_finished_record():
+    """A work queue's record that failed for some resources is done, not an invocation error
+    (replicate's events all come through its queue): the failure counts must alarm on their
+    own, every function's, within 5 minutes."""
+    found = [a for a in alarms().values()
+             if "BackupsFailed" in {m["name"] for m in alarm_metrics(a)}]
+    assert len(found) == 1
+    alarm, = found
+    watched = {(m["dimensions"]["Function"], m["name"]) for m in alarm_metrics(alarm)}
+    assert watched == set(FAILURE_METRICS.items())
+    for function, name in FAILURE_METRICS.items():
+        assert function in emitted_under(name)["function"], (function, name)
+    for q in alarm["Metrics"]:
+        if "MetricStat" in q:
+            assert (q["MetricStat"]["Stat"], q["MetricStat"]["Period"], q["ReturnData"]) == ("Sum", 300, False)
+    returned, = [q for q in alarm["Metrics"] if q.get("ReturnData", True)]
+    assert all(f"FILL({q['Id']}, 0)" in returned["Expression"] for q in alarm["Metrics"] if "MetricStat" in q)
+    assert (alarm["EvaluationPeriods"], alarm["Threshold"]) == (1, 1)
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
 def runbook_anchors() -> set[str]:
     """The anchors GitHub makes of the runbook's headings."""
     anchors = set()

@@ -1311,12 +1311,13 @@ async fn a_batch_of_available_events_is_one_run_and_each_record_answers_for_its_
     // in one more per destination, instead of two describes an event.
 
     // GIVEN three AMI backups for us-west-2, a fourth whose copy was handed on as a
-    // continuation, and the work queue
+    // continuation, a snapshot backup, and the work queue
     let moto = start().await;
     let mut amis = Vec::new();
     for _ in 0..4 {
         amis.push(image_backup(&moto, &[("backup:copy-to", DR)]).await);
     }
+    let snap = snapshot_backup(&moto, &[]).await;
     let queue = moto.work_queue("ec2-backup-replicate", "replicate").await;
     let work = shared::replicate::ReplicateWork {
         image_ids: vec![amis[3].clone()],
@@ -1334,14 +1335,17 @@ async fn a_batch_of_available_events_is_one_run_and_each_record_answers_for_its_
     moto.reset_calls();
 
     // WHEN one batch brings their events (the second twice: EventBridge delivers at least
-    // once), one from another region, a body that is nobody's, and the continuation
+    // once), one from another region, a body that is nobody's, a schedule that has no business
+    // on the queue, and the continuation
     let batch = json!({"Records": [
         queued("m-0", &available(&amis[0])),
         queued("m-1", &available(&amis[1])),
         queued("m-1-again", &available(&amis[1])),
         queued("m-2", &available(&amis[2])),
+        queued("m-snap", &snapshot_created("ebs-snapshot-create-succeeded.json", &snap)),
         queued("m-elsewhere", &elsewhere),
         sqs_record("m-bad", "{\"hello\": 1}", "ec2-backup-replicate"),
+        queued("m-sweep", &sweep_event()),
         sqs_record("m-continued", &continuation, "ec2-backup-replicate"),
     ]});
     let answer = shared::replicate::handle(
@@ -1354,19 +1358,23 @@ async fn a_batch_of_available_events_is_one_run_and_each_record_answers_for_its_
     .await
     .unwrap();
 
-    // THEN the three events cost one describe at home and one in us-west-2 (the continuation
-    // its own two), one CopyImage per AMI
+    // THEN the three AMI events cost one DescribeImages at home and one in us-west-2 (the
+    // continuation its own two), one CopyImage per AMI; the snapshot's one DescribeSnapshots
+    // each, with them
     let (home, dr) = (moto.calls_in(HOME), moto.calls_in(DR));
     assert_eq!(count(&home, "DescribeImages"), 2, "{home:?}");
     assert_eq!(count(&dr, "DescribeImages"), 2, "{dr:?}");
     assert_eq!(count(&dr, "CopyImage"), 4, "{dr:?}");
+    assert_eq!(count(&home, "DescribeSnapshots"), 1, "{home:?}");
+    assert_eq!(count(&dr, "DescribeSnapshots"), 1, "{dr:?}");
+    assert_eq!(count(&dr, "CopySnapshot"), 1, "{dr:?}");
     moto.assert_calls_allowed("replicate");
 
     // AND only the body that is nobody's is a batch item failure, refused saying what was
     // expected
     assert_eq!(
         answer["batchItemFailures"],
-        json!([{"itemIdentifier": "m-bad"}]),
+        json!([{"itemIdentifier": "m-bad"}, {"itemIdentifier": "m-sweep"}]),
         "{answer}"
     );
     let records = answer["records"].as_array().unwrap();
@@ -1402,6 +1410,23 @@ async fn a_batch_of_available_events_is_one_run_and_each_record_answers_for_its_
             .collect();
         assert_eq!(sources, [ami.as_str()], "{id}: {result}");
     }
+    assert_eq!(record("m-0")["result"]["skipped"], json!([]), "{answer}");
+    assert_eq!(
+        record("m-elsewhere")["result"]["copied"],
+        json!([]),
+        "{answer}"
+    );
+    let refused = record("m-sweep")["error"].as_str().unwrap();
+    assert!(
+        refused.contains("the schedule invokes replicate itself"),
+        "{refused}"
+    );
+    let snapshot_copy = snapshot_copies(&moto, DR, &snap).await;
+    assert_eq!(snapshot_copy.len(), 1);
+    assert_eq!(
+        record("m-snap")["result"]["copied"][0]["source"],
+        snap.as_str()
+    );
     let skipped = &record("m-elsewhere")["result"]["skipped"][0];
     assert_eq!(skipped["source"], amis[0].as_str());
     assert!(
@@ -1459,6 +1484,57 @@ async fn a_batch_whose_home_region_cannot_be_read_fails_each_of_its_event_record
             "{error}"
         );
     }
+    for ami in [&first, &second] {
+        assert!(image_copies(&moto, DR, ami).await.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_batch_the_deadline_leaves_no_time_for_is_sent_again_record_by_record() {
+    // GIVEN two AMI events on the work queue, delivered to an invocation whose deadline has
+    // as good as come
+    let moto = start().await;
+    let first = image_backup(&moto, &[("backup:copy-to", DR)]).await;
+    let second = image_backup(&moto, &[("backup:copy-to", DR)]).await;
+    let queue = moto.work_queue("ec2-backup-replicate", "replicate").await;
+    let bodies = [
+        available(&first).to_string(),
+        available(&second).to_string(),
+    ];
+    let batch = json!({"Records": [
+        sqs_record("m-first", &bodies[0], "ec2-backup-replicate"),
+        sqs_record("m-second", &bodies[1], "ec2-backup-replicate"),
+    ]});
+    let t0 = std::time::Instant::now();
+    let deadline = shared::pacing::Deadline::new(t0 + std::time::Duration::from_millis(10), t0);
+
+    // WHEN it is handled
+    let answer = shared::replicate::handle(
+        &config(),
+        &moto.clients(HOME).until(deadline),
+        Some(&queue),
+        &batch,
+        later(),
+    )
+    .await
+    .unwrap();
+
+    // THEN neither record is a batch item failure: each event is on the queue again, as it
+    // came, and nothing was copied
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    for r in answer["records"].as_array().unwrap() {
+        assert_eq!(r["sent_again"], true, "{answer}");
+    }
+    let mut again: Vec<String> = moto
+        .receive(&queue)
+        .await
+        .iter()
+        .map(|m| m.body().unwrap().to_string())
+        .collect();
+    again.sort();
+    let mut want = bodies.to_vec();
+    want.sort();
+    assert_eq!(again, want);
     for ami in [&first, &second] {
         assert!(image_copies(&moto, DR, ami).await.is_empty());
     }

@@ -138,7 +138,13 @@ pub fn parse_body(config: &crate::config::Config, body: &str) -> Result<Replicat
     if let Ok(event) = serde_json::from_str::<Value>(body)
         && event.get("detail-type").is_some()
     {
-        return parse_replicate_request(&event);
+        return match parse_replicate_request(&event)? {
+            // Only the rules of EC2's events send to the queue: a sweep is the schedule's.
+            ReplicateRequest::Sweep { .. } => Err(Error::Payload(format!(
+                "a \"{SCHEDULED}\" on the work queue: the schedule invokes replicate itself; the queue takes \"{AMI_STATE_CHANGE}\" and \"{SNAPSHOT_NOTIFICATION}\" events and continuations"
+            ))),
+            request => Ok(request),
+        };
     }
     crate::continuation::parse::<ReplicateWork>(config, super::FUNCTION, body)
         .map_err(|e| match e {

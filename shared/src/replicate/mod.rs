@@ -478,7 +478,8 @@ fn log_copy(job: &CopyJob, result: &Result<String, Listed>) {
 }
 
 /// Step 6: writes `P:copies` (`region=copy-id,...`, merged with what is there) on each original whose
-/// value changes: a person sees its DR state at a glance.
+/// value changes: a person sees its DR state at a glance. One CreateTags per original (the
+/// values differ), a few at a time, paced by CreateTags' bucket.
 async fn record_copies(
     run: &Run<'_>,
     eligible: &[Eligible],
@@ -487,34 +488,43 @@ async fn record_copies(
 ) {
     let (keys, home) = (&run.keys, &run.home);
     let copies_key = keys.key(key::COPIES);
-    for Eligible { backup, .. } in eligible {
-        let pairs: Vec<(Region, String)> = copies
-            .iter()
-            .filter(|c| c.source == backup.id)
-            .filter_map(|c| Some((c.region.clone(), c.id.clone()?)))
-            .collect();
-        if pairs.is_empty() {
-            continue;
-        }
-        let current = current_copies(keys, backup);
-        let value = plan::merge_copies(current, &pairs);
-        if current == Some(value.as_str()) {
-            continue;
-        }
-        let tag = vec![(copies_key.clone(), value.clone())];
-        match home
-            .tag_resources(std::slice::from_ref(&backup.id), &tag)
-            .await
-        {
-            Ok(()) => info!(source = %backup.id, copies = %value, "copies recorded"),
-            Err(e) => {
-                warn!(source = %backup.id, error = %e, "cannot record the copies on the original");
-                report
-                    .failed
-                    .push(Failed::from_error(&backup.id, Some(home.region()), &e));
+    let writes: Vec<(&str, String)> = eligible
+        .iter()
+        .filter_map(|Eligible { backup, .. }| {
+            let pairs: Vec<(Region, String)> = copies
+                .iter()
+                .filter(|c| c.source == backup.id)
+                .filter_map(|c| Some((c.region.clone(), c.id.clone()?)))
+                .collect();
+            if pairs.is_empty() {
+                return None;
             }
-        }
-    }
+            let current = current_copies(keys, backup);
+            let value = plan::merge_copies(current, &pairs);
+            (current != Some(value.as_str())).then_some((backup.id.as_str(), value))
+        })
+        .collect();
+    let failures: Vec<Failed> = stream::iter(writes)
+        .map(|(id, value)| {
+            let tag = vec![(copies_key.clone(), value)];
+            async move {
+                match home.tag_resources(&[id.to_string()], &tag).await {
+                    Ok(()) => {
+                        info!(source = %id, copies = %tag[0].1, "copies recorded");
+                        None
+                    }
+                    Err(e) => {
+                        warn!(source = %id, error = %e, "cannot record the copies on the original");
+                        Some(Failed::from_error(id, Some(home.region()), &e))
+                    }
+                }
+            }
+        })
+        .buffer_unordered(COPY_CONCURRENCY)
+        .filter_map(|f| async move { f })
+        .collect()
+        .await;
+    report.failed.extend(failures);
 }
 
 fn current_copies<'a>(keys: &TagKeys, backup: &'a Backup) -> Option<&'a str> {
@@ -543,20 +553,12 @@ pub async fn handle(
         .await;
     };
     let records = records?;
-    let mut requests: Vec<Option<Result<ReplicateRequest, Error>>> = records
-        .iter()
-        .map(|r| Some(parse_body(config, r.body.as_deref().unwrap_or(""))))
-        .collect();
-    let (mut outcomes, continuations) =
-        batch(config, clients, queue, &records, &mut requests, now).await;
+    let (mut outcomes, continuations) = batch(config, clients, queue, &records, now).await;
     let mut answer =
-        crate::continuation::each_record(records, queue, async |i, _| match outcomes.remove(&i) {
-            Some(outcome) => outcome,
-            None => {
-                let request = requests[i]
-                    .take()
-                    .unwrap_or_else(|| Err(Error::Payload("a record read twice".into())));
-                one(config, clients, queue, request, now).await
+        crate::continuation::each_record(records, queue, async |i, body| {
+            match outcomes.remove(&i) {
+                Some(outcome) => outcome,
+                None => one(config, clients, queue, parse_body(config, body), now).await,
             }
         })
         .await;
@@ -568,32 +570,36 @@ pub async fn handle(
 
 pub(crate) const FUNCTION: &str = "replicate";
 
-/// The `available` events of one SQS batch (from a standard queue: a FIFO queue's records are
-/// done in order, one by one), taken out of `requests` and done as one run: one describe of
-/// their sources at home, one of their copies per destination, the copies paced together. Each
-/// record's outcome is its sources' part of the run's report (see [`record_outcome`]); also
-/// returns the messages the run sent to the work queue.
+/// The `available` events of this region in one SQS batch (from a standard queue: a FIFO
+/// queue's records are done in order, one by one), done as one run: one describe of their
+/// sources at home, one of their copies per destination, the copies paced together. Returns
+/// each of those records' outcome by its place in the batch (its sources' part of the run's
+/// report, see [`record_outcome`]), and the messages the run sent to the work queue. The
+/// other records (continuations, a failed AMI, another region's event, a body refused) are
+/// left to [`one`].
 async fn batch(
     config: &Config,
     clients: &Clients,
     queue: Option<&WorkQueue>,
     records: &[aws_lambda_events::sqs::SqsMessage],
-    requests: &mut [Option<Result<ReplicateRequest, Error>>],
     now: DateTime<Utc>,
 ) -> (BTreeMap<usize, Result<serde_json::Value, Error>>, usize) {
+    let home = clients.home().region().clone();
     let mut events = Vec::new();
     let mut members = Vec::new();
-    for (i, (record, request)) in records.iter().zip(requests.iter_mut()).enumerate() {
-        let fifo = record
-            .event_source_arn
-            .as_deref()
-            .is_some_and(crate::sqs::is_fifo);
-        if fifo || !matches!(request, Some(Ok(ReplicateRequest::Completed(_)))) {
+    for (i, record) in records.iter().enumerate() {
+        if crate::continuation::is_fifo(record) {
             continue;
         }
-        let Some(Ok(ReplicateRequest::Completed(completed))) = request.take() else {
+        let Ok(ReplicateRequest::Completed(completed)) =
+            parse_body(config, record.body.as_deref().unwrap_or(""))
+        else {
             continue;
         };
+        let here = |c: &Completion| c.region.as_deref().is_none_or(|r| r == home.as_str());
+        if !completed.iter().all(here) {
+            continue;
+        }
         let message_id = record.message_id.as_deref().unwrap_or("");
         for c in &completed {
             info!(message_id, event_id = c.event_id.as_deref().unwrap_or(""), source = %c.id, "event joins the batch's run");
@@ -618,18 +624,19 @@ async fn batch(
 }
 
 /// One record's outcome in a batch's run: what the run did for its sources; the run's error
-/// when it failed as a whole; unfinished when its copies were deferred and could not be handed
-/// on (done again, it finds the copies made).
+/// when it failed as a whole; unfinished when its deferred copies could not be handed on
+/// (done again, it finds the copies made).
 fn record_outcome(
     report: &Result<ReplicateReport, Error>,
     sources: &[String],
 ) -> Result<serde_json::Value, Error> {
     let report = report.as_ref().map_err(Clone::clone)?;
     let mine = report.of_sources(sources);
-    let unfinished = report
-        .unfinished
-        .clone()
-        .filter(|_| !mine.deferred.is_empty());
+    let unfinished = report.unfinished.clone().filter(|_| {
+        mine.deferred
+            .iter()
+            .any(|d| report.not_handed_on.contains(&d.source))
+    });
     let failed = mine.failed.len();
     crate::report::into_outcome_unless_unfinished(mine, failed, unfinished)
 }
@@ -793,7 +800,13 @@ async fn hand_on(config: &Config, queue: &WorkQueue, attempt: u32, report: &mut 
         let what = "the deferred copies";
         match crate::continuation::hand_on(queue, config, FUNCTION, what, &works, delay).await {
             Ok(sent) => report.continuations += sent,
-            Err(reason) => report.unfinished = Some(reason),
+            Err(reason) => {
+                report.unfinished = Some(reason);
+                let ids = works
+                    .iter()
+                    .flat_map(|w| w.image_ids.iter().chain(&w.snapshot_ids));
+                report.not_handed_on.extend(ids.cloned());
+            }
         }
     }
 }
@@ -811,7 +824,8 @@ mod tests {
         Region::parse("us-west-2").unwrap()
     }
 
-    /// A batch's run: `ami-1` copied, `ami-2` failed, `ami-3` deferred.
+    /// A batch's run: `ami-1` copied, `ami-2` failed, `ami-3` and `ami-5` deferred (`ami-3`'s not
+    /// handed on when the run is `unfinished`).
     fn run_report(unfinished: Option<&str>) -> ReplicateReport {
         let mut report = ReplicateReport::new(false);
         report.copied.push(Copied {
@@ -832,8 +846,19 @@ mod tests {
             code: Some("ResourceLimitExceeded".into()),
             wait: true,
         });
+        // Handed on in the other message (at once, not delayed), which the queue took.
+        report.deferred.push(Deferred {
+            source: "ami-5".into(),
+            region: dr(),
+            reason: "the deadline".into(),
+            code: None,
+            wait: false,
+        });
         report.continuations = 1;
         report.unfinished = unfinished.map(str::to_string);
+        if unfinished.is_some() {
+            report.not_handed_on.push("ami-3".into());
+        }
         report
     }
 
@@ -860,9 +885,10 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_whose_hand_on_failed_leaves_unfinished_only_the_deferred_records() {
+    fn a_batch_whose_hand_on_failed_leaves_unfinished_only_the_records_not_handed_on() {
         let report = Ok(run_report(Some("the queue refused")));
         assert!(record_outcome(&report, &ids("ami-1")).is_ok());
+        assert!(record_outcome(&report, &ids("ami-5")).is_ok());
         match record_outcome(&report, &ids("ami-3")) {
             Err(Error::Unfinished { reason, .. }) => assert_eq!(reason, "the queue refused"),
             other => panic!("{other:?}"),

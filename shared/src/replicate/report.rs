@@ -20,6 +20,9 @@ pub struct ReplicateReport {
     /// Why the work must be done again (see [`crate::Error::Unfinished`]), when it must.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unfinished: Option<String>,
+    /// The sources whose deferred copies could not be handed on (the reason is `unfinished`).
+    #[serde(skip)]
+    pub not_handed_on: Vec<String>,
 }
 
 impl ReplicateReport {
@@ -42,41 +45,22 @@ impl ReplicateReport {
     /// their entries and warnings; the messages sent and why the run is unfinished stay with
     /// the run.
     pub fn of_sources(&self, sources: &[String]) -> Self {
-        let ours = |source: &String| sources.contains(source);
+        fn ours<T: Clone>(all: &[T], source: impl Fn(&T) -> &String, sources: &[String]) -> Vec<T> {
+            all.iter()
+                .filter(|e| sources.contains(source(e)))
+                .cloned()
+                .collect()
+        }
         Self {
-            copied: self
-                .copied
-                .iter()
-                .filter(|c| ours(&c.source))
-                .cloned()
-                .collect(),
-            skipped: self
-                .skipped
-                .iter()
-                .filter(|c| ours(&c.source))
-                .cloned()
-                .collect(),
-            deferred: self
-                .deferred
-                .iter()
-                .filter(|c| ours(&c.source))
-                .cloned()
-                .collect(),
-            failed: self
-                .failed
-                .iter()
-                .filter(|c| ours(&c.source))
-                .cloned()
-                .collect(),
-            warnings: self
-                .warnings
-                .iter()
-                .filter(|w| ours(&w.resource))
-                .cloned()
-                .collect(),
+            copied: ours(&self.copied, |c| &c.source, sources),
+            skipped: ours(&self.skipped, |c| &c.source, sources),
+            deferred: ours(&self.deferred, |c| &c.source, sources),
+            failed: ours(&self.failed, |c| &c.source, sources),
+            warnings: ours(&self.warnings, |w| &w.resource, sources),
             dry_run: self.dry_run,
             continuations: 0,
             unfinished: None,
+            not_handed_on: Vec::new(),
         }
     }
 
