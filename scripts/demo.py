@@ -259,10 +259,10 @@ def replicate(names: dict[str, str]) -> None:
         sqs.send_message_batch(QueueUrl=queue, Entries=[{"Id": str(j), "MessageBody": json.dumps(e)}
                                                         for j, e in enumerate(events[i:i + 10])])
     print(f"\n== replicate <- its work queue: {len(events)} events the rules put there "
-          "(the first AMI's twice), in batches of up to 10")
+          "(the first AMI's twice), in batches of up to 100")
     with open(LOGS, "a") as logs:
         summary = deliver(str(BIN / "replicate"), queue, env={**ENV, "WORK_QUEUE_URL": queue}, timeout=120,
-                          batch_size=10, batching_window=1, wait_seconds=1, idle=2, logs=logs)
+                          batch_size=100, batching_window=1, wait_seconds=1, idle=2, logs=logs)
     for entry in summary["results"]:
         answer = entry.get("response") or {}
         print(f"   one invocation, {len(entry['records'])} records, {entry['ms']:.0f} ms, "

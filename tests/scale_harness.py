@@ -60,7 +60,7 @@ PACING_ACTION = {"create-image": "CreateImage", "create-snapshot": "CreateSnapsh
 MAPPINGS = {
     "create-image": dict(batch_size=1, max_concurrency=1),
     "create-snapshot": dict(batch_size=1, max_concurrency=1),
-    "replicate": dict(batch_size=10, batching_window=5, max_concurrency=2),
+    "replicate": dict(batch_size=100, batching_window=5, max_concurrency=2),
     "expire": dict(batch_size=1, max_concurrency=2),
 }
 MAX_RECEIVES = 5
@@ -503,7 +503,7 @@ def run_replicate(server: Server, binary_path: Path, n: int, factor: float, time
                   logs: Any = None, limit_faults: int = 0, max_time: float = 3600) -> Run:
     """replicate: n AMIs of ours that want a copy in DR, one `available` event each, put on its
     standard work queue as its EventBridge rule does (the event itself is the body), then the
-    queue delivered as the template's mapping does (batches of 10, two invocations at once)
+    queue delivered as the template's mapping does (batches of 100, two invocations at once)
     until empty. The clock starts once the events are on the queue (`events_s` says how long
     putting them there took). `limit_faults`: that many of the first CopyImage calls answer
     ResourceLimitExceeded (a full in-flight limit), so those copies come back through the

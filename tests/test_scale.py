@@ -76,7 +76,7 @@ def test_a_sweep_of_1000_volumes_makes_one_snapshot_of_each_through_the_queue(se
 
 def test_1000_available_events_make_one_dr_copy_each_the_limited_ones_through_the_queue(server):
     # F=8: CopyImage at 6.4 a second after a burst of 640, about 56 s of pace, the events on
-    # the work queue as the rule puts them, ten to an invocation; the first 20 copies meet a full in-flight limit
+    # the work queue as the rule puts them, up to 100 to an invocation; the first 20 copies meet a full in-flight limit
     # (ResourceLimitExceeded), are deferred and come back through the queue a minute later.
     run = run_replicate(server, function("replicate"), N, factor=8, timeout=30, logs=io.StringIO(),
                         limit_faults=20)

@@ -429,7 +429,8 @@ def test_replicates_events_go_through_its_work_queue():
                    "ReplicateSnapshotCreatedRule": "ReplicateWorkQueue",
                    "ReplicateFunctionReconcile": None}
     event, = sqs_events("replicate")
-    assert event["BatchSize"] == 10
+    # Lambda takes a batch above 10 from a standard queue only with a batching window.
+    assert event["BatchSize"] == 100 and event["MaximumBatchingWindowInSeconds"] >= 1
 
 
 def test_a_work_queue_takes_events_from_exactly_the_rules_that_target_it():
@@ -533,7 +534,7 @@ def test_outputs_name_every_function_the_queue_and_the_topic():
 
 # Each message is a chunk of up to a few hundred resources, one per invocation; replicate's
 # are a few copies each, and several fit in one invocation.
-BATCH_SIZES = {"create-image": 1, "create-snapshot": 1, "replicate": 10, "expire": 1}
+BATCH_SIZES = {"create-image": 1, "create-snapshot": 1, "replicate": 100, "expire": 1}
 # How old a work queue's oldest message may get before the alarm: replicate's wait on copy
 # limits on purpose, the others' only for the invocations ahead of them.
 AGE_THRESHOLDS = {"create-image": 2 * 3600, "create-snapshot": 2 * 3600, "replicate": 6 * 3600,
