@@ -59,6 +59,15 @@ fn waits(err: &Error) -> bool {
     !matches!(err, Error::Deadline { .. })
 }
 
+/// Why an event from `region` is not for the function of `home`, if it is one (an event that
+/// names no region is taken as home's).
+fn not_home(home: &Region, region: &Option<String>) -> Option<String> {
+    region
+        .as_deref()
+        .filter(|r| *r != home.as_str())
+        .map(|r| format!("the event is from {r}; this function replicates backups of {home}"))
+}
+
 /// Whether the run looks at the named backups or sweeps the region.
 enum Scope {
     Named,
@@ -76,11 +85,7 @@ struct Run<'a> {
 impl Run<'_> {
     /// Why an event from another region is not for this function, if it is one.
     fn not_home(&self, region: &Option<String>) -> Option<String> {
-        let home = self.home.region();
-        region
-            .as_deref()
-            .filter(|r| *r != home.as_str())
-            .map(|r| format!("the event is from {r}; this function replicates backups of {home}"))
+        not_home(self.home.region(), region)
     }
 
     async fn by_id(&self, kind: Kind, ids: &[String]) -> Result<Vec<Backup>, Error> {
@@ -596,8 +601,11 @@ async fn batch(
         else {
             continue;
         };
-        let here = |c: &Completion| c.region.as_deref().is_none_or(|r| r == home.as_str());
-        if !completed.iter().all(here) {
+        // Another region's event is skipped in its own record, with its reason.
+        if completed
+            .iter()
+            .any(|c| not_home(&home, &c.region).is_some())
+        {
             continue;
         }
         let message_id = record.message_id.as_deref().unwrap_or("");
