@@ -513,7 +513,10 @@ def run_replicate(server: Server, binary_path: Path, n: int, factor: float, time
     images = seed_images(server, n, now - timedelta(hours=1), now + timedelta(days=30), copy_to=DR)
     run = _new_run(server, "replicate", n, factor, timeout)
     queue, dlq = work_queue(server, "scale-replicate", timeout, fifo=False)
-    env = server.function_env(factor, WORK_QUEUE_URL=queue)
+    # As the template: the two invocations at once share the pace (EC2_RATE_SHARED_BY is the
+    # mapping's MaximumConcurrency, which a template test checks).
+    env = server.function_env(factor, WORK_QUEUE_URL=queue,
+                              EC2_RATE_SHARED_BY=str(MAPPINGS["replicate"]["max_concurrency"]))
     server.scale_buckets(factor)
     if limit_faults:
         server.fault({"action": "CopyImage", "region": DR, "code": "ResourceLimitExceeded", "count": limit_faults,

@@ -273,8 +273,9 @@ pub struct BackupQuery {
     pub managed_by: Option<String>,
     /// Only those whose `P:kind` is `kind` (for snapshots: standalone ones, not an AMI's).
     pub kind_tag: bool,
-    /// Only these ids (empty: no id filter).
-    pub ids: Vec<String>,
+    /// Only these ids; `None`: any id. An empty list asks for nothing, and no call is made
+    /// (as `sources`), so a caller that filtered its ids down to none never lists the account.
+    pub ids: Option<Vec<String>>,
     /// Only the backups of these sources (`P:source`); `None`: any source's. An empty list
     /// asks for nothing, and no call is made (as `Copies::Of` an empty list).
     pub sources: Option<Vec<String>>,
@@ -295,7 +296,7 @@ impl BackupQuery {
             kind,
             managed_by: Some(deployment.to_string()),
             kind_tag: true,
-            ids: Vec::new(),
+            ids: None,
             sources: None,
             copies: Copies::Any,
             states: Vec::new(),
@@ -319,7 +320,7 @@ impl BackupQuery {
             kind,
             managed_by: None,
             kind_tag: false,
-            ids: ids.to_vec(),
+            ids: Some(ids.to_vec()),
             sources: None,
             copies: Copies::Any,
             states: Vec::new(),

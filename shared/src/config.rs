@@ -22,8 +22,13 @@ pub const VARIABLES: &[&str] = &[
     "COPY_GRACE",
     "PENDING_LIMIT",
     "EC2_RATE_LIMITS",
+    "EC2_RATE_SHARED_BY",
     "WORK_QUEUE_URL",
 ];
+
+/// The most invocations `EC2_RATE_SHARED_BY` may name (an event source mapping's
+/// MaximumConcurrency can be up to 1,000; past a few dozen, each invocation's pace is a trickle).
+pub const MAX_RATE_SHARED_BY: u32 = 1000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -46,8 +51,14 @@ pub struct Config {
     pub copy_grace: Duration,
     /// How long a backup or copy may stay pending before `monitor` counts it stuck.
     pub pending_limit: Duration,
-    /// The pace of each EC2 action, per region (`EC2_RATE_LIMITS` over the defaults).
+    /// The pace of each EC2 action, per region, of one invocation: `EC2_RATE_LIMITS` over the
+    /// defaults, divided by `rate_shared_by`.
     pub rate_limits: RateLimits,
+    /// How many of this function's invocations run at once, sharing the pace
+    /// (`EC2_RATE_SHARED_BY`, the template sets it to the work queue mapping's
+    /// MaximumConcurrency where invocations overlap in the normal course: replicate). Each
+    /// paces at `EC2_RATE_LIMITS` divided by it, so together they stay within the share.
+    pub rate_shared_by: u32,
     /// The function's own SQS work queue (`WORK_QUEUE_URL`): where what an invocation cannot
     /// finish is handed on. `None`: it does what fits and reports the rest for the next schedule.
     pub work_queue_url: Option<String>,
@@ -78,6 +89,7 @@ impl Default for Config {
             copy_grace: Duration::hours(2),
             pending_limit: Duration::hours(6),
             rate_limits: RateLimits::default(),
+            rate_shared_by: 1,
             work_queue_url: None,
         }
     }
@@ -125,6 +137,21 @@ impl Config {
         if let Some(v) = get("EC2_RATE_LIMITS") {
             config.rate_limits =
                 RateLimits::parse(&v).map_err(|r| fail("EC2_RATE_LIMITS", &v, r))?;
+        }
+        if let Some(v) = get("EC2_RATE_SHARED_BY") {
+            config.rate_shared_by = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=MAX_RATE_SHARED_BY).contains(n))
+                .ok_or_else(|| {
+                    fail(
+                        "EC2_RATE_SHARED_BY",
+                        &v,
+                        format!("expected a whole number from 1 to {MAX_RATE_SHARED_BY}"),
+                    )
+                })?;
+            config.rate_limits = config.rate_limits.shared_by(config.rate_shared_by);
         }
         if let Some(v) = get("WORK_QUEUE_URL") {
             config.work_queue_url =
@@ -281,6 +308,7 @@ mod tests {
             ("COPY_GRACE", "90m"),
             ("PENDING_LIMIT", "1d"),
             ("EC2_RATE_LIMITS", "CreateImage=2/10"),
+            ("EC2_RATE_SHARED_BY", "2"),
             (
                 "WORK_QUEUE_URL",
                 "https://sqs.us-east-1.amazonaws.com/123456789012/work.fifo",
@@ -317,11 +345,13 @@ mod tests {
             c.work_queue_url.as_deref(),
             Some("https://sqs.us-east-1.amazonaws.com/123456789012/work.fifo")
         );
+        // Each of the two invocations that share the pace takes half of it.
+        assert_eq!(c.rate_shared_by, 2);
         assert_eq!(
             c.rate_limits.get("CreateImage"),
             Some(crate::pacing::Rate {
-                per_second: 2.0,
-                burst: 10.0
+                per_second: 1.0,
+                burst: 5.0
             })
         );
     }
@@ -346,6 +376,9 @@ mod tests {
             ("COPY_GRACE", "2x"),
             ("PENDING_LIMIT", "0h"),
             ("EC2_RATE_LIMITS", "CreateImage=fast"),
+            ("EC2_RATE_SHARED_BY", "0"),
+            ("EC2_RATE_SHARED_BY", "two"),
+            ("EC2_RATE_SHARED_BY", "1001"),
             ("WORK_QUEUE_URL", "arn:aws:sqs:us-east-1:123456789012:work"),
         ];
         for (name, value) in cases {

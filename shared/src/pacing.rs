@@ -112,6 +112,26 @@ impl RateLimits {
     pub fn get(&self, action: &str) -> Option<Rate> {
         self.0.get(action).copied()
     }
+
+    /// One of `n` invocations' part of each limit, when `n` pace at once with buckets of their
+    /// own (`EC2_RATE_SHARED_BY`): the rate and the burst over `n`, a burst of at least 1.
+    /// Together they then stay within the limits (but for a burst below `n`, which each
+    /// invocation rounds up to one call).
+    pub fn shared_by(self, n: u32) -> Self {
+        let n = f64::from(n.max(1));
+        Self(
+            self.0
+                .into_iter()
+                .map(|(action, r)| {
+                    let rate = Rate {
+                        per_second: r.per_second / n,
+                        burst: (r.burst / n).floor().max(1.0),
+                    };
+                    (action, rate)
+                })
+                .collect(),
+        )
+    }
 }
 
 /// When an invocation must stop starting calls: its deadline less a margin that leaves room for
@@ -283,6 +303,17 @@ mod tests {
         assert_eq!(l.get("CopyImage"), Some(rate(0.5, 20.0)));
         assert_eq!(l.get("CreateTags"), RateLimits::default().get("CreateTags"));
         assert_eq!(RateLimits::parse("").unwrap(), RateLimits::default());
+    }
+
+    #[test]
+    fn invocations_that_share_the_pace_each_take_their_part_of_it() {
+        let halves = RateLimits::default().shared_by(2);
+        assert_eq!(halves.get("CopyImage"), Some(rate(0.4, 40.0)));
+        assert_eq!(halves.get("CreateImage"), Some(rate(2.0, 20.0)));
+        // A burst never falls below one call; one invocation keeps the whole pace.
+        let tiny = RateLimits::parse("CopyImage=1/3").unwrap().shared_by(4);
+        assert_eq!(tiny.get("CopyImage"), Some(rate(0.25, 1.0)));
+        assert_eq!(RateLimits::default().shared_by(1), RateLimits::default());
     }
 
     #[test]

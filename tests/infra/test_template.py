@@ -89,10 +89,15 @@ WORK_QUEUES = {
     "replicate": ("ReplicateWorkQueue", False),
     "expire": ("ExpireWorkQueue", False),
 }
-# Variables whose value differs per function: set on each function with a work queue, never
-# in Globals, and without a parameter. shared/permissions.json lists them with the others
+# Variables whose value differs per function: set on a function of its own (WORK_QUEUE_URL on
+# each with a work queue, EC2_RATE_SHARED_BY on those of SHARED_PACE), never in Globals, and
+# without a parameter. shared/permissions.json lists them with the others
 # once shared/src/config.rs reads them (VARIABLES).
-PER_FUNCTION_VARIABLES = {"WORK_QUEUE_URL"}
+PER_FUNCTION_VARIABLES = {"WORK_QUEUE_URL", "EC2_RATE_SHARED_BY"}
+# The functions whose mapping runs several invocations at once in the normal course (a burst of
+# events fills both of replicate's), so that each paces at its part of the share. expire's two
+# overlap only when a schedule meets a continuation; the create functions' FIFO queues run one.
+SHARED_PACE = {"replicate"}
 # The actions an event source mapping needs on its queue (Lambda's SQS guide lists the first
 # three); ChangeMessageVisibility lets the function hand a message back before its timeout.
 SQS_RECEIVE = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
@@ -626,6 +631,20 @@ def test_function_reads_its_own_work_queue_and_reports_batch_item_failures(binar
         assert "ScalingConfig" not in event
     else:
         assert event["ScalingConfig"] == {"MaximumConcurrency": 2}, "the least Lambda allows"
+
+
+@pytest.mark.parametrize("binary", sorted(PERMS["functions"]))
+def test_invocations_that_run_at_once_share_the_pace(binary):
+    """EC2_RATE_SHARED_BY is the mapping's MaximumConcurrency where invocations overlap, so that
+    together they keep to EC2_RATE_LIMITS; unset (1) elsewhere."""
+    variables = FUNCTIONS[binary][1]["Properties"].get("Environment", {}).get("Variables", {})
+    if binary in SHARED_PACE:
+        event, = sqs_events(binary)
+        concurrency = event["ScalingConfig"]["MaximumConcurrency"]
+        # Lambda's environment values are strings.
+        assert variables["EC2_RATE_SHARED_BY"] == str(concurrency)
+    else:
+        assert "EC2_RATE_SHARED_BY" not in variables
 
 
 @pytest.mark.parametrize("binary", sorted(PERMS["functions"]))

@@ -1366,3 +1366,60 @@ async fn a_sweep_the_deadline_cuts_short_is_handed_on_and_finished_from_the_queu
     assert!(image_ids(&moto, HOME).await.is_empty());
     assert_no_untracked_orphans(&moto, result).await;
 }
+
+#[tokio::test]
+async fn a_continuation_sweeps_the_regions_it_names_without_reading_home_again() {
+    // GIVEN an expired copy in eu-west-1, a region named only by the instance's copy-to tag
+    // (COPY_TO_REGIONS and CLEANUP_REGIONS are empty), a continuation naming eu-west-1 on
+    // expire's queue, and every DescribeImages at home refused
+    let moto = start().await;
+    let i = moto
+        .instance(HOME, &[("Backup", "true"), ("backup:copy-to", DR2)], 0)
+        .await;
+    let older = backup_at(&moto, &i, days(-10)).await;
+    let old_copy = copy_at(&moto, &older, &i, DR2, days(-10), days(-2), true).await;
+    let old_copy_snaps = image_snapshots(&moto, DR2, &old_copy).await;
+    let zero = Config {
+        keep_last: 0,
+        ..config()
+    };
+    let queue = moto.work_queue("ec2-backup-expire", "expire").await;
+    let work = shared::expire::ExpireWork {
+        regions: vec![region(DR2)],
+        attempt: 1,
+    };
+    shared::continuation::hand_on(&queue, &zero, "expire", "test", &[work], 0)
+        .await
+        .unwrap();
+    moto.fault(json!({"action": "DescribeImages", "region": HOME, "code": "UnauthorizedOperation", "message": "You are not authorized to perform this operation.", "status": 403}));
+    moto.reset_calls();
+
+    // WHEN the continuation is delivered
+    let batch = moto.receive(&queue).await;
+    let answer = shared::expire::handle(
+        &zero,
+        &moto.clients(HOME),
+        Some(&queue),
+        &sqs_event(&queue, &batch),
+        now(),
+    )
+    .await
+    .unwrap();
+    moto.http("DELETE", "/_test/faults", "");
+
+    // THEN the record is finished: eu-west-1 was swept, its expired copy gone with its snapshot
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let result = &answer["records"][0]["result"];
+    let regions: Vec<&String> = result["regions"].as_object().unwrap().keys().collect();
+    assert_eq!(regions, [DR2], "{answer}");
+    assert_eq!(ids(&result["regions"][DR2], "deregistered"), vec![old_copy]);
+    assert_eq!(
+        ids(&result["regions"][DR2], "deleted_snapshots"),
+        old_copy_snaps
+    );
+    // AND home, not among its regions, was not read (its fault did not cost eu-west-1)
+    assert_eq!(moto.calls_in(HOME).get("DescribeImages"), None);
+    assert_eq!(result["warnings"], json!([]), "{answer}");
+    // AND the original at home stays
+    assert!(image_ids(&moto, HOME).await.contains(&older));
+}

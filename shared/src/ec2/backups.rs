@@ -103,12 +103,12 @@ fn query_filters(keys: &TagKeys, q: &BackupQuery) -> Vec<Vec<Filter>> {
         Copies::Of(ids) => lists.push((copy_of, ids)),
         Copies::Any | Copies::None => {}
     }
-    if !q.ids.is_empty() {
+    if let Some(ids) = &q.ids {
         let name = match q.kind {
             Kind::Image => "image-id",
             Kind::Snapshot => "snapshot-id",
         };
-        lists.push((name.to_string(), &q.ids));
+        lists.push((name.to_string(), ids));
     }
     if let Some(sources) = &q.sources {
         lists.push((format!("tag:{}", keys.key(key::SOURCE)), sources));
@@ -412,6 +412,8 @@ mod tests {
         assert!(query_filters(&keys, &of_no_source).is_empty());
         let of_nothing = whole.copies(Copies::Of(Vec::new()));
         assert!(query_filters(&keys, &of_nothing).is_empty());
+        // No ids is no describe, not every image of the account (by_id names no owner).
+        assert!(query_filters(&keys, &BackupQuery::by_id(Kind::Image, &[])).is_empty());
     }
 
     #[test]

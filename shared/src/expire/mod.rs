@@ -72,10 +72,13 @@ pub struct ExpireWork {
 pub const MAX_ATTEMPTS: u32 = 48;
 
 impl ExpireWork {
-    fn check(self) -> Result<Self, Error> {
+    fn check(mut self) -> Result<Self, Error> {
         if self.regions.is_empty() {
             return Err(Error::Payload("a continuation naming no region".into()));
         }
+        // Each region swept once, in the order named.
+        let mut seen = BTreeSet::new();
+        self.regions.retain(|r| seen.insert(r.clone()));
         Ok(self)
     }
 }
@@ -577,6 +580,46 @@ fn unreadable_region(region: &Region, err: &Error) -> RegionReport {
     }
 }
 
+/// The regions a whole sweep covers, from home's listing: home, COPY_TO_REGIONS, those that
+/// copy-to tags of this deployment's backups at home name, and CLEANUP_REGIONS. Home unreadable,
+/// the tags are unknown: a warning says which regions may have been missed.
+fn swept_regions(
+    config: &Config,
+    keys: &TagKeys,
+    home: &Region,
+    home_listing: &Result<(Vec<Backup>, Vec<Backup>), Error>,
+    warnings: &mut Vec<Warning>,
+) -> Vec<Region> {
+    let deployment = config.deployment_name.as_str();
+    let home_tags: Vec<(&str, &crate::tags::Tags)> = match home_listing {
+        Ok((images, snapshots)) => images
+            .iter()
+            .chain(snapshots)
+            .filter(|b| b.managed_by.as_deref() == Some(deployment))
+            .map(|b| (b.id.as_str(), &b.tags))
+            .collect(),
+        Err(e) => {
+            warnings.push(Warning::new(
+                home.as_str(),
+                &keys.key(key::COPY_TO),
+                "",
+                format!(
+                    "the home region could not be read ({e}), so DR regions named only in copy-to tags were not swept this run; list them in CLEANUP_REGIONS to sweep them whatever happens"
+                ),
+            ));
+            Vec::new()
+        }
+    };
+    plan::regions_to_sweep(
+        keys,
+        home,
+        &config.copy_to_regions,
+        home_tags,
+        &config.cleanup_regions,
+        warnings,
+    )
+}
+
 /// One sweep over every region, each on its own: a region that fails does not stop the others.
 pub async fn run(
     config: &Config,
@@ -595,42 +638,18 @@ pub async fn run(
     let home = clients.home_region().clone();
     let mut warnings = Vec::new();
 
-    // Home first: its backups name the regions their copies went to.
-    let home_listing = list(&clients.home(), &keys, deployment).await;
-    let home_tags: Vec<(&str, &crate::tags::Tags)> = match &home_listing {
-        Ok((images, snapshots)) => images
-            .iter()
-            .chain(snapshots)
-            .filter(|b| b.managed_by.as_deref() == Some(deployment))
-            .map(|b| (b.id.as_str(), &b.tags))
-            .collect(),
-        Err(e) => {
-            warnings.push(crate::tags::Warning::new(
-                home.as_str(),
-                &keys.key(key::COPY_TO),
-                "",
-                format!(
-                    "the home region could not be read ({e}), so DR regions named only in copy-to tags were not swept this run; list them in CLEANUP_REGIONS to sweep them whatever happens"
-                ),
-            ));
-            Vec::new()
+    // A continuation sweeps the regions the first run named (it read home's copy-to tags then);
+    // a whole sweep reads home first: its backups name the regions their copies went to.
+    let (regions, mut home_listing) = match &request.regions {
+        Some(named) => (named.clone(), None),
+        None => {
+            let listing = list(&clients.home(), &keys, deployment).await;
+            let regions = swept_regions(config, &keys, &home, &listing, &mut warnings);
+            (regions, Some(listing))
         }
-    };
-    let regions = plan::regions_to_sweep(
-        &keys,
-        &home,
-        &config.copy_to_regions,
-        home_tags,
-        &config.cleanup_regions,
-        &mut warnings,
-    );
-    let regions: Vec<Region> = match &request.regions {
-        Some(only) => regions.into_iter().filter(|r| only.contains(r)).collect(),
-        None => regions,
     };
     info!(regions = ?regions.iter().map(Region::as_str).collect::<Vec<_>>(), dry_run, "sweeping");
 
-    let mut home_listing = Some(home_listing);
     let sweeps = regions.into_iter().map(|region| {
         let listing = if region == home {
             home_listing.take()

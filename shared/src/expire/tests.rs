@@ -746,3 +746,21 @@ fn payloads() {
         );
     }
 }
+
+#[test]
+fn a_continuation_sweeps_each_region_it_names_once_and_must_name_one() {
+    let r = |name: &str| Region::parse(name).unwrap();
+    let work = ExpireWork {
+        regions: vec![r("us-west-2"), r("us-east-1"), r("us-west-2")],
+        attempt: 3,
+    };
+    let checked = work.check().unwrap();
+    assert_eq!(checked.regions, vec![r("us-west-2"), r("us-east-1")]);
+    assert_eq!(checked.attempt, 3);
+    let none = ExpireWork {
+        regions: Vec::new(),
+        attempt: 0,
+    };
+    let err = none.check().unwrap_err().to_string();
+    assert!(err.contains("naming no region"), "{err}");
+}
