@@ -745,7 +745,7 @@ async fn report(
         dry_run = report.dry_run,
         "done"
     );
-    crate::report::warn_all(&report.warnings);
+    crate::invocation::warn_all(&report.warnings);
     Ok(report)
 }
 

@@ -54,3 +54,13 @@ pub fn work_queue(
         .as_deref()
         .map(|url| crate::sqs::WorkQueue::new(sdk, url, function))
 }
+
+/// The error Lambda reports for `err`: its `errorType` says whether to retry and what failed
+/// (`Retryable.Aws.RequestLimitExceeded`, `NonRetryable.InvalidPayload`), its message the
+/// whole error, which carries the result so far.
+pub fn diagnostic(err: Error) -> lambda_runtime::Diagnostic {
+    lambda_runtime::Diagnostic {
+        error_type: err.error_type(),
+        error_message: err.to_string(),
+    }
+}

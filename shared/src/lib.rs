@@ -1,49 +1,36 @@
-//! The shared crate of the ec2-backup functions.
+//! The adapters and the functions' runs of the ec2-backup toolkit, on top of the pure core
+//! ([`backup_core`], re-exported here module by module so that `shared::tags` and
+//! `crate::tags` name the same thing).
 //!
 //! Layout (docs/architecture.md tells the whole story):
-//! - `config`: the environment, parsed once at cold start; `region`, `duration`: its value types.
-//! - `tags`: the tag contract (opt-in, per-resource policy, copy-to, the tags every backup
-//!   carries and the 50-tag cut).
-//! - `backup`: the one model of a backup (typed state, the created-at rule) and its query;
-//!   `source`: what is backed up; `restore`: what a restore makes.
-//! - `due`, `naming`, `status`: pure decisions (is a resource due, what a backup is called,
-//!   where each resource's RPO stands).
-//! - `event`: the payloads of the create functions, parsed into our own enums.
-//! - `ec2`: the adapter, the only code that knows the SDK.
-//! - `create`: the create-image / create-snapshot pipeline (plan, then execute).
-//! - `replicate`: the copies to DR regions (payloads, pure plan, named steps).
-//! - `expire`: the deletions (pure plan, crash-safe execution).
-//! - `monitor`: where the deployment stands (pure summary over `status`'s gathering, metrics).
-//! - `report`, `error`: what every invocation returns.
-//! - `continuation`, `sqs`: work handed on through each function's SQS work queue (the
-//!   envelope, the SQS event's records, the one SQS adapter).
-//! - `clients`, `lambda`: the regional adapters and the wiring every `main` shares.
+//! - `ec2`, `sqs`: the adapters, the only code that knows the SDKs; `clients`: one `Ec2` per
+//!   region; `pacing`: the pacer every EC2 call waits on.
+//! - `lambda`, `invocation`, `metrics`, `continuation`: the Lambda plumbing (the SDK's
+//!   configuration, the deadline, the SQS records, the hand-on, the metrics lines).
+//! - `event`: the create functions' payloads.
+//! - `create`, `replicate`, `expire`, `monitor`, `status`: each function's run, on top of the
+//!   core's plans.
+//! - `permissions`: what each function may call (`shared/permissions.json`).
 
-pub mod backup;
+pub use backup_core::{
+    backup, config, due, duration, error, naming, queue, region, report, restore, source, tags,
+};
+
 pub mod clients;
-pub mod config;
 pub mod continuation;
 pub mod create;
-pub mod due;
-pub mod duration;
 pub mod ec2;
-pub mod error;
 pub mod event;
 pub mod expire;
+pub mod invocation;
 pub mod lambda;
 pub mod metrics;
 pub mod monitor;
-pub mod naming;
 pub mod pacing;
 pub mod permissions;
-pub mod region;
 pub mod replicate;
-pub mod report;
-pub mod restore;
-pub mod source;
 pub mod sqs;
 pub mod status;
-pub mod tags;
 
 pub use config::Config;
 pub use error::Error;

@@ -1048,7 +1048,7 @@ async fn work_that_cannot_be_handed_on_is_unfinished_and_names_the_queue() {
         text.contains("no-such-queue.fifo") && text.contains("not finished"),
         "{text}"
     );
-    let diagnostic: lambda_runtime::Diagnostic = err.into();
+    let diagnostic = shared::lambda::diagnostic(err);
     assert_eq!(diagnostic.error_type, "Retryable.Unfinished");
     assert!(managed_images(&moto).await.is_empty());
 }

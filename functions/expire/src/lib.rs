@@ -2,17 +2,17 @@
 //! [`shared::expire::handle`], which sweeps the home region, the DR regions and the cleanup
 //! regions.
 
-use lambda_runtime::LambdaEvent;
+use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
 use shared::sqs::WorkQueue;
-use shared::{Config, Error, clients::Clients};
+use shared::{Config, clients::Clients};
 
 pub async fn handler(
     config: &Config,
     clients: &Clients,
     queue: Option<&WorkQueue>,
     event: LambdaEvent<Value>,
-) -> Result<Value, Error> {
+) -> Result<Value, Diagnostic> {
     // No call starts that could only leave past the invocation's deadline.
     let clients = clients.for_invocation(&event.context);
     // Boxed: the handler's future sits under lambda_runtime's own; unboxed, the whole nests
@@ -25,4 +25,5 @@ pub async fn handler(
         chrono::Utc::now(),
     ))
     .await
+    .map_err(shared::lambda::diagnostic)
 }

@@ -13,7 +13,7 @@
 //! or that (2) could not delete, is an orphan: ours, expired, used by no image, deleted by the
 //! next run.
 
-pub mod plan;
+pub use backup_core::expire::plan;
 
 use crate::backup::{Backup, BackupQuery};
 use crate::clients::Clients;
@@ -465,7 +465,7 @@ async fn check_claims(
                 for s in &claims.not_ours {
                     warn!(image_id = %d.id, snapshot_id = %s, region = %region, "a snapshot of this image is not ours (another P:managed-by, or another account's): left alone");
                 }
-                crate::report::warn_all(&claims.warnings);
+                crate::invocation::warn_all(&claims.warnings);
                 out.kept.extend(claims.kept);
                 not_ours.extend(claims.not_ours);
             }
@@ -806,7 +806,7 @@ async fn report(
         dry_run = report.dry_run,
         "done"
     );
-    crate::report::warn_all(&report.warnings);
+    crate::invocation::warn_all(&report.warnings);
     Ok(report)
 }
 

@@ -7,7 +7,7 @@
 //!   `status::status` rows (the same code as the CLI's `ec2-backup status`);
 //! - here: the payload, the run, the log lines and the metrics.
 
-pub mod summary;
+pub use backup_core::monitor::summary;
 
 pub use summary::{Figures, Finding, MissingCopy, MonitorReport, summarize};
 

@@ -12,8 +12,8 @@
 //! plan; copy with bounded concurrency; then write `P:copies` on each original.
 
 pub mod event;
-pub mod plan;
-pub mod report;
+pub use backup_core::replicate::plan;
+pub use backup_core::replicate::report;
 
 use crate::report::Failed;
 pub use event::{Completion, ReplicateRequest, ReplicateWork, parse_body, parse_replicate_request};
@@ -742,7 +742,7 @@ async fn report(
         dry_run = report.dry_run,
         "done"
     );
-    crate::report::warn_all(&report.warnings);
+    crate::invocation::warn_all(&report.warnings);
     Ok(report)
 }
 

@@ -70,14 +70,6 @@ pub struct Deferred {
     pub wait: bool,
 }
 
-/// Logs an invalid tag value as it is found (the contract asks for a log line besides the
-/// entry under `warnings`) and keeps it for the result.
-pub fn warn_all(warnings: &[Warning]) {
-    for w in warnings {
-        tracing::warn!(resource = %w.resource, key = %w.key, value = %w.value, message = %w.message, "invalid tag value");
-    }
-}
-
 /// The result of create-image and create-snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CreateReport {
@@ -102,7 +94,7 @@ pub struct CreateReport {
     pub unfinished: Option<String>,
 }
 
-pub(crate) fn is_zero(n: &usize) -> bool {
+pub fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 

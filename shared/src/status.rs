@@ -1,4 +1,4 @@
-//! What [`super::status`] and `monitor` are computed from, read from EC2 in one place: the
+//! What the on-call view ([`backup_core::status`]) and `monitor` are computed from, read from EC2 in one place: the
 //! opted-in instances and volumes of the home region with their policies, every backup of this
 //! deployment in the home region and each DR region, and which backed-up sources still exist.
 //! The CLI's `ec2-backup status` and the monitor function both read through [`gather`].
@@ -7,75 +7,16 @@
 //! per region (images, snapshots), the regions read in parallel; and lookups by id only for the
 //! backed-up sources the sweep did not already show.
 
-use super::Resource;
 use crate::backup::{Backup, BackupQuery};
 use crate::clients::Clients;
 use crate::config::Config;
 use crate::ec2::Ec2;
-use crate::error::Error;
 use crate::region::Region;
 use crate::source::Source;
 use crate::tags::{Kind, TagKeys, resolve_policy};
+pub use backup_core::status::*;
 use futures::future::try_join_all;
 use std::collections::{BTreeSet, HashSet};
-
-/// How much of each region [`gather`] lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listing {
-    /// The backups (`Ec2::managed_backups`: AMIs and standalone snapshots, originals and
-    /// copies, any state): what `status` shows.
-    Backups,
-    /// Every image and snapshot of this deployment (`BackupQuery::everything`: an AMI's own
-    /// snapshots and disabled AMIs too), in as many calls: what the orphan count needs. The
-    /// backups are the part of it that [`Backup::is_managed_backup`] says `Backups` lists.
-    Everything,
-}
-
-/// What [`gather`] read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Inputs {
-    /// The home region first, then each other region read, once, sorted: `COPY_TO_REGIONS`,
-    /// every resource's `P:copy-to` regions, and the extra ones asked for.
-    pub regions: Vec<Region>,
-    /// The opted-in instances and volumes of the home region.
-    pub resources: Vec<Resource>,
-    /// Every backup of this deployment in `regions`, region by region, images then snapshots.
-    pub backups: Vec<Backup>,
-    /// With [`Listing::Everything`], the rest of what was listed (an AMI's own snapshots,
-    /// disabled AMIs); empty with [`Listing::Backups`].
-    pub others: Vec<Backup>,
-    /// The sources named by `backups` that still exist (a terminated instance does not).
-    pub existing_sources: HashSet<String>,
-}
-
-/// A read that failed, and what was being read (the words the CLI prints before the AWS
-/// error, which keeps its code).
-#[derive(Debug, thiserror::Error)]
-#[error("{doing}: {source}")]
-pub struct GatherError {
-    pub doing: String,
-    #[source]
-    pub source: Error,
-}
-
-impl GatherError {
-    fn while_(doing: impl Into<String>) -> impl FnOnce(Error) -> Self {
-        let doing = doing.into();
-        move |source| GatherError { doing, source }
-    }
-
-    /// Listing the backups of `deployment` in `region` failed.
-    pub fn listing_backups(deployment: &str, region: &Region) -> impl FnOnce(Error) -> Self {
-        Self::while_(format!("listing the backups of {deployment} in {region}"))
-    }
-}
-
-impl From<GatherError> for Error {
-    /// The AWS error itself: it names the operation, the region and the code.
-    fn from(e: GatherError) -> Self {
-        e.source
-    }
-}
 
 /// The sweep of the home region: every running or stopped instance and every in-use or
 /// available volume that carries the opt-in key, with `instance` or `volume`.

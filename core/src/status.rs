@@ -1,20 +1,75 @@
 //! The on-call view: per resource and backup region, the newest usable backup, whether it meets
 //! the resource's interval (its recovery point objective), copies still to come, next expiry.
 //!
-//! - here: the pure view ([`status`]) and the choice of a backup to restore;
-//! - `gather`: what the view is computed from, read from EC2 (the CLI's `status` and the
-//!   monitor function read through it alike).
-
-mod gather;
-
-pub use gather::{GatherError, Inputs, Listing, gather, resources};
+//! Here: the pure view ([`status`]), what it is computed from ([`Inputs`]) and the choice of a
+//! backup to restore. The adapters' `gather` reads the inputs from EC2 (the CLI's `status` and
+//! the monitor function read through it alike).
 
 use crate::backup::Backup;
 use crate::duration::Duration;
+use crate::error::Error;
 use crate::region::Region;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
+
+/// How much of each region the gathering lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// The backups (`Ec2::managed_backups`: AMIs and standalone snapshots, originals and
+    /// copies, any state): what `status` shows.
+    Backups,
+    /// Every image and snapshot of this deployment (`BackupQuery::everything`: an AMI's own
+    /// snapshots and disabled AMIs too), in as many calls: what the orphan count needs. The
+    /// backups are the part of it that [`Backup::is_managed_backup`] says `Backups` lists.
+    Everything,
+}
+
+/// What the gathering read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inputs {
+    /// The home region first, then each other region read, once, sorted: `COPY_TO_REGIONS`,
+    /// every resource's `P:copy-to` regions, and the extra ones asked for.
+    pub regions: Vec<Region>,
+    /// The opted-in instances and volumes of the home region.
+    pub resources: Vec<Resource>,
+    /// Every backup of this deployment in `regions`, region by region, images then snapshots.
+    pub backups: Vec<Backup>,
+    /// With [`Listing::Everything`], the rest of what was listed (an AMI's own snapshots,
+    /// disabled AMIs); empty with [`Listing::Backups`].
+    pub others: Vec<Backup>,
+    /// The sources named by `backups` that still exist (a terminated instance does not).
+    pub existing_sources: HashSet<String>,
+}
+
+/// A read that failed, and what was being read (the words the CLI prints before the AWS
+/// error, which keeps its code).
+#[derive(Debug, thiserror::Error)]
+#[error("{doing}: {source}")]
+pub struct GatherError {
+    pub doing: String,
+    #[source]
+    pub source: Error,
+}
+
+impl GatherError {
+    pub fn while_(doing: impl Into<String>) -> impl FnOnce(Error) -> Self {
+        let doing = doing.into();
+        move |source| GatherError { doing, source }
+    }
+
+    /// Listing the backups of `deployment` in `region` failed.
+    pub fn listing_backups(deployment: &str, region: &Region) -> impl FnOnce(Error) -> Self {
+        Self::while_(format!("listing the backups of {deployment} in {region}"))
+    }
+}
+
+impl From<GatherError> for Error {
+    /// The AWS error itself: it names the operation, the region and the code.
+    fn from(e: GatherError) -> Self {
+        e.source
+    }
+}
 
 /// A resource that opts in, with what its tags resolve to.
 #[derive(Debug, Clone, PartialEq, Eq)]

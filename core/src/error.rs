@@ -1,8 +1,7 @@
-//! The one error type of the toolkit. AWS errors keep their code (`InvalidSnapshot.InUse`,
+//! The one error type of the toolkit (the invocation pipeline turns it into Lambda's error). AWS errors keep their code (`InvalidSnapshot.InUse`,
 //! `RequestLimitExceeded`, ...) so callers can branch on it.
 
 use crate::config::ConfigError;
-use lambda_runtime::Diagnostic;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
@@ -79,9 +78,11 @@ impl Error {
     }
 }
 
-impl From<Error> for Diagnostic {
-    fn from(err: Error) -> Self {
-        let kind = match &err {
+impl Error {
+    /// The `errorType` Lambda reports: `Retryable.` or `NonRetryable.`, then the kind
+    /// (`Aws.<code>` for an AWS error), so that a retry policy or an alarm can tell them apart.
+    pub fn error_type(&self) -> String {
+        let kind = match self {
             Error::Aws { code, .. } => format!("Aws.{code}"),
             Error::Payload(_) => "InvalidPayload".into(),
             Error::Config(_) => "InvalidConfiguration".into(),
@@ -89,15 +90,12 @@ impl From<Error> for Diagnostic {
             Error::Deadline { .. } => "Deadline".into(),
             Error::Unfinished { .. } => "Unfinished".into(),
         };
-        let class = if err.is_retryable() {
+        let class = if self.is_retryable() {
             "Retryable"
         } else {
             "NonRetryable"
         };
-        Diagnostic {
-            error_type: format!("{class}.{kind}"),
-            error_message: err.to_string(),
-        }
+        format!("{class}.{kind}")
     }
 }
 
@@ -107,18 +105,19 @@ mod tests {
 
     #[test]
     fn diagnostics_say_whether_to_retry() {
-        let d: Diagnostic = Error::Payload("x".into()).into();
-        assert_eq!(d.error_type, "NonRetryable.InvalidPayload");
-        let d: Diagnostic = Error::Aws {
+        assert_eq!(
+            Error::Payload("x".into()).error_type(),
+            "NonRetryable.InvalidPayload"
+        );
+        let e = Error::Aws {
             operation: "CopyImage",
             region: "us-west-2".into(),
             code: "RequestLimitExceeded".into(),
             message: "slow down".into(),
-        }
-        .into();
-        assert_eq!(d.error_type, "Retryable.Aws.RequestLimitExceeded");
+        };
+        assert_eq!(e.error_type(), "Retryable.Aws.RequestLimitExceeded");
         assert_eq!(
-            d.error_message,
+            e.to_string(),
             "CopyImage in us-west-2 failed: RequestLimitExceeded: slow down"
         );
     }

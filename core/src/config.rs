@@ -155,7 +155,7 @@ impl Config {
         }
         if let Some(v) = get("WORK_QUEUE_URL") {
             config.work_queue_url =
-                Some(crate::sqs::validate_url(&v).map_err(|r| fail("WORK_QUEUE_URL", &v, r))?);
+                Some(crate::queue::validate_url(&v).map_err(|r| fail("WORK_QUEUE_URL", &v, r))?);
         }
         if let Some(v) = get("METRICS_NAMESPACE") {
             config.metrics_namespace =

@@ -1,0 +1,3 @@
+//! monitor's figures: the pure summary of where the deployment stands.
+
+pub mod summary;
