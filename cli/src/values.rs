@@ -2,8 +2,8 @@
 //! with a message that names the flag and says what was expected.
 
 use chrono::{DateTime, Utc};
+use shared::create::ResourceKind;
 use shared::duration::Duration;
-use shared::event::ResourceKind;
 use shared::region::parse_region_list;
 use shared::tags::parse_time;
 use shared::{Config, Region};

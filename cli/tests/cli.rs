@@ -6,8 +6,8 @@ use chrono::{TimeDelta, Utc};
 use integration_tests::*;
 use serde_json::{Value, json};
 use shared::Config;
+use shared::create::ResourceKind;
 use shared::create::handle;
-use shared::event::ResourceKind;
 use shared::tags::format_time;
 use std::process::{Command, Output};
 

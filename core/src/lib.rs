@@ -12,16 +12,21 @@
 //! - `backup`: the one model of a backup (typed state, the created-at rule) and its query;
 //!   `source`: what is backed up; `restore`: what a restore makes.
 //! - `due`, `naming`: is a resource due, what a backup is called.
+//! - `continuation`: the format of the work a function hands on to its work queue.
+//! - `event`: what the payloads share (EventBridge events, a direct invocation's ids).
 //! - `metrics`, `report`: the metric names and documents; what every invocation returns.
 //! - `status`: where each resource's RPO stands (the on-call view) and which backup a restore
 //!   uses.
-//! - `replicate`, `expire`, `monitor`: each function's plan and rules.
+//! - `create`, `replicate`, `expire`, `monitor`: each function's requests, plan and rules.
 
 pub mod backup;
 pub mod config;
+pub mod continuation;
+pub mod create;
 pub mod due;
 pub mod duration;
 pub mod error;
+pub mod event;
 pub mod expire;
 pub mod metrics;
 pub mod monitor;

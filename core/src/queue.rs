@@ -1,5 +1,8 @@
 //! A work queue's URL: its shape, and whether the queue is FIFO.
 
+/// DelaySeconds is at most 15 minutes.
+pub const MAX_DELAY_SECONDS: u32 = 900;
+
 /// A FIFO queue's name ends in `.fifo`.
 pub fn is_fifo(url: &str) -> bool {
     url.ends_with(".fifo")

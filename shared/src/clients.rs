@@ -62,7 +62,7 @@ impl Clients {
     /// These adapters for the invocation of `context`: bound by its deadline (when it names
     /// one), see [`Clients::until`].
     pub fn for_invocation(&self, context: &lambda_runtime::Context) -> Self {
-        match crate::lambda::deadline(context) {
+        match crate::pacing::deadline(context) {
             Some(deadline) => self.until(deadline),
             None => self.clone(),
         }

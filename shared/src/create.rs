@@ -6,159 +6,21 @@ use crate::config::Config;
 use crate::due::{Due, RecentBackup, is_due, newest_by_source};
 use crate::ec2::Ec2;
 use crate::error::Error;
-use crate::event::{CreateRequest, ResourceKind};
 use crate::naming::{ami_name, image_description, snapshot_description};
 use crate::region::Region;
 use crate::report::{CreateReport, Created, Failed};
 use crate::source::Source;
 use crate::sqs::WorkQueue;
-use crate::tags::Tags;
 use crate::tags::{BackupOrigin, Kind, TagKeys, backup_tags, format_time, resolve_policy};
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use tracing::{Instrument, info, warn};
 
+pub use backup_core::create::*;
+
 /// Create calls in flight at once: inside EC2's mutating-call bucket, with the SDK's retries
 /// absorbing the odd throttle.
 pub const CREATE_CONCURRENCY: usize = 8;
-
-/// A new AMI: what CreateImage is asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageRequest {
-    pub instance_id: String,
-    pub name: String,
-    pub description: String,
-    pub reboot: bool,
-    pub tags: Tags,
-}
-
-/// A new snapshot: what CreateSnapshot is asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotRequest {
-    pub volume_id: String,
-    pub description: String,
-    pub tags: Tags,
-}
-
-/// Whether the interval applies: a person asking for a backup gets one now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger<'a> {
-    Schedule,
-    TagChange,
-    /// On demand, with the id of the request: Lambda retries an asynchronous invocation with the
-    /// same request id, and a retry finds the backups its first attempt made by it.
-    OnDemand {
-        request_id: &'a str,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Job {
-    Image(ImageRequest),
-    Snapshot(SnapshotRequest),
-}
-
-impl Job {
-    fn source(&self) -> &str {
-        match self {
-            Job::Image(r) => &r.instance_id,
-            Job::Snapshot(r) => &r.volume_id,
-        }
-    }
-    fn name(&self) -> &str {
-        match self {
-            Job::Image(r) => &r.name,
-            Job::Snapshot(r) => &r.description,
-        }
-    }
-}
-
-/// What started the work a continuation carries on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Origin {
-    Schedule,
-    TagChange,
-    OnDemand,
-}
-
-/// A create function's continuation (see [`crate::continuation`]): the rest of a sweep, of a
-/// Tag Change or of an on-demand request, or a whole scheduled sweep handed to the queue.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateWork {
-    pub origin: Origin,
-    /// The original event's time: AMI names carry it, so that a repeat collides on the name.
-    pub time: Option<DateTime<Utc>>,
-    /// An on-demand request's id: a repeat finds the backups the request made.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-    /// The resources left; `None`: every opted-in resource of the region (a whole sweep).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ids: Option<Vec<String>>,
-    /// The original EventBridge event's id: every record of a sweep logs it, so that a chain of
-    /// continuations is found by its schedule's event.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event_id: Option<String>,
-}
-
-impl CreateWork {
-    /// The continuation of `request` (without its ids), `None` for a request that hands
-    /// nothing on. `now` stands for an on-demand request's time, as its AMI names do.
-    pub fn of(request: &CreateRequest, request_id: &str, now: DateTime<Utc>) -> Option<Self> {
-        let (origin, time) = match request {
-            CreateRequest::Schedule { time, .. } => (Origin::Schedule, time.unwrap_or(now)),
-            CreateRequest::TagChange { time, .. } => (Origin::TagChange, time.unwrap_or(now)),
-            CreateRequest::OnDemand { .. } => (Origin::OnDemand, now),
-            CreateRequest::Continued(work) => {
-                return Some(CreateWork {
-                    ids: None,
-                    ..work.clone()
-                });
-            }
-            CreateRequest::Ignored { .. } => return None,
-        };
-        Some(CreateWork {
-            origin,
-            time: Some(time),
-            request_id: (origin == Origin::OnDemand).then(|| request_id.to_string()),
-            ids: None,
-            event_id: request.event_id().map(str::to_string),
-        })
-    }
-
-    /// Refuses work this function cannot do, naming what is wrong.
-    fn check(self, kind: ResourceKind) -> Result<Self, Error> {
-        if let Some(ids) = &self.ids
-            && let Some(bad) = ids.iter().find(|id| !kind.is_id(id))
-        {
-            return Err(Error::Payload(format!(
-                "a continuation naming {bad:?}, which is not a valid {} id",
-                kind.resource_type()
-            )));
-        }
-        if self.ids.as_ref().is_some_and(Vec::is_empty) {
-            return Err(Error::Payload("a continuation naming no resource".into()));
-        }
-        if self.time.is_none() {
-            return Err(Error::Payload(
-                "a continuation without the original event's time (its AMI names carry it)".into(),
-            ));
-        }
-        if self.ids.is_none() && self.origin != Origin::Schedule {
-            return Err(Error::Payload(
-                "a continuation of a Tag Change or an on-demand request must name its resources"
-                    .into(),
-            ));
-        }
-        if self.origin == Origin::OnDemand && self.request_id.is_none() {
-            return Err(Error::Payload(
-                "an on-demand continuation without its request_id".into(),
-            ));
-        }
-        Ok(self)
-    }
-}
 
 /// What a run will do: the jobs, and a report already holding the skips, the warnings and the
 /// requested resources that were not found.
@@ -617,7 +479,7 @@ pub async fn handle(
         payload,
         queue,
         request,
-        |payload| crate::event::parse_create_request(payload, kind),
+        |payload| parse_create_request(payload, kind),
         async |request| one(kind, config, ec2, queue, request, request_id, now).await,
     )
     .await

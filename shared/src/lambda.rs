@@ -31,18 +31,6 @@ pub fn home_region(sdk: &SdkConfig) -> Result<Region, Error> {
     })
 }
 
-/// The invocation's deadline, from the Lambda context; `None` when the context names none (a
-/// deadline already past or absent would refuse every call).
-pub fn deadline(context: &lambda_runtime::Context) -> Option<crate::pacing::Deadline> {
-    let left = context
-        .deadline()
-        .duration_since(std::time::SystemTime::now())
-        .ok()
-        .filter(|left| !left.is_zero())?;
-    let now = tokio::time::Instant::now().into_std();
-    Some(crate::pacing::Deadline::new(now + left, now))
-}
-
 /// The function's work queue, when `WORK_QUEUE_URL` names one.
 pub fn work_queue(
     sdk: &SdkConfig,

@@ -3,24 +3,24 @@
 //! `crate::tags` name the same thing).
 //!
 //! Layout (docs/architecture.md tells the whole story):
-//! - `ec2`, `sqs`: the adapters, the only code that knows the SDKs; `clients`: one `Ec2` per
+//! - `ec2`, `sqs`: the adapters, the only code that knows the SDKs (`aws`: their errors as ours); `clients`: one `Ec2` per
 //!   region; `pacing`: the pacer every EC2 call waits on.
 //! - `lambda`, `invocation`, `metrics`, `continuation`: the Lambda plumbing (the SDK's
 //!   configuration, the deadline, the SQS records, the hand-on, the metrics lines).
-//! - `event`: the create functions' payloads.
 //! - `create`, `replicate`, `expire`, `monitor`, `status`: each function's run, on top of the
 //!   core's plans.
 //! - `permissions`: what each function may call (`shared/permissions.json`).
 
 pub use backup_core::{
-    backup, config, due, duration, error, naming, queue, region, report, restore, source, tags,
+    backup, config, due, duration, error, event, naming, queue, region, report, restore, source,
+    tags,
 };
 
+pub mod aws;
 pub mod clients;
 pub mod continuation;
 pub mod create;
 pub mod ec2;
-pub mod event;
 pub mod expire;
 pub mod invocation;
 pub mod lambda;

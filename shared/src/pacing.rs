@@ -53,6 +53,18 @@ impl Pacer {
     }
 }
 
+/// The invocation's deadline, from the Lambda context; `None` when the context names none (a
+/// deadline already past or absent would refuse every call).
+pub fn deadline(context: &lambda_runtime::Context) -> Option<Deadline> {
+    let left = context
+        .deadline()
+        .duration_since(std::time::SystemTime::now())
+        .ok()
+        .filter(|left| !left.is_zero())?;
+    let now = tokio::time::Instant::now().into_std();
+    Some(Deadline::new(now + left, now))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,13 +5,10 @@
 use crate::error::Error;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-pub use backup_core::queue::{is_fifo, validate_url};
+pub use backup_core::queue::{MAX_DELAY_SECONDS, is_fifo, validate_url};
 
 /// SendMessageBatch takes at most 10 messages.
 const BATCH: usize = 10;
-
-/// DelaySeconds is at most 15 minutes.
-pub const MAX_DELAY_SECONDS: u32 = 900;
 
 /// A function's work queue.
 #[derive(Debug, Clone)]
@@ -141,7 +138,7 @@ impl WorkQueue {
         E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
     {
-        match crate::ec2::aws_error(operation, &self.region(), err) {
+        match crate::aws::aws_error(operation, &self.region(), err) {
             Error::Aws { code, message, .. } => self.error(operation, &code, message),
             other => other,
         }

@@ -428,7 +428,7 @@ pub const REQUEST_ID: &str = "8a5f1f3e-0000-4000-8000-000000000001";
 
 /// A create function's handler as Lambda calls it, every call as (a retry of) one request.
 pub async fn handle(
-    kind: shared::event::ResourceKind,
+    kind: shared::create::ResourceKind,
     config: &shared::Config,
     ec2: &Ec2,
     payload: &Value,
@@ -447,7 +447,7 @@ pub async fn on_demand_image(
     at: DateTime<Utc>,
 ) -> String {
     let report = shared::create::handle(
-        shared::event::ResourceKind::Instance,
+        shared::create::ResourceKind::Instance,
         config,
         &moto.ec2(home),
         None,

@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use integration_tests::*;
 use serde_json::{Value, json};
 use shared::Config;
-use shared::event::ResourceKind::Instance;
+use shared::create::ResourceKind::Instance;
 use shared::tags::{format_time, parse_time};
 
 fn now() -> DateTime<Utc> {

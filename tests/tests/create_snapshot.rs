@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use integration_tests::*;
 use serde_json::{Value, json};
 use shared::Config;
-use shared::event::ResourceKind::Volume;
+use shared::create::ResourceKind::Volume;
 use shared::tags::parse_time;
 
 fn now() -> DateTime<Utc> {

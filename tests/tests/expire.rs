@@ -10,7 +10,7 @@ use integration_tests::*;
 use serde_json::{Value, json};
 use shared::Config;
 use shared::clients::Clients;
-use shared::event::ResourceKind;
+use shared::create::ResourceKind;
 use shared::tags::{format_time, parse_time};
 use std::collections::BTreeSet;
 

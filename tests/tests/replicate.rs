@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use integration_tests::*;
 use serde_json::{Value, json};
 use shared::Config;
-use shared::event::ResourceKind::{Instance, Volume};
+use shared::create::ResourceKind::{Instance, Volume};
 use shared::tags::parse_time;
 use std::collections::BTreeMap;
 

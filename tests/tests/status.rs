@@ -7,7 +7,7 @@ use integration_tests::*;
 use serde_json::json;
 use shared::Config;
 use shared::backup::Backup;
-use shared::event::ResourceKind;
+use shared::create::ResourceKind;
 use shared::status::{Listing, gather};
 use shared::tags::{TagKeys, parse_time};
 

@@ -10,7 +10,7 @@ use chrono::Utc;
 use serde::Serialize;
 use shared::Config;
 use shared::Region;
-use shared::event::{CreateRequest, ResourceKind};
+use shared::create::{CreateRequest, ResourceKind};
 use shared::report::{Created, Failed, Skipped};
 use shared::tags::{Kind, Warning};
 use std::process::ExitCode;

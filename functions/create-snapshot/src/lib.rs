@@ -3,7 +3,7 @@
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
-use shared::event::ResourceKind;
+use shared::create::ResourceKind;
 use shared::sqs::WorkQueue;
 use shared::{Config, ec2::Ec2};
 

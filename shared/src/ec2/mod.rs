@@ -13,12 +13,13 @@ mod sources;
 
 pub use backups::SnapshotOutcome;
 
+use crate::aws::aws_error;
 use crate::error::Error;
 use crate::pacing::{Deadline, Pacer, RateLimits};
 use crate::region::Region;
 use crate::tags::Tags;
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -120,7 +121,7 @@ impl Ec2 {
     /// This adapter for the invocation of `context`: bound by its deadline (when it names one),
     /// see [`Ec2::until`].
     pub fn for_invocation(&self, context: &lambda_runtime::Context) -> Self {
-        match crate::lambda::deadline(context) {
+        match crate::pacing::deadline(context) {
             Some(deadline) => self.until(deadline),
             None => self.clone(),
         }
@@ -225,32 +226,6 @@ impl Ec2 {
     fn made(&self, operation: &'static str, what: &str, id: Option<&str>) -> Result<String, Error> {
         id.map(str::to_string)
             .ok_or_else(|| Error::missing_id(operation, self.region.as_str(), what))
-    }
-}
-
-/// Wraps an SDK error, keeping the AWS error code (or the kind of failure when the request
-/// never got an answer: `DispatchFailure`, `TimeoutError`, ...).
-pub(crate) fn aws_error<E, R>(operation: &'static str, region: &str, err: SdkError<E, R>) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    let context = || DisplayErrorContext(&err).to_string();
-    let (code, message) = match &err {
-        SdkError::ServiceError(_) => (
-            err.code().unwrap_or("Unknown").to_string(),
-            err.message().map(str::to_string).unwrap_or_else(context),
-        ),
-        SdkError::DispatchFailure(_) => ("DispatchFailure".into(), context()),
-        SdkError::TimeoutError(_) => ("TimeoutError".into(), context()),
-        SdkError::ResponseError(_) => ("ResponseError".into(), context()),
-        _ => ("ConstructionFailure".into(), context()),
-    };
-    Error::Aws {
-        operation,
-        region: region.to_string(),
-        code,
-        message,
     }
 }
 

@@ -11,7 +11,7 @@
 //! destination (one paginated describe per destination and kind, never one per backup);
 //! plan; copy with bounded concurrency; then write `P:copies` on each original.
 
-pub mod event;
+pub use backup_core::replicate::event;
 pub use backup_core::replicate::plan;
 pub use backup_core::replicate::report;
 
@@ -573,7 +573,7 @@ pub async fn handle(
     Ok(answer)
 }
 
-pub(crate) const FUNCTION: &str = "replicate";
+use backup_core::replicate::FUNCTION;
 
 /// The `available` events of this region in one SQS batch (from a standard queue: a FIFO
 /// queue's records are done in order, one by one), done as one run: one describe of their

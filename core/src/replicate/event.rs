@@ -128,7 +128,7 @@ impl ReplicateWork {
     pub fn delay_seconds(attempt: u32) -> u32 {
         60u32
             .saturating_mul(1 << attempt.min(4))
-            .min(crate::sqs::MAX_DELAY_SECONDS)
+            .min(crate::queue::MAX_DELAY_SECONDS)
     }
 }
 

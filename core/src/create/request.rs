@@ -1,8 +1,10 @@
-//! The payloads each function accepts, parsed into our own types. Anything else is an error that
-//! says what was expected.
+//! Why a create function was invoked: its payloads parsed into [`CreateRequest`], and the
+//! continuation it hands on through its work queue ([`CreateWork`]).
 
 use crate::error::Error;
-use aws_lambda_events::eventbridge::EventBridgeEvent;
+use crate::event::{
+    Direct, SCHEDULED, TAG_CHANGE, detail, eventbridge, id_from_arn, is_ec2_id, truncate,
+};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -53,14 +55,6 @@ impl ResourceKind {
     }
 }
 
-/// An EC2 id: `prefix` (`i-`, `vol-`, `ami-`, `snap-`) and 8 or 17 hex digits (the old and
-/// the new id shapes).
-pub fn is_ec2_id(prefix: &str, id: &str) -> bool {
-    id.strip_prefix(prefix).is_some_and(|hex| {
-        (8..=17).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit())
-    })
-}
-
 /// Why a create function was invoked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateRequest {
@@ -78,8 +72,8 @@ pub enum CreateRequest {
     },
     /// A person or a script asked for these now, whatever the interval.
     OnDemand { ids: Vec<String> },
-    /// Work an earlier invocation handed on through the work queue (see [`crate::continuation`]).
-    Continued(crate::create::CreateWork),
+    /// Work an earlier invocation handed on through the work queue (see [`CreateWork`]).
+    Continued(CreateWork),
     /// Well-formed, but not for this function (a Tag Change on another resource type).
     Ignored {
         event_id: Option<String>,
@@ -108,152 +102,12 @@ impl CreateRequest {
     }
 }
 
-const SCHEDULED: &str = "Scheduled Event";
-const TAG_CHANGE: &str = "Tag Change on Resource";
-
-/// Parses an EventBridge event when the payload looks like one (`detail-type` present).
-fn eventbridge(payload: &Value) -> Option<Result<EventBridgeEvent<Value>, Error>> {
-    payload.get("detail-type")?;
-    Some(
-        serde_json::from_value::<EventBridgeEvent<Value>>(payload.clone())
-            .map_err(|e| Error::Payload(format!("an EventBridge event that does not parse: {e}"))),
-    )
-}
-
-/// An event's `detail` as the typed struct of its detail-type (absent fields take their
-/// defaults, so a missing one is reported by the check that needs it).
-pub fn detail<T: serde::de::DeserializeOwned>(event: &EventBridgeEvent<Value>) -> Result<T, Error> {
-    serde_json::from_value(event.detail.clone()).map_err(|e| {
-        Error::Payload(format!(
-            "a \"{}\" event whose detail does not parse: {e}",
-            event.detail_type
-        ))
-    })
-}
-
 /// `detail` of a `Tag Change on Resource`.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default, rename_all = "kebab-case")]
 struct TagChangeDetail {
     service: String,
     resource_type: String,
-}
-
-/// One id of a direct invocation as sent: text, or anything else (quoted in the error).
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(untagged)]
-pub enum SentId {
-    Text(String),
-    Other(Value),
-}
-
-/// A list of ids as sent: a list, or anything else (refused, naming the field).
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(untagged)]
-pub enum SentIds {
-    List(Vec<SentId>),
-    Other(Value),
-}
-
-impl SentIds {
-    /// The ids, each checked for shape, in order, each once; `field` and `what` name them in
-    /// the errors.
-    pub fn check(
-        &self,
-        field: &str,
-        what: &str,
-        valid: impl Fn(&str) -> bool,
-    ) -> Result<Vec<String>, Error> {
-        let SentIds::List(list) = self else {
-            return Err(Error::Payload(format!(
-                "{field} must be a list of {what} ids"
-            )));
-        };
-        if list.is_empty() {
-            return Err(Error::Payload(format!(
-                "{field} is empty: name at least one {what}"
-            )));
-        }
-        let mut ids: Vec<String> = Vec::with_capacity(list.len());
-        for item in list {
-            match item {
-                SentId::Text(id) if valid(id) => {
-                    if !ids.contains(id) {
-                        ids.push(id.clone());
-                    }
-                }
-                SentId::Text(id) => return Err(not_an_id(field, &Value::from(id.as_str()), what)),
-                SentId::Other(v) => return Err(not_an_id(field, v, what)),
-            }
-        }
-        Ok(ids)
-    }
-}
-
-fn not_an_id(field: &str, item: &Value, what: &str) -> Error {
-    Error::Payload(format!(
-        "{field} holds {item}, which is not a valid {what} id"
-    ))
-}
-
-/// A direct invocation of a function: the id lists it may carry, and anything else it sent
-/// (refused by name).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-pub struct Direct {
-    pub instance_ids: Option<SentIds>,
-    pub volume_ids: Option<SentIds>,
-    pub image_ids: Option<SentIds>,
-    pub snapshot_ids: Option<SentIds>,
-    pub dry_run: Option<Value>,
-    #[serde(flatten)]
-    pub other: std::collections::BTreeMap<String, Value>,
-}
-
-impl Direct {
-    /// The payload as a direct invocation, or `None` when it is not a JSON object.
-    pub fn parse(payload: &Value) -> Option<Self> {
-        if !payload.is_object() {
-            return None;
-        }
-        serde_json::from_value(payload.clone()).ok()
-    }
-
-    /// The names of the fields sent, other than `allowed`, sorted.
-    pub fn fields_besides(&self, allowed: &[&str]) -> Vec<String> {
-        let known = [
-            ("instance_ids", self.instance_ids.is_some()),
-            ("volume_ids", self.volume_ids.is_some()),
-            ("image_ids", self.image_ids.is_some()),
-            ("snapshot_ids", self.snapshot_ids.is_some()),
-            ("dry_run", self.dry_run.is_some()),
-        ];
-        let mut extra: Vec<String> = known
-            .iter()
-            .filter(|(name, sent)| *sent && !allowed.contains(name))
-            .map(|(name, _)| name.to_string())
-            .chain(self.other.keys().cloned())
-            .collect();
-        extra.sort();
-        extra
-    }
-
-    /// The id list sent in `field`.
-    pub fn ids(&self, field: &str) -> Option<&SentIds> {
-        match field {
-            "instance_ids" => self.instance_ids.as_ref(),
-            "volume_ids" => self.volume_ids.as_ref(),
-            "image_ids" => self.image_ids.as_ref(),
-            "snapshot_ids" => self.snapshot_ids.as_ref(),
-            _ => None,
-        }
-    }
-}
-
-/// The id after the last `/` of an ARN such as `arn:aws:ec2:us-east-1:123:instance/i-0abc`.
-pub fn id_from_arn(arn: &str) -> Option<&str> {
-    arn.rsplit_once('/')
-        .map(|(_, id)| id)
-        .filter(|id| !id.is_empty())
 }
 
 pub fn parse_create_request(payload: &Value, kind: ResourceKind) -> Result<CreateRequest, Error> {
@@ -330,13 +184,90 @@ pub fn parse_create_request(payload: &Value, kind: ResourceKind) -> Result<Creat
     )))
 }
 
-/// A payload quoted in an error: enough to recognise it, never the whole of a large one.
-pub fn truncate(payload: &Value) -> String {
-    let text = payload.to_string();
-    if text.len() <= 200 {
-        text
-    } else {
-        format!("{}...", crate::naming::cut(&text, 200))
+/// What started the work a continuation carries on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    Schedule,
+    TagChange,
+    OnDemand,
+}
+
+/// A create function's continuation: the rest of a sweep, of a
+/// Tag Change or of an on-demand request, or a whole scheduled sweep handed to the queue.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWork {
+    pub origin: Origin,
+    /// The original event's time: AMI names carry it, so that a repeat collides on the name.
+    pub time: Option<DateTime<Utc>>,
+    /// An on-demand request's id: a repeat finds the backups the request made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The resources left; `None`: every opted-in resource of the region (a whole sweep).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<Vec<String>>,
+    /// The original EventBridge event's id: every record of a sweep logs it, so that a chain of
+    /// continuations is found by its schedule's event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+}
+
+impl CreateWork {
+    /// The continuation of `request` (without its ids), `None` for a request that hands
+    /// nothing on. `now` stands for an on-demand request's time, as its AMI names do.
+    pub fn of(request: &CreateRequest, request_id: &str, now: DateTime<Utc>) -> Option<Self> {
+        let (origin, time) = match request {
+            CreateRequest::Schedule { time, .. } => (Origin::Schedule, time.unwrap_or(now)),
+            CreateRequest::TagChange { time, .. } => (Origin::TagChange, time.unwrap_or(now)),
+            CreateRequest::OnDemand { .. } => (Origin::OnDemand, now),
+            CreateRequest::Continued(work) => {
+                return Some(CreateWork {
+                    ids: None,
+                    ..work.clone()
+                });
+            }
+            CreateRequest::Ignored { .. } => return None,
+        };
+        Some(CreateWork {
+            origin,
+            time: Some(time),
+            request_id: (origin == Origin::OnDemand).then(|| request_id.to_string()),
+            ids: None,
+            event_id: request.event_id().map(str::to_string),
+        })
+    }
+
+    /// Refuses work this function cannot do, naming what is wrong.
+    pub fn check(self, kind: ResourceKind) -> Result<Self, Error> {
+        if let Some(ids) = &self.ids
+            && let Some(bad) = ids.iter().find(|id| !kind.is_id(id))
+        {
+            return Err(Error::Payload(format!(
+                "a continuation naming {bad:?}, which is not a valid {} id",
+                kind.resource_type()
+            )));
+        }
+        if self.ids.as_ref().is_some_and(Vec::is_empty) {
+            return Err(Error::Payload("a continuation naming no resource".into()));
+        }
+        if self.time.is_none() {
+            return Err(Error::Payload(
+                "a continuation without the original event's time (its AMI names carry it)".into(),
+            ));
+        }
+        if self.ids.is_none() && self.origin != Origin::Schedule {
+            return Err(Error::Payload(
+                "a continuation of a Tag Change or an on-demand request must name its resources"
+                    .into(),
+            ));
+        }
+        if self.origin == Origin::OnDemand && self.request_id.is_none() {
+            return Err(Error::Payload(
+                "an on-demand continuation without its request_id".into(),
+            ));
+        }
+        Ok(self)
     }
 }
 
