@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::due::{Due, RecentBackup, is_due, newest_by_source};
 use crate::ec2::Ec2;
 use crate::error::Error;
+use crate::invocation::{Function, Report};
 use crate::naming::{ami_name, image_description, snapshot_description};
 use crate::region::Region;
 use crate::report::{CreateReport, Created, Failed};
@@ -14,7 +15,7 @@ use crate::sqs::WorkQueue;
 use crate::tags::{BackupOrigin, Kind, TagKeys, backup_tags, format_time, resolve_policy};
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
-use tracing::{Instrument, info, warn};
+use tracing::{info, warn};
 
 pub use backup_core::create::*;
 
@@ -435,6 +436,158 @@ pub async fn run(
     Ok(report)
 }
 
+/// A create function as the invocation pipeline runs it (see [`crate::invocation`]).
+pub struct Create<'a> {
+    pub kind: ResourceKind,
+    pub config: &'a Config,
+    pub ec2: &'a Ec2,
+    pub queue: Option<&'a WorkQueue>,
+    /// Lambda's request id (the CLI makes one per run): an on-demand request's retry finds
+    /// the backups it made by it.
+    pub request_id: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+impl Function for Create<'_> {
+    type Request = CreateRequest;
+    type Report = CreateReport;
+
+    fn name(&self) -> &'static str {
+        self.kind.function()
+    }
+    fn config(&self) -> &Config {
+        self.config
+    }
+    fn throttles(&self) -> u64 {
+        self.ec2.throttles()
+    }
+    fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+    fn parse(&self, payload: &serde_json::Value) -> Result<CreateRequest, Error> {
+        parse_create_request(payload, self.kind)
+    }
+    fn parse_body(&self, body: &str) -> Result<CreateRequest, Error> {
+        crate::continuation::parse::<CreateWork>(self.config, self.kind.function(), body)
+            .and_then(|work| work.check(self.kind))
+            .map(CreateRequest::Continued)
+    }
+    fn span(&self, request: &CreateRequest) -> tracing::Span {
+        tracing::info_span!("backup", event_id = request.event_id().unwrap_or(""))
+    }
+    /// The backups made (or, a schedule with a work queue, the sweep handed to the queue), the
+    /// rest handed on.
+    async fn run(&self, request: CreateRequest) -> Result<CreateReport, Error> {
+        let Create {
+            kind,
+            config,
+            ec2,
+            queue,
+            request_id,
+            now,
+        } = *self;
+        let work = CreateWork::of(&request, request_id, now);
+        let queued = match &request {
+            CreateRequest::Schedule { .. } => true,
+            CreateRequest::TagChange { region, .. } => {
+                region.as_deref().is_none_or(|r| r == ec2.region().as_str())
+            }
+            _ => false,
+        };
+        let tag_change = matches!(
+            &request,
+            CreateRequest::TagChange { .. }
+                | CreateRequest::Continued(CreateWork {
+                    origin: Origin::TagChange,
+                    ..
+                })
+        );
+        let mut report = match (queue, work) {
+            // Sweeps and Tag Changes run from the queue, one at a time (its one message group): a
+            // sweep that outlasts the interval never races the next, nor a Tag Change the sweep;
+            // and a record is at most a message's worth of backups, so a Tag Change waits a few
+            // minutes at most.
+            (Some(queue), Some(work)) if queued && !config.dry_run => {
+                let ids = match &request {
+                    CreateRequest::TagChange { ids, .. } => Some(ids.clone()),
+                    _ => None,
+                };
+                let mut report = CreateReport::default();
+                hand_on(
+                    kind,
+                    config,
+                    queue,
+                    &[CreateWork { ids, ..work }],
+                    &mut report,
+                )
+                .await;
+                report
+            }
+            (queue, work) => {
+                let mut report = run(kind, config, ec2, request, request_id, now).await?;
+                if let (Some(queue), Some(work)) = (queue, work)
+                    && !report.unstarted.is_empty()
+                    && !config.dry_run
+                {
+                    let rest: Vec<CreateWork> = report
+                        .unstarted
+                        .chunks(crate::continuation::IDS_PER_MESSAGE)
+                        .map(|ids| CreateWork {
+                            ids: Some(ids.to_vec()),
+                            ..work.clone()
+                        })
+                        .collect();
+                    hand_on(kind, config, queue, &rest, &mut report).await;
+                }
+                // Queued, an instance still pending is tried again in a minute with the record
+                // (directly, Lambda's retry of the event does that).
+                if tag_change
+                    && queue.is_some()
+                    && report
+                        .failed
+                        .iter()
+                        .any(|f| f.code.as_deref() == Some("IncorrectState"))
+                {
+                    report.unfinished = Some("a tagged resource is not ready yet".into());
+                }
+                report
+            }
+        };
+        report.dry_run = config.dry_run;
+        Ok(report)
+    }
+}
+
+impl Report for CreateReport {
+    fn metric_values(&self) -> crate::metrics::Values {
+        CreateReport::metric_values(self)
+    }
+    fn failed(&self) -> usize {
+        self.failed.len()
+    }
+    fn continuations(&self) -> usize {
+        self.continuations
+    }
+    fn take_unfinished(&mut self) -> Option<String> {
+        self.unfinished.take()
+    }
+    fn warnings(&self) -> &[crate::tags::Warning] {
+        &self.warnings
+    }
+    fn log(&self) {
+        info!(
+            created = self.created.len(),
+            skipped = self.skipped.len(),
+            failed = self.failed.len(),
+            warnings = self.warnings.len(),
+            remaining = self.remaining,
+            continuations = self.continuations,
+            dry_run = self.dry_run,
+            "done"
+        );
+    }
+}
+
 /// A create function's Lambda handler: the payload, Lambda's request id and the clock.
 pub async fn handle_event(
     kind: ResourceKind,
@@ -443,24 +596,20 @@ pub async fn handle_event(
     queue: Option<&WorkQueue>,
     event: lambda_runtime::LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, Error> {
-    let request_id = event.context.request_id.clone();
     let ec2 = ec2.for_invocation(&event.context);
-    // Boxed: the handler's future sits under lambda_runtime's own; unboxed, the whole nests
-    // past the compiler's default depth for computing its layout.
-    Box::pin(handle(
+    handle(
         kind,
         config,
         &ec2,
         queue,
         &event.payload,
-        &request_id,
+        &event.context.request_id,
         Utc::now(),
-    ))
+    )
     .await
 }
 
-/// The whole handler of a create function: an SQS event's records one by one (each a
-/// continuation, see [`crate::continuation`]), or the one request it was invoked with.
+/// The whole handler of a create function (see [`crate::invocation::handle`]).
 pub async fn handle(
     kind: ResourceKind,
     config: &Config,
@@ -470,145 +619,15 @@ pub async fn handle(
     request_id: &str,
     now: DateTime<Utc>,
 ) -> Result<serde_json::Value, Error> {
-    let request = |body: &str| {
-        crate::continuation::parse::<CreateWork>(config, kind.function(), body)
-            .and_then(|work| work.check(kind))
-            .map(CreateRequest::Continued)
-    };
-    crate::continuation::dispatch(
-        payload,
+    let create = Create {
+        kind,
+        config,
+        ec2,
         queue,
-        request,
-        |payload| parse_create_request(payload, kind),
-        async |request| one(kind, config, ec2, queue, request, request_id, now).await,
-    )
-    .await
-}
-
-/// One request, from its parsing to the invocation's outcome: the backups made, the rest
-/// handed on, the metrics published.
-async fn one(
-    kind: ResourceKind,
-    config: &Config,
-    ec2: &Ec2,
-    queue: Option<&WorkQueue>,
-    request: Result<CreateRequest, Error>,
-    request_id: &str,
-    now: DateTime<Utc>,
-) -> Result<serde_json::Value, Error> {
-    let invocation = crate::metrics::Invocation::start(config, kind.function(), ec2.throttles());
-    let report = report(kind, config, ec2, queue, request, request_id, now).await;
-    let (counts, continuations) = match &report {
-        Ok(r) => (r.metric_values(), r.continuations),
-        Err(_) => (CreateReport::default().metric_values(), 0),
+        request_id,
+        now,
     };
-    invocation.finish(counts, Vec::new(), ec2.throttles(), continuations, now);
-    let mut report = report?;
-    let failed = report.failed.len();
-    let unfinished = report.unfinished.take();
-    crate::report::into_outcome_unless_unfinished(report, failed, unfinished)
-}
-
-/// The invocation up to its report: the request checked, the backups made (or, a schedule with
-/// a work queue, the sweep handed to the queue), the rest handed on, the summary logged.
-async fn report(
-    kind: ResourceKind,
-    config: &Config,
-    ec2: &Ec2,
-    queue: Option<&WorkQueue>,
-    request: Result<CreateRequest, Error>,
-    request_id: &str,
-    now: DateTime<Utc>,
-) -> Result<CreateReport, Error> {
-    let request = request.inspect_err(|e| {
-        warn!(error = %e, "rejected payload");
-    })?;
-    let span = tracing::info_span!("backup", event_id = request.event_id().unwrap_or(""));
-    let work = CreateWork::of(&request, request_id, now);
-    let queued = match &request {
-        CreateRequest::Schedule { .. } => true,
-        CreateRequest::TagChange { region, .. } => {
-            region.as_deref().is_none_or(|r| r == ec2.region().as_str())
-        }
-        _ => false,
-    };
-    let tag_change = matches!(
-        &request,
-        CreateRequest::TagChange { .. }
-            | CreateRequest::Continued(CreateWork {
-                origin: Origin::TagChange,
-                ..
-            })
-    );
-    let mut report = match (queue, work) {
-        // Sweeps and Tag Changes run from the queue, one at a time (its one message group): a
-        // sweep that outlasts the interval never races the next, nor a Tag Change the sweep;
-        // and a record is at most a message's worth of backups, so a Tag Change waits a few
-        // minutes at most.
-        (Some(queue), Some(work)) if queued && !config.dry_run => {
-            let ids = match &request {
-                CreateRequest::TagChange { ids, .. } => Some(ids.clone()),
-                _ => None,
-            };
-            let mut report = CreateReport::default();
-            hand_on(
-                kind,
-                config,
-                queue,
-                &[CreateWork { ids, ..work }],
-                &mut report,
-            )
-            .await;
-            report
-        }
-        (queue, work) => {
-            // Boxed: the future of a whole run nests the SDK's deeply, past the compiler's
-            // default depth for computing the handler's layout.
-            let mut report = Box::pin(run(kind, config, ec2, request, request_id, now))
-                .instrument(span.clone())
-                .await?;
-            if let (Some(queue), Some(work)) = (queue, work)
-                && !report.unstarted.is_empty()
-                && !config.dry_run
-            {
-                let rest: Vec<CreateWork> = report
-                    .unstarted
-                    .chunks(crate::continuation::IDS_PER_MESSAGE)
-                    .map(|ids| CreateWork {
-                        ids: Some(ids.to_vec()),
-                        ..work.clone()
-                    })
-                    .collect();
-                hand_on(kind, config, queue, &rest, &mut report).await;
-            }
-            // Queued, an instance still pending is tried again in a minute with the record
-            // (directly, Lambda's retry of the event does that).
-            if tag_change
-                && queue.is_some()
-                && report
-                    .failed
-                    .iter()
-                    .any(|f| f.code.as_deref() == Some("IncorrectState"))
-            {
-                report.unfinished = Some("a tagged resource is not ready yet".into());
-            }
-            report
-        }
-    };
-    report.dry_run = config.dry_run;
-    let _enter = span.enter();
-    info!(
-        created = report.created.len(),
-        skipped = report.skipped.len(),
-        failed = report.failed.len(),
-        warnings = report.warnings.len(),
-        remaining = report.remaining,
-        continuations = report.continuations,
-        dry_run = report.dry_run,
-        "done"
-    );
-    crate::invocation::warn_all(&report.warnings);
-    Ok(report)
+    crate::invocation::handle(&create, queue, payload).await
 }
 
 /// Sends `works` to the work queue; a queue that refuses them leaves the work unfinished, so that

@@ -2,10 +2,10 @@
 
 use super::{Ec2, MAX_FILTER_VALUES, filter, sdk_tags, smithy_time, tag_specification, tags_of};
 use crate::backup::{Backup, BackupQuery, Copies, Described};
-use backup_core::create::{ImageRequest, SnapshotRequest};
 use crate::error::Error;
 use crate::tags::{Kind, TagKeys, Tags, key, parse_time};
 use aws_sdk_ec2::types::{Filter, Image, ResourceType, Snapshot, SnapshotReturnCodes};
+use backup_core::create::{ImageRequest, SnapshotRequest};
 use backup_core::replicate::plan::{CopyJob, Encryption};
 
 /// What DeregisterImage with DeleteAssociatedSnapshots did with one of the image's snapshots

@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::ec2::{Ec2, SnapshotOutcome};
 use crate::error::Error;
 use crate::event::truncate;
+use crate::invocation::{Function, Report};
 use crate::region::Region;
 use crate::sqs::WorkQueue;
 use crate::tags::Kind;
@@ -36,7 +37,7 @@ use plan::{
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use tracing::{Instrument, info, warn};
+use tracing::{info, warn};
 
 /// Deletions in flight at once in one region. DeregisterImage and DeleteSnapshot buckets refill
 /// at 5 per second per region; a few calls in flight stay near that, and the SDK's retries
@@ -700,8 +701,86 @@ pub async fn run(
     report
 }
 
-/// The whole handler: an SQS event's records one by one (each a continuation), or the one
-/// request it was invoked with.
+/// expire as the invocation pipeline runs it (see [`crate::invocation`]).
+pub struct Expire<'a> {
+    pub config: &'a Config,
+    pub clients: &'a Clients,
+    pub queue: Option<&'a WorkQueue>,
+    pub now: DateTime<Utc>,
+}
+
+impl Function for Expire<'_> {
+    type Request = ExpireRequest;
+    type Report = ExpireReport;
+
+    fn name(&self) -> &'static str {
+        FUNCTION
+    }
+    fn config(&self) -> &Config {
+        self.config
+    }
+    fn throttles(&self) -> u64 {
+        self.clients.throttles()
+    }
+    fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+    fn parse(&self, payload: &Value) -> Result<ExpireRequest, Error> {
+        parse_expire_request(payload)
+    }
+    fn parse_body(&self, body: &str) -> Result<ExpireRequest, Error> {
+        let work =
+            crate::continuation::parse::<ExpireWork>(self.config, FUNCTION, body)?.check()?;
+        Ok(ExpireRequest {
+            event_id: None,
+            dry_run: false,
+            regions: Some(work.regions),
+            attempt: work.attempt + 1,
+        })
+    }
+    fn span(&self, request: &ExpireRequest) -> tracing::Span {
+        tracing::info_span!(
+            "expire",
+            event_id = request.event_id.as_deref().unwrap_or("")
+        )
+    }
+    /// The regions swept, then the ones the deadline cut short handed on.
+    async fn run(&self, request: ExpireRequest) -> Result<ExpireReport, Error> {
+        let mut report = run(self.config, self.clients, &request, self.now).await;
+        hand_on(self.config, self.queue, &request, &mut report).await;
+        Ok(report)
+    }
+}
+
+impl Report for ExpireReport {
+    fn metric_values(&self) -> crate::metrics::Values {
+        ExpireReport::metric_values(self)
+    }
+    fn failed(&self) -> usize {
+        ExpireReport::failed(self)
+    }
+    fn continuations(&self) -> usize {
+        self.continuations
+    }
+    fn take_unfinished(&mut self) -> Option<String> {
+        self.unfinished.take()
+    }
+    fn warnings(&self) -> &[Warning] {
+        &self.warnings
+    }
+    fn log(&self) {
+        info!(
+            regions = self.regions.len(),
+            failed = self.failed(),
+            warnings = self.warnings.len(),
+            continuations = self.continuations,
+            dry_run = self.dry_run,
+            "done"
+        );
+    }
+}
+
+/// The whole handler (see [`crate::invocation::handle`]).
 pub async fn handle(
     config: &Config,
     clients: &Clients,
@@ -709,72 +788,23 @@ pub async fn handle(
     payload: &Value,
     now: DateTime<Utc>,
 ) -> Result<Value, Error> {
-    let request = |body: &str| {
-        crate::continuation::parse::<ExpireWork>(config, FUNCTION, body)
-            .and_then(ExpireWork::check)
-            .map(|work| ExpireRequest {
-                event_id: None,
-                dry_run: false,
-                regions: Some(work.regions),
-                attempt: work.attempt + 1,
-            })
-    };
-    crate::continuation::dispatch(
-        payload,
+    let expire = Expire {
+        config,
+        clients,
         queue,
-        request,
-        parse_expire_request,
-        async |request| one(config, clients, queue, request, now).await,
-    )
-    .await
-}
-
-/// One request to the invocation's outcome (an error carrying the whole report when anything
-/// failed), with its metrics.
-async fn one(
-    config: &Config,
-    clients: &Clients,
-    queue: Option<&WorkQueue>,
-    request: Result<ExpireRequest, Error>,
-    now: DateTime<Utc>,
-) -> Result<Value, Error> {
-    let invocation = crate::metrics::Invocation::start(config, FUNCTION, clients.throttles());
-    let report = report(config, clients, queue, request, now).await;
-    let (counts, continuations) = match &report {
-        Ok(r) => (r.metric_values(), r.continuations),
-        Err(_) => (ExpireReport::default().metric_values(), 0),
+        now,
     };
-    invocation.finish(counts, Vec::new(), clients.throttles(), continuations, now);
-    let mut report = report?;
-    let failed = report.failed();
-    let unfinished = report.unfinished.take();
-    crate::report::into_outcome_unless_unfinished(report, failed, unfinished)
+    crate::invocation::handle(&expire, queue, payload).await
 }
 
-/// The invocation up to its report: the request checked, the regions swept, the ones the
-/// deadline cut short handed on, the summary logged.
-async fn report(
+/// Hands on the regions whose sweep the deadline cut short; past [`MAX_ATTEMPTS`] the next
+/// schedule sweeps them.
+async fn hand_on(
     config: &Config,
-    clients: &Clients,
     queue: Option<&WorkQueue>,
-    request: Result<ExpireRequest, Error>,
-    now: DateTime<Utc>,
-) -> Result<ExpireReport, Error> {
-    let request = request.inspect_err(|e| {
-        warn!(error = %e, "rejected payload");
-    })?;
-    // The event id is the correlation id of every line of this invocation (a span entered
-    // across an await would leak into other tasks, so the future is instrumented instead).
-    let span = tracing::info_span!(
-        "expire",
-        event_id = request.event_id.as_deref().unwrap_or("")
-    );
-    // Boxed: the future of a whole sweep nests the SDK's deeply, past the compiler's default
-    // depth for computing the handler's layout.
-    let mut report = Box::pin(run(config, clients, &request, now))
-        .instrument(span.clone())
-        .await;
-    let _enter = span.enter();
+    request: &ExpireRequest,
+    report: &mut ExpireReport,
+) {
     let unfinished: Vec<Region> = report
         .regions
         .iter()
@@ -797,17 +827,6 @@ async fn report(
             Err(reason) => report.unfinished = Some(reason),
         }
     }
-    let failed = report.failed();
-    info!(
-        regions = report.regions.len(),
-        failed,
-        warnings = report.warnings.len(),
-        continuations = report.continuations,
-        dry_run = report.dry_run,
-        "done"
-    );
-    crate::invocation::warn_all(&report.warnings);
-    Ok(report)
 }
 
 #[cfg(test)]

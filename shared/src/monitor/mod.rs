@@ -15,14 +15,15 @@ use crate::clients::Clients;
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::truncate;
-use crate::metrics::{Invocation, Publisher};
+use crate::invocation::{Function, Report};
+use crate::metrics::{Publisher, Values};
 use crate::report::LIST_LIMIT;
 use crate::status::{Listing, gather, status};
 use crate::tags::TagKeys;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tracing::{Instrument, info, warn};
+use tracing::{info, warn};
 
 /// Why monitor was invoked: the schedule, or `{}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +133,79 @@ pub fn documents(publisher: &Publisher, report: &MonitorReport, now: DateTime<Ut
     docs
 }
 
+/// monitor as the invocation pipeline runs it (see [`crate::invocation`]).
+pub struct Monitor<'a> {
+    /// The configuration, but never a dry run: monitor never writes, so a dry run reads and
+    /// publishes as always, under the dimensions alarms read (a DryRun line is for work not
+    /// done).
+    config: Config,
+    clients: &'a Clients,
+    now: DateTime<Utc>,
+}
+
+impl<'a> Monitor<'a> {
+    pub fn new(config: &Config, clients: &'a Clients, now: DateTime<Utc>) -> Self {
+        let config = Config {
+            dry_run: false,
+            ..config.clone()
+        };
+        Self {
+            config,
+            clients,
+            now,
+        }
+    }
+}
+
+impl Function for Monitor<'_> {
+    type Request = MonitorRequest;
+    type Report = MonitorReport;
+
+    fn name(&self) -> &'static str {
+        "monitor"
+    }
+    fn config(&self) -> &Config {
+        &self.config
+    }
+    fn throttles(&self) -> u64 {
+        self.clients.throttles()
+    }
+    fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+    fn parse(&self, payload: &Value) -> Result<MonitorRequest, Error> {
+        parse_monitor_request(payload)
+    }
+    fn span(&self, request: &MonitorRequest) -> tracing::Span {
+        tracing::info_span!(
+            "monitor",
+            event_id = request.event_id.as_deref().unwrap_or("")
+        )
+    }
+    async fn run(&self, _request: MonitorRequest) -> Result<MonitorReport, Error> {
+        run(&self.config, self.clients, self.now).await
+    }
+}
+
+impl Report for MonitorReport {
+    /// Its figures are lines of their own ([`documents`]), not counts of the invocation.
+    fn metric_values(&self) -> Values {
+        Vec::new()
+    }
+    fn documents(&self, publisher: &Publisher, now: DateTime<Utc>) -> Vec<Value> {
+        documents(publisher, self, now)
+    }
+    fn failed(&self) -> usize {
+        0
+    }
+    /// Its findings are logged as the run finds them.
+    fn log(&self) {}
+    /// Its lists are capped by the run ([`MonitorReport::cap`]).
+    fn into_answer(self) -> Result<Value, Error> {
+        crate::report::into_outcome(self, 0)
+    }
+}
+
 /// The whole handler: parse, run in a span carrying the event id, publish, and return the
 /// report (an error when the payload is refused or a region could not be read; the
 /// invocation's own metrics line is written either way).
@@ -151,39 +225,10 @@ pub async fn handle_published(
     payload: &Value,
     now: DateTime<Utc>,
 ) -> (Result<Value, Error>, Vec<Value>) {
-    // A dry run changes nothing for monitor, which never writes: it reads and publishes as
-    // always, under the dimensions alarms read (a DryRun line is for work not done).
-    let publishing = Config {
-        dry_run: false,
-        ..config.clone()
-    };
-    let invocation = Invocation::start(&publishing, "monitor", clients.throttles());
-    let report = report(config, clients, payload, now).await;
-    let figures = match &report {
-        Ok(r) => documents(invocation.publisher(), r, now),
-        Err(_) => Vec::new(),
-    };
-    let documents = invocation.finish(Vec::new(), figures, clients.throttles(), 0, now);
-    let outcome = report.and_then(|r| crate::report::into_outcome(r, 0));
-    (outcome, documents)
-}
-
-/// The invocation up to its report: the payload parsed, the regions read, the summary.
-async fn report(
-    config: &Config,
-    clients: &Clients,
-    payload: &Value,
-    now: DateTime<Utc>,
-) -> Result<MonitorReport, Error> {
-    let request = parse_monitor_request(payload).inspect_err(|e| {
-        warn!(error = %e, "rejected payload");
-    })?;
-    // Instrument, not enter: a span guard held across an await would leak into other tasks.
-    let span = tracing::info_span!(
-        "monitor",
-        event_id = request.event_id.as_deref().unwrap_or("")
-    );
-    run(config, clients, now).instrument(span).await
+    let monitor = Monitor::new(config, clients, now);
+    let (report, documents) =
+        crate::invocation::report_published(&monitor, monitor.parse(payload)).await;
+    (report.and_then(Report::into_answer), documents)
 }
 
 #[cfg(test)]
