@@ -32,23 +32,6 @@ pub enum Error {
     SomeFailed { failed: usize, result: String },
 }
 
-/// Codes that mean "try again later", not "this is wrong".
-const RETRYABLE_CODES: &[&str] = &[
-    "RequestLimitExceeded",
-    "Throttling",
-    "ThrottlingException",
-    "ResourceLimitExceeded",
-    "SnapshotCreationPerVolumeRateExceeded",
-    "ConcurrentSnapshotLimitExceeded",
-    "InternalError",
-    "InternalFailure",
-    "ServiceUnavailable",
-    "Unavailable",
-    "DispatchFailure",
-    "TimeoutError",
-    "ResponseError",
-];
-
 impl Error {
     /// A successful answer that named no id of what it made (never expected from AWS; kept as
     /// an error so it is reported, not unwrapped).
@@ -71,7 +54,7 @@ impl Error {
 
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Aws { code, .. } => RETRYABLE_CODES.contains(&code.as_str()),
+            Error::Aws { code, .. } => crate::codes::RETRYABLE.contains(&code.as_str()),
             Error::SomeFailed { .. } | Error::Deadline { .. } | Error::Unfinished { .. } => true,
             Error::Payload(_) | Error::Config(_) => false,
         }

@@ -6,7 +6,8 @@
 //! - `duration`, `region`, `queue`: value types (a duration, a region name, a work queue's URL).
 //! - `pacing`: EC2's throttling buckets, our share of them and the invocation's deadline.
 //! - `config`: the environment, parsed once at cold start.
-//! - `error`: the one error type, which keeps the AWS error code.
+//! - `error`: the one error type, which keeps the AWS error code; `codes`: the AWS error codes
+//!   we branch on, named once, with the set each decision reads.
 //! - `tags`: the tag contract (opt-in, per-resource policy, copy-to, the tags every backup
 //!   carries and the 50-tag cut).
 //! - `backup`: the one model of a backup (typed state, the created-at rule) and its query;
@@ -20,6 +21,7 @@
 //! - `create`, `replicate`, `expire`, `monitor`: each function's requests, plan and rules.
 
 pub mod backup;
+pub mod codes;
 pub mod config;
 pub mod continuation;
 pub mod create;

@@ -51,8 +51,8 @@ impl Kind {
     /// The code EC2 answers for an id of this kind that does not exist.
     pub fn not_found_code(self) -> &'static str {
         match self {
-            Kind::Image => "InvalidAMIID.NotFound",
-            Kind::Snapshot => "InvalidSnapshot.NotFound",
+            Kind::Image => crate::codes::AMI_NOT_FOUND,
+            Kind::Snapshot => crate::codes::SNAPSHOT_NOT_FOUND,
         }
     }
 }

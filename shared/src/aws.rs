@@ -1,5 +1,6 @@
 //! What every adapter shares: an SDK error as our [`Error`], with its AWS error code kept.
 
+use crate::codes;
 use crate::error::Error;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
@@ -16,10 +17,10 @@ where
             err.code().unwrap_or("Unknown").to_string(),
             err.message().map(str::to_string).unwrap_or_else(context),
         ),
-        SdkError::DispatchFailure(_) => ("DispatchFailure".into(), context()),
-        SdkError::TimeoutError(_) => ("TimeoutError".into(), context()),
-        SdkError::ResponseError(_) => ("ResponseError".into(), context()),
-        _ => ("ConstructionFailure".into(), context()),
+        SdkError::DispatchFailure(_) => (codes::DISPATCH_FAILURE.into(), context()),
+        SdkError::TimeoutError(_) => (codes::TIMEOUT_ERROR.into(), context()),
+        SdkError::ResponseError(_) => (codes::RESPONSE_ERROR.into(), context()),
+        _ => (codes::CONSTRUCTION_FAILURE.into(), context()),
     };
     Error::Aws {
         operation,

@@ -12,8 +12,8 @@
 //! - `permissions`: what each function may call (`shared/permissions.json`).
 
 pub use backup_core::{
-    backup, config, due, duration, error, event, naming, queue, region, report, restore, source,
-    tags,
+    backup, codes, config, due, duration, error, event, naming, queue, region, report, restore,
+    source, tags,
 };
 
 pub mod aws;

@@ -75,7 +75,7 @@ impl aws_sdk_ec2::config::Intercept for ThrottleCounter {
     }
 }
 
-const THROTTLED: &[u8] = b"RequestLimitExceeded";
+const THROTTLED: &[u8] = crate::codes::REQUEST_LIMIT_EXCEEDED.as_bytes();
 
 /// Without a deadline (tests, the command-line tool), how many more times a throttled call is
 /// tried after the SDK's retries: about two and a half minutes of waiting in all.
@@ -162,7 +162,7 @@ impl Ec2 {
         loop {
             self.pace(action).await?;
             match call().await {
-                Err(e) if e.code() == Some("RequestLimitExceeded") => {
+                Err(e) if e.code() == Some(crate::codes::REQUEST_LIMIT_EXCEEDED) => {
                     let now = tokio::time::Instant::now().into_std();
                     match &self.deadline {
                         // A throttled call changed nothing: past the deadline it is one not

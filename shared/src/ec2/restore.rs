@@ -290,7 +290,7 @@ impl Ec2 {
                     "{} went {state} while waiting for it to become {}",
                     w.what, w.want
                 );
-                Err(aws("UnexpectedState", message))
+                Err(aws(crate::codes::UNEXPECTED_STATE, message))
             }
             Err(WaiterError::OperationFailed(failed)) => Err(aws_error(
                 w.describe,
@@ -298,7 +298,7 @@ impl Ec2 {
                 failed.into_error(),
             )),
             Err(other) => Err(aws(
-                "ConstructionFailure",
+                crate::codes::CONSTRUCTION_FAILURE,
                 DisplayErrorContext(&other).to_string(),
             )),
         }

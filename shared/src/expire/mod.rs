@@ -17,6 +17,7 @@ pub use backup_core::expire::plan;
 
 use crate::backup::{Backup, BackupQuery};
 use crate::clients::Clients;
+use crate::codes::{IMAGE_GONE, SNAPSHOT_GONE, SNAPSHOT_IN_USE};
 use crate::config::Config;
 use crate::ec2::{Ec2, SnapshotOutcome};
 use crate::error::Error;
@@ -254,10 +255,6 @@ enum Work {
 fn gone(err: &Error, codes: &[&str]) -> bool {
     err.code().is_some_and(|c| codes.contains(&c))
 }
-
-const IMAGE_GONE: &[&str] = &["InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"];
-const SNAPSHOT_GONE: &[&str] = &["InvalidSnapshot.NotFound"];
-const SNAPSHOT_IN_USE: &str = "InvalidSnapshot.InUse";
 
 /// DeleteSnapshot: gone already counts as done; in use is kept for a later run, not failed.
 async fn delete_snapshot(
