@@ -18,6 +18,18 @@ import sys
 from pathlib import Path
 
 CORE = "backup-core"
+# The floors of a crate, lowest first: a module may name modules of its own floor or below,
+# never above. Every module of a crate listed here must be on a floor.
+LAYERS = {
+    "shared": [
+        # the adapters: the only code that knows the SDKs, speaking the core's types
+        ["aws", "pacing", "ec2", "sqs", "clients", "permissions"],
+        # the Lambda plumbing: the invocation pipeline and what it uses
+        ["lambda", "metrics", "continuation", "invocation"],
+        # the functions' runs
+        ["status", "create", "replicate", "expire", "monitor"],
+    ],
+}
 # Crates the core may not reach, directly or through another crate.
 FORBIDDEN_IN_CORE = re.compile(r"^(aws-|tokio|lambda_runtime|hyper|reqwest)")
 PATH = re.compile(r"\bcrate::([a-z_][a-z0-9_]*)")
@@ -166,6 +178,26 @@ def core_dependencies(root: Path) -> list[str]:
     ]
 
 
+def floors(crate: str, graph: dict[str, dict[str, list[str]]]) -> list[str]:
+    """The edges that go up a floor of `LAYERS[crate]`, and the modules on no floor."""
+    layers = LAYERS.get(crate)
+    if not layers:
+        return []
+    floor = {m: i for i, names in enumerate(layers) for m in names}
+    problems = [
+        f"{crate}: module {m} is on no floor: add it to LAYERS in scripts/check_layers.py"
+        for m in sorted(graph)
+        if m not in floor
+    ]
+    for a in sorted(graph):
+        for b, places in sorted(graph[a].items()):
+            if a in floor and b in floor and floor[b] > floor[a]:
+                problems.append(
+                    f"{crate}: {a} (floor {floor[a] + 1}) names {b} (floor {floor[b] + 1}), a floor above: {places[0]}"
+                )
+    return problems
+
+
 def check(root: Path, with_cargo: bool = True) -> list[str]:
     problems = []
     for crate in members(root):
@@ -173,6 +205,7 @@ def check(root: Path, with_cargo: bool = True) -> list[str]:
         if not src.is_dir():
             continue
         graph = module_graph(src, root)
+        problems.extend(floors(crate.name, graph))
         for part in circles(graph):
             cycle = one_cycle(graph, part)
             lines = [f"import circle in {crate.relative_to(root)}: {' -> '.join(cycle)}"]
