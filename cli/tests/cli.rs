@@ -346,6 +346,61 @@ async fn backup_on_demand_and_wait() {
     assert_eq!(moto.images(HOME).await.len(), 1);
 }
 
+#[tokio::test]
+async fn backup_in_the_minute_of_a_tag_change_s_ami_makes_one_at_each_run() {
+    // GIVEN an instance its Tag Change backed up this minute
+    let moto = Moto::start().await;
+    let web = moto
+        .instance(HOME, &[("Backup", "true"), ("Name", "web-01")], 0)
+        .await;
+    let at = in_one_minute(40);
+    let e = event(
+        "tag-change-instance.json",
+        &[
+            ("i-0123456789abcdef0", &web),
+            ("2026-11-25T02:58:12Z", &format_time(at)),
+        ],
+    );
+    let tagged = handle(
+        ResourceKind::Instance,
+        &config(),
+        &moto.ec2(HOME),
+        None,
+        &e,
+        REQUEST_ID,
+        at,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        tagged["created"].as_array().map(Vec::len),
+        Some(1),
+        "{tagged}"
+    );
+
+    // WHEN a person runs the command twice in that minute
+    for _ in 0..2 {
+        let out = cli(&moto, &["backup", &web]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains(&format!("{web}: created ami-")),
+            "{}",
+            stdout(&out)
+        );
+    }
+
+    // THEN each run made an AMI of its own, all three of that minute
+    let minute = format!("{web}-{}", at.format("%Y%m%dT%H%MZ"));
+    let names: Vec<String> = moto
+        .images(HOME)
+        .await
+        .iter()
+        .filter_map(|i| i.name().map(str::to_string))
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.iter().all(|n| n.contains(&minute)), "{names:?}");
+}
+
 async fn drill_leftovers(moto: &Moto, region: &str) -> usize {
     let instances = moto
         .client(region)

@@ -9,15 +9,37 @@ pub fn ami_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c)
 }
 
-/// `{Name}-{instance-id}-{yyyymmddThhmmZ}`, or `{instance-id}-{...}` without a Name tag.
+/// The most characters of a request id an on-demand AMI name carries: Lambda's are 36.
+pub const REQUEST_ID_IN_NAME_MAX: usize = 64;
+
+/// `{Name}-{instance-id}-{yyyymmddThhmmZ}`, or `{instance-id}-{...}` without a Name tag; on
+/// demand, followed by `-{request-id}`.
 ///
 /// The instance id keeps names unique between instances that share a Name; the timestamp to
 /// the minute makes a second CreateImage for the same instance in the same minute (a duplicate
 /// event racing the first) fail with `InvalidAMIName.Duplicate` instead of making a second AMI.
-pub fn ami_name(name_tag: Option<&str>, instance_id: &str, now: DateTime<Utc>) -> String {
+/// An on-demand backup is made whatever was made before: its request id keeps it apart from
+/// the minute's other backups, while a retry of the same request still collides with its own.
+/// The Name part is cut so that the whole fits in [`AMI_NAME_MAX`].
+pub fn ami_name(
+    name_tag: Option<&str>,
+    instance_id: &str,
+    now: DateTime<Utc>,
+    request_id: Option<&str>,
+) -> String {
     let stamp = now.format("%Y%m%dT%H%MZ").to_string();
     let id: String = instance_id.chars().map(clean).collect();
-    let suffix = format!("{id}-{stamp}");
+    let mut suffix = format!("{id}-{stamp}");
+    let request: String = request_id
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .map(clean)
+        .take(REQUEST_ID_IN_NAME_MAX)
+        .collect();
+    if !request.is_empty() {
+        suffix = format!("{suffix}-{request}");
+    }
     let name = ami_name_part(name_tag.unwrap_or(""), suffix.len() + 1);
     if name.is_empty() {
         suffix
@@ -82,12 +104,15 @@ mod tests {
     #[test]
     fn name_tag_id_and_minute() {
         assert_eq!(
-            ami_name(Some("web-01"), "i-0abc", now()),
+            ami_name(Some("web-01"), "i-0abc", now(), None),
             "web-01-i-0abc-20261125T0304Z"
         );
-        assert_eq!(ami_name(None, "i-0abc", now()), "i-0abc-20261125T0304Z");
         assert_eq!(
-            ami_name(Some("  "), "i-0abc", now()),
+            ami_name(None, "i-0abc", now(), None),
+            "i-0abc-20261125T0304Z"
+        );
+        assert_eq!(
+            ami_name(Some("  "), "i-0abc", now(), None),
             "i-0abc-20261125T0304Z"
         );
     }
@@ -95,7 +120,7 @@ mod tests {
     #[test]
     fn disallowed_characters_are_replaced() {
         assert_eq!(
-            ami_name(Some("db:primary #1 (eu) é"), "i-1", now()),
+            ami_name(Some("db:primary #1 (eu) é"), "i-1", now(), None),
             "db_primary _1 (eu) _-i-1-20261125T0304Z"
         );
     }
@@ -103,10 +128,47 @@ mod tests {
     #[test]
     fn long_names_are_cut_to_128() {
         let long = "x".repeat(300);
-        let name = ami_name(Some(&long), "i-0123456789abcdef0", now());
+        let name = ami_name(Some(&long), "i-0123456789abcdef0", now(), None);
         assert_eq!(name.len(), 128);
         assert!(name.ends_with("-i-0123456789abcdef0-20261125T0304Z"));
         assert!(name.chars().all(ami_name_char));
+    }
+
+    #[test]
+    fn an_on_demand_name_carries_its_request_so_two_requests_in_a_minute_differ() {
+        let request = "8a5f1f3e-0000-4000-8000-000000000001";
+        assert_eq!(
+            ami_name(Some("web-01"), "i-0abc", now(), Some(request)),
+            format!("web-01-i-0abc-20261125T0304Z-{request}")
+        );
+        assert_ne!(
+            ami_name(Some("web-01"), "i-0abc", now(), Some("request-a")),
+            ami_name(Some("web-01"), "i-0abc", now(), Some("request-b"))
+        );
+        // A retry of the same request collides with its own AMI's name.
+        assert_eq!(
+            ami_name(Some("web-01"), "i-0abc", now(), Some(request)),
+            ami_name(Some("web-01"), "i-0abc", now(), Some(request))
+        );
+        assert_eq!(
+            ami_name(None, "i-0abc", now(), Some("  ")),
+            "i-0abc-20261125T0304Z"
+        );
+    }
+
+    #[test]
+    fn an_on_demand_name_is_cleaned_and_cut_to_128_keeping_its_request() {
+        let long = "x".repeat(300);
+        let request = format!("req#{}", "7".repeat(100));
+        let name = ami_name(Some(&long), "i-0123456789abcdef0", now(), Some(&request));
+        assert_eq!(name.len(), AMI_NAME_MAX);
+        assert!(name.chars().all(ami_name_char), "{name}");
+        let kept = format!("req_{}", "7".repeat(REQUEST_ID_IN_NAME_MAX - 4));
+        assert!(
+            name.ends_with(&format!("-i-0123456789abcdef0-20261125T0304Z-{kept}")),
+            "{name}"
+        );
+        assert!(name.starts_with("xxx"), "{name}");
     }
 
     #[test]

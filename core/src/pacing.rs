@@ -157,6 +157,15 @@ impl Deadline {
     pub fn allows(&self, leaves: Instant) -> bool {
         leaves + self.margin <= self.at
     }
+
+    /// This deadline, keeping `room` before its margin for the calls of a later step: a call
+    /// is started only when it leaves that much earlier.
+    pub fn keeping(self, room: Duration) -> Self {
+        Self {
+            margin: self.margin + room,
+            ..self
+        }
+    }
 }
 
 /// One action's bucket on our side. Callers reserve a token each, in order: the tokens may go
@@ -181,6 +190,19 @@ impl Bucket {
     /// Gives back the token of a reservation whose call will not be made.
     pub fn unreserve(&mut self) {
         self.tokens = (self.tokens + 1.0).min(self.rate.burst);
+    }
+
+    /// How long the last of `n` calls would wait for its token if all were reserved at `now`;
+    /// nothing is reserved.
+    pub fn wait_for(&self, n: usize, now: Instant) -> Duration {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        let tokens = (self.tokens + elapsed * self.rate.per_second).min(self.rate.burst);
+        let short = n as f64 - tokens;
+        if n == 0 || short <= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(short / self.rate.per_second)
+        }
     }
 
     /// Takes a token at `now` and says how long to wait before the call may leave.
@@ -238,6 +260,38 @@ mod tests {
         let mut b = Bucket::new(rate(5.0, 10.0), t0);
         let last = (0..100).map(|_| b.reserve(t0)).last().unwrap();
         assert!((last.as_secs_f64() - 18.0).abs() < 1e-9, "{last:?}");
+    }
+
+    #[test]
+    fn the_wait_of_n_calls_is_told_without_reserving_them() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(rate(5.0, 10.0), t0);
+        assert_eq!(b.wait_for(0, t0), Duration::ZERO);
+        assert_eq!(b.wait_for(10, t0), Duration::ZERO);
+        let w = b.wait_for(20, t0).as_secs_f64();
+        assert!((w - 2.0).abs() < 1e-9, "{w}");
+        // Asking reserved nothing: the burst is still there.
+        for _ in 0..5 {
+            assert_eq!(b.reserve(t0), Duration::ZERO);
+        }
+        // Five tokens left and two refilled 0.4 s later: seven calls go at once, the 8th waits.
+        let later = t0 + Duration::from_millis(400);
+        assert_eq!(b.wait_for(7, later), Duration::ZERO);
+        let w = b.wait_for(8, later).as_secs_f64();
+        assert!((w - 0.2).abs() < 1e-9, "{w}");
+    }
+
+    #[test]
+    fn a_deadline_keeping_room_for_a_later_step_stops_calls_that_much_earlier() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        // 30 s, a 3 s margin, and 5 s kept for what comes after.
+        let d = Deadline::new(t0 + secs(30), t0).keeping(secs(5));
+        assert!(d.allows(t0 + secs(22)) && !d.allows(t0 + Duration::from_millis(22_001)));
+        assert_eq!(
+            Deadline::new(t0 + secs(30), t0).keeping(Duration::ZERO),
+            Deadline::new(t0 + secs(30), t0)
+        );
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub const CREATE_CONCURRENCY: usize = 8;
 pub struct Plan {
     pub jobs: Vec<Job>,
     pub report: CreateReport,
+    /// On demand, the request's id: its AMI names carry it.
+    pub request_id: Option<String>,
 }
 
 /// The live states a backup is taken in.
@@ -173,7 +175,7 @@ pub fn plan(
         jobs.push(match kind {
             ResourceKind::Instance => Job::Image(ImageRequest {
                 instance_id: source.id.clone(),
-                name: ami_name(source.name(), &source.id, name_stamp),
+                name: ami_name(source.name(), &source.id, name_stamp, request_id),
                 description: image_description(&source.id, &config.deployment_name),
                 reboot: policy.reboot,
                 tags,
@@ -189,12 +191,23 @@ pub fn plan(
             }),
         });
     }
-    Plan { jobs, report }
+    Plan {
+        jobs,
+        report,
+        request_id: match trigger {
+            Trigger::OnDemand { request_id } => Some(request_id.to_string()),
+            _ => None,
+        },
+    }
 }
 
 /// Runs the create calls of a plan; in a dry run, reports them instead.
 pub async fn execute(ec2: &Ec2, plan: Plan, dry_run: bool) -> CreateReport {
-    let Plan { jobs, mut report } = plan;
+    let Plan {
+        jobs,
+        mut report,
+        request_id,
+    } = plan;
     if dry_run {
         for job in &jobs {
             info!(
@@ -212,6 +225,7 @@ pub async fn execute(ec2: &Ec2, plan: Plan, dry_run: bool) -> CreateReport {
     }
     // Each outcome is logged as it comes, so that a timeout loses no line.
     let region = ec2.region();
+    let request_id = request_id.as_deref();
     let outcomes: Vec<(Job, Result<String, Error>)> = stream::iter(jobs)
         .map(|job| async move {
             let result = match &job {
@@ -225,9 +239,14 @@ pub async fn execute(ec2: &Ec2, plan: Plan, dry_run: bool) -> CreateReport {
                 Err(Error::Deadline { .. }) => {
                     info!(source = job.source(), region = %region, "backup not started: the deadline is near; the next schedule makes it")
                 }
-                Err(e) if e.code() == Some("InvalidAMIName.Duplicate") => {
-                    info!(source = job.source(), name = job.name(), "backup already made this minute")
-                }
+                Err(e) if e.code() == Some("InvalidAMIName.Duplicate") => match request_id {
+                    Some(request_id) => {
+                        info!(source = job.source(), name = job.name(), request_id, "backup already made by this request")
+                    }
+                    None => {
+                        info!(source = job.source(), name = job.name(), "backup already made this minute")
+                    }
+                },
                 Err(e) => {
                     warn!(source = job.source(), error = %e, code = e.code().unwrap_or(""), "backup failed")
                 }
@@ -250,14 +269,16 @@ pub async fn execute(ec2: &Ec2, plan: Plan, dry_run: bool) -> CreateReport {
                 report.remaining += 1;
                 report.unstarted.push(job.source().to_string());
             }
-            // The name holds the minute: another invocation for the same event got there first.
+            // The name holds the minute, and on demand the request: another invocation for the
+            // same event, or for the same request (a retry), got there first.
             Err(e) if e.code() == Some("InvalidAMIName.Duplicate") => {
+                let by = match request_id {
+                    Some(request_id) => format!("this request ({request_id}) already made it"),
+                    None => "a backup of it was made this minute".to_string(),
+                };
                 report.skip(
                     job.source(),
-                    format!(
-                        "an AMI named {:?} already exists: a backup of it was made this minute",
-                        job.name()
-                    ),
+                    format!("an AMI named {:?} already exists: {by}", job.name()),
                 );
             }
             Err(e) => {
@@ -392,8 +413,9 @@ pub async fn run(
         }
         ids => ids,
     };
-    // The AMI name carries the event's own time (the same on every redelivery of the event), so
-    // a duplicate that races past the describe above still collides on the name.
+    // The AMI name carries the event's own time (the same on every redelivery of the event), and
+    // on demand the request's id, so a duplicate that races past the describe above still
+    // collides on the name, and another request does not.
     let name_stamp = event_time.unwrap_or(now);
     let plan = plan(
         kind,
@@ -773,5 +795,24 @@ mod tests {
         assert!(!requests[1].reboot, "NoReboot unless asked");
         // The name carries the event's time, not the clock's.
         assert_eq!(requests[0].name, "i-1-20261125T0258Z");
+    }
+
+    #[test]
+    fn an_on_demand_ami_is_named_after_its_request_and_a_tag_change_s_is_not() {
+        let s = [source("i-1", "running", &[("Backup", "true")])];
+        let name = |p: &Plan| match &p.jobs[0] {
+            Job::Image(r) => r.name.clone(),
+            Job::Snapshot(_) => panic!("an instance makes an image"),
+        };
+        let asked = plan_for(
+            Trigger::OnDemand { request_id: "r-1" },
+            &s,
+            "2026-11-25T03:01:30Z",
+        );
+        assert_eq!(name(&asked), "i-1-20261125T0301Z-r-1");
+        assert_eq!(asked.request_id.as_deref(), Some("r-1"));
+        let tagged = plan_for(Trigger::TagChange, &s, "2026-11-25T03:01:30Z");
+        assert_eq!(name(&tagged), "i-1-20261125T0301Z");
+        assert_eq!(tagged.request_id, None);
     }
 }

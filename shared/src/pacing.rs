@@ -21,6 +21,20 @@ impl Pacer {
         }
     }
 
+    /// How long the last of `n` calls of `action` would wait for its turn if all were asked for
+    /// now (nothing is reserved); zero for an action that is not paced.
+    pub fn wait_for(&self, action: &'static str, n: usize) -> Duration {
+        let Some(rate) = self.limits.get(action) else {
+            return Duration::ZERO;
+        };
+        let now = tokio::time::Instant::now().into_std();
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        match buckets.get(action) {
+            Some(bucket) => bucket.wait_for(n, now),
+            None => Bucket::new(rate, now).wait_for(n, now),
+        }
+    }
+
     /// Waits until a call of `action` may leave; `false`, at once and without taking a token,
     /// when it could only leave past `deadline`.
     pub async fn pace(&self, action: &'static str, deadline: Option<&Deadline>) -> bool {

@@ -345,6 +345,21 @@ pub fn event(name: &str, replacements: &[(&str, &str)]) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// The machine clock's time, after waiting for the next minute when fewer than `seconds` are
+/// left in this one: what a test does in the next `seconds` then happens in one minute, as AMI
+/// names hold the minute.
+pub fn in_one_minute(seconds: u32) -> DateTime<Utc> {
+    use chrono::Timelike;
+    let now = Utc::now();
+    let left = 60 - now.second();
+    if left < seconds {
+        std::thread::sleep(std::time::Duration::from_millis(
+            (u64::from(left) * 1000).saturating_sub(u64::from(now.timestamp_subsec_millis())) + 100,
+        ));
+    }
+    Utc::now()
+}
+
 /// The ids in one list of a report (`created`, `skipped`, ...) by their `source`.
 pub fn sources(report: &Value, list: &str) -> Vec<String> {
     let mut ids: Vec<String> = report[list]

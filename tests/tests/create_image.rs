@@ -492,6 +492,80 @@ async fn on_demand_right_after_a_sweep_backs_up_now_and_only_its_own_retry_reuse
 }
 
 #[tokio::test]
+async fn on_demand_in_the_minute_of_a_tag_change_backs_up_and_a_retry_of_the_request_does_not() {
+    // GIVEN an instance its Tag Change backed up at 03:00
+    let moto = start().await;
+    let id = moto
+        .instance(HOME, &[("Backup", "true"), ("Name", "web-01")], 0)
+        .await;
+    let e = event(
+        "tag-change-instance.json",
+        &[
+            ("i-0123456789abcdef0", &id),
+            ("2026-11-25T02:58:12Z", "2026-11-25T03:00:05Z"),
+        ],
+    );
+    let ec2 = moto.ec2(HOME);
+    let tagged = handle(Instance, &config(), &ec2, &e, now()).await.unwrap();
+    assert_eq!(sources(&tagged, "created"), vec![id.clone()]);
+    let ask = |request_id: &'static str, seconds: i64| {
+        let payload = json!({"instance_ids": [id]});
+        let ec2 = ec2.clone();
+        async move {
+            shared::create::handle(
+                Instance,
+                &config(),
+                &ec2,
+                None,
+                &payload,
+                request_id,
+                now() + TimeDelta::seconds(seconds),
+            )
+            .await
+            .unwrap()
+        }
+    };
+
+    // WHEN someone asks for a backup of it in the same minute
+    let asked = ask("request-a", 20).await;
+
+    // THEN it is made, named after the request
+    assert_eq!(sources(&asked, "created"), vec![id.clone()], "{asked}");
+    assert_eq!(
+        asked["created"][0]["name"],
+        format!("web-01-{id}-20261125T0300Z-request-a")
+    );
+
+    // AND a retry of that request, after it or racing itself, makes no second AMI
+    let retry = ask("request-a", 30).await;
+    assert_eq!(retry["created"], json!([]), "{retry}");
+    assert!(
+        reasons_of(&retry).contains("already made by this request (request-a)"),
+        "{retry}"
+    );
+    let (b1, b2) = tokio::join!(ask("request-b", 40), ask("request-b", 45));
+    let made = b1["created"].as_array().unwrap().len() + b2["created"].as_array().unwrap().len();
+    assert_eq!(made, 1, "{b1} {b2}");
+    let skipped = if b1["created"] == json!([]) { &b1 } else { &b2 };
+    assert!(
+        reasons_of(skipped).contains("this request (request-b) already made it")
+            || reasons_of(skipped).contains("already made by this request (request-b)"),
+        "{skipped}"
+    );
+    assert_eq!(managed_images(&moto).await.len(), 3);
+}
+
+fn reasons_of(report: &Value) -> String {
+    report["skipped"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["reason"].as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[tokio::test]
 async fn an_aws_error_on_one_instance_keeps_its_code_and_spares_the_others() {
     let moto = start().await;
     let a = moto.instance(HOME, &[("Backup", "true")], 0).await;

@@ -877,6 +877,61 @@ async fn a_copy_that_could_only_start_past_the_deadline_is_deferred_to_the_next_
 }
 
 #[tokio::test]
+async fn a_copy_whose_record_the_deadline_cuts_off_stays_copied_and_the_next_run_records_it_once() {
+    // GIVEN an AMI backup for us-west-2, an invocation with 4 s to go (a 2 s margin), and
+    // CreateTags at home throttled for as long as the invocation lasts
+    let moto = start().await;
+    let ami = image_backup(&moto, &[("backup:copy-to", DR)]).await;
+    moto.fault(
+        json!({"action": "CreateTags", "region": HOME, "code": "RequestLimitExceeded",
+                      "message": "Request limit exceeded.", "status": 503}),
+    );
+    let t0 = std::time::Instant::now();
+    let deadline = shared::pacing::Deadline::new(t0 + std::time::Duration::from_secs(4), t0);
+
+    // WHEN its available event arrives
+    let report = shared::replicate::handle(
+        &config(),
+        &moto.clients(HOME).until(deadline),
+        None,
+        &available(&ami),
+        later(),
+    )
+    .await
+    .expect("a copy made is not a failure");
+
+    // THEN the copy is made and reported as made, not failed, and `P:copies` is left unwritten
+    let made = copied(&report);
+    assert_eq!(made.len(), 1, "{report}");
+    assert_eq!((made[0].0.as_str(), made[0].1.as_str()), (ami.as_str(), DR));
+    assert_eq!(report["failed"], json!([]), "{report}");
+    assert_eq!(report["deferred"], json!([]), "{report}");
+    assert!(
+        !image_tags(&moto, HOME, &ami)
+            .await
+            .contains_key("backup:copies"),
+        "the write was cut off"
+    );
+
+    // AND the next run (the event again, then the sweep) finds the copy by its own tags, makes
+    // no second one, and records it
+    moto.http("DELETE", "/_test/faults", "");
+    let again = replicate(&moto, &config(), &available(&ami)).await;
+    assert_eq!(again["copied"], json!([]), "{again}");
+    assert!(
+        reasons(&again)[0].contains(&format!("already copied to {DR} as {}", made[0].2)),
+        "{again}"
+    );
+    let swept = replicate(&moto, &config(), &sweep_event()).await;
+    assert_eq!(swept["copied"], json!([]), "{swept}");
+    assert_eq!(image_copies(&moto, DR, &ami).await.len(), 1);
+    assert_eq!(
+        image_tags(&moto, HOME, &ami).await["backup:copies"],
+        format!("{DR}={}", made[0].2)
+    );
+}
+
+#[tokio::test]
 async fn throttling_that_outlasts_the_sdks_retries_is_waited_out_not_deferred() {
     let moto = start().await;
     let ami = image_backup(&moto, &[("backup:copy-to", DR)]).await;
@@ -1258,6 +1313,69 @@ async fn copies_the_deadline_cut_off_are_handed_on_at_once() {
     assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
     for ami in [&first, &second] {
         assert_eq!(image_copies(&moto, DR, ami).await.len(), 1, "{ami}");
+    }
+}
+
+#[tokio::test]
+async fn copies_stop_while_the_deadline_leaves_room_to_record_them_and_the_rest_is_handed_on() {
+    // GIVEN eight AMI backups for us-west-2, copies at 2/s after a burst of 10, CreateTags at
+    // 1/s, and 6 s to go (a 2 s margin): eight copies would fit, but not the eight writes of
+    // `P:copies` after them
+    let moto = start().await;
+    let mut amis = Vec::new();
+    for _ in 0..8 {
+        amis.push(image_backup(&moto, &[("backup:copy-to", DR)]).await);
+    }
+    let queue = moto.work_queue("ec2-backup-replicate", "replicate").await;
+    let limits = shared::pacing::RateLimits::parse("CopyImage=2/10,CreateTags=1/1").unwrap();
+    let clients = moto.clients_paced(HOME, limits);
+    let t0 = std::time::Instant::now();
+    let deadline = shared::pacing::Deadline::new(t0 + std::time::Duration::from_secs(6), t0);
+
+    // WHEN the sweep runs
+    let report = shared::replicate::handle(
+        &config(),
+        &clients.until(deadline),
+        Some(&queue),
+        &sweep_event(),
+        later(),
+    )
+    .await
+    .expect("nothing failed");
+
+    // THEN it copies only what it has time to record, records each copy, and hands the rest on
+    assert_eq!(report["failed"], json!([]), "{report}");
+    let made = copied(&report);
+    let deferred = report["deferred"].as_array().unwrap();
+    assert!(!made.is_empty() && !deferred.is_empty(), "{report}");
+    assert_eq!(made.len() + deferred.len(), amis.len(), "{report}");
+    for (source, region, id) in &made {
+        assert_eq!(
+            image_tags(&moto, HOME, source).await["backup:copies"],
+            format!("{region}={id}")
+        );
+    }
+    assert_eq!(report["continuations"], 1, "{report}");
+
+    // AND delivered, the rest is copied: one copy of each backup, each recorded
+    let batch = moto.receive(&queue).await;
+    let answer = shared::replicate::handle(
+        &config(),
+        &moto.clients(HOME),
+        Some(&queue),
+        &sqs_event(&queue, &batch),
+        later(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    for ami in &amis {
+        let copies = image_copies(&moto, DR, ami).await;
+        assert_eq!(copies.len(), 1, "{ami}");
+        assert_eq!(
+            image_tags(&moto, HOME, ami).await["backup:copies"],
+            format!("{DR}={}", copies[0].image_id().unwrap())
+        );
     }
 }
 

@@ -92,6 +92,52 @@ fn a_sweep_that_outlasts_its_timeout_returns_before_it_with_the_rest_remaining()
 }
 
 #[test]
+fn on_demand_in_the_same_minute_as_a_tag_change_s_backup_backs_up_now() {
+    // An instance tagged (its Tag Change makes an AMI at once), then a backup asked for in the
+    // same minute: on demand backs up now, whatever was made before.
+    let prefix = "ondemandtest";
+    let id = boto3(&format!(
+        "ec2.run_instances(ImageId='ami-12345678', MinCount=1, MaxCount=1, TagSpecifications=[{{'ResourceType': 'instance', 'Tags': [{{'Key': '{prefix}', 'Value': 'true'}}, {{'Key': 'Name', 'Value': 'web-01'}}]}}])['Instances'][0]['InstanceId']"
+    ));
+    let env = [("TAG_PREFIX", prefix)];
+    let time = shared::tags::format_time(integration_tests::in_one_minute(40));
+    let tag_change = sample("tag-change-instance.json")
+        .replace("i-0123456789abcdef0", &id)
+        .replace("2026-11-25T02:58:12Z", &time);
+    let tagged = result(&invoke(BINARY, &tag_change, &env));
+    assert_eq!(tagged["ok"], true, "{tagged}");
+    assert_eq!(listed(&tagged, "created"), 1, "{tagged}");
+
+    let out = invoke(BINARY, &format!(r#"{{"instance_ids": ["{id}"]}}"#), &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let asked = result(&out);
+    assert_eq!(asked["ok"], true, "{asked}");
+    assert_eq!(
+        asked["response"]["created"][0]["source"],
+        id.as_str(),
+        "{asked}"
+    );
+    assert_eq!(
+        asked["response"]["skipped"],
+        serde_json::json!([]),
+        "{asked}"
+    );
+
+    // Two AMIs of the same minute: the on-demand one named after its request.
+    let images: serde_json::Value = serde_json::from_str(&boto3(&format!(
+        "__import__('json').dumps(sorted([i['Name'], {{t['Key']: t['Value'] for t in i.get('Tags', [])}}.get('{prefix}:request-id', '')] for i in ec2.describe_images(Owners=['self'], Filters=[{{'Name': 'tag:{prefix}:source', 'Values': ['{id}']}}])['Images']))"
+    )))
+    .unwrap();
+    let minute = time[..16].replace(['-', ':'], "");
+    let name = format!("web-01-{id}-{minute}Z");
+    assert_eq!(images.as_array().map(Vec::len), Some(2), "{images}");
+    assert_eq!(images[0], serde_json::json!([name, ""]), "{images}");
+    let request_id = images[1][1].as_str().unwrap_or_default();
+    assert!(!request_id.is_empty(), "{images}");
+    assert_eq!(images[1][0], format!("{name}-{request_id}"), "{images}");
+}
+
+#[test]
 fn bad_input_is_rejected_clearly() {
     assert_rejects_bad_input(BINARY);
 }

@@ -127,6 +127,21 @@ impl Ec2 {
         }
     }
 
+    /// This adapter, keeping `room` before its deadline for the calls of a later step (see
+    /// [`Deadline::keeping`]); without a deadline, the same.
+    pub fn keeping(&self, room: Duration) -> Self {
+        Self {
+            deadline: self.deadline.map(|d| d.keeping(room)),
+            ..self.clone()
+        }
+    }
+
+    /// How long the last of `n` calls of `action` would wait for its turn if all were asked for
+    /// now; nothing is reserved.
+    pub fn pace_wait(&self, action: &'static str, n: usize) -> Duration {
+        self.pacer.wait_for(action, n)
+    }
+
     /// Paces this adapter's calls to `limits` (one bucket per action, for this region).
     pub fn paced(mut self, limits: &RateLimits) -> Self {
         self.pacer = Pacer::new(limits.clone());

@@ -38,6 +38,10 @@ use tracing::{Instrument, error, info, warn};
 /// retries on throttling, stays well inside both.
 pub const COPY_CONCURRENCY: usize = 4;
 
+/// A CreateTags call's usual time, with room to spare: what the record step needs of the
+/// deadline for each round of writes it makes at once.
+const TAG_CALL_TIME: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Answers that mean "not now": the copy is left for the next reconcile sweep.
 pub const DEFERRED_CODES: &[&str] = &[
     "ResourceLimitExceeded",
@@ -124,7 +128,10 @@ pub async fn run(
     for d in &report.deferred {
         warn!(source = %d.source, region = %d.region, reason = %d.reason, "copy deferred");
     }
-    let made = copy_all(&run, plan.jobs, &mut report).await;
+    let due = tag_writes(&run.keys, &eligible, &plan.existing)
+        .into_iter()
+        .map(|(id, _)| id.to_string());
+    let made = copy_all(&run, plan.jobs, Records::new(due), &mut report).await;
     if !config.dry_run {
         let known: Vec<Copied> = plan.existing.into_iter().chain(made).collect();
         record_copies(&run, &eligible, &known, &mut report).await;
@@ -362,9 +369,64 @@ enum Listed {
     Error(Error),
 }
 
+/// The originals the record step will write `P:copies` on: those that do not list yet a copy
+/// found in a destination, and those with a copy started (or starting) in this run, each with
+/// the number of its copies that hold it there.
+struct Records(std::sync::Mutex<BTreeMap<String, usize>>);
+
+impl Records {
+    fn new(due: impl IntoIterator<Item = String>) -> Self {
+        Self(std::sync::Mutex::new(
+            due.into_iter().map(|id| (id, 1)).collect(),
+        ))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, usize>> {
+        // A poisoned lock only means another task panicked while holding it; the counts are
+        // still usable.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts a copy of `source` about to start: how many originals the record step then writes.
+    fn start(&self, source: &str) -> usize {
+        let mut records = self.lock();
+        *records.entry(source.to_string()).or_default() += 1;
+        records.len()
+    }
+
+    /// A copy of `source` that made none.
+    fn unstart(&self, source: &str) {
+        let mut records = self.lock();
+        if let Some(n) = records.get_mut(source) {
+            *n -= 1;
+            if *n == 0 {
+                records.remove(source);
+            }
+        }
+    }
+}
+
+/// What the record step needs of the deadline, before its margin, for `writes` CreateTags at
+/// home: their turns in CreateTags' bucket, a call's time for each round of
+/// [`COPY_CONCURRENCY`] writes, and one for the last copies to return.
+fn record_time(home: &Ec2, writes: usize) -> std::time::Duration {
+    let rounds = writes.div_ceil(COPY_CONCURRENCY) + 1;
+    home.pace_wait("CreateTags", writes) + TAG_CALL_TIME * u32::try_from(rounds).unwrap_or(u32::MAX)
+}
+
 /// Step 5: the copy calls (a few at a time); in a dry run, reports them instead. Returns the
 /// copies made.
-async fn copy_all(run: &Run<'_>, jobs: Vec<CopyJob>, report: &mut ReplicateReport) -> Vec<Copied> {
+///
+/// A copy is started only while the deadline leaves room for the record step after it (the
+/// writes of the copies started so far, this one's included): a copy started is done, and
+/// one that would leave no time to record it is deferred and handed on, as one the deadline
+/// cut off.
+async fn copy_all(
+    run: &Run<'_>,
+    jobs: Vec<CopyJob>,
+    records: Records,
+    report: &mut ReplicateReport,
+) -> Vec<Copied> {
     if run.config.dry_run {
         for job in jobs {
             info!(source = %job.source_id, region = %job.destination, "dry run: would copy");
@@ -376,33 +438,15 @@ async fn copy_all(run: &Run<'_>, jobs: Vec<CopyJob>, report: &mut ReplicateRepor
         }
         return Vec::new();
     }
+    let records = &records;
     let outcomes: Vec<(CopyJob, Result<String, Listed>)> = stream::iter(jobs)
         .map(|job| async move {
-            let ec2 = run.clients.region(&job.destination);
-            // The original lists a copy here that the describe did not show: only a copy that
-            // is really gone is made again (a fresh copy can be missing from a describe).
-            if let Some(listed) = &job.listed_copy {
-                let query = BackupQuery::by_id(job.kind, std::slice::from_ref(listed));
-                match ec2.backups(&run.keys, &query).await {
-                    Ok(found) if found.iter().any(Backup::is_live) => {
-                        let result = Err(Listed::StillThere);
-                        log_copy(&job, &result);
-                        return (job, result);
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        let result = Err(Listed::Error(e));
-                        log_copy(&job, &result);
-                        return (job, result);
-                    }
-                }
+            let room = record_time(&run.home, records.start(&job.source_id));
+            let ec2 = run.clients.region(&job.destination).keeping(room);
+            let (job, result) = copy_one(run, &ec2, job).await;
+            if result.is_err() {
+                records.unstart(&job.source_id);
             }
-            let result = match job.kind {
-                Kind::Image => ec2.copy_image(&job).await,
-                Kind::Snapshot => ec2.copy_snapshot(&job).await,
-            }
-            .map_err(Listed::Error);
-            log_copy(&job, &result);
             (job, result)
         })
         .buffer_unordered(COPY_CONCURRENCY)
@@ -461,6 +505,35 @@ async fn copy_all(run: &Run<'_>, jobs: Vec<CopyJob>, report: &mut ReplicateRepor
     made
 }
 
+/// One copy job on `ec2` (the destination's adapter), its outcome logged as it ends.
+async fn copy_one(run: &Run<'_>, ec2: &Ec2, job: CopyJob) -> (CopyJob, Result<String, Listed>) {
+    // The original lists a copy here that the describe did not show: only a copy that is
+    // really gone is made again (a fresh copy can be missing from a describe).
+    if let Some(listed) = &job.listed_copy {
+        let query = BackupQuery::by_id(job.kind, std::slice::from_ref(listed));
+        match ec2.backups(&run.keys, &query).await {
+            Ok(found) if found.iter().any(Backup::is_live) => {
+                let result = Err(Listed::StillThere);
+                log_copy(&job, &result);
+                return (job, result);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let result = Err(Listed::Error(e));
+                log_copy(&job, &result);
+                return (job, result);
+            }
+        }
+    }
+    let result = match job.kind {
+        Kind::Image => ec2.copy_image(&job).await,
+        Kind::Snapshot => ec2.copy_snapshot(&job).await,
+    }
+    .map_err(Listed::Error);
+    log_copy(&job, &result);
+    (job, result)
+}
+
 /// One copy's log line, written as its call ends (a timeout then loses none).
 fn log_copy(job: &CopyJob, result: &Result<String, Listed>) {
     let (source, region) = (&job.source_id, &job.destination);
@@ -482,18 +555,14 @@ fn log_copy(job: &CopyJob, result: &Result<String, Listed>) {
     }
 }
 
-/// Step 6: writes `P:copies` (`region=copy-id,...`, merged with what is there) on each original whose
-/// value changes: a person sees its DR state at a glance. One CreateTags per original (the
-/// values differ), a few at a time, paced by CreateTags' bucket.
-async fn record_copies(
-    run: &Run<'_>,
-    eligible: &[Eligible],
+/// The `P:copies` writes that `copies` call for: each original whose value (`region=copy-id,...`,
+/// merged with what is there) changes, with its new value.
+fn tag_writes<'a>(
+    keys: &TagKeys,
+    eligible: &'a [Eligible],
     copies: &[Copied],
-    report: &mut ReplicateReport,
-) {
-    let (keys, home) = (&run.keys, &run.home);
-    let copies_key = keys.key(key::COPIES);
-    let writes: Vec<(&str, String)> = eligible
+) -> Vec<(&'a str, String)> {
+    eligible
         .iter()
         .filter_map(|Eligible { backup, .. }| {
             let pairs: Vec<(Region, String)> = copies
@@ -508,7 +577,25 @@ async fn record_copies(
             let value = plan::merge_copies(current, &pairs);
             (current != Some(value.as_str())).then_some((backup.id.as_str(), value))
         })
-        .collect();
+        .collect()
+}
+
+/// Step 6: writes `P:copies` (`region=copy-id,...`, merged with what is there) on each original whose
+/// value changes: a person sees its DR state at a glance. One CreateTags per original (the
+/// values differ), a few at a time, paced by CreateTags' bucket.
+///
+/// A write the deadline leaves no time for is not a failure: the copy is made, and the next run
+/// that looks at the original (a continuation, a replayed event, the reconcile sweep) finds the
+/// copy by its own `P:copy-of` tag and writes the value then.
+async fn record_copies(
+    run: &Run<'_>,
+    eligible: &[Eligible],
+    copies: &[Copied],
+    report: &mut ReplicateReport,
+) {
+    let (keys, home) = (&run.keys, &run.home);
+    let copies_key = keys.key(key::COPIES);
+    let writes = tag_writes(keys, eligible, copies);
     let failures: Vec<Failed> = stream::iter(writes)
         .map(|(id, value)| {
             let tag = vec![(copies_key.clone(), value)];
@@ -516,6 +603,10 @@ async fn record_copies(
                 match home.tag_resources(&[id.to_string()], &tag).await {
                     Ok(()) => {
                         info!(source = %id, copies = %tag[0].1, "copies recorded");
+                        None
+                    }
+                    Err(e @ Error::Deadline { .. }) => {
+                        info!(source = %id, copies = %tag[0].1, error = %e, "copies not recorded: no time left; the next run records them");
                         None
                     }
                     Err(e) => {
