@@ -110,6 +110,14 @@ impl CreateReport {
         ]
     }
 
+    /// Whether a resource named was not ready to back up yet (an instance still pending): the
+    /// work is tried again in a minute.
+    pub fn waits_for_a_resource(&self) -> bool {
+        self.failed
+            .iter()
+            .any(|f| f.code.as_deref() == Some(crate::codes::INCORRECT_STATE))
+    }
+
     pub fn skip(&mut self, source: &str, reason: impl Into<String>) {
         self.skipped.push(Skipped {
             source: source.to_string(),

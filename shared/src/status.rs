@@ -135,7 +135,7 @@ async fn existing_sources(
         existing.extend(
             found
                 .into_iter()
-                .filter(|s| s.state != "terminated" && s.state != "shutting-down")
+                .filter(|s| !s.state.is_gone())
                 .map(|s| s.id),
         );
     }

@@ -92,6 +92,32 @@ impl CreateRequest {
         }
     }
 
+    /// Whether it runs from the work queue, when the function has one: sweeps and this region's
+    /// Tag Changes, one at a time (the queue's one message group), so that a sweep that outlasts
+    /// the interval never races the next, nor a Tag Change the sweep; and a record is at most a
+    /// message's worth of backups, so a Tag Change waits a few minutes at most.
+    pub fn runs_from_the_queue(&self, region: &str) -> bool {
+        match self {
+            CreateRequest::Schedule { .. } => true,
+            CreateRequest::TagChange { region: from, .. } => {
+                from.as_deref().is_none_or(|r| r == region)
+            }
+            _ => false,
+        }
+    }
+
+    /// A Tag Change, or the rest of one.
+    pub fn is_tag_change(&self) -> bool {
+        matches!(
+            self,
+            CreateRequest::TagChange { .. }
+                | CreateRequest::Continued(CreateWork {
+                    origin: Origin::TagChange,
+                    ..
+                })
+        )
+    }
+
     /// When EventBridge says the event happened: the same on every redelivery of it.
     pub fn event_time(&self) -> Option<DateTime<Utc>> {
         match self {
@@ -274,6 +300,7 @@ impl CreateWork {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tags::parse_time;
     use serde_json::json;
 
     fn scheduled() -> Value {
@@ -396,5 +423,42 @@ mod tests {
             Some("snap-1")
         );
         assert_eq!(id_from_arn("nothing"), None);
+    }
+
+    #[test]
+    fn a_continuation_that_would_lose_its_idempotency_is_refused() {
+        let work = |origin, time: Option<&str>, ids: Option<&[&str]>| CreateWork {
+            origin,
+            time: time.map(|t| parse_time(t).unwrap()),
+            request_id: (origin == Origin::OnDemand).then(|| "r-1".to_string()),
+            ids: ids.map(|ids| ids.iter().map(|s| s.to_string()).collect()),
+            event_id: None,
+        };
+        let t = Some("2026-11-25T03:00:00Z");
+        let one: &[&str] = &["i-0123456789abcdef0"];
+        assert!(
+            work(Origin::Schedule, t, None)
+                .check(ResourceKind::Instance)
+                .is_ok()
+        );
+        assert!(
+            work(Origin::OnDemand, t, Some(one))
+                .check(ResourceKind::Instance)
+                .is_ok()
+        );
+        let refused = [
+            (work(Origin::Schedule, None, None), "time"),
+            (work(Origin::OnDemand, t, None), "must name its resources"),
+            (work(Origin::TagChange, t, None), "must name its resources"),
+            (
+                work(Origin::Schedule, t, Some(&["vol-0123456789abcdef0"])),
+                "not a valid instance id",
+            ),
+            (work(Origin::Schedule, t, Some(&[])), "naming no resource"),
+        ];
+        for (w, why) in refused {
+            let err = w.check(ResourceKind::Instance).unwrap_err().to_string();
+            assert!(err.contains(why), "{err}");
+        }
     }
 }

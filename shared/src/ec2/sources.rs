@@ -2,7 +2,7 @@
 
 use super::{Ec2, MAX_FILTER_VALUES, filter, tags_of};
 use crate::error::Error;
-use crate::source::Source;
+use crate::source::{Source, SourceState};
 use crate::tags::TagKeys;
 use aws_sdk_ec2::types::Filter;
 
@@ -64,11 +64,12 @@ impl Ec2 {
                     };
                     out.push(Source {
                         id: id.to_string(),
-                        state: instance
-                            .state()
-                            .and_then(|s| s.name())
-                            .map(|n| n.as_str().to_string())
-                            .unwrap_or_default(),
+                        state: SourceState::parse(
+                            instance
+                                .state()
+                                .and_then(|s| s.name())
+                                .map_or("", |n| n.as_str()),
+                        ),
                         tags: tags_of(instance.tags()),
                         attached_to: None,
                     });
@@ -106,10 +107,7 @@ impl Ec2 {
                     };
                     out.push(Source {
                         id: id.to_string(),
-                        state: volume
-                            .state()
-                            .map(|s| s.as_str().to_string())
-                            .unwrap_or_default(),
+                        state: SourceState::parse(volume.state().map_or("", |s| s.as_str())),
                         tags: tags_of(volume.tags()),
                         attached_to: volume
                             .attachments()
