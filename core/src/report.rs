@@ -2,7 +2,7 @@
 
 use crate::error::Error;
 use crate::region::Region;
-use crate::tags::Warning;
+use crate::tags::{Kind, Warning};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -61,6 +61,9 @@ pub struct Copied {
 pub struct Deferred {
     pub source: String,
     pub region: Region,
+    /// What the source is: a continuation names images and snapshots apart.
+    #[serde(skip)]
+    pub kind: Kind,
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,

@@ -3,8 +3,10 @@
 //! with. No SDK types here; `now` is passed in.
 
 pub use crate::backup::Backup;
+use crate::codes;
 use crate::config::Config;
 use crate::duration::Duration;
+use crate::error::Error;
 #[cfg(test)]
 use crate::naming::{AMI_NAME_MAX, ami_name_char};
 use crate::naming::{ami_name_part, cut};
@@ -57,6 +59,62 @@ pub struct CopyJob {
 }
 
 pub use crate::report::{Copied, Deferred, Skipped};
+
+/// A limit, throttling, or a copy not started because the invocation's deadline was near: the
+/// copy is left for a continuation (or the next reconcile sweep), not failed.
+pub fn is_deferrable(err: &Error) -> bool {
+    matches!(err, Error::Deadline { .. })
+        || err
+            .code()
+            .is_some_and(|c| codes::COPY_DEFERRED.contains(&c))
+}
+
+/// A copy left for later by `err` (see [`is_deferrable`]): delayed when waiting is the point (a
+/// limit or throttling), handed on at once when the invocation's deadline cut it off.
+pub fn deferred(source: &str, region: &Region, kind: Kind, err: &Error) -> Deferred {
+    Deferred {
+        source: source.to_string(),
+        region: region.clone(),
+        kind,
+        reason: err.to_string(),
+        code: err.code().map(str::to_string),
+        wait: !matches!(err, Error::Deadline { .. }),
+    }
+}
+
+/// What became of one copy job, classified once: the report and the log line both read it.
+#[derive(Debug, Clone)]
+pub enum CopyOutcome {
+    /// The new copy's id.
+    Started(String),
+    /// The copy the original lists is there after all (a describe had missed it).
+    StillThere(String),
+    /// Another invocation copied it first; why that is no failure.
+    Concurrent(String),
+    Deferred(Deferred),
+    Failed(Error),
+}
+
+impl CopyOutcome {
+    /// The outcome of `job`'s copy call. AMI names are unique per region and a copy's name is
+    /// derived from its source: a name taken means a concurrent invocation (with a token of its
+    /// own) copied it first.
+    pub fn of(job: &CopyJob, result: Result<String, Error>) -> Self {
+        match result {
+            Ok(id) => CopyOutcome::Started(id),
+            Err(e) if e.code() == Some(codes::AMI_NAME_DUPLICATE) => {
+                CopyOutcome::Concurrent(format!(
+                    "an AMI named {:?} already exists in {}: copied by a concurrent invocation",
+                    job.name, job.destination
+                ))
+            }
+            Err(e) if is_deferrable(&e) => {
+                CopyOutcome::Deferred(deferred(&job.source_id, &job.destination, job.kind, &e))
+            }
+            Err(e) => CopyOutcome::Failed(e),
+        }
+    }
+}
 
 /// An original backup and the regions it is to be copied into.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -439,6 +497,7 @@ pub fn missing_copies(
                 plan.deferred.push(Deferred {
                     source: backup.id.clone(),
                     region: region.clone(),
+                    kind: backup.kind,
                     reason: format!(
                         "{limit} {} copies are already in flight to {region}: left for a delayed continuation (or the next sweep)",
                         backup.kind.as_str()

@@ -15,15 +15,7 @@ pub async fn handler(
 ) -> Result<Value, Diagnostic> {
     // No call starts that could only leave past the invocation's deadline.
     let clients = clients.for_invocation(&event.context);
-    // Boxed: the handler's future sits under lambda_runtime's own; unboxed, the whole nests
-    // past the compiler's default depth for computing its layout.
-    Box::pin(shared::replicate::handle(
-        config,
-        &clients,
-        queue,
-        &event.payload,
-        chrono::Utc::now(),
-    ))
-    .await
-    .map_err(shared::lambda::diagnostic)
+    shared::replicate::handle(config, &clients, queue, &event.payload, chrono::Utc::now())
+        .await
+        .map_err(shared::lambda::diagnostic)
 }

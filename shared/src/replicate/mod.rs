@@ -24,14 +24,15 @@ use crate::clients::Clients;
 use crate::config::Config;
 use crate::ec2::Ec2;
 use crate::error::Error;
+use crate::invocation::Function;
 use crate::region::Region;
 use crate::sqs::WorkQueue;
 use crate::tags::{Kind, TagKeys, key};
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
-use plan::{Copied, CopyJob, Deferred, Eligible};
+use plan::{Copied, CopyJob, CopyOutcome, Eligible};
 use std::collections::BTreeMap;
-use tracing::{Instrument, error, info, warn};
+use tracing::{error, info, warn};
 
 /// Copy calls in flight at once, over all destinations. CopyImage's request bucket refills at
 /// one per second and CopySnapshot allows 20 copies in flight: a few at a time, with the SDK's
@@ -41,27 +42,6 @@ pub const COPY_CONCURRENCY: usize = 4;
 /// A CreateTags call's usual time, with room to spare: what the record step needs of the
 /// deadline for each round of writes it makes at once.
 const TAG_CALL_TIME: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// Answers that mean "not now": the copy is left for the next reconcile sweep.
-pub const DEFERRED_CODES: &[&str] = &[
-    "ResourceLimitExceeded",
-    "RequestLimitExceeded",
-    "Throttling",
-    "ThrottlingException",
-    "ConcurrentSnapshotLimitExceeded",
-];
-
-/// A limit, throttling, or a copy not started because the invocation's deadline was near: the
-/// next reconcile sweep makes it.
-pub fn is_deferrable(err: &Error) -> bool {
-    matches!(err, Error::Deadline { .. }) || err.code().is_some_and(|c| DEFERRED_CODES.contains(&c))
-}
-
-/// Whether a deferred copy should wait before it is tried again: a limit or throttling, not the
-/// invocation's deadline.
-fn waits(err: &Error) -> bool {
-    !matches!(err, Error::Deadline { .. })
-}
 
 /// Why an event from `region` is not for the function of `home`, if it is one (an event that
 /// names no region is taken as home's).
@@ -339,14 +319,9 @@ async fn find_copies(
                 for el in eligible.iter_mut().filter(|el| el.backup.kind == kind) {
                     if el.targets.contains(&region) {
                         el.targets.retain(|r| r != &region);
-                        if is_deferrable(&e) {
-                            report.deferred.push(Deferred {
-                                source: el.backup.id.clone(),
-                                region: region.clone(),
-                                reason: e.to_string(),
-                                code: e.code().map(str::to_string),
-                                wait: waits(&e),
-                            });
+                        if plan::is_deferrable(&e) {
+                            let d = plan::deferred(&el.backup.id, &region, kind, &e);
+                            report.deferred.push(d);
                         } else {
                             report.failed.push(Failed::from_error(
                                 &el.backup.id,
@@ -360,13 +335,6 @@ async fn find_copies(
         }
     }
     existing
-}
-
-/// Why a copy job made no copy.
-enum Listed {
-    /// The copy the original lists is there after all.
-    StillThere,
-    Error(Error),
 }
 
 /// The originals the record step will write `P:copies` on: those that do not list yet a copy
@@ -439,117 +407,87 @@ async fn copy_all(
         return Vec::new();
     }
     let records = &records;
-    let outcomes: Vec<(CopyJob, Result<String, Listed>)> = stream::iter(jobs)
+    let outcomes: Vec<(CopyJob, CopyOutcome)> = stream::iter(jobs)
         .map(|job| async move {
             let room = record_time(&run.home, records.start(&job.source_id));
             let ec2 = run.clients.region(&job.destination).keeping(room);
-            let (job, result) = copy_one(run, &ec2, job).await;
-            if result.is_err() {
+            let outcome = copy_one(run, &ec2, &job).await;
+            log_copy(&job, &outcome);
+            if !matches!(outcome, CopyOutcome::Started(_)) {
                 records.unstart(&job.source_id);
             }
-            (job, result)
+            (job, outcome)
         })
         .buffer_unordered(COPY_CONCURRENCY)
         .collect()
         .await;
     let mut made = Vec::new();
-    for (job, result) in outcomes {
-        match result {
-            Ok(id) => {
+    for (job, outcome) in outcomes {
+        let (source, region) = (job.source_id, job.destination);
+        match outcome {
+            CopyOutcome::Started(id) => {
                 let copied = Copied {
-                    source: job.source_id,
-                    region: job.destination,
+                    source,
+                    region,
                     id: Some(id),
                 };
                 report.copied.push(copied.clone());
                 made.push(copied);
             }
-            Err(Listed::StillThere) => {
-                let listed = job.listed_copy.as_deref().unwrap_or_default();
-                report.skip(
-                    &job.source_id,
-                    Some(&job.destination),
-                    format!("already copied to {} as {listed}", job.destination),
-                );
+            CopyOutcome::StillThere(listed) => {
+                let reason = format!("already copied to {region} as {listed}");
+                report.skip(&source, Some(&region), reason);
             }
-            // AMI names are unique per region and the copy's name is derived from its source:
-            // a concurrent invocation (with a token of its own) copied it first.
-            Err(Listed::Error(e)) if e.code() == Some("InvalidAMIName.Duplicate") => {
-                report.skip(
-                    &job.source_id,
-                    Some(&job.destination),
-                    format!(
-                        "an AMI named {:?} already exists in {}: copied by a concurrent invocation",
-                        job.name, job.destination
-                    ),
-                );
-            }
-            Err(Listed::Error(e)) if is_deferrable(&e) => {
-                report.deferred.push(Deferred {
-                    source: job.source_id,
-                    region: job.destination,
-                    reason: e.to_string(),
-                    code: e.code().map(str::to_string),
-                    wait: waits(&e),
-                });
-            }
-            Err(Listed::Error(e)) => {
-                report.failed.push(Failed::from_error(
-                    &job.source_id,
-                    Some(&job.destination),
-                    &e,
-                ));
+            CopyOutcome::Concurrent(reason) => report.skip(&source, Some(&region), reason),
+            CopyOutcome::Deferred(d) => report.deferred.push(d),
+            CopyOutcome::Failed(e) => {
+                report
+                    .failed
+                    .push(Failed::from_error(&source, Some(&region), &e))
             }
         }
     }
     made
 }
 
-/// One copy job on `ec2` (the destination's adapter), its outcome logged as it ends.
-async fn copy_one(run: &Run<'_>, ec2: &Ec2, job: CopyJob) -> (CopyJob, Result<String, Listed>) {
+/// One copy job on `ec2` (the destination's adapter).
+async fn copy_one(run: &Run<'_>, ec2: &Ec2, job: &CopyJob) -> CopyOutcome {
     // The original lists a copy here that the describe did not show: only a copy that is
     // really gone is made again (a fresh copy can be missing from a describe).
     if let Some(listed) = &job.listed_copy {
         let query = BackupQuery::by_id(job.kind, std::slice::from_ref(listed));
         match ec2.backups(&run.keys, &query).await {
             Ok(found) if found.iter().any(Backup::is_live) => {
-                let result = Err(Listed::StillThere);
-                log_copy(&job, &result);
-                return (job, result);
+                return CopyOutcome::StillThere(listed.clone());
             }
             Ok(_) => {}
-            Err(e) => {
-                let result = Err(Listed::Error(e));
-                log_copy(&job, &result);
-                return (job, result);
-            }
+            Err(e) => return CopyOutcome::of(job, Err(e)),
         }
     }
     let result = match job.kind {
-        Kind::Image => ec2.copy_image(&job).await,
-        Kind::Snapshot => ec2.copy_snapshot(&job).await,
-    }
-    .map_err(Listed::Error);
-    log_copy(&job, &result);
-    (job, result)
+        Kind::Image => ec2.copy_image(job).await,
+        Kind::Snapshot => ec2.copy_snapshot(job).await,
+    };
+    CopyOutcome::of(job, result)
 }
 
 /// One copy's log line, written as its call ends (a timeout then loses none).
-fn log_copy(job: &CopyJob, result: &Result<String, Listed>) {
+fn log_copy(job: &CopyJob, outcome: &CopyOutcome) {
     let (source, region) = (&job.source_id, &job.destination);
-    match result {
-        Ok(id) => info!(source = %source, region = %region, copy_id = %id, "copy started"),
-        Err(Listed::StillThere) => {
-            let listed = job.listed_copy.as_deref().unwrap_or_default();
+    match outcome {
+        CopyOutcome::Started(id) => {
+            info!(source = %source, region = %region, copy_id = %id, "copy started")
+        }
+        CopyOutcome::StillThere(listed) => {
             info!(source = %source, region = %region, copy_id = %listed, "listed copy is there")
         }
-        Err(Listed::Error(e)) if e.code() == Some("InvalidAMIName.Duplicate") => {
+        CopyOutcome::Concurrent(_) => {
             info!(source = %source, region = %region, name = %job.name, "already copied by a concurrent invocation")
         }
-        Err(Listed::Error(e)) if is_deferrable(e) => {
-            warn!(source = %source, region = %region, code = e.code().unwrap_or(""), error = %e, "copy deferred")
+        CopyOutcome::Deferred(d) => {
+            warn!(source = %source, region = %region, code = d.code.as_deref().unwrap_or(""), error = %d.reason, "copy deferred")
         }
-        Err(Listed::Error(e)) => {
+        CopyOutcome::Failed(e) => {
             error!(source = %source, region = %region, error = %e, code = e.code().unwrap_or(""), "copy failed")
         }
     }
@@ -627,10 +565,146 @@ fn current_copies<'a>(keys: &TagKeys, backup: &'a Backup) -> Option<&'a str> {
     keys.get(&backup.tags, key::COPIES)
 }
 
-/// The whole handler: the one request it was invoked with, or an SQS event of its work queue.
-/// Of an SQS batch, the records that are `available` events (its rules put them there) are done
-/// together as one run (see [`batch`]), then the others (continuations) one by one; each record
-/// is answered as [`crate::continuation::each_record`] says.
+use backup_core::replicate::FUNCTION;
+
+/// replicate as the invocation pipeline runs it (see [`crate::invocation`]).
+pub struct Replicate<'a> {
+    pub config: &'a Config,
+    pub clients: &'a Clients,
+    pub queue: Option<&'a WorkQueue>,
+    pub now: DateTime<Utc>,
+}
+
+impl Function for Replicate<'_> {
+    type Request = ReplicateRequest;
+    type Report = ReplicateReport;
+
+    fn name(&self) -> &'static str {
+        FUNCTION
+    }
+    fn config(&self) -> &Config {
+        self.config
+    }
+    fn throttles(&self) -> u64 {
+        self.clients.throttles()
+    }
+    fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+    fn parse(&self, payload: &serde_json::Value) -> Result<ReplicateRequest, Error> {
+        parse_replicate_request(payload)
+    }
+    /// A continuation, or an EventBridge event its rules put on the queue.
+    fn parse_body(&self, body: &str) -> Result<ReplicateRequest, Error> {
+        parse_body(self.config, body)
+    }
+    fn span(&self, request: &ReplicateRequest) -> tracing::Span {
+        tracing::info_span!("replicate", event_id = request.event_id().unwrap_or(""))
+    }
+    /// The copies made, then the deferred ones handed on.
+    async fn run(&self, request: ReplicateRequest) -> Result<ReplicateReport, Error> {
+        let attempt = match &request {
+            ReplicateRequest::Continued(work) => work.attempt + 1,
+            _ => 0,
+        };
+        let mut report = run(self.config, self.clients, request, self.now).await?;
+        if let Some(queue) = self.queue
+            && !self.config.dry_run
+        {
+            hand_on(self.config, queue, attempt, &mut report).await;
+        }
+        Ok(report)
+    }
+    /// The `available` events of this region in one SQS batch (from a standard queue: a FIFO
+    /// queue's records are done in order, one by one), done as one run: one describe of their
+    /// sources at home, one of their copies per destination, the copies paced together. Returns
+    /// each of those records' answer by its place in the batch (its sources' part of the run's
+    /// report, see [`record_outcome`]), and the messages the run sent to the work queue. The
+    /// other records (continuations, a failed AMI, another region's event, a body refused) are
+    /// done one by one.
+    async fn batch(
+        &self,
+        records: &[aws_lambda_events::sqs::SqsMessage],
+    ) -> (BTreeMap<usize, Result<serde_json::Value, Error>>, usize) {
+        let home = self.clients.home().region().clone();
+        let mut events = Vec::new();
+        let mut members = Vec::new();
+        for (i, record) in records.iter().enumerate() {
+            if crate::continuation::is_fifo(record) {
+                continue;
+            }
+            let Ok(ReplicateRequest::Completed(completed)) =
+                parse_body(self.config, record.body.as_deref().unwrap_or(""))
+            else {
+                continue;
+            };
+            // Another region's event is skipped in its own record, with its reason.
+            if completed
+                .iter()
+                .any(|c| not_home(&home, &c.region).is_some())
+            {
+                continue;
+            }
+            let message_id = record.message_id.as_deref().unwrap_or("");
+            for c in &completed {
+                info!(message_id, event_id = c.event_id.as_deref().unwrap_or(""), source = %c.id, "event joins the batch's run");
+            }
+            members.push((
+                i,
+                completed.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+            ));
+            events.extend(completed);
+        }
+        if members.is_empty() {
+            return (BTreeMap::new(), 0);
+        }
+        let request = Ok(ReplicateRequest::Completed(events));
+        let report = crate::invocation::report(self, request).await;
+        let continuations = report.as_ref().map_or(0, |r| r.continuations);
+        let outcomes = members
+            .into_iter()
+            .map(|(i, sources)| (i, record_outcome(&report, &sources)))
+            .collect();
+        (outcomes, continuations)
+    }
+}
+
+impl crate::invocation::Report for ReplicateReport {
+    fn metric_values(&self) -> crate::metrics::Values {
+        ReplicateReport::metric_values(self)
+    }
+    fn metric_values_by_region(&self) -> BTreeMap<Region, crate::metrics::Values> {
+        ReplicateReport::metric_values_by_region(self)
+    }
+    fn failed(&self) -> usize {
+        self.failed.len()
+    }
+    fn continuations(&self) -> usize {
+        self.continuations
+    }
+    fn take_unfinished(&mut self) -> Option<String> {
+        self.unfinished.take()
+    }
+    fn warnings(&self) -> &[crate::tags::Warning] {
+        &self.warnings
+    }
+    fn log(&self) {
+        info!(
+            copied = self.copied.len(),
+            skipped = self.skipped.len(),
+            deferred = self.deferred.len(),
+            failed = self.failed.len(),
+            warnings = self.warnings.len(),
+            continuations = self.continuations,
+            dry_run = self.dry_run,
+            "done"
+        );
+    }
+}
+
+/// The whole handler (see [`crate::invocation::handle`]): the one request it was invoked with,
+/// or an SQS event of its work queue, whose `available` events are done together as one run
+/// ([`Replicate::batch`]), then the other records one by one.
 pub async fn handle(
     config: &Config,
     clients: &Clients,
@@ -638,88 +712,13 @@ pub async fn handle(
     payload: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<serde_json::Value, Error> {
-    let Some(records) = crate::continuation::sqs_records(payload) else {
-        return one(
-            config,
-            clients,
-            queue,
-            parse_replicate_request(payload),
-            now,
-        )
-        .await;
+    let replicate = Replicate {
+        config,
+        clients,
+        queue,
+        now,
     };
-    let records = records?;
-    let (mut outcomes, continuations) = batch(config, clients, queue, &records, now).await;
-    let mut answer =
-        crate::continuation::each_record(records, queue, async |i, body| {
-            match outcomes.remove(&i) {
-                Some(outcome) => outcome,
-                None => one(config, clients, queue, parse_body(config, body), now).await,
-            }
-        })
-        .await;
-    if continuations > 0 {
-        answer["continuations"] = continuations.into();
-    }
-    Ok(answer)
-}
-
-use backup_core::replicate::FUNCTION;
-
-/// The `available` events of this region in one SQS batch (from a standard queue: a FIFO
-/// queue's records are done in order, one by one), done as one run: one describe of their
-/// sources at home, one of their copies per destination, the copies paced together. Returns
-/// each of those records' outcome by its place in the batch (its sources' part of the run's
-/// report, see [`record_outcome`]), and the messages the run sent to the work queue. The
-/// other records (continuations, a failed AMI, another region's event, a body refused) are
-/// left to [`one`].
-async fn batch(
-    config: &Config,
-    clients: &Clients,
-    queue: Option<&WorkQueue>,
-    records: &[aws_lambda_events::sqs::SqsMessage],
-    now: DateTime<Utc>,
-) -> (BTreeMap<usize, Result<serde_json::Value, Error>>, usize) {
-    let home = clients.home().region().clone();
-    let mut events = Vec::new();
-    let mut members = Vec::new();
-    for (i, record) in records.iter().enumerate() {
-        if crate::continuation::is_fifo(record) {
-            continue;
-        }
-        let Ok(ReplicateRequest::Completed(completed)) =
-            parse_body(config, record.body.as_deref().unwrap_or(""))
-        else {
-            continue;
-        };
-        // Another region's event is skipped in its own record, with its reason.
-        if completed
-            .iter()
-            .any(|c| not_home(&home, &c.region).is_some())
-        {
-            continue;
-        }
-        let message_id = record.message_id.as_deref().unwrap_or("");
-        for c in &completed {
-            info!(message_id, event_id = c.event_id.as_deref().unwrap_or(""), source = %c.id, "event joins the batch's run");
-        }
-        members.push((
-            i,
-            completed.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
-        ));
-        events.extend(completed);
-    }
-    if members.is_empty() {
-        return (BTreeMap::new(), 0);
-    }
-    let request = Ok(ReplicateRequest::Completed(events));
-    let report = reported(config, clients, queue, request, now).await;
-    let continuations = report.as_ref().map_or(0, |r| r.continuations);
-    let outcomes = members
-        .into_iter()
-        .map(|(i, sources)| (i, record_outcome(&report, &sources)))
-        .collect();
-    (outcomes, continuations)
+    crate::invocation::handle(&replicate, queue, payload).await
 }
 
 /// One record's outcome in a batch's run: what the run did for its sources; the run's error
@@ -738,103 +737,6 @@ fn record_outcome(
     });
     let failed = mine.failed.len();
     crate::report::into_outcome_unless_unfinished(mine, failed, unfinished)
-}
-
-/// One request, run in a span carrying the event id, to the invocation's outcome (an error
-/// only when something failed), with its metrics.
-async fn one(
-    config: &Config,
-    clients: &Clients,
-    queue: Option<&WorkQueue>,
-    request: Result<ReplicateRequest, Error>,
-    now: DateTime<Utc>,
-) -> Result<serde_json::Value, Error> {
-    let mut report = reported(config, clients, queue, request, now).await?;
-    let failed = report.failed.len();
-    let unfinished = report.unfinished.take();
-    crate::report::into_outcome_unless_unfinished(report, failed, unfinished)
-}
-
-/// One request to its report, its metrics published.
-async fn reported(
-    config: &Config,
-    clients: &Clients,
-    queue: Option<&WorkQueue>,
-    request: Result<ReplicateRequest, Error>,
-    now: DateTime<Utc>,
-) -> Result<ReplicateReport, Error> {
-    let invocation = crate::metrics::Invocation::start(config, FUNCTION, clients.throttles());
-    let report = report(config, clients, queue, request, now).await;
-    let (counts, by_region, continuations) = match &report {
-        Ok(r) => (
-            r.metric_values(),
-            r.metric_values_by_region(),
-            r.continuations,
-        ),
-        Err(_) => (
-            ReplicateReport::default().metric_values(),
-            Default::default(),
-            0,
-        ),
-    };
-    // A dry run publishes only its own line (see `metrics::Publisher::dry_run`).
-    let per_region = if config.dry_run {
-        Vec::new()
-    } else {
-        by_region
-            .iter()
-            .map(|(region, values)| {
-                invocation
-                    .publisher()
-                    .for_region(region.as_str(), true, values, now)
-            })
-            .collect()
-    };
-    invocation.finish(counts, per_region, clients.throttles(), continuations, now);
-    report
-}
-
-/// The invocation up to its report: the request checked, the copies made, the deferred ones
-/// handed on, the summary logged.
-async fn report(
-    config: &Config,
-    clients: &Clients,
-    queue: Option<&WorkQueue>,
-    request: Result<ReplicateRequest, Error>,
-    now: DateTime<Utc>,
-) -> Result<ReplicateReport, Error> {
-    let request = request.inspect_err(|e| {
-        warn!(error = %e, "rejected payload");
-    })?;
-    let attempt = match &request {
-        ReplicateRequest::Continued(work) => work.attempt + 1,
-        _ => 0,
-    };
-    // Instrument, not enter: a span guard held across an await would leak into other tasks.
-    let span = tracing::info_span!("replicate", event_id = request.event_id().unwrap_or(""));
-    // Boxed: the future of a whole run nests the SDK's deeply, past the compiler's default
-    // depth for computing the handler's layout.
-    let mut report = Box::pin(run(config, clients, request, now))
-        .instrument(span.clone())
-        .await?;
-    let _enter = span.enter();
-    if let Some(queue) = queue
-        && !config.dry_run
-    {
-        hand_on(config, queue, attempt, &mut report).await;
-    }
-    info!(
-        copied = report.copied.len(),
-        skipped = report.skipped.len(),
-        deferred = report.deferred.len(),
-        failed = report.failed.len(),
-        warnings = report.warnings.len(),
-        continuations = report.continuations,
-        dry_run = report.dry_run,
-        "done"
-    );
-    crate::invocation::warn_all(&report.warnings);
-    Ok(report)
 }
 
 /// Hands the deferred copies on: those that wait on a limit or on throttling in a delayed
@@ -859,18 +761,21 @@ async fn hand_on(config: &Config, queue: &WorkQueue, attempt: u32, report: &mut 
         };
         // One message per source: a source goes at once when any of its copies was cut off by
         // the deadline, delayed only when all of them wait (on a limit or on throttling).
-        let waits = |source: &str| {
+        let all_wait = |source: &str| {
             report
                 .deferred
                 .iter()
                 .filter(|d| d.source == source)
                 .all(|d| d.wait)
         };
-        for d in report.deferred.iter().filter(|d| waits(&d.source) == wait) {
-            let ids = if d.source.starts_with("ami-") {
-                &mut work.image_ids
-            } else {
-                &mut work.snapshot_ids
+        for d in report
+            .deferred
+            .iter()
+            .filter(|d| all_wait(&d.source) == wait)
+        {
+            let ids = match d.kind {
+                Kind::Image => &mut work.image_ids,
+                Kind::Snapshot => &mut work.snapshot_ids,
             };
             if !ids.contains(&d.source) {
                 ids.push(d.source.clone());
@@ -941,6 +846,7 @@ mod tests {
         report.deferred.push(Deferred {
             source: "ami-3".into(),
             region: dr(),
+            kind: Kind::Image,
             reason: "limit".into(),
             code: Some("ResourceLimitExceeded".into()),
             wait: true,
@@ -949,6 +855,7 @@ mod tests {
         report.deferred.push(Deferred {
             source: "ami-5".into(),
             region: dr(),
+            kind: Kind::Image,
             reason: "the deadline".into(),
             code: None,
             wait: false,
