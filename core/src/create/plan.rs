@@ -135,6 +135,7 @@ pub fn not_found(inputs: &Inputs<'_>) -> Vec<Failed> {
         .iter()
         .filter(|id| !inputs.sources.iter().any(|s| &s.id == *id))
         .map(|id| Failed {
+            id: None,
             source: id.clone(),
             region: None,
             error: format!(
@@ -166,6 +167,7 @@ pub fn not_ready(inputs: &Inputs<'_>, source: &Source) -> Option<Failed> {
         return None;
     }
     Some(Failed {
+        id: None,
         source: source.id.clone(),
         region: None,
         error: format!(

@@ -11,135 +11,13 @@ use crate::backup::Backup;
 use crate::config::Config;
 use crate::duration::age;
 use crate::expire::plan::{Rules, orphans};
-use crate::metrics::{Metric, Values, count};
 use crate::region::Region;
 use crate::replicate::plan::{copy_life, copy_targets};
-use crate::report::Omitted;
+use crate::report::{Figures, Finding, MissingCopy, MonitorReport, Stuck};
 use crate::status::{Inputs, Resource, Row, Rpo, grace};
 use crate::tags::{Kind, TagKeys, format_time};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-
-/// One region's figures (and, summed, the deployment's).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Figures {
-    /// The status rows in the region: at home every opted-in resource; in a DR region the
-    /// resources whose copy-to names it.
-    pub protected: usize,
-    /// Rows whose newest usable backup is older than the interval plus grace ([`Rpo::Late`]).
-    pub late: usize,
-    /// Rows with no usable backup at all ([`Rpo::None`]).
-    pub without_backup: usize,
-    /// DR regions only: usable originals at home, older than `COPY_GRACE`, that are to be
-    /// copied here and have no usable copy here (see [`copies_missing`]).
-    pub copies_missing: usize,
-    /// Backups and copies here still pending (neither usable nor failed) for longer than
-    /// `PENDING_LIMIT`, by EC2's own start time.
-    pub pending_too_long: usize,
-    /// Snapshots of ours here that no image of ours lists and that are no standalone backup.
-    pub orphaned_snapshots: usize,
-    /// The age, in seconds, of the oldest of the newest usable backups of the rows here that
-    /// have one; 0 when none has.
-    pub worst_rpo_seconds: i64,
-}
-
-impl Figures {
-    /// The seven figures as metrics (`shared/metrics.json`, monitor's `region` and
-    /// `deployment` sets).
-    pub fn metric_values(&self) -> Values {
-        vec![
-            (Metric::Protected, count(self.protected)),
-            (Metric::Late, count(self.late)),
-            (Metric::WithoutBackup, count(self.without_backup)),
-            (Metric::CopiesMissing, count(self.copies_missing)),
-            (Metric::PendingTooLong, count(self.pending_too_long)),
-            (Metric::OrphanedSnapshots, count(self.orphaned_snapshots)),
-            (Metric::WorstRpoSeconds, self.worst_rpo_seconds as f64),
-        ]
-    }
-
-    /// The deployment's figures: the sums over the regions, and the worst RPO of any region.
-    pub fn total<'a>(regions: impl IntoIterator<Item = &'a Figures>) -> Figures {
-        regions
-            .into_iter()
-            .fold(Figures::default(), |t, f| Figures {
-                protected: t.protected + f.protected,
-                late: t.late + f.late,
-                without_backup: t.without_backup + f.without_backup,
-                copies_missing: t.copies_missing + f.copies_missing,
-                pending_too_long: t.pending_too_long + f.pending_too_long,
-                orphaned_snapshots: t.orphaned_snapshots + f.orphaned_snapshots,
-                worst_rpo_seconds: t.worst_rpo_seconds.max(f.worst_rpo_seconds),
-            })
-    }
-}
-
-/// A resource whose recovery point is not met in a region.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    pub resource: String,
-    pub region: Region,
-    pub reason: String,
-}
-
-/// An original backup that has no usable copy yet in a DR region it is to be copied to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MissingCopy {
-    pub backup: String,
-    /// The instance or volume it is a backup of.
-    pub source: Option<String>,
-    pub region: Region,
-    pub reason: String,
-    /// When the original was made (the order of the list: oldest first).
-    #[serde(skip)]
-    pub made_at: DateTime<Utc>,
-}
-
-/// A backup or copy pending for longer than `PENDING_LIMIT`: logged, counted, not listed in the
-/// result (whose lists are the late, unprotected and uncopied resources).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stuck {
-    pub backup: String,
-    pub source: Option<String>,
-    pub region: Region,
-    pub reason: String,
-}
-
-/// The result of monitor: `{"regions": {...}, "late": [...], "without_backup": [...],
-/// "copies_missing": [...]}`, and `"omitted"` when a list was cut.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct MonitorReport {
-    pub regions: BTreeMap<Region, Figures>,
-    /// Most overdue first (by how far past its interval plus grace).
-    pub late: Vec<Finding>,
-    /// By region, then resource.
-    pub without_backup: Vec<Finding>,
-    /// Oldest original first.
-    pub copies_missing: Vec<MissingCopy>,
-    #[serde(skip_serializing_if = "Omitted::is_empty")]
-    pub omitted: Omitted,
-    /// For the log lines only.
-    #[serde(skip)]
-    pub stuck: Vec<Stuck>,
-}
-
-impl MonitorReport {
-    /// The deployment's figures.
-    pub fn total(&self) -> Figures {
-        Figures::total(self.regions.values())
-    }
-
-    /// Cuts each list to `limit` entries (the most urgent ones stay), saying under `omitted`
-    /// how many were left off. The figures still count them all.
-    pub fn cap(&mut self, limit: usize) {
-        self.omitted.cap("late", &mut self.late, limit);
-        self.omitted
-            .cap("without_backup", &mut self.without_backup, limit);
-        self.omitted
-            .cap("copies_missing", &mut self.copies_missing, limit);
-    }
-}
 
 /// The whole summary, every list complete (see [`MonitorReport::cap`]), for each region of
 /// `inputs.regions` (the home region first): from what `status::gather` read and the

@@ -1,9 +1,8 @@
-//! The rules of replicate: its payloads ([`event`]), what is copied where ([`plan`]), and its
-//! report.
+//! The rules of replicate: its payloads ([`event`]) and what is copied where ([`plan`]); its
+//! report is [`crate::report::ReplicateReport`].
 
 pub mod event;
 pub mod plan;
-pub mod report;
 
 /// The function's name: its continuations' `function`, its metrics' `Function`.
 pub const FUNCTION: &str = "replicate";

@@ -24,6 +24,7 @@ use crate::error::Error;
 use crate::event::truncate;
 use crate::invocation::{Function, Report};
 use crate::region::Region;
+use crate::report::{Deleted, ExpireReport, Failed, RegionReport};
 use crate::sqs::WorkQueue;
 use crate::tags::Kind;
 use crate::tags::{TagKeys, Warning, format_time, key};
@@ -37,7 +38,7 @@ use plan::{
 };
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use tracing::{info, warn};
 
 /// Deletions in flight at once in one region. DeregisterImage and DeleteSnapshot buckets refill
@@ -137,102 +138,6 @@ pub fn parse_expire_request(payload: &Value) -> Result<ExpireRequest, Error> {
     })
 }
 
-/// A deregistered image or a deleted snapshot (in a dry run: one that would be).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Deleted {
-    pub id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    /// For a snapshot deleted with its image: the image.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    pub reason: DeleteReason,
-}
-
-/// A backup, or a whole region, that could not be dealt with; a later run tries again.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct Failure {
-    /// The image or snapshot; the region's name when the region could not be read at all.
-    pub id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    pub error: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-}
-
-impl Failure {
-    fn new(id: &str, source: Option<&String>, err: &Error) -> Self {
-        Self {
-            id: id.to_string(),
-            source: source.cloned(),
-            error: err.to_string(),
-            code: err.code().map(str::to_string),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct RegionReport {
-    pub deregistered: Vec<Deleted>,
-    pub deleted_snapshots: Vec<Deleted>,
-    pub kept: Vec<Kept>,
-    pub failed: Vec<Failure>,
-    /// Deletions not started because the invocation's deadline was too near; the next run
-    /// finds them (each step leaves what it has not done findable: see `delete_image`).
-    #[serde(skip_serializing_if = "crate::report::is_zero")]
-    pub remaining: usize,
-}
-
-impl RegionReport {
-    fn merge(&mut self, other: RegionReport) {
-        self.deregistered.extend(other.deregistered);
-        self.deleted_snapshots.extend(other.deleted_snapshots);
-        self.kept.extend(other.kept);
-        self.failed.extend(other.failed);
-        self.remaining += other.remaining;
-    }
-
-    fn sort(&mut self) {
-        self.deregistered.sort();
-        self.deleted_snapshots.sort();
-        self.kept.sort();
-        self.failed.sort();
-    }
-}
-
-/// The result of expire.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ExpireReport {
-    pub regions: BTreeMap<Region, RegionReport>,
-    pub dry_run: bool,
-    pub warnings: Vec<Warning>,
-    /// Messages sent to the work queue: the regions whose sweep the deadline cut short.
-    #[serde(skip_serializing_if = "crate::report::is_zero")]
-    pub continuations: usize,
-    /// Why the work must be done again (see [`crate::Error::Unfinished`]), when it must.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unfinished: Option<String>,
-}
-
-impl ExpireReport {
-    pub fn failed(&self) -> usize {
-        self.regions.values().map(|r| r.failed.len()).sum()
-    }
-
-    /// The counts it publishes (`shared/metrics.json`, expire), over every region swept.
-    pub fn metric_values(&self) -> crate::metrics::Values {
-        use crate::metrics::{Metric, count};
-        let sum = |f: fn(&RegionReport) -> usize| count(self.regions.values().map(f).sum());
-        vec![
-            (Metric::ImagesDeregistered, sum(|r| r.deregistered.len())),
-            (Metric::SnapshotsDeleted, sum(|r| r.deleted_snapshots.len())),
-            (Metric::BackupsKept, sum(|r| r.kept.len())),
-            (Metric::DeletesFailed, sum(|r| r.failed.len())),
-        ]
-    }
-}
-
 /// One region's backups, read with one paginated describe of each kind, lean (only what the
 /// rules read), one after the other (a page in memory at a time).
 async fn list(
@@ -295,7 +200,7 @@ async fn delete_snapshot(
         }
         Err(e) => {
             warn!(snapshot_id = %id, region = %region, error = %e, code = e.code().unwrap_or(""), "snapshot delete failed");
-            out.failed.push(Failure::new(id, source, &e));
+            out.failed.push(Failed::of_backup(id, source, &e));
         }
     }
 }
@@ -323,7 +228,8 @@ async fn delete_image(
                 return out;
             }
             warn!(image_id = %d.id, region = %region, error = %e, "could not tag its snapshots: image left registered");
-            out.failed.push(Failure::new(&d.id, d.source.as_ref(), &e));
+            out.failed
+                .push(Failed::of_backup(&d.id, d.source.as_ref(), &e));
             return out;
         }
         info!(image_id = %d.id, region = %region, snapshots = ?d.tag_snapshots, "snapshots tagged before deregistering");
@@ -350,7 +256,8 @@ async fn delete_image(
         }
         Err(e) => {
             warn!(image_id = %d.id, region = %region, error = %e, code = e.code().unwrap_or(""), "deregister failed");
-            out.failed.push(Failure::new(&d.id, d.source.as_ref(), &e));
+            out.failed
+                .push(Failed::of_backup(&d.id, d.source.as_ref(), &e));
             return out;
         }
     };
@@ -430,7 +337,7 @@ fn deleted_with_image(
             };
             warn!(snapshot_id = %snapshot, image_id = %d.id, region = %region, error = %e, code = e.code().unwrap_or(""), "snapshot not deleted with its image");
             out.failed
-                .push(Failure::new(snapshot, d.source.as_ref(), &e));
+                .push(Failed::of_backup(snapshot, d.source.as_ref(), &e));
         }
     }
 }
@@ -480,7 +387,8 @@ async fn check_claims(
                     out.remaining += 1;
                 } else {
                     warn!(image_id = %d.id, region = %region, error = %e, "could not tell whose its snapshots are: image left registered");
-                    out.failed.push(Failure::new(&d.id, d.source.as_ref(), &e));
+                    out.failed
+                        .push(Failed::of_backup(&d.id, d.source.as_ref(), &e));
                 }
             }
         }
@@ -573,7 +481,7 @@ pub async fn execute(
 fn unreadable_region(region: &Region, err: &Error) -> RegionReport {
     warn!(region = %region, error = %err, code = err.code().unwrap_or(""), "region could not be read: nothing deleted there");
     RegionReport {
-        failed: vec![Failure::new(region.as_str(), None, err)],
+        failed: vec![Failed::of_backup(region.as_str(), None, err)],
         ..RegionReport::default()
     }
 }

@@ -9,7 +9,8 @@
 
 pub use backup_core::monitor::summary;
 
-pub use summary::{Figures, Finding, MissingCopy, MonitorReport, summarize};
+pub use crate::report::{Figures, Finding, MissingCopy, MonitorReport};
+pub use summary::summarize;
 
 use crate::clients::Clients;
 use crate::config::Config;

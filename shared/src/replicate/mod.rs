@@ -13,11 +13,10 @@
 
 pub use backup_core::replicate::event;
 pub use backup_core::replicate::plan;
-pub use backup_core::replicate::report;
 
 use crate::report::Failed;
+pub use crate::report::ReplicateReport;
 pub use event::{Completion, ReplicateRequest, ReplicateWork, parse_body, parse_replicate_request};
-pub use report::ReplicateReport;
 
 use crate::backup::{Backup, BackupQuery, Copies, State};
 use crate::clients::Clients;
@@ -213,6 +212,7 @@ async fn named(
                 continue;
             }
             report.failed.push(Failed {
+                id: None,
                 source: id.clone(),
                 region: Some(home.clone()),
                 error: format!("{} {id} was not found in {home}", kind.as_str()),
@@ -838,6 +838,7 @@ mod tests {
             id: Some("ami-9".into()),
         });
         report.failed.push(Failed {
+            id: None,
             source: "ami-2".into(),
             region: Some(dr()),
             error: "CopyImage failed".into(),

@@ -1,8 +1,20 @@
-//! What an invocation did, skipped and failed, and why: the JSON every function returns.
+//! What an invocation did, skipped and failed, and why: the JSON every function returns. The
+//! entries every function shares are here; each function's report, with its own fields beside
+//! them, is in the module of its name.
+
+pub mod create;
+pub mod expire;
+pub mod monitor;
+pub mod replicate;
+
+pub use create::CreateReport;
+pub use expire::{Deleted, ExpireReport, RegionReport};
+pub use monitor::{Figures, Finding, MissingCopy, MonitorReport, Stuck};
+pub use replicate::ReplicateReport;
 
 use crate::error::Error;
 use crate::region::Region;
-use crate::tags::{Kind, Warning};
+use crate::tags::Kind;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,9 +35,13 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// Something that failed: every function's `failed` entries (expire's name the backup as `id`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Something that failed: every function's `failed` entries. expire's name the backup (or the
+/// region that could not be read) as `id`, and the source only when the backup names one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Failed {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub source: String,
     /// The region the failing call was made in, where it is not the function's own.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -37,8 +53,20 @@ pub struct Failed {
 }
 
 impl Failed {
+    /// A backup (or a region, named as `id`) that `err` left as it was.
+    pub fn of_backup(id: &str, source: Option<&String>, err: &Error) -> Self {
+        Self {
+            id: Some(id.to_string()),
+            source: source.cloned().unwrap_or_default(),
+            region: None,
+            error: err.to_string(),
+            code: err.code().map(str::to_string),
+        }
+    }
+
     pub fn from_error(source: &str, region: Option<&Region>, err: &Error) -> Self {
         Self {
+            id: None,
             source: source.to_string(),
             region: region.cloned(),
             error: err.to_string(),
@@ -73,61 +101,8 @@ pub struct Deferred {
     pub wait: bool,
 }
 
-/// The result of create-image and create-snapshot.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct CreateReport {
-    pub created: Vec<Created>,
-    pub skipped: Vec<Skipped>,
-    pub failed: Vec<Failed>,
-    pub warnings: Vec<Warning>,
-    pub dry_run: bool,
-    /// Backups not started because the invocation's deadline was too near: handed on through
-    /// the work queue when there is one (`continuations`), else the next schedule finds them due.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub remaining: usize,
-    /// Messages sent to the function's work queue: the rest of this work, or (a schedule, when
-    /// there is a queue) the whole sweep, which runs from the queue one part at a time.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub continuations: usize,
-    /// The ids of the `remaining` backups, for the continuation.
-    #[serde(skip)]
-    pub unstarted: Vec<String>,
-    /// Why the work must be done again (see [`crate::Error::Unfinished`]), when it must.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unfinished: Option<String>,
-}
-
 pub fn is_zero(n: &usize) -> bool {
     *n == 0
-}
-
-impl CreateReport {
-    /// The counts it publishes (`shared/metrics.json`, create-image and create-snapshot).
-    pub fn metric_values(&self) -> crate::metrics::Values {
-        use crate::metrics::{Metric, count};
-        vec![
-            (Metric::BackupsCreated, count(self.created.len())),
-            (Metric::BackupsSkipped, count(self.skipped.len())),
-            (Metric::BackupsFailed, count(self.failed.len())),
-            (Metric::Warnings, count(self.warnings.len())),
-        ]
-    }
-
-    /// Whether a resource named was not ready to back up yet (an instance still pending): the
-    /// work is tried again in a minute.
-    pub fn waits_for_a_resource(&self) -> bool {
-        self.failed
-            .iter()
-            .any(|f| f.code.as_deref() == Some(crate::codes::INCORRECT_STATE))
-    }
-
-    pub fn skip(&mut self, source: &str, reason: impl Into<String>) {
-        self.skipped.push(Skipped {
-            source: source.to_string(),
-            region: None,
-            reason: reason.into(),
-        });
-    }
 }
 
 /// How many entries a list of a result holds at most: a result stays readable (and well

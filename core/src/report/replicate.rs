@@ -1,7 +1,7 @@
 //! What a `replicate` invocation returns.
 
+use super::{Copied, Deferred, Failed, Skipped, is_zero};
 use crate::region::Region;
-pub use crate::report::{Copied, Deferred, Failed, Skipped};
 use crate::tags::Warning;
 use serde::Serialize;
 
@@ -15,7 +15,7 @@ pub struct ReplicateReport {
     pub warnings: Vec<Warning>,
     pub dry_run: bool,
     /// Messages sent to the work queue: the deferred copies, tried again from there.
-    #[serde(skip_serializing_if = "crate::report::is_zero")]
+    #[serde(skip_serializing_if = "is_zero")]
     pub continuations: usize,
     /// Why the work must be done again (see [`crate::Error::Unfinished`]), when it must.
     #[serde(skip_serializing_if = "Option::is_none")]
