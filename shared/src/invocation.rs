@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::{Invocation, Publisher, Values};
 use crate::region::Region;
+use crate::report::Common;
 use crate::tags::Warning;
 use aws_lambda_events::sqs::SqsMessage;
 use chrono::{DateTime, Utc};
@@ -46,17 +47,24 @@ pub trait Report: Serialize + Default {
     }
     /// The resources that failed.
     fn failed(&self) -> usize;
+    /// The warnings, the dry run and the work handed on (monitor's report has none).
+    fn common(&self) -> Option<&Common> {
+        None
+    }
+    fn common_mut(&mut self) -> Option<&mut Common> {
+        None
+    }
     /// The messages the run sent to the work queue.
     fn continuations(&self) -> usize {
-        0
+        self.common().map_or(0, |c| c.continuations)
     }
     /// Why the work must be done again, taken out of the report (it becomes the error).
     fn take_unfinished(&mut self) -> Option<String> {
-        None
+        self.common_mut().and_then(|c| c.unfinished.take())
     }
     /// The invalid tag values found.
     fn warnings(&self) -> &[Warning] {
-        &[]
+        self.common().map_or(&[], |c| &c.warnings)
     }
     /// The run's one summary line.
     fn log(&self);

@@ -174,7 +174,7 @@ async fn sweep(moto: &Moto, config: &Config) -> Value {
     report
 }
 
-/// The promise of the issue: after a run, no snapshot of a backed-up volume is left behind
+/// The promise of expire: after a run, no snapshot of a backed-up volume is left behind
 /// untracked in a swept region. Every snapshot of ours (by its tags), and every snapshot made
 /// from a volume that a backup of ours was made from, tagged or not (a copy made without
 /// snapshot tags, tags lost), is used by a registered image, or reported (kept or failed; in a

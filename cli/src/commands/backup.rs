@@ -84,7 +84,7 @@ pub async fn run(ctx: &Ctx, ids: &[SourceId], options: Options) -> Result<ExitCo
         report.created.extend(made.created);
         report.skipped.extend(made.skipped);
         report.failed.extend(made.failed);
-        report.warnings.extend(made.warnings);
+        report.warnings.extend(made.common.warnings);
     }
     if !ctx.json() {
         print_lines(&report);

@@ -26,7 +26,7 @@ use crate::continuation::IDS_PER_MESSAGE;
 use crate::due::{Due, RecentBackup, is_due, newest_by_source};
 use crate::naming::{ami_name, image_description, snapshot_description};
 use crate::region::Region;
-use crate::report::{CreateReport, Failed};
+use crate::report::{Common, CreateReport, Failed};
 use crate::source::{Source, SourceState};
 use crate::tags::{
     BackupOrigin, Policy, TagKeys, Warning, backup_tags, format_time, resolve_policy,
@@ -71,16 +71,16 @@ enum Verdict {
 
 pub fn plan(inputs: &Inputs<'_>) -> Plan {
     let mut report = CreateReport {
-        dry_run: inputs.config.dry_run,
+        common: Common::dry_run(inputs.config.dry_run),
         ..CreateReport::default()
     };
     report.failed.extend(not_found(inputs));
     let newest = newest_by_source(inputs.recent);
     let mut jobs = Vec::new();
     for source in inputs.sources {
-        match judge(inputs, source, &newest, &mut report.warnings) {
+        match judge(inputs, source, &newest, &mut report.common.warnings) {
             Verdict::BackUp(policy) => {
-                jobs.push(job(inputs, source, &policy, &mut report.warnings))
+                jobs.push(job(inputs, source, &policy, &mut report.common.warnings))
             }
             Verdict::Skip(reason) => report.skip(&source.id, reason),
             Verdict::Fail(failed) => report.failed.push(failed),
@@ -305,7 +305,7 @@ pub fn task<'a>(
 ) -> Result<Task<'a>, Box<CreateReport>> {
     let settled = |skips: Vec<(&str, String)>| {
         let mut report = CreateReport {
-            dry_run,
+            common: Common::dry_run(dry_run),
             ..CreateReport::default()
         };
         for (source, reason) in skips {

@@ -1,7 +1,7 @@
 //! What a sweep deletes and what it keeps, and why: pure decisions over what one region's
 //! describes returned, with `now` passed in. No AWS here.
 //!
-//! The rules (issue 4), in the order they are applied to each backup of this deployment:
+//! The rules, in the order they are applied to each backup of this deployment:
 //! - an image still `pending` (or a snapshot still `pending`) is never touched;
 //! - `P:hold` (true, or any value that is not clearly false) keeps it, whatever else holds;
 //! - an image in state `failed` is deleted at once;

@@ -1,7 +1,6 @@
 //! The result of create-image and create-snapshot.
 
-use super::{Created, Failed, Skipped, is_zero};
-use crate::tags::Warning;
+use super::{Common, Created, Failed, Skipped, is_zero};
 use serde::Serialize;
 
 /// The result of create-image and create-snapshot.
@@ -10,22 +9,16 @@ pub struct CreateReport {
     pub created: Vec<Created>,
     pub skipped: Vec<Skipped>,
     pub failed: Vec<Failed>,
-    pub warnings: Vec<Warning>,
-    pub dry_run: bool,
+    /// The warnings, the dry run and the work handed on, as every function says them.
+    #[serde(flatten)]
+    pub common: Common,
     /// Backups not started because the invocation's deadline was too near: handed on through
     /// the work queue when there is one (`continuations`), else the next schedule finds them due.
     #[serde(skip_serializing_if = "is_zero")]
     pub remaining: usize,
-    /// Messages sent to the function's work queue: the rest of this work, or (a schedule, when
-    /// there is a queue) the whole sweep, which runs from the queue one part at a time.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub continuations: usize,
     /// The ids of the `remaining` backups, for the continuation.
     #[serde(skip)]
     pub unstarted: Vec<String>,
-    /// Why the work must be done again (see [`crate::Error::Unfinished`]), when it must.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unfinished: Option<String>,
 }
 
 impl CreateReport {
@@ -36,7 +29,7 @@ impl CreateReport {
             (Metric::BackupsCreated, count(self.created.len())),
             (Metric::BackupsSkipped, count(self.skipped.len())),
             (Metric::BackupsFailed, count(self.failed.len())),
-            (Metric::Warnings, count(self.warnings.len())),
+            (Metric::Warnings, count(self.common.warnings.len())),
         ]
     }
 

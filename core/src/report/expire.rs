@@ -1,9 +1,8 @@
 //! The result of expire: per region, what was deleted, kept and why, and what failed.
 
-use super::{Failed, is_zero};
+use super::{Common, Failed, is_zero};
 use crate::expire::plan::{DeleteReason, Kept};
 use crate::region::Region;
-use crate::tags::Warning;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -52,14 +51,9 @@ impl RegionReport {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ExpireReport {
     pub regions: BTreeMap<Region, RegionReport>,
-    pub dry_run: bool,
-    pub warnings: Vec<Warning>,
-    /// Messages sent to the work queue: the regions whose sweep the deadline cut short.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub continuations: usize,
-    /// Why the work must be done again (see [`crate::error::Error::Unfinished`]), when it must.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unfinished: Option<String>,
+    /// The warnings, the dry run and the work handed on, as every function says them.
+    #[serde(flatten)]
+    pub common: Common,
 }
 
 impl ExpireReport {

@@ -14,7 +14,7 @@ pub use replicate::ReplicateReport;
 
 use crate::error::Error;
 use crate::region::Region;
-use crate::tags::Kind;
+use crate::tags::{Kind, Warning};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,6 +23,29 @@ pub struct Created {
     /// `None` in a dry run: nothing was created.
     pub id: Option<String>,
     pub name: String,
+}
+
+/// What every function's report says beside its own fields: the invalid tag values found,
+/// whether it was a dry run, and the work handed on to the function's work queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Common {
+    pub warnings: Vec<Warning>,
+    pub dry_run: bool,
+    /// Messages sent to the function's work queue: the rest of the work, done from there.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub continuations: usize,
+    /// Why the work must be done again (see [`crate::error::Error::Unfinished`]), when it must.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unfinished: Option<String>,
+}
+
+impl Common {
+    pub fn dry_run(dry_run: bool) -> Self {
+        Self {
+            dry_run,
+            ..Self::default()
+        }
+    }
 }
 
 /// Something not done, and why: every function's `skipped` entries.

@@ -1,8 +1,7 @@
 //! What a `replicate` invocation returns.
 
-use super::{Copied, Deferred, Failed, Skipped, is_zero};
+use super::{Common, Copied, Deferred, Failed, Skipped};
 use crate::region::Region;
-use crate::tags::Warning;
 use serde::Serialize;
 
 /// `{"copied": [...], "skipped": [...], "deferred": [...], "failed": [...], "warnings": [...]}`.
@@ -12,14 +11,9 @@ pub struct ReplicateReport {
     pub skipped: Vec<Skipped>,
     pub deferred: Vec<Deferred>,
     pub failed: Vec<Failed>,
-    pub warnings: Vec<Warning>,
-    pub dry_run: bool,
-    /// Messages sent to the work queue: the deferred copies, tried again from there.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub continuations: usize,
-    /// Why the work must be done again (see [`crate::Error::Unfinished`]), when it must.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unfinished: Option<String>,
+    /// The warnings, the dry run and the work handed on, as every function says them.
+    #[serde(flatten)]
+    pub common: Common,
     /// The sources whose deferred copies could not be handed on (the reason is `unfinished`).
     #[serde(skip)]
     pub not_handed_on: Vec<String>,
@@ -28,7 +22,7 @@ pub struct ReplicateReport {
 impl ReplicateReport {
     pub fn new(dry_run: bool) -> Self {
         Self {
-            dry_run,
+            common: Common::dry_run(dry_run),
             ..Self::default()
         }
     }
@@ -56,10 +50,10 @@ impl ReplicateReport {
             skipped: ours(&self.skipped, |c| &c.source, sources),
             deferred: ours(&self.deferred, |c| &c.source, sources),
             failed: ours(&self.failed, |c| &c.source, sources),
-            warnings: ours(&self.warnings, |w| &w.resource, sources),
-            dry_run: self.dry_run,
-            continuations: 0,
-            unfinished: None,
+            common: Common {
+                warnings: ours(&self.common.warnings, |w| &w.resource, sources),
+                ..Common::dry_run(self.common.dry_run)
+            },
             not_handed_on: Vec::new(),
         }
     }

@@ -13,6 +13,7 @@ use crate::due::RecentBackup;
 use crate::ec2::Ec2;
 use crate::error::Error;
 use crate::invocation::{Function, Report};
+use crate::report::Common;
 use crate::report::{CreateReport, Created, Failed};
 use crate::source::Source;
 use crate::sqs::WorkQueue;
@@ -257,12 +258,12 @@ impl Function for Create<'_> {
                 // Queued, an instance still pending is tried again in a minute with the record
                 // (directly, Lambda's retry of the event does that).
                 if tag_change && self.queue.is_some() && report.waits_for_a_resource() {
-                    report.unfinished = Some("a tagged resource is not ready yet".into());
+                    report.common.unfinished = Some("a tagged resource is not ready yet".into());
                 }
                 report
             }
         };
-        report.dry_run = self.config.dry_run;
+        report.common.dry_run = self.config.dry_run;
         Ok(report)
     }
 }
@@ -274,8 +275,8 @@ impl Create<'_> {
         let function = self.kind.function();
         match crate::continuation::hand_on(queue, self.config, function, "the rest", works, 0).await
         {
-            Ok(sent) => report.continuations += sent,
-            Err(reason) => report.unfinished = Some(reason),
+            Ok(sent) => report.common.continuations += sent,
+            Err(reason) => report.common.unfinished = Some(reason),
         }
     }
 }
@@ -287,24 +288,21 @@ impl Report for CreateReport {
     fn failed(&self) -> usize {
         self.failed.len()
     }
-    fn continuations(&self) -> usize {
-        self.continuations
+    fn common(&self) -> Option<&Common> {
+        Some(&self.common)
     }
-    fn take_unfinished(&mut self) -> Option<String> {
-        self.unfinished.take()
-    }
-    fn warnings(&self) -> &[crate::tags::Warning] {
-        &self.warnings
+    fn common_mut(&mut self) -> Option<&mut Common> {
+        Some(&mut self.common)
     }
     fn log(&self) {
         info!(
             created = self.created.len(),
             skipped = self.skipped.len(),
             failed = self.failed.len(),
-            warnings = self.warnings.len(),
+            warnings = self.common.warnings.len(),
             remaining = self.remaining,
-            continuations = self.continuations,
-            dry_run = self.dry_run,
+            continuations = self.common.continuations,
+            dry_run = self.common.dry_run,
             "done"
         );
     }

@@ -24,6 +24,7 @@ use crate::error::Error;
 use crate::event::truncate;
 use crate::invocation::{Function, Report};
 use crate::region::Region;
+use crate::report::Common;
 use crate::report::{Deleted, ExpireReport, Failed, RegionReport};
 use crate::sqs::WorkQueue;
 use crate::tags::Kind;
@@ -301,7 +302,7 @@ fn deleted_with_image(
     let region = ec2.region();
     if !d.snapshots.iter().any(|s| s == snapshot) {
         // Not one the plan deletes: never expected, as the one call is made only when every
-        // snapshot the image lists goes. Said as it is.
+        // snapshot the image lists goes; logged so that it would be seen.
         warn!(image_id = %d.id, snapshot_id = %snapshot, region = %region, outcome = ?outcome, "the deregistration answered for a snapshot the plan did not list");
         if outcome != SnapshotOutcome::Deleted {
             return;
@@ -595,14 +596,14 @@ pub async fn run(
         }
     });
     let mut report = ExpireReport {
-        dry_run,
+        common: Common::dry_run(dry_run),
         ..ExpireReport::default()
     };
     for (region, out, region_warnings) in join_all(sweeps).await {
         report.regions.insert(region, out);
         warnings.extend(region_warnings);
     }
-    report.warnings = warnings;
+    report.common.warnings = warnings;
     report
 }
 
@@ -664,22 +665,19 @@ impl Report for ExpireReport {
     fn failed(&self) -> usize {
         ExpireReport::failed(self)
     }
-    fn continuations(&self) -> usize {
-        self.continuations
+    fn common(&self) -> Option<&Common> {
+        Some(&self.common)
     }
-    fn take_unfinished(&mut self) -> Option<String> {
-        self.unfinished.take()
-    }
-    fn warnings(&self) -> &[Warning] {
-        &self.warnings
+    fn common_mut(&mut self) -> Option<&mut Common> {
+        Some(&mut self.common)
     }
     fn log(&self) {
         info!(
             regions = self.regions.len(),
             failed = self.failed(),
-            warnings = self.warnings.len(),
-            continuations = self.continuations,
-            dry_run = self.dry_run,
+            warnings = self.common.warnings.len(),
+            continuations = self.common.continuations,
+            dry_run = self.common.dry_run,
             "done"
         );
     }
@@ -720,7 +718,7 @@ async fn hand_on(
         warn!(attempt = request.attempt, regions = ?unfinished.iter().map(Region::as_str).collect::<Vec<_>>(), "handed on too often: the next schedule sweeps these regions");
     } else if let Some(queue) = queue
         && !unfinished.is_empty()
-        && !report.dry_run
+        && !report.common.dry_run
     {
         let work = [ExpireWork {
             regions: unfinished,
@@ -728,8 +726,8 @@ async fn hand_on(
         }];
         let what = "the rest of the sweep";
         match crate::continuation::hand_on(queue, config, FUNCTION, what, &work, 0).await {
-            Ok(sent) => report.continuations += sent,
-            Err(reason) => report.unfinished = Some(reason),
+            Ok(sent) => report.common.continuations += sent,
+            Err(reason) => report.common.unfinished = Some(reason),
         }
     }
 }

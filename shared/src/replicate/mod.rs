@@ -25,6 +25,7 @@ use crate::ec2::Ec2;
 use crate::error::Error;
 use crate::invocation::Function;
 use crate::region::Region;
+use crate::report::Common;
 use crate::sqs::WorkQueue;
 use crate::tags::{Kind, TagKeys, key};
 use chrono::{DateTime, Utc};
@@ -103,7 +104,7 @@ pub async fn run(
     let plan = plan::missing_copies(&run.keys, config, &eligible, &existing, now);
     report.skipped.extend(plan.skipped);
     report.deferred.extend(plan.deferred);
-    report.warnings.extend(plan.warnings);
+    report.common.warnings.extend(plan.warnings);
     for d in &report.deferred {
         warn!(source = %d.source, region = %d.region, reason = %d.reason, "copy deferred");
     }
@@ -262,7 +263,7 @@ async fn failed_image(
 fn eligible(run: &Run<'_>, sources: Vec<Backup>, report: &mut ReplicateReport) -> Vec<Eligible> {
     let mut eligible = Vec::new();
     for backup in sources {
-        match plan::copy_targets(&run.keys, run.config, &backup, &mut report.warnings) {
+        match plan::copy_targets(&run.keys, run.config, &backup, &mut report.common.warnings) {
             Ok(targets) => eligible.push(Eligible { backup, targets }),
             Err(reason) => {
                 info!(source = %backup.id, reason = %reason, "not copied");
@@ -660,7 +661,7 @@ impl Function for Replicate<'_> {
         }
         let request = Ok(ReplicateRequest::Completed(events));
         let report = crate::invocation::report(self, request).await;
-        let continuations = report.as_ref().map_or(0, |r| r.continuations);
+        let continuations = report.as_ref().map_or(0, |r| r.common.continuations);
         let outcomes = members
             .into_iter()
             .map(|(i, sources)| (i, record_outcome(&report, &sources)))
@@ -679,14 +680,11 @@ impl crate::invocation::Report for ReplicateReport {
     fn failed(&self) -> usize {
         self.failed.len()
     }
-    fn continuations(&self) -> usize {
-        self.continuations
+    fn common(&self) -> Option<&Common> {
+        Some(&self.common)
     }
-    fn take_unfinished(&mut self) -> Option<String> {
-        self.unfinished.take()
-    }
-    fn warnings(&self) -> &[crate::tags::Warning] {
-        &self.warnings
+    fn common_mut(&mut self) -> Option<&mut Common> {
+        Some(&mut self.common)
     }
     fn log(&self) {
         info!(
@@ -694,9 +692,9 @@ impl crate::invocation::Report for ReplicateReport {
             skipped = self.skipped.len(),
             deferred = self.deferred.len(),
             failed = self.failed.len(),
-            warnings = self.warnings.len(),
-            continuations = self.continuations,
-            dry_run = self.dry_run,
+            warnings = self.common.warnings.len(),
+            continuations = self.common.continuations,
+            dry_run = self.common.dry_run,
             "done"
         );
     }
@@ -730,7 +728,7 @@ fn record_outcome(
 ) -> Result<serde_json::Value, Error> {
     let report = report.as_ref().map_err(Clone::clone)?;
     let mine = report.of_sources(sources);
-    let unfinished = report.unfinished.clone().filter(|_| {
+    let unfinished = report.common.unfinished.clone().filter(|_| {
         mine.deferred
             .iter()
             .any(|d| report.not_handed_on.contains(&d.source))
@@ -803,9 +801,9 @@ async fn hand_on(config: &Config, queue: &WorkQueue, attempt: u32, report: &mut 
         };
         let what = "the deferred copies";
         match crate::continuation::hand_on(queue, config, FUNCTION, what, &works, delay).await {
-            Ok(sent) => report.continuations += sent,
+            Ok(sent) => report.common.continuations += sent,
             Err(reason) => {
-                report.unfinished = Some(reason);
+                report.common.unfinished = Some(reason);
                 let ids = works
                     .iter()
                     .flat_map(|w| w.image_ids.iter().chain(&w.snapshot_ids));
@@ -861,8 +859,8 @@ mod tests {
             code: None,
             wait: false,
         });
-        report.continuations = 1;
-        report.unfinished = unfinished.map(str::to_string);
+        report.common.continuations = 1;
+        report.common.unfinished = unfinished.map(str::to_string);
         if unfinished.is_some() {
             report.not_handed_on.push("ami-3".into());
         }
