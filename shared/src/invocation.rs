@@ -18,9 +18,11 @@ use crate::error::Error;
 use crate::metrics::{Invocation, Publisher, Values};
 use crate::region::Region;
 use crate::report::Common;
+use crate::sqs::WorkQueue;
 use crate::tags::Warning;
 use aws_lambda_events::sqs::SqsMessage;
 use chrono::{DateTime, Utc};
+use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -76,6 +78,15 @@ pub trait Report: Serialize + Default {
     }
 }
 
+/// What every invocation of a function carries: its configuration, its work queue and its
+/// clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting<'a> {
+    pub config: &'a Config,
+    pub queue: Option<&'a WorkQueue>,
+    pub now: DateTime<Utc>,
+}
+
 /// A function as the pipeline runs it: a parse, a run and a report.
 // Generic only (never a trait object), on one thread: the futures need no `Send` bound.
 #[allow(async_fn_in_trait)]
@@ -85,12 +96,10 @@ pub trait Function {
 
     /// The binary's name: its metrics' `Function`, its continuations' `function`.
     fn name(&self) -> &'static str;
-    /// The configuration its metrics are published with.
-    fn config(&self) -> &Config;
+    /// Its configuration (its metrics are published with it), its work queue, its clock.
+    fn setting(&self) -> Setting<'_>;
     /// The EC2 calls throttled so far, over every region it calls.
     fn throttles(&self) -> u64;
-    /// The invocation's clock.
-    fn now(&self) -> DateTime<Utc>;
     /// The request of a payload it was invoked with.
     fn parse(&self, payload: &Value) -> Result<Self::Request, Error>;
     /// The request of a work-queue message's body (a continuation, or an event a rule queued).
@@ -115,23 +124,28 @@ pub trait Function {
     }
 }
 
-/// The whole invocation: an SQS event's records (see [`crate::continuation::each_record`]), or
-/// the one request the payload is.
-pub async fn handle<F: Function>(
-    function: &F,
-    queue: Option<&crate::sqs::WorkQueue>,
-    payload: &Value,
-) -> Result<Value, Error> {
-    // Boxed: the handler's future sits under lambda_runtime's own; unboxed, the whole nests
-    // past the compiler's default depth for computing its layout.
-    Box::pin(dispatch(function, queue, payload)).await
+/// A Lambda event through the pipeline: the function made for the event's context (its
+/// deadline, its request id) and the clock, then its answer, or Lambda's error.
+pub async fn handle_event<F: Function>(
+    event: LambdaEvent<Value>,
+    function: impl FnOnce(&lambda_runtime::Context, DateTime<Utc>) -> F,
+) -> Result<Value, Diagnostic> {
+    let function = function(&event.context, Utc::now());
+    handle(&function, &event.payload)
+        .await
+        .map_err(crate::lambda::diagnostic)
 }
 
-async fn dispatch<F: Function>(
-    function: &F,
-    queue: Option<&crate::sqs::WorkQueue>,
-    payload: &Value,
-) -> Result<Value, Error> {
+/// The whole invocation: an SQS event's records (see [`crate::continuation::each_record`]), or
+/// the one request the payload is.
+pub async fn handle<F: Function>(function: &F, payload: &Value) -> Result<Value, Error> {
+    // Boxed: the handler's future sits under lambda_runtime's own; unboxed, the whole nests
+    // past the compiler's default depth for computing its layout.
+    Box::pin(dispatch(function, payload)).await
+}
+
+async fn dispatch<F: Function>(function: &F, payload: &Value) -> Result<Value, Error> {
+    let queue = function.setting().queue;
     let Some(records) = crate::continuation::sqs_records(payload) else {
         return answer(function, function.parse(payload)).await;
     };
@@ -171,9 +185,10 @@ pub async fn report_published<F: Function>(
     function: &F,
     request: Result<F::Request, Error>,
 ) -> (Result<F::Report, Error>, Vec<Value>) {
-    let invocation = Invocation::start(function.config(), function.name(), function.throttles());
+    let setting = function.setting();
+    let invocation = Invocation::start(setting.config, function.name(), function.throttles());
     let report = run(function, request).await;
-    let now = function.now();
+    let now = setting.now;
     let (counts, documents, continuations) = match &report {
         Ok(r) => (
             r.metric_values(),

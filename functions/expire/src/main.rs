@@ -1,4 +1,9 @@
+//! The expire function: wiring only. Every payload goes through the invocation pipeline
+//! ([`shared::invocation`]) as [`shared::expire::Expire`].
+
 use lambda_runtime::{run, service_fn};
+use shared::expire::Expire;
+use shared::invocation::{Setting, handle_event};
 use shared::{Config, clients::Clients, lambda};
 
 // One thread: every call here waits on the network, and regions are swept concurrently as
@@ -12,8 +17,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let home = lambda::home_region(&sdk)?;
     let queue = lambda::work_queue(&sdk, &config, "expire");
     let clients = Clients::from_sdk(sdk, home, config.rate_limits.clone());
+    let queue = queue.as_ref();
     run(service_fn(|event| {
-        expire::handler(&config, &clients, queue.as_ref(), event)
+        handle_event(event, |context, now| Expire {
+            setting: Setting {
+                config: &config,
+                queue,
+                now,
+            },
+            // No call starts that could only leave past the invocation's deadline.
+            clients: clients.for_invocation(context),
+        })
     }))
     .await
 }

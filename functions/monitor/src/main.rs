@@ -1,4 +1,9 @@
+//! The monitor function: wiring only. Every payload goes through the invocation pipeline
+//! ([`shared::invocation`]) as [`shared::monitor::Monitor`].
+
 use lambda_runtime::{run, service_fn};
+use shared::invocation::handle_event;
+use shared::monitor::Monitor;
 use shared::{Config, clients::Clients, lambda};
 
 // One thread: every call here waits on the network.
@@ -10,7 +15,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let home = lambda::home_region(&sdk)?;
     let clients = Clients::from_sdk(sdk, home, config.rate_limits.clone());
     run(service_fn(|event| {
-        monitor::handler(&config, &clients, event)
+        // No describe starts that could only leave past the invocation's deadline.
+        handle_event(event, |context, now| {
+            Monitor::new(&config, clients.for_invocation(context), now)
+        })
     }))
     .await
 }

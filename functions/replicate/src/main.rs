@@ -2,7 +2,12 @@
 // layout past the default depth of 128.
 #![recursion_limit = "256"]
 
+//! The replicate function: wiring only. Every payload goes through the invocation pipeline
+//! ([`shared::invocation`]) as [`shared::replicate::Replicate`].
+
 use lambda_runtime::{run, service_fn};
+use shared::invocation::{Setting, handle_event};
+use shared::replicate::Replicate;
 use shared::{Config, clients::Clients, lambda};
 
 // One thread: every call here waits on the network; copies run concurrently as futures on it.
@@ -14,8 +19,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let home = lambda::home_region(&sdk)?;
     let queue = lambda::work_queue(&sdk, &config, "replicate");
     let clients = Clients::from_sdk(sdk, home, config.rate_limits.clone());
+    let queue = queue.as_ref();
     run(service_fn(|event| {
-        replicate::handler(&config, &clients, queue.as_ref(), event)
+        handle_event(event, |context, now| Replicate {
+            setting: Setting {
+                config: &config,
+                queue,
+                now,
+            },
+            // No call starts that could only leave past the invocation's deadline.
+            clients: clients.for_invocation(context),
+        })
     }))
     .await
 }

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::due::RecentBackup;
 use crate::ec2::Ec2;
 use crate::error::Error;
-use crate::invocation::{Function, Report};
+use crate::invocation::{Function, Report, Setting};
 use crate::report::Common;
 use crate::report::{CreateReport, Created, Failed};
 use crate::source::Source;
@@ -178,13 +178,11 @@ fn log_made(ec2: &Ec2, job: &Job, made: &Made) {
 /// A create function as the invocation pipeline runs it (see [`crate::invocation`]).
 pub struct Create<'a> {
     pub kind: ResourceKind,
-    pub config: &'a Config,
-    pub ec2: &'a Ec2,
-    pub queue: Option<&'a WorkQueue>,
+    pub setting: Setting<'a>,
+    pub ec2: Ec2,
     /// Lambda's request id (the CLI makes one per run): an on-demand request's retry finds
     /// the backups it made by it.
-    pub request_id: &'a str,
-    pub now: DateTime<Utc>,
+    pub request_id: String,
 }
 
 impl Function for Create<'_> {
@@ -194,20 +192,17 @@ impl Function for Create<'_> {
     fn name(&self) -> &'static str {
         self.kind.function()
     }
-    fn config(&self) -> &Config {
-        self.config
+    fn setting(&self) -> Setting<'_> {
+        self.setting
     }
     fn throttles(&self) -> u64 {
         self.ec2.throttles()
-    }
-    fn now(&self) -> DateTime<Utc> {
-        self.now
     }
     fn parse(&self, payload: &serde_json::Value) -> Result<CreateRequest, Error> {
         parse_create_request(payload, self.kind)
     }
     fn parse_body(&self, body: &str) -> Result<CreateRequest, Error> {
-        crate::continuation::parse::<CreateWork>(self.config, self.kind.function(), body)
+        crate::continuation::parse::<CreateWork>(self.setting.config, self.kind.function(), body)
             .and_then(|work| work.check(self.kind))
             .map(CreateRequest::Continued)
     }
@@ -216,8 +211,9 @@ impl Function for Create<'_> {
     }
     /// The backups made (or the request handed whole to the work queue), the rest handed on.
     async fn run(&self, request: CreateRequest) -> Result<CreateReport, Error> {
-        let work = CreateWork::of(&request, self.request_id, self.now);
-        let queue = self.queue.filter(|_| !self.config.dry_run);
+        let Setting { config, now, .. } = self.setting;
+        let work = CreateWork::of(&request, &self.request_id, now);
+        let queue = self.setting.queue.filter(|_| !config.dry_run);
         let mut report = match (queue, work) {
             (Some(queue), Some(work))
                 if request.runs_from_the_queue(self.ec2.region().as_str()) =>
@@ -233,15 +229,8 @@ impl Function for Create<'_> {
             }
             (queue, work) => {
                 let tag_change = request.is_tag_change();
-                let mut report = run(
-                    self.kind,
-                    self.config,
-                    self.ec2,
-                    request,
-                    self.request_id,
-                    self.now,
-                )
-                .await?;
+                let mut report =
+                    run(self.kind, config, &self.ec2, request, &self.request_id, now).await?;
                 if let (Some(queue), Some(work)) = (queue, work)
                     && !report.unstarted.is_empty()
                 {
@@ -257,13 +246,13 @@ impl Function for Create<'_> {
                 }
                 // Queued, an instance still pending is tried again in a minute with the record
                 // (directly, Lambda's retry of the event does that).
-                if tag_change && self.queue.is_some() && report.waits_for_a_resource() {
+                if tag_change && self.setting.queue.is_some() && report.waits_for_a_resource() {
                     report.common.unfinished = Some("a tagged resource is not ready yet".into());
                 }
                 report
             }
         };
-        report.common.dry_run = self.config.dry_run;
+        report.common.dry_run = config.dry_run;
         Ok(report)
     }
 }
@@ -273,8 +262,8 @@ impl Create<'_> {
     /// that it is done again (Lambda's retry, or the work queue's), which is harmless.
     async fn hand_on(&self, queue: &WorkQueue, works: &[CreateWork], report: &mut CreateReport) {
         let function = self.kind.function();
-        match crate::continuation::hand_on(queue, self.config, function, "the rest", works, 0).await
-        {
+        let config = self.setting.config;
+        match crate::continuation::hand_on(queue, config, function, "the rest", works, 0).await {
             Ok(sent) => report.common.continuations += sent,
             Err(reason) => report.common.unfinished = Some(reason),
         }
@@ -308,27 +297,6 @@ impl Report for CreateReport {
     }
 }
 
-/// A create function's Lambda handler: the payload, Lambda's request id and the clock.
-pub async fn handle_event(
-    kind: ResourceKind,
-    config: &Config,
-    ec2: &Ec2,
-    queue: Option<&WorkQueue>,
-    event: lambda_runtime::LambdaEvent<serde_json::Value>,
-) -> Result<serde_json::Value, Error> {
-    let ec2 = ec2.for_invocation(&event.context);
-    handle(
-        kind,
-        config,
-        &ec2,
-        queue,
-        &event.payload,
-        &event.context.request_id,
-        Utc::now(),
-    )
-    .await
-}
-
 /// The whole handler of a create function (see [`crate::invocation::handle`]).
 pub async fn handle(
     kind: ResourceKind,
@@ -341,11 +309,9 @@ pub async fn handle(
 ) -> Result<serde_json::Value, Error> {
     let create = Create {
         kind,
-        config,
-        ec2,
-        queue,
-        request_id,
-        now,
+        setting: Setting { config, queue, now },
+        ec2: ec2.clone(),
+        request_id: request_id.to_string(),
     };
-    crate::invocation::handle(&create, queue, payload).await
+    crate::invocation::handle(&create, payload).await
 }

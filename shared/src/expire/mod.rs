@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::ec2::{Ec2, SnapshotOutcome};
 use crate::error::Error;
 use crate::event::truncate;
-use crate::invocation::{Function, Report};
+use crate::invocation::{Function, Report, Setting};
 use crate::region::Region;
 use crate::report::Common;
 use crate::report::{Deleted, ExpireReport, Failed, RegionReport};
@@ -609,10 +609,8 @@ pub async fn run(
 
 /// expire as the invocation pipeline runs it (see [`crate::invocation`]).
 pub struct Expire<'a> {
-    pub config: &'a Config,
-    pub clients: &'a Clients,
-    pub queue: Option<&'a WorkQueue>,
-    pub now: DateTime<Utc>,
+    pub setting: Setting<'a>,
+    pub clients: Clients,
 }
 
 impl Function for Expire<'_> {
@@ -622,21 +620,18 @@ impl Function for Expire<'_> {
     fn name(&self) -> &'static str {
         FUNCTION
     }
-    fn config(&self) -> &Config {
-        self.config
+    fn setting(&self) -> Setting<'_> {
+        self.setting
     }
     fn throttles(&self) -> u64 {
         self.clients.throttles()
-    }
-    fn now(&self) -> DateTime<Utc> {
-        self.now
     }
     fn parse(&self, payload: &Value) -> Result<ExpireRequest, Error> {
         parse_expire_request(payload)
     }
     fn parse_body(&self, body: &str) -> Result<ExpireRequest, Error> {
-        let work =
-            crate::continuation::parse::<ExpireWork>(self.config, FUNCTION, body)?.check()?;
+        let config = self.setting.config;
+        let work = crate::continuation::parse::<ExpireWork>(config, FUNCTION, body)?.check()?;
         Ok(ExpireRequest {
             event_id: None,
             dry_run: false,
@@ -652,8 +647,9 @@ impl Function for Expire<'_> {
     }
     /// The regions swept, then the ones the deadline cut short handed on.
     async fn run(&self, request: ExpireRequest) -> Result<ExpireReport, Error> {
-        let mut report = run(self.config, self.clients, &request, self.now).await;
-        hand_on(self.config, self.queue, &request, &mut report).await;
+        let Setting { config, queue, now } = self.setting;
+        let mut report = run(config, &self.clients, &request, now).await;
+        hand_on(config, queue, &request, &mut report).await;
         Ok(report)
     }
 }
@@ -692,12 +688,10 @@ pub async fn handle(
     now: DateTime<Utc>,
 ) -> Result<Value, Error> {
     let expire = Expire {
-        config,
-        clients,
-        queue,
-        now,
+        setting: Setting { config, queue, now },
+        clients: clients.clone(),
     };
-    crate::invocation::handle(&expire, queue, payload).await
+    crate::invocation::handle(&expire, payload).await
 }
 
 /// Hands on the regions whose sweep the deadline cut short; past [`MAX_ATTEMPTS`] the next

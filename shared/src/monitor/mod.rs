@@ -16,7 +16,7 @@ use crate::clients::Clients;
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::truncate;
-use crate::invocation::{Function, Report};
+use crate::invocation::{Function, Report, Setting};
 use crate::metrics::{Publisher, Values};
 use crate::report::LIST_LIMIT;
 use crate::status::{Listing, gather, status};
@@ -135,17 +135,17 @@ pub fn documents(publisher: &Publisher, report: &MonitorReport, now: DateTime<Ut
 }
 
 /// monitor as the invocation pipeline runs it (see [`crate::invocation`]).
-pub struct Monitor<'a> {
+pub struct Monitor {
     /// The configuration, but never a dry run: monitor never writes, so a dry run reads and
     /// publishes as always, under the dimensions alarms read (a DryRun line is for work not
     /// done).
     config: Config,
-    clients: &'a Clients,
+    clients: Clients,
     now: DateTime<Utc>,
 }
 
-impl<'a> Monitor<'a> {
-    pub fn new(config: &Config, clients: &'a Clients, now: DateTime<Utc>) -> Self {
+impl Monitor {
+    pub fn new(config: &Config, clients: Clients, now: DateTime<Utc>) -> Self {
         let config = Config {
             dry_run: false,
             ..config.clone()
@@ -158,21 +158,22 @@ impl<'a> Monitor<'a> {
     }
 }
 
-impl Function for Monitor<'_> {
+impl Function for Monitor {
     type Request = MonitorRequest;
     type Report = MonitorReport;
 
     fn name(&self) -> &'static str {
         "monitor"
     }
-    fn config(&self) -> &Config {
-        &self.config
+    fn setting(&self) -> Setting<'_> {
+        Setting {
+            config: &self.config,
+            queue: None,
+            now: self.now,
+        }
     }
     fn throttles(&self) -> u64 {
         self.clients.throttles()
-    }
-    fn now(&self) -> DateTime<Utc> {
-        self.now
     }
     fn parse(&self, payload: &Value) -> Result<MonitorRequest, Error> {
         parse_monitor_request(payload)
@@ -184,7 +185,7 @@ impl Function for Monitor<'_> {
         )
     }
     async fn run(&self, _request: MonitorRequest) -> Result<MonitorReport, Error> {
-        run(&self.config, self.clients, self.now).await
+        run(&self.config, &self.clients, self.now).await
     }
 }
 
@@ -226,7 +227,7 @@ pub async fn handle_published(
     payload: &Value,
     now: DateTime<Utc>,
 ) -> (Result<Value, Error>, Vec<Value>) {
-    let monitor = Monitor::new(config, clients, now);
+    let monitor = Monitor::new(config, clients.clone(), now);
     let (report, documents) =
         crate::invocation::report_published(&monitor, monitor.parse(payload)).await;
     (report.and_then(Report::into_answer), documents)

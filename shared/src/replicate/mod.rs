@@ -23,7 +23,7 @@ use crate::clients::Clients;
 use crate::config::Config;
 use crate::ec2::Ec2;
 use crate::error::Error;
-use crate::invocation::Function;
+use crate::invocation::{Function, Setting};
 use crate::region::Region;
 use crate::report::Common;
 use crate::sqs::WorkQueue;
@@ -570,10 +570,8 @@ use backup_core::replicate::FUNCTION;
 
 /// replicate as the invocation pipeline runs it (see [`crate::invocation`]).
 pub struct Replicate<'a> {
-    pub config: &'a Config,
-    pub clients: &'a Clients,
-    pub queue: Option<&'a WorkQueue>,
-    pub now: DateTime<Utc>,
+    pub setting: Setting<'a>,
+    pub clients: Clients,
 }
 
 impl Function for Replicate<'_> {
@@ -583,21 +581,18 @@ impl Function for Replicate<'_> {
     fn name(&self) -> &'static str {
         FUNCTION
     }
-    fn config(&self) -> &Config {
-        self.config
+    fn setting(&self) -> Setting<'_> {
+        self.setting
     }
     fn throttles(&self) -> u64 {
         self.clients.throttles()
-    }
-    fn now(&self) -> DateTime<Utc> {
-        self.now
     }
     fn parse(&self, payload: &serde_json::Value) -> Result<ReplicateRequest, Error> {
         parse_replicate_request(payload)
     }
     /// A continuation, or an EventBridge event its rules put on the queue.
     fn parse_body(&self, body: &str) -> Result<ReplicateRequest, Error> {
-        parse_body(self.config, body)
+        parse_body(self.setting.config, body)
     }
     fn span(&self, request: &ReplicateRequest) -> tracing::Span {
         tracing::info_span!("replicate", event_id = request.event_id().unwrap_or(""))
@@ -608,11 +603,12 @@ impl Function for Replicate<'_> {
             ReplicateRequest::Continued(work) => work.attempt + 1,
             _ => 0,
         };
-        let mut report = run(self.config, self.clients, request, self.now).await?;
-        if let Some(queue) = self.queue
-            && !self.config.dry_run
+        let Setting { config, queue, now } = self.setting;
+        let mut report = run(config, &self.clients, request, now).await?;
+        if let Some(queue) = queue
+            && !config.dry_run
         {
-            hand_on(self.config, queue, attempt, &mut report).await;
+            hand_on(config, queue, attempt, &mut report).await;
         }
         Ok(report)
     }
@@ -635,7 +631,7 @@ impl Function for Replicate<'_> {
                 continue;
             }
             let Ok(ReplicateRequest::Completed(completed)) =
-                parse_body(self.config, record.body.as_deref().unwrap_or(""))
+                parse_body(self.setting.config, record.body.as_deref().unwrap_or(""))
             else {
                 continue;
             };
@@ -711,12 +707,10 @@ pub async fn handle(
     now: DateTime<Utc>,
 ) -> Result<serde_json::Value, Error> {
     let replicate = Replicate {
-        config,
-        clients,
-        queue,
-        now,
+        setting: Setting { config, queue, now },
+        clients: clients.clone(),
     };
-    crate::invocation::handle(&replicate, queue, payload).await
+    crate::invocation::handle(&replicate, payload).await
 }
 
 /// One record's outcome in a batch's run: what the run did for its sources; the run's error
