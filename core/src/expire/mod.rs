@@ -1,3 +1,5 @@
-//! The rules of expire: what expires, keep-last, the regions swept.
+//! The rules of expire: its payloads ([`request`]), what expires, keep-last and the regions
+//! swept ([`plan`]).
 
 pub mod plan;
+pub mod request;

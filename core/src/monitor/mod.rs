@@ -1,3 +1,5 @@
-//! monitor's figures: the pure summary of where the deployment stands.
+//! monitor's payloads ([`request`]) and figures: the pure summary of where the deployment
+//! stands ([`summary`]).
 
+pub mod request;
 pub mod summary;

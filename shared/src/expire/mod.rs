@@ -14,6 +14,9 @@
 //! next run.
 
 pub use backup_core::expire::plan;
+pub use backup_core::expire::request::{
+    ExpireRequest, ExpireWork, FUNCTION, MAX_ATTEMPTS, parse_expire_request,
+};
 
 use crate::backup::{Backup, BackupQuery};
 use crate::clients::Clients;
@@ -21,7 +24,6 @@ use crate::codes::{IMAGE_GONE, SNAPSHOT_GONE, SNAPSHOT_IN_USE};
 use crate::config::Config;
 use crate::ec2::{Ec2, SnapshotOutcome};
 use crate::error::Error;
-use crate::event::truncate;
 use crate::invocation::{Function, Report, Setting};
 use crate::region::Region;
 use crate::report::Common;
@@ -29,7 +31,6 @@ use crate::report::{Deleted, ExpireReport, Failed, RegionReport};
 use crate::sqs::WorkQueue;
 use crate::tags::Kind;
 use crate::tags::{TagKeys, Warning, format_time, key};
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use futures::stream::{self, StreamExt};
@@ -37,7 +38,6 @@ use plan::{
     DeleteReason, ImageDeletion, KeepReason, Kept, RegionPlan, Rules, SnapshotDeletion,
     SnapshotRemoval,
 };
-use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use tracing::{info, warn};
@@ -46,98 +46,6 @@ use tracing::{info, warn};
 /// at 5 per second per region; a few calls in flight stay near that, and the SDK's retries
 /// (with backoff on `RequestLimitExceeded`) absorb the rest.
 pub const DELETE_CONCURRENCY: usize = 4;
-
-/// Why expire was invoked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExpireRequest {
-    pub event_id: Option<String>,
-    /// `{"dry_run": true}`: plan only, whatever `DRY_RUN` says.
-    pub dry_run: bool,
-    /// A continuation's regions: only these are swept. `None`: every region expire sweeps.
-    pub regions: Option<Vec<Region>>,
-    /// How many times the sweep was handed on before (0: a scheduled or direct one).
-    pub attempt: u32,
-}
-
-/// expire's continuation (see [`crate::continuation`]): the regions whose sweep the deadline cut
-/// short, swept again (a sweep can be done twice: what was deleted is gone, what was not is
-/// found again).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExpireWork {
-    pub regions: Vec<Region>,
-    /// How many times the sweep was handed on before: past [`MAX_ATTEMPTS`] (EC2's delete
-    /// buckets taken by others for hours), the next schedule takes over.
-    #[serde(default)]
-    pub attempt: u32,
-}
-
-/// Continuations of one sweep at most: about 12 hours of 15-minute invocations.
-pub const MAX_ATTEMPTS: u32 = 48;
-
-impl ExpireWork {
-    fn check(mut self) -> Result<Self, Error> {
-        if self.regions.is_empty() {
-            return Err(Error::Payload("a continuation naming no region".into()));
-        }
-        // Each region swept once, in the order named.
-        let mut seen = BTreeSet::new();
-        self.regions.retain(|r| seen.insert(r.clone()));
-        Ok(self)
-    }
-}
-
-const FUNCTION: &str = "expire";
-
-const EXPECTED: &str =
-    "expected an EventBridge \"Scheduled Event\", {} (one sweep) or {\"dry_run\": true}";
-
-pub fn parse_expire_request(payload: &Value) -> Result<ExpireRequest, Error> {
-    if payload.get("detail-type").is_some() {
-        let event: EventBridgeEvent<Value> =
-            serde_json::from_value(payload.clone()).map_err(|e| {
-                Error::Payload(format!("an EventBridge event that does not parse: {e}"))
-            })?;
-        return match (event.source.as_str(), event.detail_type.as_str()) {
-            ("aws.events", "Scheduled Event") => Ok(ExpireRequest {
-                event_id: event.id,
-                dry_run: false,
-                regions: None,
-                attempt: 0,
-            }),
-            (source, detail_type) => Err(Error::Payload(format!(
-                "{EXPECTED}; got an event from {source:?} with detail-type {detail_type:?}"
-            ))),
-        };
-    }
-    let Some(direct) = crate::event::Direct::parse(payload) else {
-        return Err(Error::Payload(format!(
-            "{EXPECTED}; got {}",
-            truncate(payload)
-        )));
-    };
-    let unknown = direct.fields_besides(&["dry_run"]);
-    if !unknown.is_empty() {
-        return Err(Error::Payload(format!(
-            "{EXPECTED}; unknown fields {unknown:?}"
-        )));
-    }
-    let dry_run = match direct.dry_run {
-        None => false,
-        Some(Value::Bool(b)) => b,
-        Some(other) => {
-            return Err(Error::Payload(format!(
-                "{EXPECTED}; dry_run must be true or false, got {other}"
-            )));
-        }
-    };
-    Ok(ExpireRequest {
-        event_id: None,
-        dry_run,
-        regions: None,
-        attempt: 0,
-    })
-}
 
 /// One region's backups, read with one paginated describe of each kind, lean (only what the
 /// rules read), one after the other (a page in memory at a time).

@@ -7,6 +7,7 @@
 //!   `status::status` rows (the same code as the CLI's `ec2-backup status`);
 //! - here: the payload, the run, the log lines and the metrics.
 
+pub use backup_core::monitor::request::{MonitorRequest, parse_monitor_request};
 pub use backup_core::monitor::summary;
 
 pub use crate::report::{Figures, Finding, MissingCopy, MonitorReport};
@@ -15,52 +16,14 @@ pub use summary::summarize;
 use crate::clients::Clients;
 use crate::config::Config;
 use crate::error::Error;
-use crate::event::truncate;
 use crate::invocation::{Function, Report, Setting};
 use crate::metrics::{Publisher, Values};
 use crate::report::LIST_LIMIT;
 use crate::status::{Listing, gather, status};
 use crate::tags::TagKeys;
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tracing::{info, warn};
-
-/// Why monitor was invoked: the schedule, or `{}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MonitorRequest {
-    pub event_id: Option<String>,
-}
-
-const EXPECTED: &str = "expected an EventBridge \"Scheduled Event\" or {}";
-
-pub fn parse_monitor_request(payload: &Value) -> Result<MonitorRequest, Error> {
-    if payload.get("detail-type").is_some() {
-        let event: EventBridgeEvent<Value> =
-            serde_json::from_value(payload.clone()).map_err(|e| {
-                Error::Payload(format!("an EventBridge event that does not parse: {e}"))
-            })?;
-        return match (event.source.as_str(), event.detail_type.as_str()) {
-            ("aws.events", "Scheduled Event") => Ok(MonitorRequest { event_id: event.id }),
-            (source, detail_type) => Err(Error::Payload(format!(
-                "{EXPECTED}; got an event from {source:?} with detail-type {detail_type:?}"
-            ))),
-        };
-    }
-    let Some(direct) = crate::event::Direct::parse(payload) else {
-        return Err(Error::Payload(format!(
-            "{EXPECTED}; got {}",
-            truncate(payload)
-        )));
-    };
-    let unknown = direct.fields_besides(&[]);
-    if !unknown.is_empty() {
-        return Err(Error::Payload(format!(
-            "{EXPECTED}; unknown fields {unknown:?}"
-        )));
-    }
-    Ok(MonitorRequest { event_id: None })
-}
 
 /// One run: gather (every region's full listing, for the orphans), the status rows, the
 /// summary; a log line per finding as it is known, and one per region.
