@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Checks that every code name a document quotes exists: each `name`, `a::b` or `name()` in
-backquotes must occur as a word in the workspace's Rust sources, and each quoted path
-(`shared/src/ec2/mod.rs`, `ec2/sources.rs`, `cli/`) must be a file or folder of the workspace.
-What is not shaped like a name or a path (`Backup=true`, `{"dry_run": true}`, prose) is passed
-over.
+"""Checks that every code name a document quotes exists: each part of a `name`, `a::b` or
+`name()` in backquotes must be defined in the workspace's Rust sources (a module, function,
+type, trait, constant, macro, enum variant or field; what comments or strings mention does not
+count), and each quoted path (`shared/src/ec2/mod.rs`, `ec2/sources.rs`, `cli/`,
+`core/src/replicate/{event,plan}.rs`) must be a file or folder of the workspace, every one a
+pattern names. What is not shaped like a name or a path (`Backup=true`, `{"dry_run": true}`,
+prose) is passed over.
 
 Usage: check_doc_names.py [DOC ...]   (by default docs/architecture.md)
 Exit 0 when every name exists, 1 with each missing one and its line.
@@ -33,31 +35,72 @@ def files(root: Path) -> list[str]:
     return [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
 
 
-def words(root: Path, paths: list[str]) -> set[str]:
-    found: set[str] = set()
+DEFINITION = re.compile(
+    r"\b(?:fn|struct|enum|trait|const|static|type|mod|macro_rules!)\s+([A-Za-z_][A-Za-z0-9_]*)"
+)
+# An enum variant or a struct field: a name at the start of a line, before `,` `(` `{` or `:`.
+MEMBER = re.compile(r"^\s*(?:pub(?:\([a-z]+\))?\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*(?:[,({]|:(?!:))")
+# The names a `macro_rules!` table of ours defines (`BackupsCreated: Count,`).
+CRATES = {"backup_core", "shared", "crate", "self", "super"}
+
+
+def code(text: str) -> list[str]:
+    """The lines of Rust source with comments and string literals blanked."""
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)
+    return [line.split("//", 1)[0] for line in text.splitlines()]
+
+
+def words(root: Path, paths: list[str]) -> tuple[set[str], set[str]]:
+    """Every name the Rust sources define, with their file and folder names (modules); and the
+    names they bring in from other crates (`Utc`, `Diagnostic`), whose members are not ours to
+    check."""
+    found: set[str] = set(CRATES)
+    external: set[str] = set()
     for p in paths:
-        if p.endswith(".rs"):
-            found.update(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", (root / p).read_text()))
-    return found
+        if not p.endswith(".rs"):
+            continue
+        parts = Path(p).parts
+        found.update(part.removesuffix(".rs") for part in parts)
+        source = code((root / p).read_text())
+        # what a `use` brings in from other crates (`Utc`, `Diagnostic`) names real code too
+        for use in re.findall(r"\buse\s+([^;]+);", "\n".join(source)):
+            names = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", use)
+            if names and names[0] not in CRATES:
+                external.update(names)
+            else:
+                found.update(names)
+        for line in source:
+            found.update(DEFINITION.findall(line))
+            member = MEMBER.match(line)
+            if member:
+                found.add(member.group(1))
+    return found | external, external - found
 
 
 def path_exists(text: str, paths: list[str]) -> bool:
     text = text.rstrip("/")
-    if "{" in text or "*" in text:
-        # `shared/src/replicate/{event,plan}.rs`, `functions/*/src/lib.rs`: a pattern
-        pattern = re.escape(text).replace(r"\*", "[^/]+")
-        pattern = re.sub(
-            r"\\\{(.*?)\\\}",
-            lambda m: "(" + "|".join(m.group(1).split(r"\,")) + ")",
-            pattern,
+    braces = re.search(r"\{([^{}]*)\}", text)
+    if braces:
+        # `core/src/replicate/{event,plan}.rs`: every one of them
+        return all(
+            path_exists(text[: braces.start()] + choice + text[braces.end() :], paths)
+            for choice in braces.group(1).split(",")
         )
-        return any(re.fullmatch(pattern, p) or re.search("/" + pattern + "$", p) for p in paths)
-    return any(p == text or p.startswith(text + "/") or p.endswith("/" + text) or ("/" + text + "/") in ("/" + p) for p in paths)
+    if "*" in text:
+        # `functions/*/tests/binary.rs`: at least one
+        pattern = re.escape(text).replace(r"\*", "[^/]+")
+        return any(re.fullmatch(pattern + "(/.*)?", p) for p in paths)
+    return any(
+        p == text or p.startswith(text + "/") or ("/" + p).endswith("/" + text)
+        or ("/" + text + "/") in ("/" + p)
+        for p in paths
+    )
 
 
 def missing(doc: Path, root: Path = ROOT) -> list[str]:
     paths = files(root)
-    known = words(root, paths)
+    known, external = words(root, paths)
     problems = []
     in_code_block = False
     for number, line in enumerate(doc.read_text().splitlines(), 1):
@@ -69,7 +112,10 @@ def missing(doc: Path, root: Path = ROOT) -> list[str]:
         for quoted in QUOTED.findall(line):
             q = quoted.strip()
             if NAME.match(q):
-                for part in q.removesuffix("()").split("::"):
+                parts = q.removesuffix("()").split("::")
+                if parts[0] in external:
+                    parts = parts[:1]
+                for part in parts:
                     if part not in known:
                         problems.append(f"{doc.name}:{number}: `{q}`: no {part} in the Rust sources")
                         break

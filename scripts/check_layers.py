@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Checks the layers of the workspace: no import circle between the top-level modules of any
-crate, and a core crate that depends on no AWS SDK, no Lambda runtime and no tokio.
+crate, no module of `shared` naming one of a floor above its own, and a core crate that depends
+on no AWS SDK, no Lambda runtime and no tokio (the `aws_lambda_events` types, plain serde
+structs, are allowed) and reads no clock.
 
 A module's edges are the `crate::<module>` paths its files name outside comments (a `use`, a
-path in an expression, a type): `crate::tags::Kind` in `src/backup.rs` is the edge
+path in an expression, a type, `crate::{a, b::c}`, `super::x` where super is the root, and a
+name the root re-exports from a module): `crate::tags::Kind` in `src/backup.rs` is the edge
 backup -> tags. A folder module (`src/replicate/`) is one node with all its files. A circle is a
 strongly connected set of two modules or more; each is printed with one path of the circle and
 the file and line of each of its edges.
@@ -32,7 +35,11 @@ LAYERS = {
 }
 # Crates the core may not reach, directly or through another crate.
 FORBIDDEN_IN_CORE = re.compile(r"^(aws-|tokio|lambda_runtime|hyper|reqwest)")
-PATH = re.compile(r"\bcrate::([a-z_][a-z0-9_]*)")
+PATH = re.compile(r"\bcrate::([A-Za-z_][A-Za-z0-9_]*)")
+GROUP = re.compile(r"\bcrate::\{([^}]*)\}")
+SUPER = re.compile(r"\bsuper::([A-Za-z_][A-Za-z0-9_]*)")
+# The clock: the core takes the time it needs as an argument.
+CLOCK = re.compile(r"\b(?:Utc|Local|SystemTime|Instant)::now\b")
 
 
 def members(root: Path) -> list[Path]:
@@ -73,20 +80,58 @@ def code_lines(path: Path):
         yield number, "".join(out)
 
 
+def root_exports(src: Path) -> dict[str, str]:
+    """The names the crate root re-exports from its own modules (`pub use config::Config;`):
+    `crate::Config` is an edge to `config`."""
+    exports: dict[str, str] = {}
+    for name in ("lib.rs", "main.rs"):
+        path = src / name
+        if not path.exists():
+            continue
+        text = "\n".join(line for _, line in code_lines(path))
+        for module, items in re.findall(r"pub use ([a-z_][a-z0-9_]*)::\{?([^;]*?)\}?;", text):
+            for item in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:,|$)", items):
+                exports[item] = module
+    return exports
+
+
 def module_graph(src: Path, root: Path) -> dict[str, dict[str, list[str]]]:
     """module -> {module it names -> ["file:line", ...]} for one crate's src folder."""
+    exports = root_exports(src)
     graph: dict[str, dict[str, list[str]]] = {}
     for path in sorted(src.rglob("*.rs")):
         rel = path.relative_to(src)
         if len(rel.parts) == 1 and rel.stem in ("lib", "main"):
             continue  # the root declares and re-exports every module: not a layer
         module = rel.parts[0].removesuffix(".rs")
+        # `super::` is the crate root in a top-level file and in a folder's mod.rs
+        super_is_root = len(rel.parts) == 1 or (len(rel.parts) == 2 and rel.name == "mod.rs")
         edges = graph.setdefault(module, {})
         for number, line in code_lines(path):
-            for target in PATH.findall(line):
+            names = PATH.findall(line)
+            for group in GROUP.findall(line):
+                names += re.findall(r"(?:^|,)\s*([A-Za-z_][A-Za-z0-9_]*)", group)
+            if super_is_root:
+                names += SUPER.findall(line)
+            for name in names:
+                target = exports.get(name, name)
                 if target != module:
                     edges.setdefault(target, []).append(f"{path.relative_to(root)}:{number}")
     return graph
+
+
+def clock_calls(src: Path, root: Path) -> list[str]:
+    """Where the code of a crate, its tests aside, reads the clock."""
+    found = []
+    for path in sorted(src.rglob("*.rs")):
+        if path.name == "tests.rs":
+            continue
+        for number, line in code_lines(path):
+            if line.strip().startswith("#[cfg(test)]"):
+                break  # the tests module closes the file
+            if CLOCK.search(line):
+                found.append(f"{path.relative_to(root)}:{number}")
+    return found
 
 
 def circles(graph: dict[str, dict[str, list[str]]]) -> list[list[str]]:
@@ -206,6 +251,11 @@ def check(root: Path, with_cargo: bool = True) -> list[str]:
             continue
         graph = module_graph(src, root)
         problems.extend(floors(crate.name, graph))
+        if crate.name == "core":
+            problems.extend(
+                f"{CORE} reads the clock at {place}: take the time as an argument"
+                for place in clock_calls(src, root)
+            )
         for part in circles(graph):
             cycle = one_cycle(graph, part)
             lines = [f"import circle in {crate.relative_to(root)}: {' -> '.join(cycle)}"]

@@ -90,3 +90,55 @@ def test_a_clean_workspace_passes(tmp_path: Path) -> None:
         },
     )
     assert check_layers.check(root, with_cargo=False) == []
+
+
+def test_edges_through_braces_super_and_root_exports_count(tmp_path: Path) -> None:
+    root = workspace(
+        tmp_path,
+        {
+            "lib.rs": "pub mod create;\npub mod ec2;\npub use create::Job;\n",
+            # an adapter naming a run three ways: each is an edge up a floor
+            "ec2/mod.rs": "use crate::{aws, create::ImageRequest};\nuse super::Job;\n",
+            "aws.rs": "",
+            "sqs.rs": "fn f() -> crate::Job { todo!() }\n",
+            "create.rs": "pub struct Job;\n",
+        },
+    )
+    problems = check_layers.check(root, with_cargo=False)
+    assert any("ec2 (floor 1) names create (floor 3)" in p and ":1" in p for p in problems), problems
+    assert any("sqs (floor 1) names create (floor 3)" in p for p in problems), problems
+    assert not any("aws" in p for p in problems), problems
+
+
+def core_workspace(tmp_path: Path, lib: str, dependencies: str = "") -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "Cargo.toml").write_text('[workspace]\nresolver = "3"\nmembers = ["core"]\n')
+    (tmp_path / "core" / "src").mkdir(parents=True)
+    (tmp_path / "core" / "Cargo.toml").write_text(
+        '[package]\nname = "backup-core"\nversion = "0.1.0"\nedition = "2024"\n\n'
+        f"[dependencies]\n{dependencies}"
+    )
+    (tmp_path / "core" / "src" / "lib.rs").write_text(lib)
+    return tmp_path
+
+
+def test_a_core_that_reads_the_clock_is_refused_but_its_tests_may(tmp_path: Path) -> None:
+    root = core_workspace(
+        tmp_path,
+        "pub fn due() -> bool { std::time::Instant::now().elapsed().is_zero() }\n"
+        "#[cfg(test)]\nmod tests {\n    fn t() { let _ = std::time::SystemTime::now(); }\n}\n",
+    )
+    assert check_layers.check(root, with_cargo=False) == [
+        "backup-core reads the clock at core/src/lib.rs:1: take the time as an argument"
+    ]
+
+
+def test_a_core_that_depends_on_tokio_is_refused(tmp_path: Path) -> None:
+    # tokio is in this workspace's lock, so cargo resolves it from its cache, offline
+    root = core_workspace(tmp_path, "", 'tokio = { version = "1", default-features = false }\n')
+    problems = check_layers.check(root)
+    assert problems == [
+        "backup-core depends on tokio: the core must build without AWS, Lambda or tokio"
+    ], problems
+    clean = core_workspace(tmp_path / "clean", "")
+    assert check_layers.check(clean) == []

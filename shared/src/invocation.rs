@@ -93,6 +93,9 @@ pub struct Setting<'a> {
 pub trait Function {
     type Request;
     type Report: Report;
+    /// Whether it reads a work queue's messages: an SQS event is then answered record by
+    /// record; otherwise it is a payload like any other (monitor refuses it).
+    const READS_A_QUEUE: bool = true;
 
     /// The binary's name: its metrics' `Function`, its continuations' `function`.
     fn name(&self) -> &'static str;
@@ -146,7 +149,10 @@ pub async fn handle<F: Function>(function: &F, payload: &Value) -> Result<Value,
 
 async fn dispatch<F: Function>(function: &F, payload: &Value) -> Result<Value, Error> {
     let queue = function.setting().queue;
-    let Some(records) = crate::continuation::sqs_records(payload) else {
+    let records = F::READS_A_QUEUE
+        .then(|| crate::continuation::sqs_records(payload))
+        .flatten();
+    let Some(records) = records else {
         return answer(function, function.parse(payload)).await;
     };
     let records = records?;
@@ -169,25 +175,18 @@ pub async fn answer<F: Function>(
     function: &F,
     request: Result<F::Request, Error>,
 ) -> Result<Value, Error> {
-    report(function, request).await?.into_answer()
+    run_and_publish(function, request).await.0?.into_answer()
 }
 
-/// One request to its report, logged, its metrics written (also when it failed).
-pub async fn report<F: Function>(
-    function: &F,
-    request: Result<F::Request, Error>,
-) -> Result<F::Report, Error> {
-    report_published(function, request).await.0
-}
-
-/// [`report`], with the metrics lines it wrote (for the tests).
-pub async fn report_published<F: Function>(
+/// One request run, logged, and its metrics written (also when it failed): the report, and the
+/// metrics lines written.
+pub async fn run_and_publish<F: Function>(
     function: &F,
     request: Result<F::Request, Error>,
 ) -> (Result<F::Report, Error>, Vec<Value>) {
     let setting = function.setting();
     let invocation = Invocation::start(setting.config, function.name(), function.throttles());
-    let report = run(function, request).await;
+    let report = run_in_span(function, request).await;
     let now = setting.now;
     let (counts, documents, continuations) = match &report {
         Ok(r) => (
@@ -201,7 +200,7 @@ pub async fn report_published<F: Function>(
     (report, written)
 }
 
-async fn run<F: Function>(
+async fn run_in_span<F: Function>(
     function: &F,
     request: Result<F::Request, Error>,
 ) -> Result<F::Report, Error> {

@@ -1,4 +1,5 @@
-//! Wiring shared by every function's `main`: the SDK configuration and the home region.
+//! Wiring shared by every function's `main`: the SDK configuration, the home region, the work
+//! queue, and the error Lambda reports.
 
 use crate::error::Error;
 use crate::region::Region;

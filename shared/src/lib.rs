@@ -3,10 +3,11 @@
 //! `crate::tags` name the same thing).
 //!
 //! Layout (docs/architecture.md tells the whole story):
-//! - `ec2`, `sqs`: the adapters, the only code that knows the SDKs (`aws`: their errors as ours); `clients`: one `Ec2` per
-//!   region; `pacing`: the pacer every EC2 call waits on.
+//! - `ec2`, `sqs`: the adapters, the only code that calls the SDKs (`aws`: their errors as ours);
+//!   `clients`: one `Ec2` per region; `pacing`: the pacer every EC2 call waits on, and the
+//!   invocation's deadline it keeps to.
 //! - `lambda`, `invocation`, `metrics`, `continuation`: the Lambda plumbing (the SDK's
-//!   configuration, the deadline, the SQS records, the hand-on, the metrics lines).
+//!   configuration, the invocation pipeline, the SQS records, the hand-on, the metrics lines).
 //! - `create`, `replicate`, `expire`, `monitor`, `status`: each function's run, on top of the
 //!   core's plans.
 //! - `permissions`: what each function may call (`shared/permissions.json`).

@@ -1,6 +1,6 @@
 """infra/template.yaml against the code: every function is a workspace binary,
 gets every variable the config reads, and may call exactly the EC2 actions in
-shared/permissions.json, under the conditions the issue asks for; each function
+shared/permissions.json, under the conditions the tag contract sets; each function
 but monitor has a work queue of its own, which it alone may send to and read,
 set up as AWS advises for an event source mapping; every alarm and dashboard
 widget reads a metric that shared/metrics.json says some function publishes,

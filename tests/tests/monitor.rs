@@ -395,3 +395,31 @@ async fn any_payload_but_the_schedule_or_an_empty_object_is_rejected() {
         moto.calls()
     );
 }
+
+#[tokio::test]
+async fn an_sqs_event_is_no_payload_of_monitor_which_reads_no_queue() {
+    // GIVEN an SQS event, as a work queue's event source mapping would send it
+    let moto = Moto::start().await;
+    moto.reset_calls();
+    let sqs = json!({"Records": [{
+        "messageId": "m-1",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:work",
+        "body": "{}"
+    }]});
+    // WHEN monitor is invoked with it, as its binary is
+    let err = shared::monitor::handle(&config(), &moto.clients(HOME), &sqs, now())
+        .await
+        .unwrap_err();
+    // THEN it is refused as any other payload, and nothing is read
+    assert!(matches!(err, shared::Error::Payload(_)), "{err}");
+    assert!(
+        err.to_string().contains("unknown fields [\"Records\"]"),
+        "{err}"
+    );
+    assert!(
+        moto.calls().values().all(|c| c.is_empty()),
+        "{:?}",
+        moto.calls()
+    );
+}

@@ -131,7 +131,7 @@ pub async fn execute(ec2: &Ec2, plan: Plan, dry_run: bool) -> CreateReport {
                 Job::Snapshot(r) => ec2.create_snapshot(r).await,
             };
             let made = Made::of(&job, result, request_id);
-            log_made(ec2, &job, &made);
+            log_made(ec2, &job, &made, request_id);
             (job, made)
         })
         .buffer_unordered(CREATE_CONCURRENCY)
@@ -159,7 +159,7 @@ pub async fn execute(ec2: &Ec2, plan: Plan, dry_run: bool) -> CreateReport {
     report
 }
 
-fn log_made(ec2: &Ec2, job: &Job, made: &Made) {
+fn log_made(ec2: &Ec2, job: &Job, made: &Made, request_id: Option<&str>) {
     let (source, name, region) = (job.source(), job.name(), ec2.region());
     match made {
         Made::Created(id) => {
@@ -168,7 +168,15 @@ fn log_made(ec2: &Ec2, job: &Job, made: &Made) {
         Made::NotStarted => {
             info!(source, region = %region, "backup not started: the deadline is near; the next schedule makes it")
         }
-        Made::AlreadyMade(reason) => info!(source, name, reason, "backup already made"),
+        Made::AlreadyMade(_) => match request_id {
+            Some(request_id) => {
+                info!(
+                    source,
+                    name, request_id, "backup already made by this request"
+                )
+            }
+            None => info!(source, name, "backup already made this minute"),
+        },
         Made::Failed(e) => {
             warn!(source, error = %e, code = e.code().unwrap_or(""), "backup failed")
         }

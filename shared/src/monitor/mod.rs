@@ -124,6 +124,7 @@ impl Monitor {
 impl Function for Monitor {
     type Request = MonitorRequest;
     type Report = MonitorReport;
+    const READS_A_QUEUE: bool = false;
 
     fn name(&self) -> &'static str {
         "monitor"
@@ -180,7 +181,8 @@ pub async fn handle(
     payload: &Value,
     now: DateTime<Utc>,
 ) -> Result<Value, Error> {
-    handle_published(config, clients, payload, now).await.0
+    let monitor = Monitor::new(config, clients.clone(), now);
+    crate::invocation::handle(&monitor, payload).await
 }
 
 /// [`handle`], also returning the EMF documents it wrote (for the tests).
@@ -192,7 +194,7 @@ pub async fn handle_published(
 ) -> (Result<Value, Error>, Vec<Value>) {
     let monitor = Monitor::new(config, clients.clone(), now);
     let (report, documents) =
-        crate::invocation::report_published(&monitor, monitor.parse(payload)).await;
+        crate::invocation::run_and_publish(&monitor, monitor.parse(payload)).await;
     (report.and_then(Report::into_answer), documents)
 }
 

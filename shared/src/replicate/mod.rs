@@ -656,7 +656,7 @@ impl Function for Replicate<'_> {
             return (BTreeMap::new(), 0);
         }
         let request = Ok(ReplicateRequest::Completed(events));
-        let report = crate::invocation::report(self, request).await;
+        let report = crate::invocation::run_and_publish(self, request).await.0;
         let continuations = report.as_ref().map_or(0, |r| r.common.continuations);
         let outcomes = members
             .into_iter()
