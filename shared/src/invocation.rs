@@ -50,23 +50,16 @@ pub trait Report: Serialize + Default {
     /// The resources that failed.
     fn failed(&self) -> usize;
     /// The warnings, the dry run and the work handed on (monitor's report has none).
-    fn common(&self) -> Option<&Common> {
-        None
-    }
-    fn common_mut(&mut self) -> Option<&mut Common> {
+    fn common(&mut self) -> Option<&mut Common> {
         None
     }
     /// The messages the run sent to the work queue.
-    fn continuations(&self) -> usize {
+    fn continuations(&mut self) -> usize {
         self.common().map_or(0, |c| c.continuations)
     }
     /// Why the work must be done again, taken out of the report (it becomes the error).
     fn take_unfinished(&mut self) -> Option<String> {
-        self.common_mut().and_then(|c| c.unfinished.take())
-    }
-    /// The invalid tag values found.
-    fn warnings(&self) -> &[Warning] {
-        self.common().map_or(&[], |c| &c.warnings)
+        self.common().and_then(|c| c.unfinished.take())
     }
     /// The run's one summary line.
     fn log(&self);
@@ -186,9 +179,9 @@ pub async fn run_and_publish<F: Function>(
 ) -> (Result<F::Report, Error>, Vec<Value>) {
     let setting = function.setting();
     let invocation = Invocation::start(setting.config, function.name(), function.throttles());
-    let report = run_in_span(function, request).await;
+    let mut report = run_in_span(function, request).await;
     let now = setting.now;
-    let (counts, documents, continuations) = match &report {
+    let (counts, documents, continuations) = match &mut report {
         Ok(r) => (
             r.metric_values(),
             r.documents(invocation.publisher(), now),
@@ -209,10 +202,12 @@ async fn run_in_span<F: Function>(
     })?;
     // Instrument, not enter: a span guard held across an await would leak into other tasks.
     let span = function.span(&request);
-    let report = function.run(request).instrument(span.clone()).await?;
+    let mut report = function.run(request).instrument(span.clone()).await?;
     let _enter = span.enter();
     report.log();
-    warn_all(report.warnings());
+    if let Some(common) = report.common() {
+        warn_all(&common.warnings);
+    }
     Ok(report)
 }
 

@@ -197,23 +197,6 @@ impl Function for Create<'_> {
     type Request = CreateRequest;
     type Report = CreateReport;
 
-    fn name(&self) -> &'static str {
-        self.kind.function()
-    }
-    fn setting(&self) -> Setting<'_> {
-        self.setting
-    }
-    fn throttles(&self) -> u64 {
-        self.ec2.throttles()
-    }
-    fn parse(&self, payload: &serde_json::Value) -> Result<CreateRequest, Error> {
-        parse_create_request(payload, self.kind)
-    }
-    fn parse_body(&self, body: &str) -> Result<CreateRequest, Error> {
-        crate::continuation::parse::<CreateWork>(self.setting.config, self.kind.function(), body)
-            .and_then(|work| work.check(self.kind))
-            .map(CreateRequest::Continued)
-    }
     fn span(&self, request: &CreateRequest) -> tracing::Span {
         tracing::info_span!("backup", event_id = request.event_id().unwrap_or(""))
     }
@@ -263,6 +246,23 @@ impl Function for Create<'_> {
         report.common.dry_run = config.dry_run;
         Ok(report)
     }
+    fn parse(&self, payload: &serde_json::Value) -> Result<CreateRequest, Error> {
+        parse_create_request(payload, self.kind)
+    }
+    fn parse_body(&self, body: &str) -> Result<CreateRequest, Error> {
+        crate::continuation::parse::<CreateWork>(self.setting.config, self.kind.function(), body)
+            .and_then(|work| work.check(self.kind))
+            .map(CreateRequest::Continued)
+    }
+    fn name(&self) -> &'static str {
+        self.kind.function()
+    }
+    fn setting(&self) -> Setting<'_> {
+        self.setting
+    }
+    fn throttles(&self) -> u64 {
+        self.ec2.throttles()
+    }
 }
 
 impl Create<'_> {
@@ -279,18 +279,6 @@ impl Create<'_> {
 }
 
 impl Report for CreateReport {
-    fn metric_values(&self) -> crate::metrics::Values {
-        CreateReport::metric_values(self)
-    }
-    fn failed(&self) -> usize {
-        self.failed.len()
-    }
-    fn common(&self) -> Option<&Common> {
-        Some(&self.common)
-    }
-    fn common_mut(&mut self) -> Option<&mut Common> {
-        Some(&mut self.common)
-    }
     fn log(&self) {
         info!(
             created = self.created.len(),
@@ -302,6 +290,15 @@ impl Report for CreateReport {
             dry_run = self.common.dry_run,
             "done"
         );
+    }
+    fn metric_values(&self) -> crate::metrics::Values {
+        CreateReport::metric_values(self)
+    }
+    fn failed(&self) -> usize {
+        self.failed.len()
+    }
+    fn common(&mut self) -> Option<&mut Common> {
+        Some(&mut self.common)
     }
 }
 

@@ -525,14 +525,18 @@ impl Function for Expire<'_> {
     type Request = ExpireRequest;
     type Report = ExpireReport;
 
-    fn name(&self) -> &'static str {
-        FUNCTION
+    fn span(&self, request: &ExpireRequest) -> tracing::Span {
+        tracing::info_span!(
+            "expire",
+            event_id = request.event_id.as_deref().unwrap_or("")
+        )
     }
-    fn setting(&self) -> Setting<'_> {
-        self.setting
-    }
-    fn throttles(&self) -> u64 {
-        self.clients.throttles()
+    /// The regions swept, then the ones the deadline cut short handed on.
+    async fn run(&self, request: ExpireRequest) -> Result<ExpireReport, Error> {
+        let Setting { config, queue, now } = self.setting;
+        let mut report = run(config, &self.clients, &request, now).await;
+        hand_on(config, queue, &request, &mut report).await;
+        Ok(report)
     }
     fn parse(&self, payload: &Value) -> Result<ExpireRequest, Error> {
         parse_expire_request(payload)
@@ -547,34 +551,18 @@ impl Function for Expire<'_> {
             attempt: work.attempt + 1,
         })
     }
-    fn span(&self, request: &ExpireRequest) -> tracing::Span {
-        tracing::info_span!(
-            "expire",
-            event_id = request.event_id.as_deref().unwrap_or("")
-        )
+    fn name(&self) -> &'static str {
+        FUNCTION
     }
-    /// The regions swept, then the ones the deadline cut short handed on.
-    async fn run(&self, request: ExpireRequest) -> Result<ExpireReport, Error> {
-        let Setting { config, queue, now } = self.setting;
-        let mut report = run(config, &self.clients, &request, now).await;
-        hand_on(config, queue, &request, &mut report).await;
-        Ok(report)
+    fn setting(&self) -> Setting<'_> {
+        self.setting
+    }
+    fn throttles(&self) -> u64 {
+        self.clients.throttles()
     }
 }
 
 impl Report for ExpireReport {
-    fn metric_values(&self) -> crate::metrics::Values {
-        ExpireReport::metric_values(self)
-    }
-    fn failed(&self) -> usize {
-        ExpireReport::failed(self)
-    }
-    fn common(&self) -> Option<&Common> {
-        Some(&self.common)
-    }
-    fn common_mut(&mut self) -> Option<&mut Common> {
-        Some(&mut self.common)
-    }
     fn log(&self) {
         info!(
             regions = self.regions.len(),
@@ -584,6 +572,15 @@ impl Report for ExpireReport {
             dry_run = self.common.dry_run,
             "done"
         );
+    }
+    fn metric_values(&self) -> crate::metrics::Values {
+        ExpireReport::metric_values(self)
+    }
+    fn failed(&self) -> usize {
+        ExpireReport::failed(self)
+    }
+    fn common(&mut self) -> Option<&mut Common> {
+        Some(&mut self.common)
     }
 }
 

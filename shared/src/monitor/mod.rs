@@ -126,6 +126,18 @@ impl Function for Monitor {
     type Report = MonitorReport;
     const READS_A_QUEUE: bool = false;
 
+    fn span(&self, request: &MonitorRequest) -> tracing::Span {
+        tracing::info_span!(
+            "monitor",
+            event_id = request.event_id.as_deref().unwrap_or("")
+        )
+    }
+    async fn run(&self, _request: MonitorRequest) -> Result<MonitorReport, Error> {
+        run(&self.config, &self.clients, self.now).await
+    }
+    fn parse(&self, payload: &Value) -> Result<MonitorRequest, Error> {
+        parse_monitor_request(payload)
+    }
     fn name(&self) -> &'static str {
         "monitor"
     }
@@ -138,18 +150,6 @@ impl Function for Monitor {
     }
     fn throttles(&self) -> u64 {
         self.clients.throttles()
-    }
-    fn parse(&self, payload: &Value) -> Result<MonitorRequest, Error> {
-        parse_monitor_request(payload)
-    }
-    fn span(&self, request: &MonitorRequest) -> tracing::Span {
-        tracing::info_span!(
-            "monitor",
-            event_id = request.event_id.as_deref().unwrap_or("")
-        )
-    }
-    async fn run(&self, _request: MonitorRequest) -> Result<MonitorReport, Error> {
-        run(&self.config, &self.clients, self.now).await
     }
 }
 

@@ -578,22 +578,6 @@ impl Function for Replicate<'_> {
     type Request = ReplicateRequest;
     type Report = ReplicateReport;
 
-    fn name(&self) -> &'static str {
-        FUNCTION
-    }
-    fn setting(&self) -> Setting<'_> {
-        self.setting
-    }
-    fn throttles(&self) -> u64 {
-        self.clients.throttles()
-    }
-    fn parse(&self, payload: &serde_json::Value) -> Result<ReplicateRequest, Error> {
-        parse_replicate_request(payload)
-    }
-    /// A continuation, or an EventBridge event its rules put on the queue.
-    fn parse_body(&self, body: &str) -> Result<ReplicateRequest, Error> {
-        parse_body(self.setting.config, body)
-    }
     fn span(&self, request: &ReplicateRequest) -> tracing::Span {
         tracing::info_span!("replicate", event_id = request.event_id().unwrap_or(""))
     }
@@ -664,24 +648,25 @@ impl Function for Replicate<'_> {
             .collect();
         (outcomes, continuations)
     }
+    fn parse(&self, payload: &serde_json::Value) -> Result<ReplicateRequest, Error> {
+        parse_replicate_request(payload)
+    }
+    /// A continuation, or an EventBridge event its rules put on the queue.
+    fn parse_body(&self, body: &str) -> Result<ReplicateRequest, Error> {
+        parse_body(self.setting.config, body)
+    }
+    fn name(&self) -> &'static str {
+        FUNCTION
+    }
+    fn setting(&self) -> Setting<'_> {
+        self.setting
+    }
+    fn throttles(&self) -> u64 {
+        self.clients.throttles()
+    }
 }
 
 impl crate::invocation::Report for ReplicateReport {
-    fn metric_values(&self) -> crate::metrics::Values {
-        ReplicateReport::metric_values(self)
-    }
-    fn metric_values_by_region(&self) -> BTreeMap<Region, crate::metrics::Values> {
-        ReplicateReport::metric_values_by_region(self)
-    }
-    fn failed(&self) -> usize {
-        self.failed.len()
-    }
-    fn common(&self) -> Option<&Common> {
-        Some(&self.common)
-    }
-    fn common_mut(&mut self) -> Option<&mut Common> {
-        Some(&mut self.common)
-    }
     fn log(&self) {
         info!(
             copied = self.copied.len(),
@@ -693,6 +678,18 @@ impl crate::invocation::Report for ReplicateReport {
             dry_run = self.common.dry_run,
             "done"
         );
+    }
+    fn metric_values(&self) -> crate::metrics::Values {
+        ReplicateReport::metric_values(self)
+    }
+    fn metric_values_by_region(&self) -> BTreeMap<Region, crate::metrics::Values> {
+        ReplicateReport::metric_values_by_region(self)
+    }
+    fn failed(&self) -> usize {
+        self.failed.len()
+    }
+    fn common(&mut self) -> Option<&mut Common> {
+        Some(&mut self.common)
     }
 }
 
