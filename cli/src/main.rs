@@ -18,10 +18,9 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("ec2-backup: {e}");
-            if matches!(
-                e.code(),
-                Some("UnauthorizedOperation" | "AuthFailure" | "AccessDenied")
-            ) {
+            if e.code()
+                .is_some_and(|c| shared::codes::NOT_ALLOWED.contains(&c))
+            {
                 eprintln!(
                     "ec2-backup: these credentials may not do this; the EC2 actions the tool needs are listed in the README"
                 );

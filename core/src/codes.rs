@@ -21,6 +21,9 @@ pub const VOLUME_NOT_FOUND: &str = "InvalidVolume.NotFound";
 /// A resource in a state the call does not take (an instance still pending).
 pub const INCORRECT_STATE: &str = "IncorrectState";
 
+/// The credentials may not do this.
+pub const NOT_ALLOWED: &[&str] = &["UnauthorizedOperation", "AuthFailure", "AccessDenied"];
+
 /// No answer from AWS: the SDK's kinds of failure, kept as codes.
 pub const DISPATCH_FAILURE: &str = "DispatchFailure";
 pub const TIMEOUT_ERROR: &str = "TimeoutError";

@@ -34,6 +34,9 @@ struct BackupReport {
     /// With `--wait`: each backup, and with `--copies` each copy, once it is usable.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     available: Vec<Available>,
+    /// Each backup made, with its kind (what `--wait` waits for): the source, the backup.
+    #[serde(skip)]
+    made: Vec<(Kind, String, String)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -81,6 +84,11 @@ pub async fn run(ctx: &Ctx, ids: &[SourceId], options: Options) -> Result<ExitCo
                 kind.resource_type(),
                 ctx.home()
             )))?;
+        report.made.extend(
+            made.created
+                .iter()
+                .filter_map(|c| Some((kind.backup_kind(), c.source.clone(), c.id.clone()?))),
+        );
         report.created.extend(made.created);
         report.skipped.extend(made.skipped);
         report.failed.extend(made.failed);
@@ -130,17 +138,7 @@ async fn wait(ctx: &Ctx, report: &mut BackupReport, copies: bool, timeout: Durat
     let left = || timeout.saturating_sub(start.elapsed());
     let home = ctx.home().clone();
     let ec2 = ctx.clients.home();
-    let made: Vec<(String, String)> = report
-        .created
-        .iter()
-        .filter_map(|c| Some((c.source.clone(), c.id.clone()?)))
-        .collect();
-    for (source, id) in made {
-        let kind = if id.starts_with("ami-") {
-            Kind::Image
-        } else {
-            Kind::Snapshot
-        };
+    for (kind, source, id) in report.made.clone() {
         eprintln!("  waiting for {id} in {home}");
         let waited = match kind {
             Kind::Image => ec2.wait_until_image_available(&id, left()).await,
