@@ -4,7 +4,6 @@
 use crate::error::Error;
 use crate::event::truncate;
 use crate::region::Region;
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -56,11 +55,8 @@ const EXPECTED: &str =
     "expected an EventBridge \"Scheduled Event\", {} (one sweep) or {\"dry_run\": true}";
 
 pub fn parse_expire_request(payload: &Value) -> Result<ExpireRequest, Error> {
-    if payload.get("detail-type").is_some() {
-        let event: EventBridgeEvent<Value> =
-            serde_json::from_value(payload.clone()).map_err(|e| {
-                Error::Payload(format!("an EventBridge event that does not parse: {e}"))
-            })?;
+    if let Some(event) = crate::event::eventbridge(payload) {
+        let event = event?;
         return match (event.source.as_str(), event.detail_type.as_str()) {
             ("aws.events", "Scheduled Event") => Ok(ExpireRequest {
                 event_id: event.id,

@@ -2,7 +2,6 @@
 
 use crate::error::Error;
 use crate::event::truncate;
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde_json::Value;
 
 /// Why monitor was invoked: the schedule, or `{}`.
@@ -14,11 +13,8 @@ pub struct MonitorRequest {
 const EXPECTED: &str = "expected an EventBridge \"Scheduled Event\" or {}";
 
 pub fn parse_monitor_request(payload: &Value) -> Result<MonitorRequest, Error> {
-    if payload.get("detail-type").is_some() {
-        let event: EventBridgeEvent<Value> =
-            serde_json::from_value(payload.clone()).map_err(|e| {
-                Error::Payload(format!("an EventBridge event that does not parse: {e}"))
-            })?;
+    if let Some(event) = crate::event::eventbridge(payload) {
+        let event = event?;
         return match (event.source.as_str(), event.detail_type.as_str()) {
             ("aws.events", "Scheduled Event") => Ok(MonitorRequest { event_id: event.id }),
             (source, detail_type) => Err(Error::Payload(format!(
