@@ -1,39 +1,19 @@
-//! The AWS error codes the toolkit branches on, each named once, and the set each decision
+//! The AWS error codes the toolkit branches on, each named once, beside the set each decision
 //! reads. A code compared anywhere else is a code missing here.
 
 /// EC2's throttling of an action's bucket.
 pub const REQUEST_LIMIT_EXCEEDED: &str = "RequestLimitExceeded";
 pub const THROTTLING: &str = "Throttling";
 pub const THROTTLING_EXCEPTION: &str = "ThrottlingException";
+
+/// Throttling: the call is tried again later, never a failure of the resource.
+pub const THROTTLED: &[&str] = &[REQUEST_LIMIT_EXCEEDED, THROTTLING, THROTTLING_EXCEPTION];
+
 /// A limit on what is in flight: copies of an account and region, concurrent snapshots.
 pub const RESOURCE_LIMIT_EXCEEDED: &str = "ResourceLimitExceeded";
 pub const CONCURRENT_SNAPSHOT_LIMIT_EXCEEDED: &str = "ConcurrentSnapshotLimitExceeded";
 pub const SNAPSHOT_CREATION_PER_VOLUME_RATE_EXCEEDED: &str =
     "SnapshotCreationPerVolumeRateExceeded";
-/// An AMI of that name exists in the region: another call for the same backup got there first.
-pub const AMI_NAME_DUPLICATE: &str = "InvalidAMIName.Duplicate";
-pub const AMI_NOT_FOUND: &str = "InvalidAMIID.NotFound";
-pub const AMI_UNAVAILABLE: &str = "InvalidAMIID.Unavailable";
-pub const SNAPSHOT_NOT_FOUND: &str = "InvalidSnapshot.NotFound";
-pub const SNAPSHOT_IN_USE: &str = "InvalidSnapshot.InUse";
-pub const INSTANCE_NOT_FOUND: &str = "InvalidInstanceID.NotFound";
-pub const VOLUME_NOT_FOUND: &str = "InvalidVolume.NotFound";
-/// A resource in a state the call does not take (an instance still pending).
-pub const INCORRECT_STATE: &str = "IncorrectState";
-
-/// The credentials may not do this.
-pub const NOT_ALLOWED: &[&str] = &["UnauthorizedOperation", "AuthFailure", "AccessDenied"];
-
-/// No answer from AWS: the SDK's kinds of failure, kept as codes.
-pub const DISPATCH_FAILURE: &str = "DispatchFailure";
-pub const TIMEOUT_ERROR: &str = "TimeoutError";
-pub const RESPONSE_ERROR: &str = "ResponseError";
-pub const CONSTRUCTION_FAILURE: &str = "ConstructionFailure";
-/// Ours: a resource waited for went into a state it will not leave (a restore that failed).
-pub const UNEXPECTED_STATE: &str = "UnexpectedState";
-
-/// Throttling: the call is tried again later, never a failure of the resource.
-pub const THROTTLED: &[&str] = &[REQUEST_LIMIT_EXCEEDED, THROTTLING, THROTTLING_EXCEPTION];
 
 /// A copy answered "not now" (a limit full, throttling): left for a later run, not failed.
 pub const COPY_DEFERRED: &[&str] = &[
@@ -43,6 +23,12 @@ pub const COPY_DEFERRED: &[&str] = &[
     THROTTLING_EXCEPTION,
     CONCURRENT_SNAPSHOT_LIMIT_EXCEEDED,
 ];
+
+/// No answer from AWS: the SDK's kinds of failure, kept as codes.
+pub const DISPATCH_FAILURE: &str = "DispatchFailure";
+pub const TIMEOUT_ERROR: &str = "TimeoutError";
+pub const RESPONSE_ERROR: &str = "ResponseError";
+pub const CONSTRUCTION_FAILURE: &str = "ConstructionFailure";
 
 /// "Try again later", not "this is wrong": Lambda's `Retryable` errors.
 pub const RETRYABLE: &[&str] = &[
@@ -61,10 +47,29 @@ pub const RETRYABLE: &[&str] = &[
     RESPONSE_ERROR,
 ];
 
+pub const AMI_NOT_FOUND: &str = "InvalidAMIID.NotFound";
+pub const AMI_UNAVAILABLE: &str = "InvalidAMIID.Unavailable";
+pub const SNAPSHOT_NOT_FOUND: &str = "InvalidSnapshot.NotFound";
+
 /// An image already gone: its deletion is done.
 pub const IMAGE_GONE: &[&str] = &[AMI_NOT_FOUND, AMI_UNAVAILABLE];
 /// A snapshot already gone: its deletion is done.
 pub const SNAPSHOT_GONE: &[&str] = &[SNAPSHOT_NOT_FOUND];
+
+/// A snapshot another image still lists: kept for a later run, not failed.
+pub const SNAPSHOT_IN_USE: &str = "InvalidSnapshot.InUse";
+/// An AMI of that name exists in the region: another call for the same backup got there first.
+pub const AMI_NAME_DUPLICATE: &str = "InvalidAMIName.Duplicate";
+/// A resource named that EC2 does not find.
+pub const INSTANCE_NOT_FOUND: &str = "InvalidInstanceID.NotFound";
+pub const VOLUME_NOT_FOUND: &str = "InvalidVolume.NotFound";
+/// A resource in a state the call does not take (an instance still pending).
+pub const INCORRECT_STATE: &str = "IncorrectState";
+/// Ours: a resource waited for went into a state it will not leave (a restore that failed).
+pub const UNEXPECTED_STATE: &str = "UnexpectedState";
+
+/// The credentials may not do this.
+pub const NOT_ALLOWED: &[&str] = &["UnauthorizedOperation", "AuthFailure", "AccessDenied"];
 
 #[cfg(test)]
 mod tests {
