@@ -39,6 +39,17 @@ pub enum Encryption {
     Key(String),
 }
 
+impl Encryption {
+    /// CopyImage's and CopySnapshot's `Encrypted` and `KmsKeyId`.
+    pub fn parameters(&self) -> (Option<bool>, Option<String>) {
+        match self {
+            Encryption::AsSource => (None, None),
+            Encryption::DestinationDefault => (Some(true), None),
+            Encryption::Key(k) => (Some(true), Some(k.clone())),
+        }
+    }
+}
+
 /// One CopyImage or CopySnapshot, called on a client for `destination`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyJob {

@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::tags::{Kind, TagKeys, Tags, key, parse_time};
 use aws_sdk_ec2::types::{Filter, Image, ResourceType, Snapshot, SnapshotReturnCodes};
 use backup_core::create::{ImageRequest, SnapshotRequest};
-use backup_core::replicate::plan::{CopyJob, Encryption};
+use backup_core::replicate::plan::CopyJob;
 
 /// What DeregisterImage with DeleteAssociatedSnapshots did with one of the image's snapshots
 /// (EC2's `DeleteSnapshotReturnCode`).
@@ -251,25 +251,24 @@ impl Ec2 {
     /// CopyImage into this (the destination) region, tagging the image and its snapshots in the
     /// same call.
     pub async fn copy_image(&self, job: &CopyJob) -> Result<String, Error> {
+        let (encrypted, key) = job.encryption.parameters();
         // The ClientToken makes a retry of a copy EC2 did start return that copy.
         let out = self
             .call("CopyImage", async || {
-                let request = self
-                    .client
+                self.client
                     .copy_image()
                     .source_image_id(&job.source_id)
                     .source_region(job.source_region.as_str())
                     .name(&job.name)
                     .description(&job.description)
                     .client_token(&job.client_token)
+                    .set_encrypted(encrypted)
+                    .set_kms_key_id(key.clone())
                     .tag_specifications(tag_specification(ResourceType::Image, &job.tags))
-                    .tag_specifications(tag_specification(ResourceType::Snapshot, &job.tags));
-                let request = match &job.encryption {
-                    Encryption::AsSource => request,
-                    Encryption::DestinationDefault => request.encrypted(true),
-                    Encryption::Key(k) => request.encrypted(true).kms_key_id(k),
-                };
-                request.send().await.map_err(self.err("CopyImage"))
+                    .tag_specifications(tag_specification(ResourceType::Snapshot, &job.tags))
+                    .send()
+                    .await
+                    .map_err(self.err("CopyImage"))
             })
             .await?;
         self.made("CopyImage", "image", out.image_id())
@@ -277,21 +276,20 @@ impl Ec2 {
 
     /// CopySnapshot into this (the destination) region, tagged in the same call.
     pub async fn copy_snapshot(&self, job: &CopyJob) -> Result<String, Error> {
+        let (encrypted, key) = job.encryption.parameters();
         let out = self
             .call("CopySnapshot", async || {
-                let request = self
-                    .client
+                self.client
                     .copy_snapshot()
                     .source_snapshot_id(&job.source_id)
                     .source_region(job.source_region.as_str())
                     .description(&job.description)
-                    .tag_specifications(tag_specification(ResourceType::Snapshot, &job.tags));
-                let request = match &job.encryption {
-                    Encryption::AsSource => request,
-                    Encryption::DestinationDefault => request.encrypted(true),
-                    Encryption::Key(k) => request.encrypted(true).kms_key_id(k),
-                };
-                request.send().await.map_err(self.err("CopySnapshot"))
+                    .set_encrypted(encrypted)
+                    .set_kms_key_id(key.clone())
+                    .tag_specifications(tag_specification(ResourceType::Snapshot, &job.tags))
+                    .send()
+                    .await
+                    .map_err(self.err("CopySnapshot"))
             })
             .await?;
         self.made("CopySnapshot", "snapshot", out.snapshot_id())
