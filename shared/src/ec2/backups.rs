@@ -134,7 +134,7 @@ impl Ec2 {
         for filters in query_filters(keys, query) {
             match query.kind {
                 Kind::Image => {
-                    let mut images = self
+                    let pages = self
                         .client
                         .describe_images()
                         .owners("self")
@@ -145,19 +145,14 @@ impl Ec2 {
                         .into_paginator()
                         .page_size(self.page_size)
                         .send();
-                    // Each page is a call: each waits for its token.
-                    loop {
-                        self.pace("DescribeImages").await?;
-                        let Some(page) = images.next().await else {
-                            break;
-                        };
-                        let page = page.map_err(self.err("DescribeImages"))?;
+                    self.each_page("DescribeImages", pages, |page| {
                         let page = page.images().iter().filter_map(described_image);
                         out.extend(page.filter_map(|d| self.backup(keys, query, d)));
-                    }
+                    })
+                    .await?;
                 }
                 Kind::Snapshot => {
-                    let mut snapshots = self
+                    let pages = self
                         .client
                         .describe_snapshots()
                         .owner_ids("self")
@@ -165,15 +160,11 @@ impl Ec2 {
                         .into_paginator()
                         .page_size(self.page_size)
                         .send();
-                    loop {
-                        self.pace("DescribeSnapshots").await?;
-                        let Some(page) = snapshots.next().await else {
-                            break;
-                        };
-                        let page = page.map_err(self.err("DescribeSnapshots"))?;
+                    self.each_page("DescribeSnapshots", pages, |page| {
                         let page = page.snapshots().iter().filter_map(described_snapshot);
                         out.extend(page.filter_map(|d| self.backup(keys, query, d)));
-                    }
+                    })
+                    .await?;
                 }
             }
         }

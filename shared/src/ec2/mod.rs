@@ -21,6 +21,7 @@ use crate::tags::Tags;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use aws_smithy_async::future::pagination_stream::PaginationStream;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -228,6 +229,27 @@ impl Ec2 {
     }
 
     /// Maps an SDK error of `operation` in this region to ours.
+    /// Every page of a paginated describe, in order, each page a call that waits for its token
+    /// of `action` (and none started past the deadline).
+    async fn each_page<T, E, R>(
+        &self,
+        action: &'static str,
+        mut pages: PaginationStream<Result<T, SdkError<E, R>>>,
+        mut each: impl FnMut(T),
+    ) -> Result<(), Error>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        loop {
+            self.pace(action).await?;
+            let Some(page) = pages.next().await else {
+                return Ok(());
+            };
+            each(page.map_err(self.err(action))?);
+        }
+    }
+
     fn err<E, R>(&self, operation: &'static str) -> impl FnOnce(SdkError<E, R>) -> Error + '_
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,

@@ -44,20 +44,14 @@ impl Ec2 {
             "instance-state-name",
             &["running", "stopped"],
         ) {
-            let mut pages = self
+            let pages = self
                 .client
                 .describe_instances()
                 .set_filters(Some(filters))
                 .into_paginator()
                 .page_size(self.page_size)
                 .send();
-            // Each page is a call: each waits for its token.
-            loop {
-                self.pace("DescribeInstances").await?;
-                let Some(page) = pages.next().await else {
-                    break;
-                };
-                let page = page.map_err(self.err("DescribeInstances"))?;
+            self.each_page("DescribeInstances", pages, |page| {
                 for instance in page.reservations().iter().flat_map(|r| r.instances()) {
                     let Some(id) = instance.instance_id() else {
                         continue;
@@ -74,7 +68,8 @@ impl Ec2 {
                         attached_to: None,
                     });
                 }
-            }
+            })
+            .await?;
         }
         Ok(out)
     }
@@ -88,19 +83,14 @@ impl Ec2 {
     ) -> Result<Vec<Source>, Error> {
         let mut out = Vec::new();
         for filters in source_filters(ids, "volume-id", keys, "status", &["in-use", "available"]) {
-            let mut pages = self
+            let pages = self
                 .client
                 .describe_volumes()
                 .set_filters(Some(filters))
                 .into_paginator()
                 .page_size(self.page_size)
                 .send();
-            loop {
-                self.pace("DescribeVolumes").await?;
-                let Some(page) = pages.next().await else {
-                    break;
-                };
-                let page = page.map_err(self.err("DescribeVolumes"))?;
+            self.each_page("DescribeVolumes", pages, |page| {
                 for volume in page.volumes() {
                     let Some(id) = volume.volume_id() else {
                         continue;
@@ -116,7 +106,8 @@ impl Ec2 {
                             .map(str::to_string),
                     });
                 }
-            }
+            })
+            .await?;
         }
         Ok(out)
     }
