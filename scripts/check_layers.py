@@ -4,8 +4,8 @@ crate, no module of `shared` naming one of a floor above its own, and a core cra
 on no AWS SDK, no Lambda runtime and no tokio (the `aws_lambda_events` types, plain serde
 structs, are allowed) and reads no clock.
 
-A module's edges are the `crate::<module>` paths its files name outside comments (a `use`, a
-path in an expression, a type, `crate::{a, b::c}`, `super::x` where super is the root, and a
+A module's edges are the `crate::<module>` paths its files name in code and doc comments (a
+`use`, a path in an expression, a type, a doc link, `crate::{a, b::c}`, `super::x` where super is the root, and a
 name the root re-exports from a module): `crate::tags::Kind` in `src/backup.rs` is the edge
 backup -> tags. A folder module (`src/replicate/`) is one node with all its files. A circle is a
 strongly connected set of two modules or more; each is printed with one path of the circle and
@@ -69,6 +69,10 @@ def code_lines(path: Path):
                     i = end + 2
                 else:
                     break
+            elif line.startswith("///", i) or line.startswith("//!", i):
+                # a doc comment's links (`[`crate::x`]`) name the module too
+                out.append(line[i + 3 :])
+                break
             elif line.startswith("//", i):
                 break
             elif line.startswith("/*", i):
@@ -126,9 +130,13 @@ def clock_calls(src: Path, root: Path) -> list[str]:
     for path in sorted(src.rglob("*.rs")):
         if path.name == "tests.rs":
             continue
+        raws = path.read_text().splitlines()
         for number, line in code_lines(path):
             if line.strip().startswith("#[cfg(test)]"):
                 break  # the tests module closes the file
+            raw = raws[number - 1].lstrip()
+            if raw.startswith("//"):
+                continue  # a doc comment may speak of the clock
             if CLOCK.search(line):
                 found.append(f"{path.relative_to(root)}:{number}")
     return found

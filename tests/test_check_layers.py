@@ -142,3 +142,17 @@ def test_a_core_that_depends_on_tokio_is_refused(tmp_path: Path) -> None:
     ], problems
     clean = core_workspace(tmp_path / "clean", "")
     assert check_layers.check(clean) == []
+
+
+def test_a_doc_link_is_an_edge_but_a_plain_comment_is_not(tmp_path: Path) -> None:
+    root = workspace(
+        tmp_path,
+        {
+            "ec2.rs": "/// See [`crate::create::Job`].\npub struct Ec2;\n",
+            "sqs.rs": "// crate::create is only said here\npub struct WorkQueue;\n",
+            "create.rs": "pub struct Job;\n",
+        },
+    )
+    problems = check_layers.check(root, with_cargo=False)
+    assert len(problems) == 1, problems
+    assert "ec2 (floor 1) names create (floor 3), a floor above: shared/src/ec2.rs:1" in problems[0]

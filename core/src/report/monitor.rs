@@ -18,7 +18,7 @@ pub struct Figures {
     /// Rows with no usable backup at all ([`crate::status::Rpo::None`]).
     pub without_backup: usize,
     /// DR regions only: usable originals at home, older than `COPY_GRACE`, that are to be
-    /// copied here and have no usable copy here (see [`crate::monitor::summary::copies_missing`]).
+    /// copied here and have no usable copy here (see `copies_missing` in the monitor summary).
     pub copies_missing: usize,
     /// Backups and copies here still pending (neither usable nor failed) for longer than
     /// `PENDING_LIMIT`, by EC2's own start time.
