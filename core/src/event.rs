@@ -156,6 +156,47 @@ pub fn id_from_arn(arn: &str) -> Option<&str> {
         .filter(|id| !id.is_empty())
 }
 
+/// The payload of a function that runs on a schedule: the schedule's event, or a direct
+/// invocation carrying only fields the function allows (`dry_run`, as sent, the one there is).
+#[derive(Debug, Clone)]
+pub enum Scheduled {
+    Event { id: Option<String> },
+    Direct { dry_run: Option<Value> },
+}
+
+/// `payload` as a [`Scheduled`] one: an EventBridge `Scheduled Event`, or a JSON object with no
+/// field but `allowed`; anything else is refused, saying what was `expected`.
+pub fn parse_scheduled(
+    payload: &Value,
+    expected: &str,
+    allowed: &[&str],
+) -> Result<Scheduled, Error> {
+    if let Some(event) = eventbridge(payload) {
+        let event = event?;
+        return match (event.source.as_str(), event.detail_type.as_str()) {
+            ("aws.events", SCHEDULED) => Ok(Scheduled::Event { id: event.id }),
+            (source, detail_type) => Err(Error::Payload(format!(
+                "{expected}; got an event from {source:?} with detail-type {detail_type:?}"
+            ))),
+        };
+    }
+    let Some(direct) = Direct::parse(payload) else {
+        return Err(Error::Payload(format!(
+            "{expected}; got {}",
+            truncate(payload)
+        )));
+    };
+    let unknown = direct.fields_besides(allowed);
+    if !unknown.is_empty() {
+        return Err(Error::Payload(format!(
+            "{expected}; unknown fields {unknown:?}"
+        )));
+    }
+    Ok(Scheduled::Direct {
+        dry_run: direct.dry_run,
+    })
+}
+
 /// A payload quoted in an error: enough to recognise it, never the whole of a large one.
 pub fn truncate(payload: &Value) -> String {
     let text = payload.to_string();

@@ -2,7 +2,7 @@
 //! hands on through its work queue ([`ExpireWork`]).
 
 use crate::error::Error;
-use crate::event::truncate;
+use crate::event::{Scheduled, parse_scheduled};
 use crate::region::Region;
 use serde::Serialize;
 use serde_json::Value;
@@ -55,43 +55,20 @@ const EXPECTED: &str =
     "expected an EventBridge \"Scheduled Event\", {} (one sweep) or {\"dry_run\": true}";
 
 pub fn parse_expire_request(payload: &Value) -> Result<ExpireRequest, Error> {
-    if let Some(event) = crate::event::eventbridge(payload) {
-        let event = event?;
-        return match (event.source.as_str(), event.detail_type.as_str()) {
-            ("aws.events", "Scheduled Event") => Ok(ExpireRequest {
-                event_id: event.id,
-                dry_run: false,
-                regions: None,
-                attempt: 0,
-            }),
-            (source, detail_type) => Err(Error::Payload(format!(
-                "{EXPECTED}; got an event from {source:?} with detail-type {detail_type:?}"
-            ))),
-        };
-    }
-    let Some(direct) = crate::event::Direct::parse(payload) else {
-        return Err(Error::Payload(format!(
-            "{EXPECTED}; got {}",
-            truncate(payload)
-        )));
-    };
-    let unknown = direct.fields_besides(&["dry_run"]);
-    if !unknown.is_empty() {
-        return Err(Error::Payload(format!(
-            "{EXPECTED}; unknown fields {unknown:?}"
-        )));
-    }
-    let dry_run = match direct.dry_run {
-        None => false,
-        Some(Value::Bool(b)) => b,
-        Some(other) => {
-            return Err(Error::Payload(format!(
-                "{EXPECTED}; dry_run must be true or false, got {other}"
-            )));
-        }
+    let (event_id, dry_run) = match parse_scheduled(payload, EXPECTED, &["dry_run"])? {
+        Scheduled::Event { id } => (id, false),
+        Scheduled::Direct { dry_run } => match dry_run {
+            None => (None, false),
+            Some(Value::Bool(b)) => (None, b),
+            Some(other) => {
+                return Err(Error::Payload(format!(
+                    "{EXPECTED}; dry_run must be true or false, got {other}"
+                )));
+            }
+        },
     };
     Ok(ExpireRequest {
-        event_id: None,
+        event_id,
         dry_run,
         regions: None,
         attempt: 0,

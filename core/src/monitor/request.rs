@@ -1,7 +1,7 @@
 //! Why monitor was invoked: the schedule, or `{}`.
 
 use crate::error::Error;
-use crate::event::truncate;
+use crate::event::{Scheduled, parse_scheduled};
 use serde_json::Value;
 
 /// Why monitor was invoked: the schedule, or `{}`.
@@ -13,26 +13,9 @@ pub struct MonitorRequest {
 const EXPECTED: &str = "expected an EventBridge \"Scheduled Event\" or {}";
 
 pub fn parse_monitor_request(payload: &Value) -> Result<MonitorRequest, Error> {
-    if let Some(event) = crate::event::eventbridge(payload) {
-        let event = event?;
-        return match (event.source.as_str(), event.detail_type.as_str()) {
-            ("aws.events", "Scheduled Event") => Ok(MonitorRequest { event_id: event.id }),
-            (source, detail_type) => Err(Error::Payload(format!(
-                "{EXPECTED}; got an event from {source:?} with detail-type {detail_type:?}"
-            ))),
-        };
-    }
-    let Some(direct) = crate::event::Direct::parse(payload) else {
-        return Err(Error::Payload(format!(
-            "{EXPECTED}; got {}",
-            truncate(payload)
-        )));
+    let event_id = match parse_scheduled(payload, EXPECTED, &[])? {
+        Scheduled::Event { id } => id,
+        Scheduled::Direct { .. } => None,
     };
-    let unknown = direct.fields_besides(&[]);
-    if !unknown.is_empty() {
-        return Err(Error::Payload(format!(
-            "{EXPECTED}; unknown fields {unknown:?}"
-        )));
-    }
-    Ok(MonitorRequest { event_id: None })
+    Ok(MonitorRequest { event_id })
 }
