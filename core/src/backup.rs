@@ -159,8 +159,85 @@ pub struct Backup {
     /// `P:request-id`: the on-demand request that made it.
     #[serde(skip)]
     pub request_id: Option<String>,
+    /// Its last drill (`P:drilled-at`, `P:drill-result`, `P:restore-seconds`), when it was
+    /// drilled and the tags read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillMark>,
     #[serde(skip)]
     pub tags: Tags,
+}
+
+/// How a drill of a backup ended (`P:drill-result`, and a drill record's `result`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DrillResult {
+    Passed,
+    Failed,
+    TimedOut,
+}
+
+impl DrillResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrillResult::Passed => "passed",
+            DrillResult::Failed => "failed",
+            DrillResult::TimedOut => "timed-out",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "passed" => Some(DrillResult::Passed),
+            "failed" => Some(DrillResult::Failed),
+            "timed-out" => Some(DrillResult::TimedOut),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for DrillResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A backup's last drill, as its tags record it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DrillMark {
+    pub at: DateTime<Utc>,
+    pub result: DrillResult,
+    /// On a pass: seconds from the restore call to the check that saw it ready.
+    pub restore_seconds: Option<u64>,
+}
+
+impl DrillMark {
+    /// The mark `tags` carry: both `P:drilled-at` and `P:drill-result` readable, else none.
+    pub fn read(keys: &TagKeys, tags: &[(String, String)]) -> Option<Self> {
+        let at = keys.get(tags, key::DRILLED_AT).and_then(parse_time)?;
+        let result = keys.get(tags, key::DRILL_RESULT).and_then(DrillResult::parse)?;
+        // A pass's figure stays on the backup when a later drill of it does not pass.
+        let restore_seconds = keys
+            .get(tags, key::RESTORE_SECONDS)
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|_| result == DrillResult::Passed);
+        Some(Self {
+            at,
+            result,
+            restore_seconds,
+        })
+    }
+
+    /// The tags that record it on the backup.
+    pub fn tags(&self, keys: &TagKeys) -> Tags {
+        let mut tags = vec![
+            (keys.key(key::DRILLED_AT), crate::tags::format_time(self.at)),
+            (keys.key(key::DRILL_RESULT), self.result.as_str().to_string()),
+        ];
+        if let Some(s) = self.restore_seconds {
+            tags.push((keys.key(key::RESTORE_SECONDS), s.to_string()));
+        }
+        tags
+    }
 }
 
 /// What EC2 says of a backup, before its tags are read.
@@ -197,6 +274,7 @@ impl Backup {
             hold: get(key::HOLD).is_some_and(|v| holds(&v)),
             copy_of: get(key::COPY_OF).filter(|v| !v.is_empty()),
             request_id: get(key::REQUEST_ID).filter(|v| !v.is_empty()),
+            drill: DrillMark::read(keys, &d.tags),
             id: d.id,
             name: d.name,
             description: d.description,

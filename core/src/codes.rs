@@ -68,6 +68,15 @@ pub const INCORRECT_STATE: &str = "IncorrectState";
 /// Ours: a resource waited for went into a state it will not leave (a restore that failed).
 pub const UNEXPECTED_STATE: &str = "UnexpectedState";
 
+/// A security group of that name exists in the VPC: a drill run at the same moment made it.
+pub const GROUP_DUPLICATE: &str = "InvalidGroup.Duplicate";
+/// S3's answer to a conditional put whose key exists: the evidence record is written already.
+pub const PRECONDITION_FAILED: &str = "PreconditionFailed";
+/// Ours: the drill's security group was given ingress rules; no instance is launched into it.
+pub const DRILL_GROUP_OPEN: &str = "DrillSecurityGroupHasIngress";
+/// Ours: the region has no subnet or zone for a drill to restore into.
+pub const NO_PLACE: &str = "NoDrillPlacement";
+
 /// The credentials may not do this.
 pub const NOT_ALLOWED: &[&str] = &["UnauthorizedOperation", "AuthFailure", "AccessDenied"];
 

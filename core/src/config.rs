@@ -21,6 +21,7 @@ pub const VARIABLES: &[&str] = &[
     "METRICS_NAMESPACE",
     "COPY_GRACE",
     "PENDING_LIMIT",
+    "DRILL_INTERVAL",
     "EC2_RATE_LIMITS",
     "EC2_RATE_SHARED_BY",
     "WORK_QUEUE_URL",
@@ -51,6 +52,10 @@ pub struct Config {
     pub copy_grace: Duration,
     /// How long a backup or copy may stay pending before `monitor` counts it stuck.
     pub pending_limit: Duration,
+    /// How often each resource is proven restorable in each of its drill regions
+    /// (`DRILL_INTERVAL`): the drill function picks those whose last passed drill is older,
+    /// and monitor counts them `NotDrilled` past it (and a grace).
+    pub drill_interval: Duration,
     /// The pace of each EC2 action, per region, of one invocation: `EC2_RATE_LIMITS` over the
     /// defaults, divided by `rate_shared_by`.
     pub rate_limits: RateLimits,
@@ -88,6 +93,7 @@ impl Default for Config {
             metrics_namespace: "EC2Backup".into(),
             copy_grace: Duration::hours(2),
             pending_limit: Duration::hours(6),
+            drill_interval: Duration::days(7),
             rate_limits: RateLimits::default(),
             rate_shared_by: 1,
             work_queue_url: None,
@@ -133,6 +139,9 @@ impl Config {
         }
         if let Some(d) = duration("PENDING_LIMIT")? {
             config.pending_limit = d;
+        }
+        if let Some(d) = duration("DRILL_INTERVAL")? {
+            config.drill_interval = d;
         }
         if let Some(v) = get("EC2_RATE_LIMITS") {
             config.rate_limits =
@@ -286,6 +295,7 @@ mod tests {
         assert_eq!(c.metrics_namespace, "EC2Backup");
         assert_eq!(c.copy_grace, Duration::hours(2));
         assert_eq!(c.pending_limit, Duration::hours(6));
+        assert_eq!(c.drill_interval, Duration::days(7));
     }
 
     #[test]
@@ -307,6 +317,7 @@ mod tests {
             ("METRICS_NAMESPACE", "Ops/EC2 Backup"),
             ("COPY_GRACE", "90m"),
             ("PENDING_LIMIT", "1d"),
+            ("DRILL_INTERVAL", "2w"),
             ("EC2_RATE_LIMITS", "CreateImage=2/10"),
             ("EC2_RATE_SHARED_BY", "2"),
             (
@@ -341,6 +352,7 @@ mod tests {
         assert_eq!(c.metrics_namespace, "Ops/EC2 Backup");
         assert_eq!(c.copy_grace, Duration::minutes(90));
         assert_eq!(c.pending_limit, Duration::days(1));
+        assert_eq!(c.drill_interval, Duration::days(14));
         assert_eq!(
             c.work_queue_url.as_deref(),
             Some("https://sqs.us-east-1.amazonaws.com/123456789012/work.fifo")
@@ -375,6 +387,7 @@ mod tests {
             ("METRICS_NAMESPACE", "ec2|backup"),
             ("COPY_GRACE", "2x"),
             ("PENDING_LIMIT", "0h"),
+            ("DRILL_INTERVAL", "weekly"),
             ("EC2_RATE_LIMITS", "CreateImage=fast"),
             ("EC2_RATE_SHARED_BY", "0"),
             ("EC2_RATE_SHARED_BY", "two"),

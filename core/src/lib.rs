@@ -18,13 +18,15 @@
 //! - `metrics`, `report`: the metric names and documents; what every invocation returns.
 //! - `status`: where each resource's RPO stands (the on-call view) and which backup a restore
 //!   uses.
-//! - `create`, `replicate`, `expire`, `monitor`: each function's requests, plan and rules.
+//! - `create`, `replicate`, `expire`, `monitor`, `drill`: each function's requests, plan and
+//!   rules.
 
 pub mod backup;
 pub mod codes;
 pub mod config;
 pub mod continuation;
 pub mod create;
+pub mod drill;
 pub mod due;
 pub mod duration;
 pub mod error;

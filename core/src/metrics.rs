@@ -76,6 +76,11 @@ metrics! {
     PendingTooLong: Count,
     OrphanedSnapshots: Count,
     WorstRpoSeconds: Seconds,
+    DrillsPassed: Count,
+    DrillsFailed: Count,
+    DrillsTimedOut: Count,
+    RestoreSeconds: Seconds,
+    NotDrilled: Count,
 }
 
 /// The values of one EMF line.

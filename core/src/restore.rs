@@ -12,6 +12,11 @@ pub struct Launch {
     pub security_group_ids: Vec<String>,
     pub key_name: Option<String>,
     pub tags: Tags,
+    /// A drill's launch: no public IP (the one network interface says so), and a shutdown from
+    /// inside terminates the instance.
+    pub throwaway: bool,
+    /// RunInstances' ClientToken: a retry of the call returns the instance it made.
+    pub client_token: Option<String>,
 }
 
 /// What a new volume is made with.
@@ -21,6 +26,8 @@ pub struct NewVolume {
     pub availability_zone: String,
     pub volume_type: Option<String>,
     pub tags: Tags,
+    /// CreateVolume's ClientToken: a retry of the call returns the volume it made.
+    pub client_token: Option<String>,
 }
 
 /// Where and how an instance ran: the defaults of a restore.

@@ -10,6 +10,8 @@ pub struct Source {
     pub tags: Tags,
     /// The instance a volume is attached to.
     pub attached_to: Option<String>,
+    /// An instance's type (`m5.large`): what a drill of it launches.
+    pub instance_type: Option<String>,
 }
 
 impl Source {

@@ -30,6 +30,15 @@ pub mod key {
     pub const COPIES: &str = "copies";
     pub const HOLD: &str = "hold";
     pub const REQUEST_ID: &str = "request-id";
+    /// On a drill's throwaway instance or volume: the backup it was restored from, the run
+    /// that made it and when (see `crate::drill`).
+    pub const DRILL_OF: &str = "drill-of";
+    pub const DRILL_RUN: &str = "drill-run";
+    pub const DRILL_STARTED_AT: &str = "drill-started-at";
+    /// On a drilled backup: its last drill, when, how it ended and (passed) how long it took.
+    pub const DRILLED_AT: &str = "drilled-at";
+    pub const DRILL_RESULT: &str = "drill-result";
+    pub const RESTORE_SECONDS: &str = "restore-seconds";
 }
 
 /// What a backup is: an AMI (with its snapshots) or a standalone EBS snapshot.

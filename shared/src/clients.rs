@@ -38,6 +38,11 @@ impl Clients {
         })
     }
 
+    /// The invocation's deadline these adapters keep to, if any.
+    pub fn deadline(&self) -> Option<crate::pacing::Deadline> {
+        self.deadline
+    }
+
     pub fn home_region(&self) -> &Region {
         &self.home
     }

@@ -3,13 +3,13 @@
 //! `crate::tags` name the same thing).
 //!
 //! Layout (docs/architecture.md tells the whole story):
-//! - `ec2`, `sqs`: the adapters, the only code that calls the SDKs (`aws`: their errors as ours);
+//! - `ec2`, `sqs`, `s3`: the adapters, the only code that calls the SDKs (`aws`: their errors as ours);
 //!   `clients`: one `Ec2` per region; `pacing`: the pacer every EC2 call waits on, and the
 //!   invocation's deadline it keeps to.
 //! - `lambda`, `invocation`, `metrics`, `continuation`: the Lambda plumbing (the SDK's
 //!   configuration, the invocation pipeline, the SQS records, the hand-on, the metrics lines).
-//! - `create`, `replicate`, `expire`, `monitor`, `status`: each function's run, on top of the
-//!   core's plans.
+//! - `create`, `replicate`, `expire`, `monitor`, `drill`, `status`: each function's run, on top
+//!   of the core's plans.
 //! - `permissions`: what each function may call (`shared/permissions.json`).
 
 pub use backup_core::{
@@ -21,6 +21,7 @@ pub mod aws;
 pub mod clients;
 pub mod continuation;
 pub mod create;
+pub mod drill;
 pub mod ec2;
 pub mod expire;
 pub mod invocation;
@@ -30,6 +31,7 @@ pub mod monitor;
 pub mod pacing;
 pub mod permissions;
 pub mod replicate;
+pub mod s3;
 pub mod sqs;
 pub mod status;
 

@@ -24,7 +24,14 @@ cannot be evaluated silently wrong.
 
 The request context is built the way EC2 builds it for tag conditions:
 aws:ResourceTag/<key> for each tag the resource carries, aws:RequestTag/<key> for
-each tag the request writes, and aws:TagKeys (multivalued) for the keys it writes.
+each tag the request writes, and aws:TagKeys (multivalued) for the keys it writes;
+other single-valued keys a request sets (ec2:CreateAction when EC2 authorizes the
+tags of a resource-creating call) are given as they are.
+
+A call on several resources (RunInstances, CreateVolume, CreateSecurityGroup) is
+allowed only when every resource it uses or creates is (EC2 authorizes each ARN of
+the request), and, when it tags on creation, ec2:CreateTags with ec2:CreateAction
+on each resource it tags: run_instances, create_volume, create_security_group.
 """
 
 from __future__ import annotations
@@ -53,10 +60,11 @@ class Request:
     resource: str
     resource_tags: dict[str, str] = field(default_factory=dict)
     request_tags: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
 
     def context(self) -> dict[str, Any]:
         """Condition key (lower case) -> value, or list of values for a multivalued key."""
-        ctx: dict[str, Any] = {}
+        ctx: dict[str, Any] = {k.lower(): v for k, v in self.keys.items()}
         for k, v in self.resource_tags.items():
             ctx[f"aws:resourcetag/{k}".lower()] = v
         for k, v in self.request_tags.items():
@@ -135,6 +143,11 @@ def allowed(statements: list[dict[str, Any]], request: Request) -> bool:
     return any(s["Effect"] == "Allow" for s in matching)
 
 
+def allowed_all(statements: list[dict[str, Any]], requests: list[Request]) -> bool:
+    """Whether a call that EC2 authorizes as all of `requests` (one per resource) is allowed."""
+    return all(allowed(statements, r) for r in requests)
+
+
 def snapshot_arn(snapshot_id: str, region: str = "us-east-1", partition: str = "aws") -> str:
     return f"arn:{partition}:ec2:{region}::snapshot/{snapshot_id}"
 
@@ -157,3 +170,62 @@ def deregister_with_snapshots(statements: list[dict[str, Any]], image_tags: dict
         else "missing-permissions"
         for sid, tags in snapshots.items()
     }
+
+
+ACCOUNT = "123456789012"
+
+
+def ec2_arn(resource_type: str, resource_id: str, region: str = "us-east-1", account: str = ACCOUNT,
+            partition: str = "aws") -> str:
+    """An account's EC2 resource: instance, volume, subnet, network-interface, security-group, vpc."""
+    return f"arn:{partition}:ec2:{region}:{account}:{resource_type}/{resource_id}"
+
+
+def _tag_on_create(action: str, arns: list[str], request_tags: dict[str, str]) -> list[Request]:
+    if not request_tags:
+        return []
+    return [Request("ec2:CreateTags", arn, {}, request_tags, {"ec2:CreateAction": action.split(":")[1]})
+            for arn in arns]
+
+
+def run_instances(statements: list[dict[str, Any]], image_tags: dict[str, str],
+                  request_tags: dict[str, str], region: str = "us-east-1",
+                  snapshot_tags: dict[str, str] | None = None) -> bool:
+    """RunInstances of one instance from an EBS-backed AMI into a subnet, with a network
+    interface and a security group given, TagSpecifications for the instance and its volume
+    (`request_tags`): RunInstances on the image, its snapshot, the subnet, the security group,
+    and on the network interface, instance and volume it creates; CreateTags
+    (ec2:CreateAction RunInstances) on the instance and the volume it tags."""
+    action = "ec2:RunInstances"
+    made = [ec2_arn("instance", "*", region), ec2_arn("volume", "*", region)]
+    requests = [
+        Request(action, image_arn("ami-1", region), image_tags, request_tags),
+        Request(action, snapshot_arn("snap-1", region), snapshot_tags or {}, request_tags),
+        Request(action, ec2_arn("subnet", "subnet-1", region), {}, request_tags),
+        Request(action, ec2_arn("security-group", "sg-1", region), {}, request_tags),
+        Request(action, ec2_arn("network-interface", "*", region), {}, request_tags),
+        *[Request(action, arn, {}, request_tags) for arn in made],
+    ]
+    return allowed_all(statements, requests + _tag_on_create(action, made, request_tags))
+
+
+def create_volume(statements: list[dict[str, Any]], snapshot_tags: dict[str, str],
+                  request_tags: dict[str, str], region: str = "us-east-1") -> bool:
+    """CreateVolume from a snapshot with TagSpecifications: CreateVolume on the snapshot and on
+    the volume it creates; CreateTags (ec2:CreateAction CreateVolume) on the volume."""
+    action = "ec2:CreateVolume"
+    volume = ec2_arn("volume", "*", region)
+    requests = [Request(action, snapshot_arn("snap-1", region), snapshot_tags, request_tags),
+                Request(action, volume, {}, request_tags)]
+    return allowed_all(statements, requests + _tag_on_create(action, [volume], request_tags))
+
+
+def create_security_group(statements: list[dict[str, Any]], request_tags: dict[str, str],
+                          region: str = "us-east-1") -> bool:
+    """CreateSecurityGroup in a VPC with TagSpecifications: CreateSecurityGroup on the VPC and
+    on the group it creates; CreateTags (ec2:CreateAction CreateSecurityGroup) on the group."""
+    action = "ec2:CreateSecurityGroup"
+    group = ec2_arn("security-group", "*", region)
+    requests = [Request(action, ec2_arn("vpc", "vpc-1", region), {}, request_tags),
+                Request(action, group, {}, request_tags)]
+    return allowed_all(statements, requests + _tag_on_create(action, [group], request_tags))

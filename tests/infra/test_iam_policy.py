@@ -1,7 +1,8 @@
-"""expire's role in infra/template.yaml, evaluated request by request with the small
-evaluator in iam_policy.py (whose own semantics are tested first): what expire must be
-able to do to an AMI of its own and its snapshots, tagged or not, and what it must never
-be able to do to anyone else's.
+"""expire's and drill's roles in infra/template.yaml, evaluated request by request with
+the small evaluator in iam_policy.py (whose own semantics are tested first): what expire
+must be able to do to an AMI of its own and its snapshots, tagged or not, and what it must
+never be able to do to anyone else's; what drill must be able to restore, tag, remove and
+write, and that it can remove nothing but its own throwaways.
 
 Run: .venv/bin/python -m pytest tests/infra -q
 """
@@ -11,7 +12,18 @@ from __future__ import annotations
 import pytest
 
 from cfn_template import Resolver, as_list, functions, load, policy_statements, role_of
-from iam_policy import Request, allowed, deregister_with_snapshots, image_arn, snapshot_arn
+from iam_policy import (
+    Request,
+    allowed,
+    allowed_all,
+    create_security_group,
+    create_volume,
+    deregister_with_snapshots,
+    ec2_arn,
+    image_arn,
+    run_instances,
+    snapshot_arn,
+)
 
 TEMPLATE = load()
 DEFAULT = {"TagPrefix": "backup", "DeploymentName": "ec2-backup"}
@@ -92,6 +104,18 @@ def test_for_all_values_is_true_of_no_values_and_for_any_value_false():
     assert allowed([stmt(all_)], ok) and allowed([stmt(any_)], ok)
     mixed = Request("ec2:CreateTags", SNAP, request_tags={"p:a": "1", "Name": "x"})
     assert not allowed([stmt(all_)], mixed) and allowed([stmt(any_)], mixed)
+
+
+def test_a_call_on_several_resources_needs_every_one_and_set_keys_count():
+    instance = ec2_arn("instance", "i-1")
+    only_instances = stmt(action="ec2:RunInstances", resource="arn:aws:ec2:*:*:instance/*")
+    assert allowed_all([only_instances], [Request("ec2:RunInstances", instance)])
+    assert not allowed_all([only_instances], [Request("ec2:RunInstances", instance),
+                                              Request("ec2:RunInstances", image_arn("ami-1"))])
+    on_create = stmt({"StringEquals": {"ec2:CreateAction": ["RunInstances"]}}, resource="*")
+    assert allowed([on_create], Request("ec2:CreateTags", instance, keys={"ec2:CreateAction": "RunInstances"}))
+    assert not allowed([on_create], Request("ec2:CreateTags", instance, keys={"ec2:CreateAction": "CreateVolume"}))
+    assert not allowed([on_create], Request("ec2:CreateTags", instance))
 
 
 def test_what_it_does_not_know_it_refuses_to_evaluate():
@@ -221,3 +245,170 @@ def test_iam_cannot_tell_an_unmanaged_snapshot_behind_our_ami_from_any_other(par
     assert allowed(stmts, Request("ec2:CreateTags", persons, {"Name": "my data"}, claim(params)))
     assert not allowed(stmts, Request("ec2:DeleteSnapshot", persons, {"Name": "my data"}))
     assert not allowed(stmts, Request("ec2:CreateTags", persons, {managed_by: "me"}, claim(params)))
+
+
+# ---------------------------------------------------------------- drill's role
+
+REGIONS = ["us-east-1", "us-west-2"]  # home, and a DR region where copies are drilled
+
+
+def drill_statements(overrides: dict[str, str]) -> list[dict]:
+    _, role = role_of(TEMPLATE, functions(TEMPLATE)["drill"][1])
+    return policy_statements(Resolver(TEMPLATE, overrides), role)
+
+
+def throwaway(overrides: dict[str, str], backup: str = "ami-0b1") -> dict[str, str]:
+    """The tags drill puts on each instance and volume it restores (the design's contract)."""
+    prefix, name = overrides["TagPrefix"], overrides["DeploymentName"]
+    return {f"{prefix}:managed-by": name, f"{prefix}:drill-of": backup, f"{prefix}:drill-run": "run-1",
+            f"{prefix}:drill-started-at": "2026-05-01T03:00:00Z", "Name": "drill-i-0abc"}
+
+
+def result_tags(overrides: dict[str, str]) -> dict[str, str]:
+    prefix = overrides["TagPrefix"]
+    return {f"{prefix}:drilled-at": "2026-05-01T03:04:00Z", f"{prefix}:drill-result": "passed",
+            f"{prefix}:restore-seconds": "212"}
+
+
+def removals(region: str = "us-east-1") -> list[tuple[str, str]]:
+    return [("ec2:TerminateInstances", ec2_arn("instance", "i-1", region)),
+            ("ec2:DeleteVolume", ec2_arn("volume", "vol-1", region))]
+
+
+def test_every_operator_of_drills_role_is_one_the_evaluator_knows(params):
+    for s in drill_statements(params):
+        for action in as_list(s["Action"]):
+            allowed([s], Request(action, SNAP, {"k": "v"}, {"k": "v"}, {"ec2:CreateAction": "RunInstances"}))
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_drill_removes_its_own_throwaways(params, region):
+    stmts = drill_statements(params)
+    prefix, name = params["TagPrefix"], params["DeploymentName"]
+    for action, arn in removals(region):
+        assert allowed(stmts, Request(action, arn, throwaway(params))), action
+        # what the condition asks, and no more
+        minimal = {f"{prefix}:managed-by": name, f"{prefix}:drill-of": ""}
+        assert allowed(stmts, Request(action, arn, minimal)), action
+
+
+def others(overrides: dict[str, str]) -> dict[str, dict[str, str]]:
+    prefix, name = overrides["TagPrefix"], overrides["DeploymentName"]
+    managed_by, drill_of = f"{prefix}:managed-by", f"{prefix}:drill-of"
+    return {
+        "untagged": {},
+        "a protected instance": {prefix: "true", "Name": "web"},
+        "ours without drill-of": {managed_by: name, f"{prefix}:drill-run": "run-1"},
+        "another deployment's drill": {managed_by: "team-b", drill_of: "ami-0b1"},
+        "drill-of without managed-by": {drill_of: "ami-0b1"},
+        "our name in another case": {managed_by: name.upper(), drill_of: "ami-0b1"},
+        "blank managed-by": {managed_by: "", drill_of: "ami-0b1"},
+        "another prefix's keys": {f"x{prefix}:managed-by": name, f"x{prefix}:drill-of": "ami-0b1"},
+    }
+
+
+@pytest.mark.parametrize("case", ["untagged", "a protected instance", "ours without drill-of",
+                                  "another deployment's drill", "drill-of without managed-by",
+                                  "our name in another case", "blank managed-by", "another prefix's keys"])
+@pytest.mark.parametrize("region", REGIONS)
+def test_drill_never_removes_anything_else(params, case, region):
+    stmts = drill_statements(params)
+    tags = others(params)[case]
+    for action, arn in removals(region):
+        assert not allowed(stmts, Request(action, arn, tags)), (action, case)
+
+
+def test_drill_cannot_make_someone_elses_resource_removable(params):
+    """The way around the tag condition would be to tag an instance or volume managed-by and
+    drill-of first: drill tags only what it is creating (ec2:CreateAction), and backups only
+    with the three drill keys."""
+    stmts = drill_statements(params)
+    for _, arn in removals("us-west-2"):
+        for tags in others(params).values():
+            assert not allowed(stmts, Request("ec2:CreateTags", arn, tags, throwaway(params))), tags
+            assert not allowed(stmts, Request("ec2:CreateTags", arn, tags, result_tags(params))), tags
+        # nor with an action that is not drill's own creation
+        assert not allowed(stmts, Request("ec2:CreateTags", arn, {}, throwaway(params),
+                                          {"ec2:CreateAction": "CreateImage"}))
+        for action in ("ec2:DeleteTags", "ec2:StopInstances", "ec2:ModifyInstanceAttribute",
+                       "ec2:DetachVolume", "ec2:AttachVolume"):
+            assert not allowed(stmts, Request(action, arn, throwaway(params))), action
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_drill_restores_this_deployments_backups_as_tagged_throwaways(params, region):
+    stmts = drill_statements(params)
+    prefix, name = params["TagPrefix"], params["DeploymentName"]
+    ours = {f"{prefix}:managed-by": name}
+    tags = throwaway(params)
+    assert run_instances(stmts, ours, tags, region)
+    # the snapshots behind a copied AMI may carry no tag at all
+    assert run_instances(stmts, ours, tags, region, snapshot_tags={})
+    assert create_volume(stmts, ours, throwaway(params, "snap-0b1"), region)
+    group = {f"{prefix}:managed-by": name, "Name": f"{name}-drill"}
+    assert create_security_group(stmts, group, region)
+
+
+def test_drill_restores_nothing_it_could_not_remove_and_no_one_elses_backup(params):
+    stmts = drill_statements(params)
+    prefix, name = params["TagPrefix"], params["DeploymentName"]
+    ours = {f"{prefix}:managed-by": name}
+    tags = throwaway(params)
+    without_drill_of = {k: v for k, v in tags.items() if k != f"{prefix}:drill-of"}
+    without_name = {k: v for k, v in tags.items() if k != f"{prefix}:managed-by"}
+    theirs = {**tags, f"{prefix}:managed-by": "team-b"}
+    for request_tags in [{}, without_drill_of, without_name, theirs]:
+        assert not run_instances(stmts, ours, request_tags), request_tags
+        assert not create_volume(stmts, ours, request_tags), request_tags
+    for backup_tags in [{}, {f"{prefix}:managed-by": "team-b"}, {"Name": name}]:
+        assert not run_instances(stmts, backup_tags, tags), backup_tags
+        assert not create_volume(stmts, backup_tags, tags), backup_tags
+    for group_tags in [{}, {"Name": f"{name}-drill"}, {f"{prefix}:managed-by": "team-b"}]:
+        assert not create_security_group(stmts, group_tags), group_tags
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_drill_records_its_result_on_its_own_backups_with_the_three_keys_only(params, region):
+    stmts = drill_statements(params)
+    prefix, name = params["TagPrefix"], params["DeploymentName"]
+    ours = {f"{prefix}:managed-by": name}
+    results = result_tags(params)
+    failed = {f"{prefix}:drilled-at": "2026-05-01T03:04:00Z", f"{prefix}:drill-result": "failed"}
+    for arn in (image_arn("ami-1", region), snapshot_arn("snap-1", region)):
+        assert allowed(stmts, Request("ec2:CreateTags", arn, ours, results))
+        assert allowed(stmts, Request("ec2:CreateTags", arn, ours, failed))
+        for tags in [{}, {f"{prefix}:managed-by": "team-b"}]:
+            assert not allowed(stmts, Request("ec2:CreateTags", arn, tags, results)), tags
+        for extra in [f"{prefix}:managed-by", f"{prefix}:expires-at", f"{prefix}:drill-of", f"{prefix}:hold",
+                      "Name"]:
+            assert not allowed(stmts, Request("ec2:CreateTags", arn, ours, {**results, extra: "x"})), extra
+    # and never on an instance or a volume it did not create
+    for _, arn in removals(region):
+        assert not allowed(stmts, Request("ec2:CreateTags", arn, ours, results))
+
+
+def test_drill_neither_deletes_nor_copies_a_backup(params):
+    stmts = drill_statements(params)
+    ours = {f"{params['TagPrefix']}:managed-by": params["DeploymentName"]}
+    for action in ("ec2:DeregisterImage", "ec2:DeleteSnapshot", "ec2:CopyImage", "ec2:CopySnapshot",
+                   "ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute"):
+        for arn in (image_arn("ami-1"), snapshot_arn("snap-1")):
+            assert not allowed(stmts, Request(action, arn, ours)), action
+
+
+EVIDENCE = "arn:aws:s3:::<EvidenceBucket>"
+
+
+def test_drill_puts_evidence_under_drills_and_nowhere_else():
+    stmts = drill_statements(DEFAULT)
+    key = f"{EVIDENCE}/drills/2026/05/01/run-1/us-west-2/i-0abc.json"
+    assert allowed(stmts, Request("s3:PutObject", key))
+    for arn in [f"{EVIDENCE}/other/x.json", f"{EVIDENCE}/x/drills/a.json", f"{EVIDENCE}/drills",
+                f"{EVIDENCE}/Drills/2026/a.json", f"{EVIDENCE}drills/a.json", EVIDENCE,
+                "arn:aws:s3:::another-bucket/drills/2026/a.json"]:
+        assert not allowed(stmts, Request("s3:PutObject", arn)), arn
+    for action in ("s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectAcl",
+                   "s3:PutObjectTagging", "s3:ListBucket"):
+        assert not allowed(stmts, Request(action, key)), action
+    for action in ("s3:PutBucketPolicy", "s3:PutLifecycleConfiguration", "s3:DeleteBucket"):
+        assert not allowed(stmts, Request(action, EVIDENCE)), action

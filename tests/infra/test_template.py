@@ -2,10 +2,11 @@
 gets every variable the config reads, and may call exactly the EC2 actions in
 shared/permissions.json, under the conditions the tag contract sets; each function
 but monitor has a work queue of its own, which it alone may send to and read,
-set up as AWS advises for an event source mapping; every alarm and dashboard
-widget reads a metric that shared/metrics.json says some function publishes,
-under that dimension set; every alarm tells the person on call what to run
-first and where its runbook section is.
+set up as AWS advises for an event source mapping; drill's evidence bucket keeps
+its evidence private, encrypted, versioned and beyond the stack's life; every
+alarm and dashboard widget reads a metric that shared/metrics.json says some
+function publishes, under that dimension set; every alarm tells the person on
+call what to run first and where its runbook section is.
 
 Run: .venv/bin/python -m pytest tests/infra -q
 """
@@ -51,17 +52,35 @@ CREATE_ACTIONS = {
     "replicate": {"CopyImage", "CopySnapshot"},
     "expire": set(),
     "monitor": set(),
+    # drill's throwaways: instances (and their volumes), volumes, its security group.
+    "drill": {"RunInstances", "CreateVolume", "CreateSecurityGroup"},
 }
-# Functions that tag backups that already exist: only this deployment's.
-TAGS_OWN_BACKUPS = {"replicate", "expire"}
+# Functions that tag backups that already exist: only this deployment's, and only these keys
+# (the condition on aws:TagKeys): replicate and expire keys of the tag contract, drill only
+# the three that record a drill.
+TAGS_OWN_BACKUPS = {"replicate", "expire", "drill"}
+
+
+def own_backup_tag_keys(binary: str, prefix: str) -> dict:
+    if binary == "drill":
+        return {"ForAllValues:StringEquals": {"aws:TagKeys": [
+            f"{prefix}:drilled-at", f"{prefix}:drill-result", f"{prefix}:restore-seconds"]}}
+    return {"ForAllValues:StringLike": {"aws:TagKeys": [f"{prefix}:*"]}}
+
+
 # Functions that may claim a snapshot no deployment manages (expire: the snapshots of its own
 # expired AMIs that carry no tag of ours, before deleting them).
 CLAIMS_UNMANAGED_SNAPSHOTS = {"expire"}
-DESTRUCTIVE = {"ec2:DeregisterImage", "ec2:DeleteSnapshot"}
+DESTRUCTIVE = {"ec2:DeregisterImage", "ec2:DeleteSnapshot", "ec2:TerminateInstances", "ec2:DeleteVolume"}
+# Of those, what removes drill's throwaway restores: only what also carries a drill-of tag.
+REMOVES_THROWAWAYS = {"ec2:TerminateInstances", "ec2:DeleteVolume"}
 KMS_ACTIONS = {
     "kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt",
     "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo",
 }
+# Who may use the CopyKmsKeys keys, and for what: replicate encrypts copies with them, drill
+# restores from those copies (decrypts, never encrypts anything of its own).
+KMS_USERS = {"replicate": KMS_ACTIONS, "drill": KMS_ACTIONS - {"kms:Encrypt"}}
 KEY_A = "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 KEY_B = "arn:aws:kms:eu-west-1:111122223333:key/mrk-0123456789abcdef0123456789abcdef"
 # Each variable of the config and the parameter that sets it.
@@ -79,7 +98,20 @@ VARIABLE_PARAMETERS = {
     "METRICS_NAMESPACE": "MetricsNamespace",
     "COPY_GRACE": "CopyGrace",
     "PENDING_LIMIT": "PendingLimit",
+    "DRILL_INTERVAL": "DrillInterval",
     "EC2_RATE_LIMITS": "Ec2RateLimits",
+}
+# The variables only one function reads (shared/permissions.json function_environment) and
+# what the template sets them to.
+FUNCTION_VARIABLES = {
+    "drill": {
+        "EVIDENCE_BUCKET": {"Ref": "EvidenceBucket"},
+        "DRILL_BATCH": {"Ref": "DrillBatch"},
+        "DRILL_TIMEOUT": {"Ref": "DrillTimeout"},
+        "DRILL_INSTANCE_TYPE": {"Ref": "DrillInstanceType"},
+        "DRILL_SUBNETS": {"Ref": "DrillSubnets"},
+        "DRILL_SECURITY_GROUPS": {"Ref": "DrillSecurityGroups"},
+    },
 }
 # Each function's work queue (its WORK_QUEUE_URL) and whether the queue is FIFO; monitor
 # has none.
@@ -88,6 +120,7 @@ WORK_QUEUES = {
     "create-snapshot": ("CreateSnapshotWorkQueue", True),
     "replicate": ("ReplicateWorkQueue", False),
     "expire": ("ExpireWorkQueue", False),
+    "drill": ("DrillWorkQueue", False),
 }
 # Variables whose value differs per function: set on a function of its own (WORK_QUEUE_URL on
 # each with a work queue, EC2_RATE_SHARED_BY on those of SHARED_PACE), never in Globals, and
@@ -186,6 +219,28 @@ def test_per_function_variables_are_read_by_the_config(variable):
     assert variable in PERMS["environment"]
 
 
+def test_function_variables_are_those_of_permissions_json():
+    assert {f: sorted(v) for f, v in FUNCTION_VARIABLES.items()} == {
+        f: sorted(v) for f, v in PERMS.get("function_environment", {}).items()}
+    for variables in FUNCTION_VARIABLES.values():
+        for value in variables.values():
+            assert value["Ref"] in PARAMS or value["Ref"] in RESOURCES, value
+
+
+@pytest.mark.parametrize("binary", sorted(PERMS["functions"]))
+def test_function_variables_only_on_their_function(binary):
+    """A variable one function reads is set on it (to its parameter, or the bucket), on no
+    other function and not in Globals; a function sets nothing else of its own but
+    WORK_QUEUE_URL and EC2_RATE_SHARED_BY."""
+    variables = FUNCTIONS[binary][1]["Properties"].get("Environment", {}).get("Variables", {})
+    own = FUNCTION_VARIABLES.get(binary, {})
+    assert {v: variables.get(v) for v in own} == own
+    assert set(variables) <= set(own) | PER_FUNCTION_VARIABLES, set(variables) - set(own)
+    everyone = {v for vs in FUNCTION_VARIABLES.values() for v in vs}
+    assert not everyone & set(GLOBALS["Environment"]["Variables"])
+    assert not everyone & (set(VARIABLE_PARAMETERS) | PER_FUNCTION_VARIABLES)
+
+
 @pytest.mark.parametrize("binary", sorted(PERMS["functions"]))
 def test_work_queue_url_is_the_functions_own_queue(binary):
     variables = FUNCTIONS[binary][1]["Properties"].get("Environment", {}).get("Variables", {})
@@ -243,11 +298,23 @@ def test_only_describe_is_on_every_resource(binary):
 @pytest.mark.parametrize("overrides", [{}, {"TagPrefix": "Snap", "DeploymentName": "prod-backup"}])
 @pytest.mark.parametrize("binary", sorted(PERMS["functions"]))
 def test_destructive_actions_only_on_this_deployments_backups(binary, overrides):
+    """Deregister and delete: only this deployment's backups. Terminate and delete a volume
+    (drill's clean-up): only this deployment's throwaways, which also carry drill-of (a
+    backup's source volume, or anyone's instance, carries none). tests/infra/test_iam_policy.py
+    evaluates both request by request."""
     prefix = overrides.get("TagPrefix", PARAMS["TagPrefix"]["Default"])
     name = overrides.get("DeploymentName", PARAMS["DeploymentName"]["Default"])
     for s in statements(binary, **overrides):
-        if DESTRUCTIVE & set(as_list(s["Action"])):
+        actions = set(as_list(s["Action"]))
+        if DESTRUCTIVE & actions:
             assert s["Condition"]["StringEquals"] == {f"aws:ResourceTag/{prefix}:managed-by": name}, s
+        if REMOVES_THROWAWAYS & actions:
+            assert actions <= REMOVES_THROWAWAYS, s
+            assert s["Condition"] == {
+                "StringEquals": {f"aws:ResourceTag/{prefix}:managed-by": name},
+                "Null": {f"aws:ResourceTag/{prefix}:drill-of": "false"}}, s
+            assert all(re.fullmatch(r"arn:aws:ec2:\*:123456789012:(instance|volume)/\*", r)
+                       for r in as_list(s["Resource"])), s
 
 
 @pytest.mark.parametrize("overrides", [{}, {"TagPrefix": "Snap", "DeploymentName": "prod-backup"}])
@@ -265,8 +332,8 @@ def test_create_tags_only_on_create_or_on_own_backups(binary, overrides):
             assert len(as_list(s["Action"])) == 1, "the CreateAction condition would bind other actions too"
         elif f"aws:ResourceTag/{prefix}:managed-by" in equals:
             assert equals == {f"aws:ResourceTag/{prefix}:managed-by": name}
-            # only keys of the tag contract
-            assert cond["ForAllValues:StringLike"] == {"aws:TagKeys": [f"{prefix}:*"]}
+            # only keys of the tag contract (drill: only its three)
+            assert cond == {"StringEquals": equals, **own_backup_tag_keys(binary, prefix)}
             assert all(r.endswith(("::image/*", "::snapshot/*")) for r in as_list(s["Resource"]))
             on_own = True
         elif f"aws:RequestTag/{prefix}:managed-by" in equals:
@@ -289,6 +356,12 @@ def test_create_tags_only_on_create_or_on_own_backups(binary, overrides):
         # expire tags the snapshots of its own images, nothing else
         own = [s for s in tagging if "aws:TagKeys" in str(s.get("Condition"))]
         assert all(as_list(s["Resource"]) == ["arn:aws:ec2:*::snapshot/*"] for s in own)
+    if binary == "drill":
+        # tags on create only on what it creates: never an image or a snapshot
+        on_create_resources = [r for s in tagging if "ec2:CreateAction" in s.get("Condition", {}).get(
+            "StringEquals", {}) for r in as_list(s["Resource"])]
+        assert sorted(on_create_resources) == sorted(
+            f"arn:aws:ec2:*:123456789012:{kind}/*" for kind in ("instance", "volume", "security-group"))
 
 
 @pytest.mark.parametrize("binary", sorted(PERMS["functions"]))
@@ -297,15 +370,15 @@ def test_no_kms_without_copy_keys(binary):
 
 
 @pytest.mark.parametrize("keys", [[KEY_A], [KEY_A, KEY_B], [KEY_A, KEY_B, KEY_A, KEY_B, KEY_A]])
-def test_kms_only_for_replicate_and_only_on_the_copy_keys(keys):
+def test_kms_only_for_replicate_and_drill_and_only_on_the_copy_keys(keys):
     value = ",".join(f"{k.split(':')[3]}={k}" for k in keys)
     assert re.fullmatch(PARAMS["CopyKmsKeys"]["AllowedPattern"], value)
     for binary in PERMS["functions"]:
         stmts = statements(binary, CopyKmsKeys=value)
-        if binary != "replicate":
+        if binary not in KMS_USERS:
             assert not allowed(stmts, "kms:"), binary
             continue
-        assert allowed(stmts, "kms:") == KMS_ACTIONS
+        assert allowed(stmts, "kms:") == KMS_USERS[binary], binary
         for s in stmts:
             if any(a.startswith("kms:") for a in as_list(s["Action"])):
                 assert set(as_list(s["Resource"])) == set(keys)
@@ -364,6 +437,18 @@ def test_parameter_is_described_and_constrained(name):
     ("CopyGrace", ["2h", "90m", "1d", "3"], ["", "0h", "2x", "1.5h", "2 h"]),
     ("PendingLimit", ["6h", "1d", "2w"], ["", "0", "-6h", "6hours"]),
     # shared/src/pacing.rs RateLimits::parse: known actions, rate above 0, whole burst 1 or more.
+    ("DrillSchedule", ["rate(1 day)", "rate(12 hours)", "cron(0 3 * * ? *)"], ["", "daily", "rate(1 week)"]),
+    ("DrillInterval", ["7d", "1w", "36h", "14"], ["", "0d", "7 d", "1y"]),
+    ("DrillTimeout", ["30m", "1h", "90m"], ["", "0m", "30 minutes", "-30m"]),
+    # core/src/drill/settings.rs validate_instance_type (with a letter first)
+    ("DrillInstanceType", ["", "t4g.small", "m7i.large", "c6gn.16xlarge", "u-6tb1.metal", "mac2-m2pro.metal",
+                           "c7i.metal-24xl"],
+     ["t4g", "T4G.small", "t4g.small ", ".small", "t4g.", "t4g.small.x", "t4g.small,m7i.large"]),
+    ("DrillSubnets", ["", "us-west-2=subnet-0123456789abcdef0", "us-west-2=subnet-01234567,eu-west-1=subnet-89abcdef"],
+     ["subnet-0123456789abcdef0", "us-west-2=sg-0123456789abcdef0", "us-west-2=subnet-0123456789abcdef0,",
+      "us-west-2 = subnet-01234567", "us-west-2=subnet-0123"]),
+    ("DrillSecurityGroups", ["", "us-west-2=sg-0123456789abcdef0", "us-west-2=sg-01234567,eu-west-1=sg-89abcdef"],
+     ["sg-0123456789abcdef0", "us-west-2=subnet-0123456789abcdef0", "us-west-2=sg-01234567, eu-west-1=sg-89abcdef"]),
     ("Ec2RateLimits", ["", "CreateImage=5/50", "CreateImage=5/50,CopyImage=0.5/20", " CreateTags = 8 / 80 ",
                        "DescribeImages=.5/1"],
      ["CreateImage", "CreateImage=5", "CreateImage=0/50", "CreateImage=0.0/5", "CreateImage=5/0",
@@ -395,6 +480,20 @@ def test_dry_run_and_keep_last():
     assert PARAMS["KeepLast"]["Default"] == 1
 
 
+def test_drill_parameters_default_to_the_design():
+    defaults = {name: PARAMS[name]["Default"] for name in (
+        "DrillSchedule", "DrillInterval", "DrillBatch", "DrillTimeout", "DrillInstanceType",
+        "DrillSubnets", "DrillSecurityGroups", "EvidenceRetentionDays")}
+    assert defaults == {"DrillSchedule": "rate(1 day)", "DrillInterval": "7d", "DrillBatch": 10,
+                        "DrillTimeout": "30m", "DrillInstanceType": "", "DrillSubnets": "",
+                        "DrillSecurityGroups": "", "EvidenceRetentionDays": 400}
+    batch = PARAMS["DrillBatch"]
+    assert (batch["Type"], batch["MinValue"], batch["MaxValue"]) == ("Number", 1, 1000)
+    retention = PARAMS["EvidenceRetentionDays"]
+    assert retention["Type"] == "Number" and retention["MinValue"] >= 1
+    assert retention["MaxValue"] >= retention["Default"]
+
+
 # ------------------------------------------------------ events and failures
 
 EXPECTED_SCHEDULES = {
@@ -403,6 +502,7 @@ EXPECTED_SCHEDULES = {
     "replicate": "ReplicateSchedule",
     "expire": "ExpireSchedule",
     "monitor": "MonitorSchedule",
+    "drill": "DrillSchedule",
 }
 
 
@@ -529,6 +629,10 @@ def test_outputs_name_every_function_the_queue_and_the_topic():
     assert {"Ref": "AlarmTopic"} in values
     for queue in [q for q, _ in WORK_QUEUES.values()] + ["FifoDeadLetterQueue"]:
         assert outputs[f"{queue}Url"]["Value"] == {"Ref": queue}
+    assert outputs["EvidenceBucketName"]["Value"] == {"Ref": "EvidenceBucket"}
+    log_groups = outputs["LogGroups"]["Value"]["Fn::Join"][1]
+    assert sorted(g["Ref"] for g in log_groups) == sorted(
+        res["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for _, res in FUNCTIONS.values())
 
 
 # ---------------------------------------------------------------- work queues
@@ -539,11 +643,11 @@ def test_outputs_name_every_function_the_queue_and_the_topic():
 
 # Each message is a chunk of up to a few hundred resources, one per invocation; replicate's
 # are a few copies each, and several fit in one invocation.
-BATCH_SIZES = {"create-image": 1, "create-snapshot": 1, "replicate": 100, "expire": 1}
+BATCH_SIZES = {"create-image": 1, "create-snapshot": 1, "replicate": 100, "expire": 1, "drill": 1}
 # How old a work queue's oldest message may get before the alarm: replicate's wait on copy
 # limits on purpose, the others' only for the invocations ahead of them.
 AGE_THRESHOLDS = {"create-image": 2 * 3600, "create-snapshot": 2 * 3600, "replicate": 6 * 3600,
-                  "expire": 2 * 3600}
+                  "expire": 2 * 3600, "drill": 2 * 3600}
 
 
 def function_timeout(binary: str) -> int:
@@ -563,10 +667,16 @@ def test_every_function_but_monitor_has_a_work_queue_of_its_own():
     assert sqs_events("monitor") == []
 
 
+# A sweep runs to its deadline and hands the rest on: the longest deadline Lambda gives.
+# drill never waits long in an invocation: it starts restores and hands the checks on, each
+# continuation delayed 30 s.
+FUNCTION_TIMEOUTS = {"create-image": 900, "create-snapshot": 900, "replicate": 900, "expire": 900,
+                     "drill": 300}
+
+
 @pytest.mark.parametrize("binary", sorted(WORK_QUEUES))
-def test_functions_with_a_work_queue_run_up_to_lambdas_limit(binary):
-    # A sweep runs to its deadline and hands the rest on: the longest deadline Lambda gives.
-    assert function_timeout(binary) == 900
+def test_functions_with_a_work_queue_run_up_to_their_deadline(binary):
+    assert function_timeout(binary) == FUNCTION_TIMEOUTS[binary]
 
 
 @pytest.mark.parametrize("binary", sorted(WORK_QUEUES))
@@ -878,7 +988,8 @@ def test_every_dashboard_widget_shows_metrics_a_function_publishes():
             problems += [f"{title}: {p}" for p in metric_problems(m)]
     assert not problems, "\n".join(problems)
     asked = {"BackupsCreated", "BackupsFailed", "CopiesStarted", "CopiesDeferred", "ImagesDeregistered",
-             "SnapshotsDeleted", "DeletesFailed", "WorstRpoSeconds", "Late", "Throttles"}
+             "SnapshotsDeleted", "DeletesFailed", "WorstRpoSeconds", "Late", "Throttles",
+             "DrillsPassed", "DrillsFailed", "DrillsTimedOut", "RestoreSeconds", "NotDrilled"}
     assert asked <= shown, asked - shown
 
 
@@ -903,7 +1014,8 @@ def monitor_alarm(metric: str) -> dict:
     return found[0]
 
 
-@pytest.mark.parametrize("metrics_watched", [("Late", "WithoutBackup"), ("CopiesMissing",), ("PendingTooLong",)])
+@pytest.mark.parametrize("metrics_watched", [("Late", "WithoutBackup"), ("CopiesMissing",), ("PendingTooLong",),
+                                             ("NotDrilled",)])
 def test_monitor_alarms_fire_after_two_runs_on_the_deployments_totals(metrics_watched):
     alarm = monitor_alarm(metrics_watched[0])
     watched = alarm_metrics(alarm)
@@ -986,7 +1098,7 @@ def runbook_anchors() -> set[str]:
 def test_every_alarm_says_what_to_run_first_and_links_its_runbook_section():
     anchors = runbook_anchors()
     # The longest names the parameters and CloudFormation allow: the description must still
-    # fit in CloudWatch's 1024 characters, with the real log group names and queue URL.
+    # fit in CloudWatch's 1024 characters, with the real log group names, queue URL and bucket.
     longest = Resolver(TEMPLATE, {"DeploymentName": "d" * 128, "TagPrefix": "p" * 64},
                        pseudo={"AWS::StackName": "s" * 128, "AWS::Region": "ap-southeast-2"})
     names = {f"<{logical_id}>": longest.resolve(res["Properties"]["LogGroupName"])
@@ -998,6 +1110,8 @@ def test_every_alarm_says_what_to_run_first_and_links_its_runbook_section():
             names[f"<{logical_id}.Arn>"] = "arn:aws:sqs:ap-southeast-2:123456789012:" + queue
         if res["Type"] == "AWS::Serverless::Function":  # function names: 64 at most
             names[f"<{logical_id}>"] = "f" * 64
+        if res["Type"] == "AWS::S3::Bucket":  # bucket names: 63 at most
+            names[f"<{logical_id}>"] = "b" * 63
     for logical_id, res in RESOURCES.items():
         if res["Type"] != "AWS::CloudWatch::Alarm":
             continue
@@ -1021,7 +1135,112 @@ def test_the_asked_for_alarms_exist_and_go_to_the_topic():
     watched = {tuple(sorted(m["name"] for m in alarm_metrics(a))): logical_id for logical_id, a in found.items()}
     for metric_set in [("Late", "WithoutBackup"), ("CopiesMissing",), ("PendingTooLong",),
                        ("Throttles",) * len(FUNCTIONS), ("ApproximateNumberOfMessagesVisible",),
-                       ("ApproximateAgeOfOldestMessage",)]:
+                       ("ApproximateAgeOfOldestMessage",), ("DrillsFailed", "DrillsTimedOut"),
+                       ("NotDrilled",)]:
         assert metric_set in watched, metric_set
     errors = {a["Dimensions"][0]["Value"] for a in found.values() if a.get("MetricName") == "Errors"}
-    assert "<MonitorFunction>" in errors
+    assert {"<MonitorFunction>", "<DrillFunction>"} <= errors
+
+
+# ----------------------------------------------------------------------- drill
+
+def test_drill_failed_alarm_sums_failed_and_timed_out_restores_over_the_schedules_day():
+    """A restore that fails or times out is a finding, not an invocation error: the run succeeds,
+    so only drill's own counts say so. Summed over a day (the default schedule runs once a
+    day), over 0 is an alarm; a day without data had no drill that failed."""
+    found = [a for a in alarms().values() if "DrillsFailed" in {m["name"] for m in alarm_metrics(a)}]
+    assert len(found) == 1
+    alarm, = found
+    watched = alarm_metrics(alarm)
+    assert sorted(m["name"] for m in watched) == ["DrillsFailed", "DrillsTimedOut"]
+    assert all(m["dimensions"] == {"Deployment": "ec2-backup", "Function": "drill"} for m in watched)
+    day = 86400
+    assert PARAMS["DrillSchedule"]["Default"] == "rate(1 day)"
+    for q in alarm["Metrics"]:
+        if "MetricStat" in q:
+            assert (q["MetricStat"]["Stat"], q["MetricStat"]["Period"], q["ReturnData"]) == ("Sum", day, False)
+    returned, = [q for q in alarm["Metrics"] if q.get("ReturnData", True)]
+    assert all(f"FILL({q['Id']}, 0)" in returned["Expression"] for q in alarm["Metrics"] if "MetricStat" in q)
+    # CloudWatch takes at most a day of periods (EvaluationPeriods x Period).
+    assert alarm["EvaluationPeriods"] == 1 and alarm.get("DatapointsToAlarm", 1) == 1
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert alarm["TreatMissingData"] == "notBreaching"
+    for name in ("DrillLogGroup", "EvidenceBucket"):
+        assert f"<{name}>" in alarm["AlarmDescription"], name
+
+
+def test_dashboard_shows_drills_restore_seconds_per_region_and_not_drilled():
+    shown: dict[str, list[dict]] = {}
+    for widget in dashboard_widgets():
+        if widget["type"] == "metric":
+            for m in widget_metrics(widget):
+                shown.setdefault(m["name"], []).append(m["dimensions"])
+    for name in ("DrillsPassed", "DrillsFailed", "DrillsTimedOut"):
+        assert {"Deployment": "ec2-backup", "Function": "drill"} in shown[name], name
+    assert {"Deployment": "ec2-backup", "Function": "drill", "Region": None} in shown["RestoreSeconds"]
+    assert {"Deployment": "ec2-backup", "Region": None} in shown["NotDrilled"]
+
+
+def test_drill_takes_the_common_memory_and_its_own_schedule():
+    props = FUNCTIONS["drill"][1]["Properties"]
+    assert "MemorySize" not in props, "the same memory as the others (Globals)"
+    assert GLOBALS["Environment"]["Variables"]["DRILL_INTERVAL"] == {"Ref": "DrillInterval"}
+
+
+EVIDENCE = RESOURCES["EvidenceBucket"]
+
+
+def test_evidence_bucket_is_private_encrypted_versioned_and_outlives_the_stack():
+    assert EVIDENCE["Type"] == "AWS::S3::Bucket"
+    # An auditor asks for last year's drills: the evidence stays when the stack goes.
+    assert (EVIDENCE["DeletionPolicy"], EVIDENCE["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    props = EVIDENCE["Properties"]
+    assert "BucketName" not in props, "bucket names are global: CloudFormation makes a unique one"
+    sse, = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True}
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    for public in ("AccessControl", "WebsiteConfiguration", "CorsConfiguration"):
+        assert public not in props, public
+
+
+def test_evidence_expires_after_the_retention_current_and_noncurrent():
+    rules = EVIDENCE["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert all(r["Status"] == "Enabled" for r in rules)
+    for r in rules:  # nothing moves evidence elsewhere or narrows a rule to part of the bucket
+        assert not {"Transitions", "NoncurrentVersionTransitions", "Prefix", "Filter"} & set(r), r
+    expiring, = [r for r in rules if "ExpirationInDays" in r or "NoncurrentVersionExpiration" in r]
+    assert expiring["ExpirationInDays"] == {"Ref": "EvidenceRetentionDays"}
+    assert expiring["NoncurrentVersionExpiration"] == {"NoncurrentDays": {"Ref": "EvidenceRetentionDays"}}
+    assert not [r for r in rules if "ExpirationDate" in r]
+    assert PARAMS["EvidenceRetentionDays"]["Default"] == 400
+
+
+def test_evidence_bucket_takes_https_only():
+    policy, = [res for res in RESOURCES.values() if res["Type"] == "AWS::S3::BucketPolicy"]
+    assert policy["Properties"]["Bucket"] == {"Ref": "EvidenceBucket"}
+    assert policy.get("DeletionPolicy") == "Retain"
+    # Nothing is allowed here: who may read or write is the roles' business (IAM).
+    deny, = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "s3:*")
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert sorted(Resolver(TEMPLATE).resolve(deny["Resource"])) == [
+        "<EvidenceBucket.Arn>", "<EvidenceBucket.Arn>/*"]
+
+
+@pytest.mark.parametrize("binary", sorted(PERMS["functions"]))
+def test_only_drill_writes_to_s3_and_only_evidence_under_drills(binary):
+    stmts = statements(binary, CopyKmsKeys=f"us-west-2={KEY_A}")
+    s3 = [s for s in stmts if any(a.startswith("s3:") for a in as_list(s["Action"]))]
+    services = {a.split(":")[0] for s in stmts for a in as_list(s["Action"])}
+    if binary != "drill":
+        assert not s3
+        return
+    assert services == {"ec2", "logs", "sqs", "s3", "kms"}
+    stmt, = s3
+    assert as_list(stmt["Action"]) == ["s3:PutObject"]
+    assert as_list(stmt["Resource"]) == ["arn:aws:s3:::<EvidenceBucket>/drills/*"]
+    assert "Condition" not in stmt

@@ -218,6 +218,7 @@ async fn plan_instance(
             .key_name
             .or(if same_region { shape.key_name } else { None }),
         tags: ctx.restored_tags(backup),
+        ..Launch::default()
     };
     Ok(InstancePlan {
         launch,
@@ -303,6 +304,7 @@ pub async fn volume(
         availability_zone: zone,
         volume_type: options.volume_type,
         tags: ctx.restored_tags(backup),
+        client_token: None,
     };
     let mut result = VolumeRestore {
         volume_id: None,

@@ -486,6 +486,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             attached_to: None,
+            instance_type: None,
         }
     }
 

@@ -3,11 +3,13 @@
 //! them, is in the module of its name.
 
 pub mod create;
+pub mod drill;
 pub mod expire;
 pub mod monitor;
 pub mod replicate;
 
 pub use create::CreateReport;
+pub use drill::DrillReport;
 pub use expire::{Deleted, ExpireReport, RegionReport};
 pub use monitor::{Figures, Finding, MissingCopy, MonitorReport, Stuck};
 pub use replicate::ReplicateReport;

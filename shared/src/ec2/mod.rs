@@ -5,9 +5,11 @@
 //! - `sources`: the instances and volumes to back up;
 //! - `backups`: the one listing of backups ([`BackupQuery`]) and every call that makes, copies,
 //!   tags or deletes one;
-//! - `restore`: launching, volumes, placement and waiting, for the command-line tool.
+//! - `restore`: launching, volumes, placement and waiting;
+//! - `drill`: how a drill's throwaway resources stand, and its security group.
 
 mod backups;
+mod drill;
 mod restore;
 mod sources;
 

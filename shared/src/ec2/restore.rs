@@ -10,7 +10,9 @@ use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::error::{DisplayErrorContext, SdkError};
 use aws_sdk_ec2::operation::describe_images::DescribeImagesOutput;
 use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput;
-use aws_sdk_ec2::types::{InstanceType, ResourceType, VolumeType};
+use aws_sdk_ec2::types::{
+    InstanceNetworkInterfaceSpecification, InstanceType, ResourceType, ShutdownBehavior, VolumeType,
+};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::waiters::{FinalPoll, error::WaiterError};
 use std::time::Duration as StdDuration;
@@ -58,25 +60,40 @@ impl Ec2 {
             }))
     }
 
-    /// Launches one instance, tagged in the same call.
+    /// Launches one instance, tagged (and its volumes) in the same call. A throwaway one (a
+    /// drill's) gets no public IP and terminates when shut down from inside.
     pub async fn launch(&self, launch: &Launch) -> Result<String, Error> {
+        let groups =
+            (!launch.security_group_ids.is_empty()).then(|| launch.security_group_ids.clone());
         let out = self
-            .client
-            .run_instances()
-            .image_id(&launch.image_id)
-            .instance_type(InstanceType::from(launch.instance_type.as_str()))
-            .min_count(1)
-            .max_count(1)
-            .set_subnet_id(launch.subnet_id.clone())
-            .set_security_group_ids(
-                (!launch.security_group_ids.is_empty()).then(|| launch.security_group_ids.clone()),
-            )
-            .set_key_name(launch.key_name.clone())
-            .tag_specifications(tag_specification(ResourceType::Instance, &launch.tags))
-            .tag_specifications(tag_specification(ResourceType::Volume, &launch.tags))
-            .send()
-            .await
-            .map_err(self.err("RunInstances"))?;
+            .call("RunInstances", async || {
+                let call = self
+                    .client
+                    .run_instances()
+                    .image_id(&launch.image_id)
+                    .instance_type(InstanceType::from(launch.instance_type.as_str()))
+                    .min_count(1)
+                    .max_count(1)
+                    .set_key_name(launch.key_name.clone())
+                    .set_client_token(launch.client_token.clone())
+                    .tag_specifications(tag_specification(ResourceType::Instance, &launch.tags))
+                    .tag_specifications(tag_specification(ResourceType::Volume, &launch.tags));
+                let call = if launch.throwaway {
+                    let interface = InstanceNetworkInterfaceSpecification::builder()
+                        .device_index(0)
+                        .set_subnet_id(launch.subnet_id.clone())
+                        .associate_public_ip_address(false)
+                        .set_groups(groups.clone())
+                        .build();
+                    call.network_interfaces(interface)
+                        .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
+                } else {
+                    call.set_subnet_id(launch.subnet_id.clone())
+                        .set_security_group_ids(groups.clone())
+                };
+                call.send().await.map_err(self.err("RunInstances"))
+            })
+            .await?;
         out.instances()
             .first()
             .and_then(|i| i.instance_id())
@@ -86,15 +103,19 @@ impl Ec2 {
 
     pub async fn create_volume_from(&self, volume: &NewVolume) -> Result<String, Error> {
         let out = self
-            .client
-            .create_volume()
-            .snapshot_id(&volume.snapshot_id)
-            .availability_zone(&volume.availability_zone)
-            .set_volume_type(volume.volume_type.as_deref().map(VolumeType::from))
-            .tag_specifications(tag_specification(ResourceType::Volume, &volume.tags))
-            .send()
-            .await
-            .map_err(self.err("CreateVolume"))?;
+            .call("CreateVolume", async || {
+                self.client
+                    .create_volume()
+                    .snapshot_id(&volume.snapshot_id)
+                    .availability_zone(&volume.availability_zone)
+                    .set_volume_type(volume.volume_type.as_deref().map(VolumeType::from))
+                    .set_client_token(volume.client_token.clone())
+                    .tag_specifications(tag_specification(ResourceType::Volume, &volume.tags))
+                    .send()
+                    .await
+                    .map_err(self.err("CreateVolume"))
+            })
+            .await?;
         self.made("CreateVolume", "volume", out.volume_id())
     }
 
@@ -116,69 +137,22 @@ impl Ec2 {
     }
 
     pub async fn terminate(&self, instance_id: &str) -> Result<(), Error> {
-        let call = self
-            .client
-            .terminate_instances()
-            .instance_ids(instance_id)
-            .send();
-        call.await.map(drop).map_err(self.err("TerminateInstances"))
+        self.call("TerminateInstances", async || {
+            let call = self.client.terminate_instances().instance_ids(instance_id);
+            call.send()
+                .await
+                .map(drop)
+                .map_err(self.err("TerminateInstances"))
+        })
+        .await
     }
 
     pub async fn delete_volume(&self, volume_id: &str) -> Result<(), Error> {
-        let call = self.client.delete_volume().volume_id(volume_id).send();
-        call.await.map(drop).map_err(self.err("DeleteVolume"))
-    }
-
-    /// Instances (not yet terminated) and volumes carrying every one of `tags`: drill
-    /// leftovers. Every page is read.
-    pub async fn tagged_leftovers(
-        &self,
-        tags: &[(String, String)],
-    ) -> Result<(Vec<String>, Vec<String>), Error> {
-        let tag_filters = || -> Vec<_> {
-            tags.iter()
-                .map(|(k, v)| filter(&format!("tag:{k}"), [v.as_str()]))
-                .collect()
-        };
-        let mut instances = Vec::new();
-        let mut pages = self
-            .client
-            .describe_instances()
-            .set_filters(Some(tag_filters()))
-            .filters(filter(
-                "instance-state-name",
-                ["pending", "running", "stopping", "stopped"],
-            ))
-            .into_paginator()
-            .page_size(self.page_size)
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(self.err("DescribeInstances"))?;
-            instances.extend(
-                page.reservations()
-                    .iter()
-                    .flat_map(|r| r.instances())
-                    .filter_map(|i| i.instance_id().map(str::to_string)),
-            );
-        }
-        let mut volumes = Vec::new();
-        let mut pages = self
-            .client
-            .describe_volumes()
-            .set_filters(Some(tag_filters()))
-            .into_paginator()
-            .page_size(self.page_size.min(500))
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(self.err("DescribeVolumes"))?;
-            volumes.extend(
-                page.volumes()
-                    .iter()
-                    .filter(|v| v.state().map(|s| s.as_str()) != Some("deleting"))
-                    .filter_map(|v| v.volume_id().map(str::to_string)),
-            );
-        }
-        Ok((instances, volumes))
+        self.call("DeleteVolume", async || {
+            let call = self.client.delete_volume().volume_id(volume_id);
+            call.send().await.map(drop).map_err(self.err("DeleteVolume"))
+        })
+        .await
     }
 }
 

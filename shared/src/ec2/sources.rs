@@ -66,6 +66,7 @@ impl Ec2 {
                         ),
                         tags: tags_of(instance.tags()),
                         attached_to: None,
+                        instance_type: instance.instance_type().map(|t| t.as_str().to_string()),
                     });
                 }
             })
@@ -104,6 +105,7 @@ impl Ec2 {
                             .iter()
                             .find_map(|a| a.instance_id())
                             .map(str::to_string),
+                        instance_type: None,
                     });
                 }
             })
