@@ -39,8 +39,20 @@ Test-only endpoints (served in front of moto by a WSGI middleware):
                                    from now on (an AMI's CreationDate, a snapshot's
                                    StartTime, ...) with that instant; {"now": null}: the
                                    machine's clock again
-    POST   /moto-api/reset      -> moto's own reset; also clears counters and faults, and
-                                   gives the clock back to the machine
+    POST   /_test/restore-hold  <- {"region": "us-west-2", "kind": "instance", "status": "initializing"}
+                                   holds a region's restores back, as AWS's take minutes or fail:
+                                   kind "instance": DescribeInstanceStatus reports InstanceStatus and
+                                   SystemStatus of the region's running instances as "initializing"
+                                   (reachability initializing) or "impaired" (reachability failed);
+                                   kind "volume": DescribeVolumes reports the region's volumes made by
+                                   CreateVolume from a snapshot (not attached) as "creating" or
+                                   "error" (the status filter too). Applies to such resources old
+                                   and new while it holds; {"region": ..., "kind": ..., "status": null}
+                                   lifts it (moto's again: ok / available). Answers
+                                   {"ok": true, "holds": [{"region", "kind", "status"}, ...]}
+    GET    /_test/restore-hold  -> the same answer: the holds in force
+    POST   /moto-api/reset      -> moto's own reset; also clears counters and faults, lifts the
+                                   restore holds, and gives the clock back to the machine
 
 EC2 calls signed with the access key id ``uncounted`` are neither counted nor
 faulted: the tests' own checks of the server's state, which must not change what
@@ -77,6 +89,7 @@ from moto.core.responses import ActionResult, EmptyResult  # noqa: E402
 from moto.ec2 import utils as ec2_utils  # noqa: E402
 from moto.ec2.exceptions import (  # noqa: E402
     EC2ClientError,
+    FilterNotImplementedError,
     InvalidAMIIdError,
     InvalidParameterCombination,
     InvalidParameterDependency,
@@ -84,7 +97,10 @@ from moto.ec2.exceptions import (  # noqa: E402
 )
 from moto.ec2.models.amis import Ami, AmiBackend  # noqa: E402
 from moto.ec2.models.core import TaggedEC2Resource  # noqa: E402
-from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot  # noqa: E402
+from moto.ec2.models.elastic_block_store import EBSBackend, Snapshot, Volume  # noqa: E402
+from moto.ec2.models.elastic_network_interfaces import NetworkInterface  # noqa: E402
+from moto.ec2.models.instance_types import INSTANCE_TYPES  # noqa: E402
+from moto.ec2.models.instances import Instance, InstanceBackend  # noqa: E402
 from moto.ec2.responses.amis import AmisResponse  # noqa: E402
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore  # noqa: E402
 from moto.ec2.responses.instances import InstanceResponse  # noqa: E402
@@ -616,6 +632,9 @@ def _describe_images_response(self: Any) -> ActionResult:
 def _describe_volumes_response(self: Any) -> ActionResult:
     self.error_on_dryrun()
     size, after = _paging_params(self, "DescribeVolumes", "VolumeIds", "volumeSet", 500)
+    for vid in self._get_param("VolumeIds", []):  # Restores (j): the id, not a Python set
+        if vid not in self.ec2_backend.volumes:
+            raise _error("InvalidVolume.NotFound", f"The volume '{vid}' does not exist.")
     volumes = self.ec2_backend.describe_volumes(
         volume_ids=self._get_param("VolumeIds", []), filters=self._filters_from_querystring()
     )
@@ -802,7 +821,26 @@ def _create_volume_response(self: Any) -> ActionResult:
     zone = self._get_param("AvailabilityZone")
     if zone and self.ec2_backend.get_zone_by_name(zone) is None:
         raise _error("InvalidZone.NotFound", f"The zone '{zone}' does not exist.")
-    return _orig_create_volume_response(self)
+    # Restores (j): a ClientToken answers what it made; only "volume" can be tagged here; an
+    # unknown snapshot is named.
+    backend = self.ec2_backend
+    token = self._get_param("ClientToken")
+    fingerprint = _request_fingerprint(self, "AvailabilityZone")
+    with _lock:
+        volume = _replay(backend, "CreateVolume", token, fingerprint)
+        if volume is not None:
+            if volume.id not in backend.volumes:
+                volume.__dict__["_deleted"] = True
+            return ActionResult(volume)
+        _tag_specs(self._get_param("TagSpecifications", []), {"volume"})
+        snapshot_id = self._get_param("SnapshotId")
+        if snapshot_id and snapshot_id not in backend.snapshots:
+            raise _snapshot_not_found(snapshot_id)
+        result = _orig_create_volume_response(self)
+        if snapshot_id:  # what the restore hold of kind "volume" applies to
+            result.result.__dict__["_restored_from_snapshot"] = True  # the new Volume
+        _remember(backend, "CreateVolume", token, fingerprint, result.result)
+    return result
 
 
 def _attach_volume_response(self: Any) -> ActionResult:
@@ -838,6 +876,217 @@ def _reset_zone_states() -> None:
     for zones in RegionsAndZonesBackend.zones.values():
         for zone in zones:
             zone.state = "available"
+
+
+# --------------------------------------------------------------------------
+# Restores (j): what a restore drill calls
+# --------------------------------------------------------------------------
+# Before: RunInstances launched whatever it was given: an instance type EC2 does
+# not know (AWS: InvalidParameterValue "Invalid value 'x' for InstanceType."), an
+# ImageId that is not an image of the region (AWS: InvalidAMIID.NotFound: one of
+# another region, one deregistered, one never made); and an instance launched from
+# an image got one blank 8 GiB /dev/sda1 whatever the image listed. Groups given in
+# NetworkInterfaces were on the interface but not in the instance's SecurityGroups,
+# and an interface without a public address answered an empty Association (AWS
+# leaves it out: a client reading "has an association" saw a public address).
+# DescribeInstanceStatus ignored every filter but instance-state-name/-code
+# (availability-zone, instance-status.status, system-status.status and the
+# .reachability ones returned everything). CreateVolume accepted TagSpecifications
+# of any ResourceType, and a SnapshotId that does not exist answered
+# InvalidSnapshot.NotFound with no message; DescribeVolumes' InvalidVolume.NotFound
+# named the volume as a Python set ("The volume '{'vol-...'}' does not exist.").
+# After: as AWS answers. Image ids of the form AWS issues (ami- and 17 hex digits)
+# must be an image of the region; the old 8-digit form that no image of the region
+# has (the tests' "ami-12345678") still launches, as moto's stand-in for someone's
+# public image. An instance launched from an image the patched CreateImage /
+# CopyImage / RegisterImage made gets one volume per EBS mapping of the image (its
+# size, type, snapshot, encryption and DeleteOnTermination; a data volume attached
+# with DeleteOnTermination false stays, available, after TerminateInstances, as on
+# AWS), each tagged with the "volume" TagSpecifications.
+# RunInstances and CreateVolume ignored ClientToken: a retry made a second instance or volume.
+# After, as the EC2 idempotency guide says: the same token in the same region answers what the
+# first call made (its state now), and IdempotentParameterMismatch when any parameter other
+# than the Availability Zone differs (the TagSpecifications too). A token repeated after its
+# volume was deleted answers the volume with State "deleted": the guide does not say; chosen
+# here, not observed on AWS.
+# The restore holds (POST /_test/restore-hold) make a region's restores slow or
+# broken on demand: instance status checks initializing/impaired, volumes made by
+# CreateVolume from a snapshot creating/error.
+
+# AMI ids as EC2 issues them today; moto's random_ami_id makes the same form.
+_AWS_AMI_ID_RE = re.compile(r"ami-[0-9a-f]{17}")
+
+# (region, "instance" | "volume") -> the status held; absent: moto's own (ok / available)
+_restore_holds: dict[tuple[str, str], str] = {}
+RESTORE_HOLD_STATES = {"instance": ("initializing", "impaired"), "volume": ("creating", "error")}
+# What DescribeInstanceStatus' reachability detail says under each held status.
+_REACHABILITY = {"ok": "passed", "initializing": "initializing", "impaired": "failed"}
+
+
+def _set_restore_hold(spec: Any) -> None:
+    """{"region", "kind", "status"}; status null lifts the hold. ValueError/KeyError/TypeError when bad."""
+    from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBackend
+
+    region, kind, status = str(spec["region"]), str(spec["kind"]), spec["status"]
+    if region not in RegionsAndZonesBackend.zones:
+        raise ValueError(f"no region {region!r}")
+    if kind not in RESTORE_HOLD_STATES:
+        raise ValueError(f"kind {kind!r} is not one of {sorted(RESTORE_HOLD_STATES)}")
+    if status is None:
+        _restore_holds.pop((region, kind), None)
+        return
+    if status not in RESTORE_HOLD_STATES[kind]:
+        raise ValueError(f"status {status!r} is not one of {RESTORE_HOLD_STATES[kind]} for kind {kind!r}")
+    _restore_holds[(region, kind)] = str(status)
+
+
+def _held(region: str, kind: str) -> str | None:
+    return _restore_holds.get((region, kind))
+
+
+def _status_check(self: Instance) -> dict[str, Any]:
+    """InstanceStatus and SystemStatus: not-applicable unless running (moto's); running: ok,
+    or what the region's instance hold says."""
+    if self.state_code != 16:
+        return {"Status": "not-applicable"}
+    status = _held(self.ec2_backend.region_name, "instance") or "ok"
+    return {"Details": [{"Name": "reachability", "Status": _REACHABILITY[status]}], "Status": status}
+
+
+def _volume_status(self: Volume) -> str:
+    if self.__dict__.get("_deleted"):  # only ever answered to a repeated ClientToken
+        return "deleted"
+    if self.attachment:
+        return "in-use"
+    if self.__dict__.get("_restored_from_snapshot"):
+        return _held(self.ec2_backend.region_name, "volume") or "available"
+    return "available"
+
+
+_INSTANCE_STATUS_FILTERS = {
+    "availability-zone": lambda i: [i.placement.zone],
+    "instance-state-name": lambda i: [i.state],
+    "instance-state-code": lambda i: [str(i.state_code)],
+    "instance-status.status": lambda i: [i.instance_status["Status"]],
+    "instance-status.reachability": lambda i: [d["Status"] for d in i.instance_status.get("Details", [])],
+    "system-status.status": lambda i: [i.system_status["Status"]],
+    "system-status.reachability": lambda i: [d["Status"] for d in i.system_status.get("Details", [])],
+}
+
+
+def _describe_instance_status_response(self: Any) -> ActionResult:
+    self.error_on_dryrun()
+    instance_ids = self._get_param("InstanceIds", [])
+    filters = self._filters_from_querystring()
+    for name in filters:
+        if name not in _INSTANCE_STATUS_FILTERS:
+            raise FilterNotImplementedError(name, "DescribeInstanceStatus")
+    backend = self.ec2_backend
+    # InvalidInstanceID.NotFound for an unknown id, as AWS
+    instances = backend.get_multi_instances_by_id(instance_ids) if instance_ids else backend.all_instances()
+    if not self._get_bool_param("IncludeAllInstances", False):
+        instances = [i for i in instances if i.state_code == 16]
+    instances = [
+        i for i in instances
+        if all(any(fnmatch.fnmatchcase(str(v), str(p)) for v in _INSTANCE_STATUS_FILTERS[name](i) for p in values)
+               for name, values in filters.items())
+    ]
+    return ActionResult({"InstanceStatuses": instances})
+
+
+def _request_fingerprint(resp: Any, zone_param: str) -> str:
+    """The request's parameters, as a client token compares them: all but the token itself
+    and the Availability Zone ("other than the Region or Availability Zone")."""
+    skip = {"Action", "Version", "ClientToken", zone_param}
+    return json.dumps(sorted((k, v) for k, v in resp.querystring.items() if k not in skip))
+
+
+def _replay(backend: Any, action: str, token: str | None, fingerprint: str) -> Any:
+    """What `token` made before in this region (None: nothing); IdempotentParameterMismatch when
+    it came with other parameters."""
+    if not token:
+        return None
+    made = backend.__dict__.setdefault("_client_tokens", {}).get((action, token))
+    if made is None:
+        return None
+    if made[1] != fingerprint:
+        raise _error("IdempotentParameterMismatch", f"Client token {token} was used with different parameters.")
+    return made[0]
+
+
+def _remember(backend: Any, action: str, token: str | None, fingerprint: str, made: Any) -> None:
+    if token:
+        backend.__dict__.setdefault("_client_tokens", {})[(action, token)] = (made, fingerprint)
+
+
+def _run_instances_response(self: Any) -> ActionResult:
+    backend = self.ec2_backend
+    token = self._get_param("ClientToken")
+    fingerprint = _request_fingerprint(self, "Placement.AvailabilityZone")
+    with _lock:
+        reservation = _replay(backend, "RunInstances", token, fingerprint)
+        if reservation is not None:  # the same instances, as they are now
+            return ActionResult(reservation)
+        instance_type = self._get_param("InstanceType")
+        if instance_type is not None and instance_type not in INSTANCE_TYPES:
+            raise _error("InvalidParameterValue", f"Invalid value '{instance_type}' for InstanceType.")
+        image_id = self._get_param("ImageId")
+        if image_id and image_id not in backend.amis and _AWS_AMI_ID_RE.fullmatch(image_id):
+            raise InvalidAMIIdError(image_id)
+        result = _orig_run_instances_response(self)
+        _remember(backend, "RunInstances", token, fingerprint, result.result)
+    return result
+
+
+_orig_run_instances_response = InstanceResponse.run_instances
+_orig_run_instances = InstanceBackend.run_instances
+
+
+def _run_instances(self: Any, image_id: str, count: int, user_data: Any,
+                   security_group_names: list[str], **kwargs: Any) -> Any:
+    reservation = _orig_run_instances(self, image_id, count, user_data, security_group_names, **kwargs)
+    for instance in reservation.instances:
+        primary = instance.nics.get(0)
+        # The instance's groups are its primary interface's, also when given there only.
+        if not instance.security_groups and primary is not None and primary._group_set:
+            instance.security_groups = list(primary._group_set)
+    return reservation
+
+
+_orig_setup_defaults = Instance.setup_defaults
+
+
+def _setup_defaults(self: Instance) -> None:
+    """An instance's volumes are its image's EBS mappings (moto: one blank 8 GiB root)."""
+    backend = self.ec2_backend
+    ami = backend.amis.get(self.image_id)
+    mappings = [m for m in (ami.__dict__.get("_aws_block_device_mappings") or []) if m.get("Ebs")] if ami else []
+    if not mappings:
+        _orig_setup_defaults(self)
+        return
+    for mapping in mappings:
+        ebs = mapping["Ebs"]
+        snap = backend.snapshots.get(ebs.get("SnapshotId") or "")
+        encrypted = bool(ebs.get("Encrypted")) or bool(snap and snap.encrypted)
+        volume = backend.create_volume(
+            size=ebs.get("VolumeSize") or (snap.volume.size if snap else 8),
+            zone_name=self.placement.zone,
+            snapshot_id=snap.id if snap else None,
+            encrypted=encrypted,
+            kms_key_id=snap.kms_key_id if snap is not None and snap.encrypted else None,
+            volume_type=ebs.get("VolumeType"),
+            iops=ebs.get("Iops"),
+            throughput=ebs.get("Throughput"),
+        )
+        backend.attach_volume(volume.id, self.id, mapping["DeviceName"], bool(ebs.get("DeleteOnTermination")))
+
+
+def _eni_association(self: NetworkInterface) -> dict[str, Any] | None:
+    """None (left out of the answer) without a public address."""
+    return _orig_eni_association.fget(self) if self.public_ip else None
+
+
+_orig_eni_association = NetworkInterface.association
 
 
 # --------------------------------------------------------------------------
@@ -947,6 +1196,14 @@ def apply_patches() -> None:
     ElasticBlockStore.attach_volume = _attach_volume_response
     InstanceResponse.describe_instances = _describe_instances_response
     TagResponse.create_tags = _create_tags_response
+    InstanceResponse.run_instances = _run_instances_response
+    InstanceResponse.describe_instance_status = _describe_instance_status_response
+    InstanceBackend.run_instances = _run_instances
+    Instance.setup_defaults = _setup_defaults
+    Instance.instance_status = property(_status_check)
+    Instance.system_status = property(_status_check)
+    Volume.status = property(_volume_status)
+    NetworkInterface.association = property(_eni_association)
     SQSBackend.receive_message = _sqs_receive_message
     SQSBackend.is_message_valid_based_on_retention_period = _sqs_message_retained
     SqsQueue.add_message = _sqs_add_message
@@ -1081,6 +1338,7 @@ class TestHooks:
             self.buckets = Buckets(self.buckets.table)
             _clock["now"] = None
         _reset_zone_states()
+        _restore_holds.clear()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -1231,6 +1489,16 @@ class TestHooks:
             except (ValueError, KeyError, TypeError) as err:
                 return _json(start_response, 400, {"error": f"bad zone-state spec or no such zone: {err!r}"})
             return _json(start_response, 200, {"ok": True, "zone": spec["zone"], "state": state})
+        if path == "/_test/restore-hold":
+            # AWS restores take minutes and can fail; moto's are ok / available at once.
+            if method == "POST":
+                try:
+                    _set_restore_hold(json.loads(self._read_body(environ) or b"{}"))
+                except (ValueError, KeyError, TypeError, AttributeError) as err:
+                    return _json(start_response, 400, {"error": f"bad restore-hold spec: {err!r}"})
+            if method in ("GET", "POST"):
+                return _json(start_response, 200, {"ok": True, "holds": [
+                    {"region": r, "kind": k, "status": v} for (r, k), v in sorted(_restore_holds.items())]})
         return _json(start_response, 404, {"error": f"no test endpoint {method} {path}"})
 
 

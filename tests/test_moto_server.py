@@ -816,6 +816,321 @@ def test_zone_state_is_reported_and_reset(client, moto_url):
     assert zone["State"] == "available"
 
 
+
+# ---------------------------------------------------------------- j: restores (the drill)
+
+
+def _drill_tags(resource_id: str) -> list[dict]:
+    return [{"Key": "backup:managed-by", "Value": "ec2-backup"}, {"Key": "backup:drill-of", "Value": "x"},
+            {"Key": "Name", "Value": f"drill-{resource_id}"}]
+
+
+def _dr_image(client, data_volumes=(20,)) -> tuple[object, str]:
+    """A backup image made in us-east-1 (root 8 GiB + data volumes attached with DeleteOnTermination
+    false), copied to us-west-2: (the us-west-2 client, the copy's id)."""
+    east, west = client(), client(region="us-west-2")
+    src = east.create_image(InstanceId=_instance(east, data_volumes=data_volumes), Name="web-backup")["ImageId"]
+    return west, west.copy_image(SourceImageId=src, SourceRegion="us-east-1", Name="web-backup-dr")["ImageId"]
+
+
+def _default_subnet(ec2, zone: str) -> dict:
+    return ec2.describe_subnets(Filters=[{"Name": "availability-zone", "Values": [zone]},
+                                         {"Name": "default-for-az", "Values": ["true"]}])["Subnets"][0]
+
+
+def _statuses(ec2, **kwargs) -> dict:
+    return {s["InstanceId"]: s for s in ec2.describe_instance_status(**kwargs)["InstanceStatuses"]}
+
+
+def test_restore_hold_of_instances_reports_their_status_checks_until_lifted_or_reset(client, moto_url):
+    west, eu = client(region="us-west-2"), client(region="eu-west-1")
+    running = _instance(west)
+    stopped = _instance(west)
+    west.stop_instances(InstanceIds=[stopped])
+    elsewhere = _instance(eu)
+    hold = lambda status: _http(f"{moto_url}/_test/restore-hold", "POST",  # noqa: E731
+                                {"region": "us-west-2", "kind": "instance", "status": status})
+    assert hold("initializing") == {"ok": True, "holds": [
+        {"region": "us-west-2", "kind": "instance", "status": "initializing"}]}
+    got = _statuses(west, InstanceIds=[running, stopped], IncludeAllInstances=True)
+    for check in ("InstanceStatus", "SystemStatus"):
+        assert got[running][check] == {"Status": "initializing",
+                                       "Details": [{"Name": "reachability", "Status": "initializing"}]}
+        assert got[stopped][check] == {"Status": "not-applicable"}
+    assert _statuses(eu, InstanceIds=[elsewhere])[elsewhere]["InstanceStatus"]["Status"] == "ok"
+    hold("impaired")
+    got = _statuses(west, InstanceIds=[running])[running]
+    assert got["SystemStatus"] == {"Status": "impaired", "Details": [{"Name": "reachability", "Status": "failed"}]}
+    assert list(_statuses(west, Filters=[{"Name": "instance-status.status", "Values": ["impaired"]}])) == [running]
+    assert _http(f"{moto_url}/_test/restore-hold")["holds"][0]["status"] == "impaired"
+    assert hold(None) == {"ok": True, "holds": []}
+    assert _statuses(west, InstanceIds=[running])[running]["InstanceStatus"] == {
+        "Status": "ok", "Details": [{"Name": "reachability", "Status": "passed"}]}
+    hold("impaired")
+    _http(f"{moto_url}/moto-api/reset", "POST")
+    assert _http(f"{moto_url}/_test/restore-hold") == {"ok": True, "holds": []}
+    for spec in ({"region": "us-west-2", "kind": "instance", "status": "creating"},
+                 {"region": "us-west-2", "kind": "image", "status": "error"},
+                 {"region": "xx-nowhere-1", "kind": "volume", "status": "error"},
+                 {"region": "us-west-2", "kind": "volume"}):
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            _http(f"{moto_url}/_test/restore-hold", "POST", spec)
+        assert exc.value.code == 400
+
+
+def test_restore_hold_of_volumes_applies_to_volumes_created_from_a_snapshot(client, moto_url):
+    west = client(region="us-west-2")
+    snap = west.create_snapshot(VolumeId=west.create_volume(Size=3, AvailabilityZone="us-west-2a")["VolumeId"])
+    restored = west.create_volume(SnapshotId=snap["SnapshotId"], AvailabilityZone="us-west-2b")["VolumeId"]
+    blank = west.create_volume(Size=1, AvailabilityZone="us-west-2b")["VolumeId"]
+    _instance(west)  # its root volume is attached, not a restore
+    states = lambda: {v["VolumeId"]: v["State"] for v in west.describe_volumes()["Volumes"]}  # noqa: E731
+    hold = lambda status: _http(f"{moto_url}/_test/restore-hold", "POST",  # noqa: E731
+                                {"region": "us-west-2", "kind": "volume", "status": status})
+    hold("creating")
+    # also a volume restored while the hold is on
+    later = west.create_volume(SnapshotId=snap["SnapshotId"], AvailabilityZone="us-west-2c")["VolumeId"]
+    got = states()
+    assert (got[restored], got[later], got[blank]) == ("creating", "creating", "available")
+    assert sorted(got.values()).count("in-use") == 1
+    assert sorted(v["VolumeId"] for v in west.describe_volumes(
+        Filters=[{"Name": "status", "Values": ["creating"]}])["Volumes"]) == sorted([restored, later])
+    hold("error")
+    assert west.describe_volumes(VolumeIds=[restored])["Volumes"][0]["State"] == "error"
+    # another region's restores are not held
+    eu = client(region="eu-west-1")
+    eu_snap = eu.create_snapshot(VolumeId=eu.create_volume(Size=1, AvailabilityZone="eu-west-1a")["VolumeId"])
+    eu_vol = eu.create_volume(SnapshotId=eu_snap["SnapshotId"], AvailabilityZone="eu-west-1a")["VolumeId"]
+    assert eu.describe_volumes(VolumeIds=[eu_vol])["Volumes"][0]["State"] == "available"
+    hold(None)
+    assert states()[restored] == "available"
+    hold("error")
+    _http(f"{moto_url}/moto-api/reset", "POST")
+    snap = west.create_snapshot(VolumeId=west.create_volume(Size=3, AvailabilityZone="us-west-2a")["VolumeId"])
+    restored = west.create_volume(SnapshotId=snap["SnapshotId"], AvailabilityZone="us-west-2b")["VolumeId"]
+    assert states()[restored] == "available"
+
+
+def test_describe_instance_status_honours_its_filters(client):
+    # moto knew only instance-state-name/-code and returned everything for the others.
+    west = client(region="us-west-2")
+    in_a = west.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1,
+                              SubnetId=_default_subnet(west, "us-west-2a")["SubnetId"])["Instances"][0]["InstanceId"]
+    in_b = west.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1,
+                              SubnetId=_default_subnet(west, "us-west-2b")["SubnetId"])["Instances"][0]["InstanceId"]
+    gone = _instance(west)
+    west.terminate_instances(InstanceIds=[gone])
+    f = lambda name, *values: [{"Name": name, "Values": list(values)}]  # noqa: E731
+    assert list(_statuses(west, Filters=f("availability-zone", "us-west-2b"))) == [in_b]
+    assert sorted(_statuses(west, Filters=f("instance-status.status", "ok"))) == sorted([in_a, in_b])
+    assert _statuses(west, Filters=f("instance-status.status", "impaired", "initializing")) == {}
+    assert _statuses(west, Filters=f("system-status.reachability", "failed")) == {}
+    assert sorted(_statuses(west, Filters=f("system-status.status", "o*"))) == sorted([in_a, in_b])
+    assert list(_statuses(west, IncludeAllInstances=True, Filters=f("instance-state-name", "terminated"))) == [gone]
+    # By id, with IncludeAllInstances: a terminated instance is there, its checks not applicable.
+    got = _statuses(west, InstanceIds=[in_a, gone], IncludeAllInstances=True)
+    assert got[gone]["InstanceState"] == {"Code": 48, "Name": "terminated"}
+    assert got[gone]["InstanceStatus"] == got[gone]["SystemStatus"] == {"Status": "not-applicable"}
+    assert got[in_a]["InstanceState"] == {"Code": 16, "Name": "running"}
+    assert got[in_a]["InstanceStatus"]["Status"] == got[in_a]["SystemStatus"]["Status"] == "ok"
+    assert list(_statuses(west, InstanceIds=[in_a, gone])) == [in_a]  # running only without it
+    assert _statuses(west, InstanceIds=[in_a], IncludeAllInstances=True,
+                     Filters=f("availability-zone", "us-west-2b")) == {}
+    with pytest.raises(ClientError) as exc:
+        west.describe_instance_status(InstanceIds=["i-0123456789abcdef0"], IncludeAllInstances=True)
+    assert _code(exc) == "InvalidInstanceID.NotFound"
+
+
+def test_run_instances_refuses_an_instance_type_ec2_does_not_know(client):
+    ec2 = client()
+    with pytest.raises(ClientError) as exc:
+        ec2.run_instances(ImageId="ami-12345678", InstanceType="m99.huge", MinCount=1, MaxCount=1)
+    assert exc.value.response["Error"] == {"Code": "InvalidParameterValue",
+                                           "Message": "Invalid value 'm99.huge' for InstanceType."}
+    assert ec2.describe_instances()["Reservations"] == []
+    ec2.run_instances(ImageId="ami-12345678", InstanceType="t3.micro", MinCount=1, MaxCount=1)
+
+
+def test_run_instances_needs_an_image_of_the_region(client):
+    west, dr_image = _dr_image(client, data_volumes=())
+    east = client()
+    home_image = east.describe_images(Owners=["self"])["Images"][0]["ImageId"]
+    gone = west.copy_image(SourceImageId=home_image, SourceRegion="us-east-1", Name="gone")["ImageId"]
+    west.deregister_image(ImageId=gone)
+    for image in ("ami-0123456789abcdef0", home_image, gone):  # none, another region's, deregistered
+        with pytest.raises(ClientError) as exc:
+            west.run_instances(ImageId=image, InstanceType="t3.micro", MinCount=1, MaxCount=1)
+        assert _code(exc) == "InvalidAMIID.NotFound"
+        assert image in exc.value.response["Error"]["Message"]
+    assert west.describe_instances()["Reservations"] == []
+    west.run_instances(ImageId=dr_image, InstanceType="t3.micro", MinCount=1, MaxCount=1)
+    # the tests' stand-in for someone's public image still launches
+    west.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)
+
+
+def test_an_instance_from_an_image_gets_the_images_volumes_tagged_and_keeps_a_data_volume_after_termination(client):
+    west, image = _dr_image(client, data_volumes=(20,))
+    mappings = {m["DeviceName"]: m["Ebs"] for m in _image(west, image)["BlockDeviceMappings"]}
+    tags = _drill_tags("i-source")
+    inst = west.run_instances(
+        ImageId=image, InstanceType="t3.micro", MinCount=1, MaxCount=1,
+        InstanceInitiatedShutdownBehavior="terminate",
+        TagSpecifications=[{"ResourceType": "instance", "Tags": tags}, {"ResourceType": "volume", "Tags": tags}],
+    )["Instances"][0]
+    iid = inst["InstanceId"]
+    assert _tags(inst) == _tags({"Tags": tags})
+    assert inst["RootDeviceName"] == "/dev/sda1"
+    volumes = {v["Attachments"][0]["Device"]: v for v in west.describe_volumes(
+        Filters=[{"Name": "attachment.instance-id", "Values": [iid]}])["Volumes"]}
+    assert set(volumes) == {"/dev/sda1", "/dev/sdf"}  # moto: one blank 8 GiB /dev/sda1
+    launched = {m["DeviceName"]: m["Ebs"] for m in west.describe_instances(
+        InstanceIds=[iid])["Reservations"][0]["Instances"][0]["BlockDeviceMappings"]}
+    assert {d: e["DeleteOnTermination"] for d, e in launched.items()} == {"/dev/sda1": True, "/dev/sdf": False}
+    for device, volume in volumes.items():
+        assert volume["Size"] == mappings[device]["VolumeSize"]
+        assert volume["SnapshotId"] == mappings[device]["SnapshotId"]
+        assert launched[device]["VolumeId"] == volume["VolumeId"]
+        assert launched[device]["DeleteOnTermination"] == mappings[device]["DeleteOnTermination"]
+        assert _tags(volume) == _tags({"Tags": tags})
+    west.terminate_instances(InstanceIds=[iid])
+    described = west.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    assert described["State"]["Name"] == "terminated"
+    # The root volume goes with the instance; the data volume (DeleteOnTermination false) stays.
+    left = west.describe_volumes(Filters=[{"Name": "tag:Name", "Values": ["drill-i-source"]}])["Volumes"]
+    assert [(v["VolumeId"], v["State"]) for v in left] == [(volumes["/dev/sdf"]["VolumeId"], "available")]
+    with pytest.raises(ClientError) as exc:
+        west.describe_volumes(VolumeIds=[volumes["/dev/sda1"]["VolumeId"]])
+    assert _code(exc) == "InvalidVolume.NotFound"
+
+
+def test_run_instances_on_a_network_interface_lists_its_groups_and_no_public_address(client):
+    west, image = _dr_image(client, data_volumes=())
+    subnet = _default_subnet(west, "us-west-2c")
+    assert subnet["MapPublicIpOnLaunch"] is True  # a default subnet: public unless told otherwise
+    sg = west.create_security_group(GroupName="ec2-backup-drill", Description="drill", VpcId=subnet["VpcId"])["GroupId"]
+    raw: dict = {}
+    west.meta.events.register("after-call.ec2.DescribeInstances",
+                              lambda http_response, **kw: raw.__setitem__("body", http_response.text))
+    iid = west.run_instances(
+        ImageId=image, InstanceType="t3.micro", MinCount=1, MaxCount=1,
+        NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet["SubnetId"],
+                            "AssociatePublicIpAddress": False, "Groups": [sg]}],
+    )["Instances"][0]["InstanceId"]
+    inst = west.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    assert inst["SubnetId"] == subnet["SubnetId"] and inst["Placement"]["AvailabilityZone"] == "us-west-2c"
+    assert inst["SecurityGroups"] == [{"GroupId": sg, "GroupName": "ec2-backup-drill"}]
+    assert [g["GroupId"] for g in inst["NetworkInterfaces"][0]["Groups"]] == [sg]
+    assert "PublicIpAddress" not in inst
+    # AWS leaves Association out without a public address; moto answered an empty one.
+    assert "Association" not in inst["NetworkInterfaces"][0]
+    assert "<association" not in raw["body"]
+
+
+def test_create_volume_from_a_snapshot_tags_it_and_names_a_missing_snapshot(client):
+    west = client(region="us-west-2")
+    snap = west.create_snapshot(VolumeId=west.create_volume(Size=6, AvailabilityZone="us-west-2a")["VolumeId"])
+    tags = _drill_tags("vol-source")
+    vol = west.create_volume(SnapshotId=snap["SnapshotId"], AvailabilityZone="us-west-2b",
+                             TagSpecifications=[{"ResourceType": "volume", "Tags": tags}])
+    described = west.describe_volumes(VolumeIds=[vol["VolumeId"]])["Volumes"][0]
+    assert (described["State"], described["Size"], described["SnapshotId"], described["AvailabilityZone"]) == (
+        "available", 6, snap["SnapshotId"], "us-west-2b")
+    assert _tags(described) == _tags({"Tags": tags})
+    with pytest.raises(ClientError) as exc:
+        west.create_volume(SnapshotId=snap["SnapshotId"], AvailabilityZone="us-west-2b",
+                           TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
+    assert _code(exc) == "InvalidParameterValue"
+    with pytest.raises(ClientError) as exc:
+        west.create_volume(SnapshotId="snap-0123456789abcdef0", AvailabilityZone="us-west-2b")
+    assert exc.value.response["Error"] == {"Code": "InvalidSnapshot.NotFound",
+                                           "Message": "The snapshot 'snap-0123456789abcdef0' does not exist."}
+    west.delete_volume(VolumeId=vol["VolumeId"])
+    assert vol["VolumeId"] not in [v["VolumeId"] for v in west.describe_volumes()["Volumes"]]
+    with pytest.raises(ClientError) as exc:
+        west.describe_volumes(VolumeIds=[vol["VolumeId"]])
+    assert exc.value.response["Error"] == {"Code": "InvalidVolume.NotFound",
+                                           "Message": f"The volume '{vol['VolumeId']}' does not exist."}
+
+
+def test_a_client_token_makes_one_instance_or_volume_and_answers_it_again(client):
+    # The EC2 idempotency guide: the same token again answers what the first call made; with any
+    # parameter but the Availability Zone changed, IdempotentParameterMismatch. moto made another.
+    west, image = _dr_image(client, data_volumes=())
+    tags = [{"ResourceType": "instance", "Tags": _drill_tags("i-1")}]
+    run = dict(ImageId=image, InstanceType="t3.micro", MinCount=1, MaxCount=1, ClientToken="run-1-i-1",
+               TagSpecifications=tags)
+    first = west.run_instances(**run)["Instances"][0]["InstanceId"]
+    assert west.run_instances(**run)["Instances"][0]["InstanceId"] == first
+    assert [i["InstanceId"] for r in west.describe_instances()["Reservations"] for i in r["Instances"]] == [first]
+    retagged = [{"ResourceType": "instance", "Tags": _drill_tags("i-1") + [{"Key": "at", "Value": "later"}]}]
+    with pytest.raises(ClientError) as exc:
+        west.run_instances(**dict(run, TagSpecifications=retagged))
+    assert _code(exc) == "IdempotentParameterMismatch"
+    west.terminate_instances(InstanceIds=[first])
+    assert west.run_instances(**run)["Instances"][0]["InstanceId"] == first  # no new instance
+    assert [i["State"]["Name"] for r in west.describe_instances()["Reservations"] for i in r["Instances"]] == [
+        "terminated"]
+    # scoped to the region
+    assert client(region="eu-west-1").run_instances(
+        ImageId="ami-12345678", MinCount=1, MaxCount=1, ClientToken="run-1-i-1")["Instances"][0]["InstanceId"] != first
+
+    snap = west.create_snapshot(VolumeId=west.create_volume(Size=2, AvailabilityZone="us-west-2a")["VolumeId"])
+    create = dict(SnapshotId=snap["SnapshotId"], AvailabilityZone="us-west-2b", ClientToken="run-1-vol-1",
+                  TagSpecifications=[{"ResourceType": "volume", "Tags": _drill_tags("vol-1")}])
+    vol = west.create_volume(**create)["VolumeId"]
+    assert west.create_volume(**create)["VolumeId"] == vol
+    assert west.create_volume(**dict(create, AvailabilityZone="us-west-2c"))["VolumeId"] == vol
+    assert len(west.describe_volumes(Filters=[{"Name": "snapshot-id", "Values": [snap["SnapshotId"]]}])["Volumes"]) == 1
+    with pytest.raises(ClientError) as exc:
+        west.create_volume(**dict(create, TagSpecifications=[{"ResourceType": "volume", "Tags": _drill_tags("vol-2")}]))
+    assert _code(exc) == "IdempotentParameterMismatch"
+    west.delete_volume(VolumeId=vol)
+    gone = west.create_volume(**create)
+    assert (gone["VolumeId"], gone["State"]) == (vol, "deleted")
+    assert west.describe_volumes(Filters=[{"Name": "snapshot-id", "Values": [snap["SnapshotId"]]}])["Volumes"] == []
+
+def test_drill_security_group_and_default_subnets_as_moto_answers(client):
+    # moto's own behaviour, pinned because the drill relies on it: a default subnet per zone in
+    # the DR regions, and a security group found again by name within its VPC.
+    for region in ("us-west-2", "eu-west-1"):
+        ec2 = client(region=region)
+        subnets = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+        assert len({s["AvailabilityZone"] for s in subnets}) == len(subnets) >= 3
+        vpc = subnets[0]["VpcId"]
+        sg = ec2.create_security_group(GroupName="ec2-backup-drill", Description="drill", VpcId=vpc, TagSpecifications=[
+            {"ResourceType": "security-group", "Tags": [{"Key": "backup:managed-by", "Value": "ec2-backup"}]}])["GroupId"]
+        found = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["ec2-backup-drill"]},
+                                                      {"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
+        assert [(g["GroupId"], g["IpPermissions"], _tags(g)) for g in found] == [
+            (sg, [], {"backup:managed-by": "ec2-backup"})]
+        assert ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["ec2-backup-drill"]},
+                                                     {"Name": "vpc-id", "Values": ["vpc-0000000"]}])["SecurityGroups"] == []
+        with pytest.raises(ClientError) as exc:
+            ec2.create_security_group(GroupName="ec2-backup-drill", Description="drill", VpcId=vpc)
+        assert _code(exc) == "InvalidGroup.Duplicate"
+
+
+def test_s3_conditional_put_writes_an_evidence_record_once(client):
+    # moto's own behaviour, pinned because the drill's evidence relies on it: PutObject with
+    # If-None-Match: * answers 412 PreconditionFailed when the key exists, and leaves it as it was.
+    s3 = client("s3")
+    s3.create_bucket(Bucket="evidence")
+    key = "drills/2026/12/06/run-1/us-west-2/i-1.json"
+    s3.put_object(Bucket="evidence", Key=key, Body=b'{"result": "passed"}', IfNoneMatch="*")
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket="evidence", Key=key, Body=b'{"result": "failed"}', IfNoneMatch="*")
+    assert _code(exc) == "PreconditionFailed"
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    assert s3.get_object(Bucket="evidence", Key=key)["Body"].read() == b'{"result": "passed"}'
+    for day in ("05", "07"):
+        s3.put_object(Bucket="evidence", Key=f"drills/2026/12/{day}/run-{day}/eu-west-1/vol-1.json", Body=b"{}")
+    s3.put_object(Bucket="evidence", Key="elsewhere/x.json", Body=b"{}")
+    listed = s3.list_objects_v2(Bucket="evidence", Prefix="drills/", StartAfter="drills/2026/12/06")
+    assert [o["Key"] for o in listed["Contents"]] == [key, "drills/2026/12/07/run-07/eu-west-1/vol-1.json"]
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket="evidence", Key="drills/none.json")
+    assert _code(exc) == "NoSuchKey"
+
 # ---------------------------------------------------------------- SQS
 
 
