@@ -614,3 +614,52 @@ pub fn sqs_record(message_id: &str, body: &str, queue_name: &str) -> Value {
         "awsRegion": HOME,
     })
 }
+
+/// The evidence bucket of the drill, on this server (S3 in path style, as a local endpoint
+/// serves it).
+impl Moto {
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new(HOME))
+            .endpoint_url(&self.url)
+            .force_path_style(true)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            ))
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// A new bucket `name`, as the drill's evidence.
+    pub async fn evidence_bucket(&self, name: &str) -> shared::s3::Evidence {
+        self.s3()
+            .create_bucket()
+            .bucket(name)
+            .send()
+            .await
+            .expect("create_bucket");
+        shared::s3::Evidence::from_client(self.s3(), name)
+    }
+
+    /// Every object in `bucket` under `prefix`: its key and its body.
+    pub async fn objects(&self, bucket: &str, prefix: &str) -> Vec<(String, String)> {
+        let evidence = shared::s3::Evidence::from_client(self.s3(), bucket);
+        let keys = evidence.keys(prefix, None).await.expect("list_objects_v2");
+        let mut out = Vec::new();
+        for key in keys {
+            let body = evidence.get(&key).await.expect("get_object");
+            out.push((key, body));
+        }
+        out
+    }
+
+    /// What the server reports of a region's restores (see `tests/moto_server.py`,
+    /// `/_test/restore-hold`): `status` for `kind` `instance` (`initializing`, `impaired`) or
+    /// `volume` (`creating`, `error`); `None` lifts it.
+    pub fn hold_restores(&self, region: &str, kind: &str, status: Option<&str>) {
+        let spec = serde_json::json!({"region": region, "kind": kind, "status": status});
+        let (code, body) = self.http("POST", "/_test/restore-hold", &spec.to_string());
+        assert_eq!(code, 200, "holding the restores failed: {body}");
+    }
+}

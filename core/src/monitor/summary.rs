@@ -82,6 +82,18 @@ pub fn summarize(
         .without_backup
         .sort_by(|a, b| (&a.region, &a.resource).cmp(&(&b.region, &b.resource)));
 
+    // Not proven restorable in time, in each drill region.
+    let not_drilled = crate::drill::plan::not_drilled(
+        home,
+        &inputs.resources,
+        &inputs.backups,
+        config.drill_interval,
+        now,
+    );
+    for (region, n) in not_drilled {
+        report.regions.entry(region).or_default().not_drilled += n;
+    }
+
     // Copies missing in each DR region read.
     report.copies_missing = copies_missing(&keys, config, home, inputs, now);
     for missing in &report.copies_missing {

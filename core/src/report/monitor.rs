@@ -28,10 +28,13 @@ pub struct Figures {
     /// The age, in seconds, of the oldest of the newest usable backups of the rows here that
     /// have one; 0 when none has.
     pub worst_rpo_seconds: i64,
+    /// Resources drilled here (see `crate::drill::plan::not_drilled`) whose last passed drill
+    /// is older than `DRILL_INTERVAL` and a day, or that have waited that long for a first one.
+    pub not_drilled: usize,
 }
 
 impl Figures {
-    /// The seven figures as metrics (`shared/metrics.json`, monitor's `region` and
+    /// The eight figures as metrics (`shared/metrics.json`, monitor's `region` and
     /// `deployment` sets).
     pub fn metric_values(&self) -> Values {
         vec![
@@ -42,6 +45,7 @@ impl Figures {
             (Metric::PendingTooLong, count(self.pending_too_long)),
             (Metric::OrphanedSnapshots, count(self.orphaned_snapshots)),
             (Metric::WorstRpoSeconds, self.worst_rpo_seconds as f64),
+            (Metric::NotDrilled, count(self.not_drilled)),
         ]
     }
 
@@ -57,6 +61,7 @@ impl Figures {
                 pending_too_long: t.pending_too_long + f.pending_too_long,
                 orphaned_snapshots: t.orphaned_snapshots + f.orphaned_snapshots,
                 worst_rpo_seconds: t.worst_rpo_seconds.max(f.worst_rpo_seconds),
+                not_drilled: t.not_drilled + f.not_drilled,
             })
     }
 }

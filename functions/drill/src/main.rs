@@ -36,6 +36,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             evidence: evidence.clone(),
             run: Run::new(now, &context.request_id),
             poll: std::time::Duration::from_secs(10),
+            recheck_seconds: shared::drill::RECHECK_SECONDS,
+            started: std::time::Instant::now(),
         })
     }))
     .await

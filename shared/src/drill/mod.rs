@@ -37,7 +37,7 @@ use crate::s3::{Evidence, Written};
 use crate::sqs::WorkQueue;
 use crate::tags::{TagKeys, Tags, format_time, key};
 use backup_core::backup::DrillResult;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use futures::stream::{self, StreamExt};
 use plan::{Drill as Planned_, Only};
 use record::{DrillRecord, Restore, RestoreKind, Verdict, judge};
@@ -67,6 +67,12 @@ pub struct Drill<'a> {
     pub run: Run,
     /// Without a work queue: how long to wait between two looks at the restores.
     pub poll: std::time::Duration,
+    /// How long a continuation waits before it looks at the restores again (the function:
+    /// [`RECHECK_SECONDS`]).
+    pub recheck_seconds: u32,
+    /// When the invocation began, on the machine's steady clock: the run's clock is
+    /// `setting.now` plus the time since (see [`Drill::clock`]).
+    pub started: std::time::Instant,
 }
 
 /// A run: its id, and when it began (its evidence's day).
@@ -98,6 +104,14 @@ pub fn run_id(started: DateTime<Utc>, request_id: &str) -> String {
 }
 
 impl Drill<'_> {
+    /// Now, on the run's clock: the invocation's `now` and the time it has taken since.
+    fn clock(&self) -> DateTime<Utc> {
+        let elapsed = chrono::TimeDelta::from_std(self.started.elapsed()).unwrap_or_default();
+        // Whole seconds, as the tags and the records say them.
+        let now = self.setting.now + elapsed;
+        now.with_nanosecond(0).unwrap_or(now)
+    }
+
     fn keys(&self) -> TagKeys {
         TagKeys::new(&self.setting.config.tag_prefix)
     }
@@ -335,8 +349,10 @@ impl Drill<'_> {
         d: &Planned_,
         instance_types: &HashMap<String, String>,
     ) -> Result<Restore, Error> {
-        let started = Utc::now().max(self.setting.now);
-        let tags = self.throwaway_tags(run, d, started);
+        let started = self.clock();
+        // The same tags in a retry of the invocation (the run's start, not this call's): EC2
+        // refuses a ClientToken reused with other parameters.
+        let tags = self.throwaway_tags(run, d, run.started_at);
         let token = client_token(&run.id, &d.resource);
         // Room after the restores for judging them and handing them on.
         let ec2 = ec2.keeping(std::time::Duration::from_secs(3));
@@ -423,7 +439,7 @@ impl Drill<'_> {
                 return;
             }
             tokio::time::sleep(self.poll).await;
-            now = Utc::now().max(now);
+            now = self.clock();
         }
     }
 
@@ -500,7 +516,7 @@ impl Drill<'_> {
         let region = ec2.region();
         if let Some(id) = record.restored.clone() {
             match clean_up(ec2, record.kind, &id).await {
-                Ok(()) => record.cleaned_up_at = Some(Utc::now().max(now)),
+                Ok(()) => record.cleaned_up_at = Some(self.clock().max(now)),
                 Err(e) => {
                     warn!(restored = %id, region = %region, error = %e, "drill resource not cleaned up: the next run's sweep deletes it");
                     report.failed.push(Failed::from_error(&id, Some(region), &e));
@@ -557,7 +573,8 @@ impl Drill<'_> {
             .collect();
         let what = "the restores to check";
         let config = self.setting.config;
-        match crate::continuation::hand_on(queue, config, FUNCTION, what, &works, RECHECK_SECONDS)
+        let delay = self.recheck_seconds;
+        match crate::continuation::hand_on(queue, config, FUNCTION, what, &works, delay)
             .await
         {
             Ok(sent) => report.common.continuations += sent,

@@ -80,6 +80,7 @@ fn log(report: &MonitorReport) {
             pending_too_long = f.pending_too_long,
             orphaned_snapshots = f.orphaned_snapshots,
             worst_rpo_seconds = f.worst_rpo_seconds,
+            not_drilled = f.not_drilled,
             "region summary"
         );
     }
