@@ -26,11 +26,11 @@ CORE = "backup-core"
 LAYERS = {
     "shared": [
         # the adapters: the only code that knows the SDKs, speaking the core's types
-        ["aws", "pacing", "ec2", "sqs", "clients", "permissions"],
+        ["aws", "pacing", "ec2", "sqs", "s3", "clients", "permissions"],
         # the Lambda plumbing: the invocation pipeline and what it uses
         ["lambda", "metrics", "continuation", "invocation"],
         # the functions' runs
-        ["status", "create", "replicate", "expire", "monitor"],
+        ["status", "create", "replicate", "expire", "monitor", "drill"],
     ],
 }
 # Crates the core may not reach, directly or through another crate.

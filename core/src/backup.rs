@@ -214,7 +214,9 @@ impl DrillMark {
     /// The mark `tags` carry: both `P:drilled-at` and `P:drill-result` readable, else none.
     pub fn read(keys: &TagKeys, tags: &[(String, String)]) -> Option<Self> {
         let at = keys.get(tags, key::DRILLED_AT).and_then(parse_time)?;
-        let result = keys.get(tags, key::DRILL_RESULT).and_then(DrillResult::parse)?;
+        let result = keys
+            .get(tags, key::DRILL_RESULT)
+            .and_then(DrillResult::parse)?;
         // A pass's figure stays on the backup when a later drill of it does not pass.
         let restore_seconds = keys
             .get(tags, key::RESTORE_SECONDS)
@@ -231,7 +233,10 @@ impl DrillMark {
     pub fn tags(&self, keys: &TagKeys) -> Tags {
         let mut tags = vec![
             (keys.key(key::DRILLED_AT), crate::tags::format_time(self.at)),
-            (keys.key(key::DRILL_RESULT), self.result.as_str().to_string()),
+            (
+                keys.key(key::DRILL_RESULT),
+                self.result.as_str().to_string(),
+            ),
         ];
         if let Some(s) = self.restore_seconds {
             tags.push((keys.key(key::RESTORE_SECONDS), s.to_string()));

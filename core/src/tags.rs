@@ -31,7 +31,7 @@ pub mod key {
     pub const HOLD: &str = "hold";
     pub const REQUEST_ID: &str = "request-id";
     /// On a drill's throwaway instance or volume: the backup it was restored from, the run
-    /// that made it and when (see `crate::drill`).
+    /// that made it and when (see the drill function).
     pub const DRILL_OF: &str = "drill-of";
     pub const DRILL_RUN: &str = "drill-run";
     pub const DRILL_STARTED_AT: &str = "drill-started-at";

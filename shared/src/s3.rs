@@ -69,7 +69,11 @@ impl Evidence {
     }
 
     /// The keys under `prefix` that sort after `start_after`, in order; every page is read.
-    pub async fn keys(&self, prefix: &str, start_after: Option<&str>) -> Result<Vec<String>, Error> {
+    pub async fn keys(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+    ) -> Result<Vec<String>, Error> {
         let mut pages = self
             .client
             .list_objects_v2()
@@ -81,7 +85,11 @@ impl Evidence {
         let mut keys = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.error("ListObjectsV2", e))?;
-            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
         }
         Ok(keys)
     }

@@ -59,6 +59,19 @@ pub fn sample(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Runs a Python script against the moto server (`MOTO` is its URL, `boto3` imported) and
+/// returns what it prints.
+pub fn python(script: &str) -> String {
+    let moto = moto_url();
+    let script = format!("import boto3, json\nMOTO = '{moto}'\n{script}");
+    let out = Command::new(venv_python())
+        .args(["-c", &script])
+        .output()
+        .expect("run python");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
 /// Runs a line of Python with boto3 (`ec2` is a client for us-east-1 of the moto server) and
 /// returns what it prints: a quick way to seed a resource.
 pub fn boto3(expression: &str) -> String {
@@ -77,7 +90,12 @@ pub fn boto3(expression: &str) -> String {
 /// The checks every function's binary must pass: a malformed payload is a non-retryable error
 /// that says what was expected, and a bad environment variable stops the cold start naming it.
 pub fn assert_rejects_bad_input(binary: &str) {
-    let out = invoke(binary, r#"{"hello": "world"}"#, &[]);
+    assert_rejects_bad_input_with(binary, &[]);
+}
+
+/// [`assert_rejects_bad_input`] for a binary that needs `env` to start (the drill's bucket).
+pub fn assert_rejects_bad_input_with(binary: &str, env: &[(&str, &str)]) {
+    let out = invoke(binary, r#"{"hello": "world"}"#, env);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let line = result(&out);
     assert_eq!(
@@ -104,7 +122,9 @@ pub fn assert_rejects_bad_input(binary: &str) {
         }
     }
 
-    let out = invoke(binary, "{}", &[("DEFAULT_INTERVAL", "fortnightly")]);
+    let mut bad = env.to_vec();
+    bad.push(("DEFAULT_INTERVAL", "fortnightly"));
+    let out = invoke(binary, "{}", &bad);
     assert_eq!(out.status.code(), Some(2), "the function must not start");
     let stderr = text(&out.stderr);
     assert!(

@@ -44,7 +44,11 @@ async fn world(moto: &Moto) -> World {
     let instance = moto
         .instance(
             HOME,
-            &[("Backup", "true"), ("Name", "web"), ("backup:copy-to", "us-west-2,eu-west-1")],
+            &[
+                ("Backup", "true"),
+                ("Name", "web"),
+                ("backup:copy-to", "us-west-2,eu-west-1"),
+            ],
             0,
         )
         .await;
@@ -62,20 +66,42 @@ async fn backed_up(moto: &Moto, instances: &[&str], volumes: &[&str]) {
     let (config, ec2) = (config(), moto.ec2(HOME));
     if !instances.is_empty() {
         let payload = json!({ "instance_ids": instances });
-        shared::create::handle(shared::create::ResourceKind::Instance, &config, &ec2, None, &payload, "req-i", at)
-            .await
-            .expect("images made");
+        shared::create::handle(
+            shared::create::ResourceKind::Instance,
+            &config,
+            &ec2,
+            None,
+            &payload,
+            "req-i",
+            at,
+        )
+        .await
+        .expect("images made");
     }
     if !volumes.is_empty() {
         let payload = json!({ "volume_ids": volumes });
-        shared::create::handle(shared::create::ResourceKind::Volume, &config, &ec2, None, &payload, "req-v", at)
-            .await
-            .expect("snapshots made");
+        shared::create::handle(
+            shared::create::ResourceKind::Volume,
+            &config,
+            &ec2,
+            None,
+            &payload,
+            "req-v",
+            at,
+        )
+        .await
+        .expect("snapshots made");
     }
     let sweep = event("scheduled-event.json", &[]);
-    shared::replicate::handle(&config, &moto.clients(HOME), None, &sweep, at + TimeDelta::minutes(5))
-        .await
-        .expect("copies made");
+    shared::replicate::handle(
+        &config,
+        &moto.clients(HOME),
+        None,
+        &sweep,
+        at + TimeDelta::minutes(5),
+    )
+    .await
+    .expect("copies made");
     moto.set_clock(now());
 }
 
@@ -90,7 +116,11 @@ async fn drill_at(
 ) -> (Result<Value, shared::Error>, Vec<Value>) {
     let config = config();
     let drill = Drill {
-        setting: Setting { config: &config, queue, now: at },
+        setting: Setting {
+            config: &config,
+            queue,
+            now: at,
+        },
         settings,
         clients: moto.clients(HOME),
         evidence: Some(shared::s3::Evidence::from_client(moto.s3(), BUCKET)),
@@ -119,7 +149,11 @@ async fn left_running(moto: &Moto) -> Vec<String> {
     let keys = shared::tags::TagKeys::new("backup");
     let mut out = Vec::new();
     for r in [HOME, DR, DR2] {
-        let found = moto.ec2(r).drill_resources(&keys, "ec2-backup").await.unwrap();
+        let found = moto
+            .ec2(r)
+            .drill_resources(&keys, "ec2-backup")
+            .await
+            .unwrap();
         out.extend(found.into_iter().map(|t| t.id));
     }
     out
@@ -140,14 +174,24 @@ fn records(answer: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
-async fn tags_of_backup(moto: &Moto, region: &str, id: &str) -> std::collections::BTreeMap<String, String> {
+async fn tags_of_backup(
+    moto: &Moto,
+    region: &str,
+    id: &str,
+) -> std::collections::BTreeMap<String, String> {
     if id.starts_with("ami-") {
         let images = moto.images(region).await;
-        let image = images.iter().find(|i| i.image_id() == Some(id)).expect("the image");
+        let image = images
+            .iter()
+            .find(|i| i.image_id() == Some(id))
+            .expect("the image");
         tag_map(image.tags())
     } else {
         let snapshots = moto.snapshots(region).await;
-        let s = snapshots.iter().find(|s| s.snapshot_id() == Some(id)).expect("the snapshot");
+        let s = snapshots
+            .iter()
+            .find(|s| s.snapshot_id() == Some(id))
+            .expect("the snapshot");
         tag_map(s.tags())
     }
 }
@@ -158,10 +202,28 @@ async fn a_first_run_proves_every_resource_where_it_is_drilled_and_keeps_the_evi
     let moto = Moto::start().await;
     let w = world(&moto).await;
     moto.evidence_bucket(BUCKET).await;
+    // (never drilled, with backups there for more than a day: monitor counts each
+    // resource-region it is drilled in as not drilled)
+    let not_drilled = async |at: DateTime<Utc>| {
+        let report = shared::monitor::handle(&config(), &moto.clients(HOME), &json!({}), at)
+            .await
+            .unwrap();
+        [HOME, DR, DR2].map(|r| report["regions"][r]["not_drilled"].as_u64().unwrap())
+    };
+    assert_eq!(not_drilled(now() + TimeDelta::hours(12)).await, [0, 0, 0]);
+    assert_eq!(not_drilled(now() + TimeDelta::days(2)).await, [1, 1, 1]);
     moto.reset_calls();
 
     // WHEN the drill runs
-    let (answer, lines) = drill_at(&moto, &settings(10), None, &event("scheduled-event.json", &[]), now(), "req-1").await;
+    let (answer, lines) = drill_at(
+        &moto,
+        &settings(10),
+        None,
+        &event("scheduled-event.json", &[]),
+        now(),
+        "req-1",
+    )
+    .await;
     let answer = answer.expect("the drill ran");
 
     // THEN the instance is proven in each DR region (not at home), the volume at home
@@ -174,44 +236,88 @@ async fn a_first_run_proves_every_resource_where_it_is_drilled_and_keeps_the_evi
     ];
     want.sort();
     assert_eq!(got, want, "{answer}");
-    assert_eq!(answer["counts"], json!({"passed": 3, "failed": 0, "timed_out": 0, "pending": 0, "cleaned_up": 3}));
+    assert_eq!(
+        answer["counts"],
+        json!({"passed": 3, "failed": 0, "timed_out": 0, "pending": 0, "cleaned_up": 3})
+    );
     assert_eq!(answer["dry_run"], false);
     for r in answer["records"].as_array().unwrap() {
         // AND each record says what was restored from what, RPO and RTO, and its clean-up
-        assert_eq!(r["rpo_seconds"].as_i64().unwrap(), (parse_time(r["started_at"].as_str().unwrap()).unwrap() - parse_time(r["backup_created_at"].as_str().unwrap()).unwrap()).num_seconds());
+        assert_eq!(
+            r["rpo_seconds"].as_i64().unwrap(),
+            (parse_time(r["started_at"].as_str().unwrap()).unwrap()
+                - parse_time(r["backup_created_at"].as_str().unwrap()).unwrap())
+            .num_seconds()
+        );
         assert!(r["rpo_seconds"].as_i64().unwrap() >= 3600, "{r}");
         assert!(r["rto_seconds"].as_i64().unwrap() >= 0, "{r}");
-        assert!(r["restored"].as_str().unwrap().starts_with(if r["kind"] == "instance" { "i-" } else { "vol-" }));
+        assert!(
+            r["restored"]
+                .as_str()
+                .unwrap()
+                .starts_with(if r["kind"] == "instance" {
+                    "i-"
+                } else {
+                    "vol-"
+                })
+        );
         assert!(r["cleaned_up_at"].is_string(), "{r}");
         assert_eq!(r["error"], Value::Null);
         if r["kind"] == "instance" {
             assert_eq!(r["name"], "web");
         }
         // AND the drilled backup (a copy in a DR region) carries the drill
-        let tags = tags_of_backup(&moto, r["region"].as_str().unwrap(), r["backup"].as_str().unwrap()).await;
+        let tags = tags_of_backup(
+            &moto,
+            r["region"].as_str().unwrap(),
+            r["backup"].as_str().unwrap(),
+        )
+        .await;
         assert_eq!(tags["backup:drill-result"], "passed");
         assert_eq!(tags["backup:drilled-at"], r["started_at"].as_str().unwrap());
         assert_eq!(tags["backup:restore-seconds"], r["rto_seconds"].to_string());
         if r["region"] != HOME {
-            assert!(tags.contains_key("backup:copy-of"), "a DR copy is drilled: {tags:?}");
+            assert!(
+                tags.contains_key("backup:copy-of"),
+                "a DR copy is drilled: {tags:?}"
+            );
         }
     }
     // AND one evidence object per record, under the run's day, each the record itself
     let objects = moto.objects(BUCKET, "drills/").await;
     assert_eq!(objects.len(), 3, "{objects:?}");
     for (key, body) in &objects {
-        assert!(key.starts_with("drills/2026/11/25/20261125T120000Z-req1/"), "{key}");
+        assert!(
+            key.starts_with("drills/2026/11/25/20261125T120000Z-req1/"),
+            "{key}"
+        );
         let record: Value = serde_json::from_str(body).unwrap();
-        assert!(answer["records"].as_array().unwrap().contains(&record), "{record}");
+        assert!(
+            answer["records"].as_array().unwrap().contains(&record),
+            "{record}"
+        );
     }
     // AND nothing is left running, and every call was one the drill role may make
     assert!(left_running(&moto).await.is_empty());
     moto.assert_calls_allowed("drill");
     // AND the metrics: the function's counts and each region's, with its slowest restore
-    let function = lines.iter().find(|l| l.get("Region").is_none() && l["Function"] == "drill").unwrap();
-    assert_eq!((function["DrillsPassed"].as_u64(), function["DrillsFailed"].as_u64(), function["DrillsTimedOut"].as_u64()), (Some(3), Some(0), Some(0)));
+    let function = lines
+        .iter()
+        .find(|l| l.get("Region").is_none() && l["Function"] == "drill")
+        .unwrap();
+    assert_eq!(
+        (
+            function["DrillsPassed"].as_u64(),
+            function["DrillsFailed"].as_u64(),
+            function["DrillsTimedOut"].as_u64()
+        ),
+        (Some(3), Some(0), Some(0))
+    );
     for r in [HOME, DR, DR2] {
-        let line = lines.iter().find(|l| l["Region"] == r).unwrap_or_else(|| panic!("no line for {r}: {lines:?}"));
+        let line = lines
+            .iter()
+            .find(|l| l["Region"] == r)
+            .unwrap_or_else(|| panic!("no line for {r}: {lines:?}"));
         assert_eq!(line["DrillsPassed"], 1);
         assert!(line.get("RestoreSeconds").is_some(), "{line}");
     }
@@ -221,7 +327,14 @@ async fn a_first_run_proves_every_resource_where_it_is_drilled_and_keeps_the_evi
     assert!(records(&again).is_empty(), "{again}");
 
     // AND monitor counts nothing undrilled, a week and two days later every resource-region
-    let report = shared::monitor::handle(&config(), &moto.clients(HOME), &json!({}), now() + TimeDelta::hours(2)).await.unwrap();
+    let report = shared::monitor::handle(
+        &config(),
+        &moto.clients(HOME),
+        &json!({}),
+        now() + TimeDelta::hours(2),
+    )
+    .await
+    .unwrap();
     for r in [HOME, DR, DR2] {
         assert_eq!(report["regions"][r]["not_drilled"], 0, "{report}");
     }
@@ -235,7 +348,12 @@ async fn at_most_the_batch_is_drilled_a_run_the_never_drilled_first_then_the_old
     for _ in 0..3 {
         ids.push(moto.instance(HOME, &[("Backup", "true")], 0).await);
     }
-    backed_up(&moto, &ids.iter().map(String::as_str).collect::<Vec<_>>(), &[]).await;
+    backed_up(
+        &moto,
+        &ids.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[],
+    )
+    .await;
     moto.evidence_bucket(BUCKET).await;
 
     // WHEN the drill runs with a batch of two, then again
@@ -270,11 +388,19 @@ async fn a_restore_aws_refuses_is_a_failed_record_that_stops_nothing_else() {
     let answer = drill(&moto, &settings(10), now()).await;
     assert_eq!(answer["counts"]["failed"], 1, "{answer}");
     assert_eq!(answer["counts"]["passed"], 2, "{answer}");
-    let failed = answer["records"].as_array().unwrap().iter().find(|r| r["result"] == "failed").unwrap();
+    let failed = answer["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["result"] == "failed")
+        .unwrap();
     assert_eq!(failed["resource"], w.instance.as_str());
     assert_eq!(failed["region"], DR);
     assert_eq!(failed["error_code"], "InsufficientInstanceCapacity");
-    assert!(failed["error"].as_str().unwrap().contains("capacity"), "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("capacity"),
+        "{failed}"
+    );
     assert_eq!(failed["restored"], Value::Null);
     assert_eq!(failed["rto_seconds"], Value::Null);
     // AND it is evidence too, and on the backup
@@ -307,23 +433,53 @@ async fn a_restore_not_ready_is_checked_again_from_the_queue_and_times_out() {
     let batch = moto.receive(&queue).await;
     assert_eq!(batch.len(), 1);
     let event = sqs_event(&queue, &batch);
-    let (answer, _) = drill_at(&moto, &settings(10), Some(&queue), &event, now() + TimeDelta::minutes(10), "req-2").await;
+    let (answer, _) = drill_at(
+        &moto,
+        &settings(10),
+        Some(&queue),
+        &event,
+        now() + TimeDelta::minutes(10),
+        "req-2",
+    )
+    .await;
     assert_eq!(answer.unwrap()["counts"]["pending"], 1);
-    moto.settle(&queue, &batch, &json!({"batchItemFailures": []})).await;
+    moto.settle(&queue, &batch, &json!({"batchItemFailures": []}))
+        .await;
 
     // WHEN it comes again past DRILL_TIMEOUT THEN the restore timed out, and is cleaned up
     let batch = moto.receive(&queue).await;
     let event = sqs_event(&queue, &batch);
-    let (answer, _) = drill_at(&moto, &settings(10), Some(&queue), &event, now() + TimeDelta::minutes(31), "req-3").await;
+    let (answer, _) = drill_at(
+        &moto,
+        &settings(10),
+        Some(&queue),
+        &event,
+        now() + TimeDelta::minutes(31),
+        "req-3",
+    )
+    .await;
     let answer = answer.unwrap();
-    assert_eq!(records(&answer), [(w.instance.clone(), DR.to_string(), "timed-out".to_string())]);
+    assert_eq!(
+        records(&answer),
+        [(w.instance.clone(), DR.to_string(), "timed-out".to_string())]
+    );
     assert!(left_running(&moto).await.is_empty());
     // AND its evidence is in the run's day, under the first invocation's run
-    let objects = moto.objects(BUCKET, "drills/2026/11/25/20261125T120000Z-req1/").await;
+    let objects = moto
+        .objects(BUCKET, "drills/2026/11/25/20261125T120000Z-req1/")
+        .await;
     assert_eq!(objects.len(), 1, "{objects:?}");
 
     // WHEN the same message is delivered again (a replay) THEN nothing is recorded twice
-    let (again, _) = drill_at(&moto, &settings(10), Some(&queue), &event, now() + TimeDelta::minutes(32), "req-4").await;
+    let (again, _) = drill_at(
+        &moto,
+        &settings(10),
+        Some(&queue),
+        &event,
+        now() + TimeDelta::minutes(32),
+        "req-4",
+    )
+    .await;
     assert!(records(&again.unwrap()).is_empty());
     assert_eq!(moto.objects(BUCKET, "drills/").await.len(), 1);
 }
@@ -335,14 +491,33 @@ async fn a_restore_that_gets_ready_later_passes_with_its_time_to_restore() {
     moto.evidence_bucket(BUCKET).await;
     moto.hold_restores(DR2, "instance", Some("initializing"));
     let queue = moto.work_queue("drill-work", "drill").await;
-    let (answer, _) = drill_at(&moto, &settings(10), Some(&queue), &json!({"regions": [DR2]}), now(), "req-1").await;
+    let (answer, _) = drill_at(
+        &moto,
+        &settings(10),
+        Some(&queue),
+        &json!({"regions": [DR2]}),
+        now(),
+        "req-1",
+    )
+    .await;
     assert_eq!(answer.unwrap()["counts"]["pending"], 1);
     moto.hold_restores(DR2, "instance", None);
     let batch = moto.receive(&queue).await;
     let event = sqs_event(&queue, &batch);
-    let (answer, _) = drill_at(&moto, &settings(10), Some(&queue), &event, now() + TimeDelta::minutes(4), "req-2").await;
+    let (answer, _) = drill_at(
+        &moto,
+        &settings(10),
+        Some(&queue),
+        &event,
+        now() + TimeDelta::minutes(4),
+        "req-2",
+    )
+    .await;
     let answer = answer.unwrap();
-    assert_eq!(records(&answer), [(w.instance.clone(), DR2.to_string(), "passed".to_string())]);
+    assert_eq!(
+        records(&answer),
+        [(w.instance.clone(), DR2.to_string(), "passed".to_string())]
+    );
     let rto = answer["records"][0]["rto_seconds"].as_i64().unwrap();
     assert!((239..=241).contains(&rto), "{answer}");
 }
@@ -360,21 +535,68 @@ async fn what_a_killed_run_left_is_cleaned_by_the_next_and_nothing_foreign_is_to
     let old = (now() - TimeDelta::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let young = (now() - TimeDelta::minutes(5)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     // GIVEN a restore a killed run left an hour ago, and one of a run still going
-    let left = throwaway(&moto, &[("backup:managed-by", "ec2-backup"), ("backup:drill-of", "ami-0123456789abcdef0"), ("backup:drill-started-at", &old)]).await;
-    let going = throwaway(&moto, &[("backup:managed-by", "ec2-backup"), ("backup:drill-of", "ami-0123456789abcdef0"), ("backup:drill-started-at", &young)]).await;
+    let left = throwaway(
+        &moto,
+        &[
+            ("backup:managed-by", "ec2-backup"),
+            ("backup:drill-of", "ami-0123456789abcdef0"),
+            ("backup:drill-started-at", &old),
+        ],
+    )
+    .await;
+    let going = throwaway(
+        &moto,
+        &[
+            ("backup:managed-by", "ec2-backup"),
+            ("backup:drill-of", "ami-0123456789abcdef0"),
+            ("backup:drill-started-at", &young),
+        ],
+    )
+    .await;
     // AND look-alikes: another deployment's drill, one of ours without drill-of, a user's
-    let other = throwaway(&moto, &[("backup:managed-by", "other"), ("backup:drill-of", "ami-0123456789abcdef0"), ("backup:drill-started-at", &old)]).await;
-    let no_drill_of = throwaway(&moto, &[("backup:managed-by", "ec2-backup"), ("backup:drill-started-at", &old)]).await;
+    let other = throwaway(
+        &moto,
+        &[
+            ("backup:managed-by", "other"),
+            ("backup:drill-of", "ami-0123456789abcdef0"),
+            ("backup:drill-started-at", &old),
+        ],
+    )
+    .await;
+    let no_drill_of = throwaway(
+        &moto,
+        &[
+            ("backup:managed-by", "ec2-backup"),
+            ("backup:drill-started-at", &old),
+        ],
+    )
+    .await;
     let users = throwaway(&moto, &[("backup:drill", "true"), ("Name", "drill-i-0123")]).await;
 
     // WHEN the drill runs
     let answer = drill(&moto, &settings(10), now()).await;
 
     // THEN the leftover is terminated, and the rest left as they were
-    assert_eq!(answer["counts"]["cleaned_up"], 1 + 3, "the leftover and the run's three: {answer}");
+    assert_eq!(
+        answer["counts"]["cleaned_up"],
+        1 + 3,
+        "the leftover and the run's three: {answer}"
+    );
     let state = async |id: &str| {
-        let out = moto.uncounted_client(DR).describe_instances().instance_ids(id).send().await.unwrap();
-        out.reservations()[0].instances()[0].state().unwrap().name().unwrap().as_str().to_string()
+        let out = moto
+            .uncounted_client(DR)
+            .describe_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .unwrap();
+        out.reservations()[0].instances()[0]
+            .state()
+            .unwrap()
+            .name()
+            .unwrap()
+            .as_str()
+            .to_string()
     };
     assert_eq!(state(&left).await, "terminated");
     for id in [&going, &other, &no_drill_of, &users] {
@@ -388,10 +610,17 @@ async fn a_dry_run_says_what_it_would_restore_and_restores_nothing() {
     let moto = Moto::start().await;
     let w = world(&moto).await;
     moto.evidence_bucket(BUCKET).await;
-    let config = Config { dry_run: true, ..config() };
+    let config = Config {
+        dry_run: true,
+        ..config()
+    };
     let s = settings(10);
     let drill = Drill {
-        setting: Setting { config: &config, queue: None, now: now() },
+        setting: Setting {
+            config: &config,
+            queue: None,
+            now: now(),
+        },
         settings: &s,
         clients: moto.clients(HOME),
         evidence: Some(shared::s3::Evidence::from_client(moto.s3(), BUCKET)),
@@ -402,15 +631,24 @@ async fn a_dry_run_says_what_it_would_restore_and_restores_nothing() {
         started: std::time::Instant::now(),
     };
     moto.reset_calls();
-    let answer = shared::drill::handle(&drill, &json!({"resource_ids": [w.instance]})).await.unwrap();
+    let answer = shared::drill::handle(&drill, &json!({"resource_ids": [w.instance]}))
+        .await
+        .unwrap();
     assert_eq!(answer["dry_run"], true);
-    assert_eq!(answer["would_restore"].as_array().unwrap().len(), 2, "{answer}");
+    assert_eq!(
+        answer["would_restore"].as_array().unwrap().len(),
+        2,
+        "{answer}"
+    );
     assert!(records(&answer).is_empty());
     assert!(left_running(&moto).await.is_empty());
     assert!(moto.objects(BUCKET, "drills/").await.is_empty());
     for (region, calls) in moto.calls() {
         for action in calls.keys() {
-            assert!(action.starts_with("Describe"), "a dry run called {action} in {region}");
+            assert!(
+                action.starts_with("Describe"),
+                "a dry run called {action} in {region}"
+            );
         }
     }
 }
@@ -427,12 +665,36 @@ async fn evidence_that_cannot_be_written_fails_the_run_and_a_bad_payload_is_refu
     // AND the restores were still cleaned up
     assert!(left_running(&moto).await.is_empty());
 
-    let (answer, _) = drill_at(&moto, &settings(10), None, &json!({"instance_ids": ["i-0123456789abcdef0"]}), now(), "req-2").await;
+    let (answer, _) = drill_at(
+        &moto,
+        &settings(10),
+        None,
+        &json!({"instance_ids": ["i-0123456789abcdef0"]}),
+        now(),
+        "req-2",
+    )
+    .await;
     let err = answer.unwrap_err().to_string();
-    assert!(err.contains("expected an EventBridge") && err.contains("resource_ids"), "{err}");
+    assert!(
+        err.contains("expected an EventBridge") && err.contains("resource_ids"),
+        "{err}"
+    );
     // A continuation of another deployment is refused (and so dead-lettered by the redrive).
     let body = json!({"continuation": 1, "deployment": "other", "function": "drill", "work": {"run": "r", "run_started_at": "2026-11-25T12:00:00Z", "restores": []}});
     let record = sqs_record("m-1", &body.to_string(), "drill-work");
-    let (answer, _) = drill_at(&moto, &settings(10), None, &json!({"Records": [record]}), now(), "req-3").await;
-    assert!(answer.unwrap_err().to_string().contains("deployment \"other\""));
+    let (answer, _) = drill_at(
+        &moto,
+        &settings(10),
+        None,
+        &json!({"Records": [record]}),
+        now(),
+        "req-3",
+    )
+    .await;
+    assert!(
+        answer
+            .unwrap_err()
+            .to_string()
+            .contains("deployment \"other\"")
+    );
 }

@@ -21,7 +21,11 @@ use std::collections::{BTreeMap, HashMap};
 /// Where `resource` is drilled: its DR regions, or home when it has none.
 pub fn drill_regions(home: &Region, copy_to: &[Region]) -> Vec<Region> {
     let dr: Vec<Region> = copy_to.iter().filter(|r| *r != home).cloned().collect();
-    if dr.is_empty() { vec![home.clone()] } else { dr }
+    if dr.is_empty() {
+        vec![home.clone()]
+    } else {
+        dr
+    }
 }
 
 /// The backup a drill of a resource of `kind` in `region` restores: the newest usable backup
@@ -116,7 +120,10 @@ pub fn plan(
     let mut plan = Plan::default();
     let mut due = Vec::new();
     for resource in resources {
-        if only.resources.is_some_and(|ids| !ids.contains(&resource.id)) {
+        if only
+            .resources
+            .is_some_and(|ids| !ids.contains(&resource.id))
+        {
             continue;
         }
         let kind = RestoreKind::of(resource.kind);
@@ -124,9 +131,7 @@ pub fn plan(
             if only.regions.is_some_and(|rs| !rs.contains(&region)) {
                 continue;
             }
-            let here = index
-                .get(&(&region, resource.id.as_str()))
-                .unwrap_or(&none);
+            let here = index.get(&(&region, resource.id.as_str())).unwrap_or(&none);
             let last = last_passed(here.iter().copied());
             if last.is_some_and(|t| now - t < interval.to_delta()) {
                 plan.not_due += 1;
@@ -187,9 +192,7 @@ pub fn not_drilled(
     for resource in resources {
         let kind = RestoreKind::of(resource.kind);
         for region in drill_regions(home, &resource.copy_to) {
-            let here = index
-                .get(&(&region, resource.id.as_str()))
-                .unwrap_or(&none);
+            let here = index.get(&(&region, resource.id.as_str())).unwrap_or(&none);
             let drillable_since = here
                 .iter()
                 .filter(|b| b.kind == kind.backup_kind() && b.is_standalone() && b.is_usable())
@@ -227,7 +230,11 @@ mod tests {
     fn resource(id: &str, copy_to: &[&str]) -> Resource {
         Resource {
             id: id.into(),
-            kind: if id.starts_with("vol-") { "volume" } else { "instance" },
+            kind: if id.starts_with("vol-") {
+                "volume"
+            } else {
+                "instance"
+            },
             name: Some(format!("name-{id}")),
             interval: Duration::hours(24),
             copy_to: copy_to.iter().map(|x| r(x)).collect(),
@@ -243,7 +250,11 @@ mod tests {
         created: &str,
         drill: Option<(&str, &str)>,
     ) -> Backup {
-        let kind = if source.starts_with("vol-") { Kind::Snapshot } else { Kind::Image };
+        let kind = if source.starts_with("vol-") {
+            Kind::Snapshot
+        } else {
+            Kind::Image
+        };
         let mut tags = vec![
             ("backup:managed-by".to_string(), "ec2-backup".to_string()),
             ("backup:kind".to_string(), kind.as_str().to_string()),
@@ -263,7 +274,12 @@ mod tests {
             &r(region),
             Described {
                 id: id.into(),
-                state: if kind == Kind::Image { "available" } else { "completed" }.into(),
+                state: if kind == Kind::Image {
+                    "available"
+                } else {
+                    "completed"
+                }
+                .into(),
                 tags,
                 ..Described::default()
             },
@@ -292,12 +308,42 @@ mod tests {
             resource("vol-000000000000000b", &[]),
         ];
         let backups = [
-            backup("ami-old", "i-0000000000000000a", "us-west-2", "2026-12-04T00:00:00Z", None),
-            backup("ami-new", "i-0000000000000000a", "us-west-2", "2026-12-05T00:00:00Z", None),
-            backup("ami-eu", "i-0000000000000000a", "eu-west-1", "2026-12-05T00:00:00Z", None),
+            backup(
+                "ami-old",
+                "i-0000000000000000a",
+                "us-west-2",
+                "2026-12-04T00:00:00Z",
+                None,
+            ),
+            backup(
+                "ami-new",
+                "i-0000000000000000a",
+                "us-west-2",
+                "2026-12-05T00:00:00Z",
+                None,
+            ),
+            backup(
+                "ami-eu",
+                "i-0000000000000000a",
+                "eu-west-1",
+                "2026-12-05T00:00:00Z",
+                None,
+            ),
             // The original at home is not drilled: the resource has DR regions.
-            backup("ami-home", "i-0000000000000000a", HOME, "2026-12-06T00:00:00Z", None),
-            backup("snap-1", "vol-000000000000000b", HOME, "2026-12-05T00:00:00Z", None),
+            backup(
+                "ami-home",
+                "i-0000000000000000a",
+                HOME,
+                "2026-12-06T00:00:00Z",
+                None,
+            ),
+            backup(
+                "snap-1",
+                "vol-000000000000000b",
+                HOME,
+                "2026-12-05T00:00:00Z",
+                None,
+            ),
         ];
         let p = run(&resources, &backups, 10);
         let got: Vec<(&str, &str, &str)> = p
@@ -313,7 +359,10 @@ mod tests {
                 ("i-0000000000000000a", "us-west-2", "ami-new"),
             ]
         );
-        assert_eq!(p.drills[0].name.as_deref(), Some("name-i-0000000000000000a"));
+        assert_eq!(
+            p.drills[0].name.as_deref(),
+            Some("name-i-0000000000000000a")
+        );
         assert_eq!(p.drills[1].kind, RestoreKind::Volume);
     }
 
@@ -327,13 +376,49 @@ mod tests {
         ];
         let backups = [
             // a: passed yesterday, on an older copy: proven.
-            backup("ami-a1", "i-0000000000000000a", "us-west-2", "2026-12-04T00:00:00Z", Some(("2026-12-05T03:00:00Z", "passed"))),
-            backup("ami-a2", "i-0000000000000000a", "us-west-2", "2026-12-05T00:00:00Z", None),
+            backup(
+                "ami-a1",
+                "i-0000000000000000a",
+                "us-west-2",
+                "2026-12-04T00:00:00Z",
+                Some(("2026-12-05T03:00:00Z", "passed")),
+            ),
+            backup(
+                "ami-a2",
+                "i-0000000000000000a",
+                "us-west-2",
+                "2026-12-05T00:00:00Z",
+                None,
+            ),
             // b: passed 9 days ago; c: passed 8 days ago, failed since; d: never.
-            backup("ami-b", "i-0000000000000000b", "us-west-2", "2026-11-26T00:00:00Z", Some(("2026-11-27T03:00:00Z", "passed"))),
-            backup("ami-c", "i-0000000000000000c", "us-west-2", "2026-11-27T00:00:00Z", Some(("2026-11-28T03:00:00Z", "passed"))),
-            backup("ami-c2", "i-0000000000000000c", "us-west-2", "2026-12-05T00:00:00Z", Some(("2026-12-05T03:00:00Z", "failed"))),
-            backup("ami-d", "i-0000000000000000d", "us-west-2", "2026-12-05T00:00:00Z", None),
+            backup(
+                "ami-b",
+                "i-0000000000000000b",
+                "us-west-2",
+                "2026-11-26T00:00:00Z",
+                Some(("2026-11-27T03:00:00Z", "passed")),
+            ),
+            backup(
+                "ami-c",
+                "i-0000000000000000c",
+                "us-west-2",
+                "2026-11-27T00:00:00Z",
+                Some(("2026-11-28T03:00:00Z", "passed")),
+            ),
+            backup(
+                "ami-c2",
+                "i-0000000000000000c",
+                "us-west-2",
+                "2026-12-05T00:00:00Z",
+                Some(("2026-12-05T03:00:00Z", "failed")),
+            ),
+            backup(
+                "ami-d",
+                "i-0000000000000000d",
+                "us-west-2",
+                "2026-12-05T00:00:00Z",
+                None,
+            ),
         ];
         let p = run(&resources, &backups, 2);
         let got: Vec<&str> = p.drills.iter().map(|d| d.resource.as_str()).collect();
@@ -342,7 +427,11 @@ mod tests {
         assert_eq!(p.drills[1].last_passed, Some(t("2026-11-27T03:00:00Z")));
         // The newest usable copy is drilled, whatever the older ones' marks.
         let all = run(&resources, &backups, 10);
-        let c = all.drills.iter().find(|d| d.resource.ends_with('c')).unwrap();
+        let c = all
+            .drills
+            .iter()
+            .find(|d| d.resource.ends_with('c'))
+            .unwrap();
         assert_eq!(c.backup, "ami-c2");
     }
 
@@ -352,29 +441,65 @@ mod tests {
             resource("i-0000000000000000a", &["us-west-2"]),
             resource("i-0000000000000000b", &["us-west-2"]),
         ];
-        let mut pending = backup("ami-p", "i-0000000000000000a", "us-west-2", "2026-12-05T00:00:00Z", None);
+        let mut pending = backup(
+            "ami-p",
+            "i-0000000000000000a",
+            "us-west-2",
+            "2026-12-05T00:00:00Z",
+            None,
+        );
         pending.state = crate::backup::State::Pending;
         let backups = [
             pending,
-            backup("ami-h", "i-0000000000000000a", HOME, "2026-12-05T00:00:00Z", None),
-            backup("ami-b", "i-0000000000000000b", "us-west-2", "2026-12-05T00:00:00Z", None),
+            backup(
+                "ami-h",
+                "i-0000000000000000a",
+                HOME,
+                "2026-12-05T00:00:00Z",
+                None,
+            ),
+            backup(
+                "ami-b",
+                "i-0000000000000000b",
+                "us-west-2",
+                "2026-12-05T00:00:00Z",
+                None,
+            ),
         ];
         let p = run(&resources, &backups, 10);
         assert_eq!(p.drills.len(), 1);
         assert_eq!(p.not_drillable.len(), 1);
-        assert!(p.not_drillable[0].reason.contains("no usable DR copy"), "{:?}", p.not_drillable);
+        assert!(
+            p.not_drillable[0].reason.contains("no usable DR copy"),
+            "{:?}",
+            p.not_drillable
+        );
         let ids = vec!["i-0000000000000000a".to_string()];
         let regions = vec![r("eu-west-1")];
         let narrowed = plan(
-            &r(HOME), &resources, &backups,
-            Only { resources: Some(&ids), regions: None },
-            Duration::days(7), 10, t(NOW),
+            &r(HOME),
+            &resources,
+            &backups,
+            Only {
+                resources: Some(&ids),
+                regions: None,
+            },
+            Duration::days(7),
+            10,
+            t(NOW),
         );
         assert!(narrowed.drills.is_empty() && narrowed.not_drillable.len() == 1);
         let elsewhere = plan(
-            &r(HOME), &resources, &backups,
-            Only { resources: None, regions: Some(&regions) },
-            Duration::days(7), 10, t(NOW),
+            &r(HOME),
+            &resources,
+            &backups,
+            Only {
+                resources: None,
+                regions: Some(&regions),
+            },
+            Duration::days(7),
+            10,
+            t(NOW),
         );
         assert_eq!(elsewhere, Plan::default());
     }
@@ -389,13 +514,37 @@ mod tests {
         ];
         let backups = [
             // a: passed 7.5 days ago: within interval + grace.
-            backup("ami-a", "i-0000000000000000a", "us-west-2", "2026-11-28T00:00:00Z", Some(("2026-11-28T15:00:00Z", "passed"))),
+            backup(
+                "ami-a",
+                "i-0000000000000000a",
+                "us-west-2",
+                "2026-11-28T00:00:00Z",
+                Some(("2026-11-28T15:00:00Z", "passed")),
+            ),
             // b: passed 9 days ago: late.
-            backup("ami-b", "i-0000000000000000b", "us-west-2", "2026-11-26T00:00:00Z", Some(("2026-11-27T03:00:00Z", "passed"))),
+            backup(
+                "ami-b",
+                "i-0000000000000000b",
+                "us-west-2",
+                "2026-11-26T00:00:00Z",
+                Some(("2026-11-27T03:00:00Z", "passed")),
+            ),
             // c: never drilled, its copy there 12 hours: not yet late.
-            backup("ami-c", "i-0000000000000000c", "us-west-2", "2026-12-05T15:00:00Z", None),
+            backup(
+                "ami-c",
+                "i-0000000000000000c",
+                "us-west-2",
+                "2026-12-05T15:00:00Z",
+                None,
+            ),
             // d: at home, never drilled, backed up for two days: late.
-            backup("ami-d", "i-0000000000000000d", HOME, "2026-12-04T03:00:00Z", None),
+            backup(
+                "ami-d",
+                "i-0000000000000000d",
+                HOME,
+                "2026-12-04T03:00:00Z",
+                None,
+            ),
         ];
         let counts = not_drilled(&r(HOME), &resources, &backups, Duration::days(7), t(NOW));
         assert_eq!(counts[&r("us-west-2")], 1);

@@ -96,7 +96,10 @@ pub enum Seen {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Passed,
-    Failed { code: String, message: String },
+    Failed {
+        code: String,
+        message: String,
+    },
     TimedOut,
     /// Not ready yet, and still within the timeout: checked again later.
     Pending,
@@ -324,7 +327,12 @@ mod tests {
         assert_eq!(judge(&r, &one_ok, soon, timeout), Verdict::Pending);
         let late = t("2026-12-06T03:30:00Z");
         assert_eq!(
-            judge(&r, &instance("running", Some("initializing")), late, timeout),
+            judge(
+                &r,
+                &instance("running", Some("initializing")),
+                late,
+                timeout
+            ),
             Verdict::TimedOut
         );
         for (seen, code) in [
@@ -348,8 +356,14 @@ mod tests {
         let r = restore(RestoreKind::Volume);
         let (soon, timeout) = (t("2026-12-06T03:01:00Z"), Duration::minutes(30));
         let volume = |s: &str| Seen::Volume { state: s.into() };
-        assert_eq!(judge(&r, &volume("available"), soon, timeout), Verdict::Passed);
-        assert_eq!(judge(&r, &volume("creating"), soon, timeout), Verdict::Pending);
+        assert_eq!(
+            judge(&r, &volume("available"), soon, timeout),
+            Verdict::Passed
+        );
+        assert_eq!(
+            judge(&r, &volume("creating"), soon, timeout),
+            Verdict::Pending
+        );
         assert!(matches!(
             judge(&r, &volume("error"), soon, timeout),
             Verdict::Failed { .. }
@@ -370,9 +384,21 @@ mod tests {
         let v = serde_json::to_value(&rec).unwrap();
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
         let mut expected = [
-            "run", "resource", "name", "kind", "region", "backup", "backup_created_at",
-            "started_at", "rpo_seconds", "rto_seconds", "result", "error_code", "error",
-            "restored", "cleaned_up_at",
+            "run",
+            "resource",
+            "name",
+            "kind",
+            "region",
+            "backup",
+            "backup_created_at",
+            "started_at",
+            "rpo_seconds",
+            "rto_seconds",
+            "result",
+            "error_code",
+            "error",
+            "restored",
+            "cleaned_up_at",
         ];
         expected.sort();
         let mut keys: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
@@ -397,6 +423,9 @@ mod tests {
             t("2026-12-06T03:04:10Z"),
         );
         assert_eq!(failed.rto_seconds, None);
-        assert_eq!(failed.error_code.as_deref(), Some("InsufficientInstanceCapacity"));
+        assert_eq!(
+            failed.error_code.as_deref(),
+            Some("InsufficientInstanceCapacity")
+        );
     }
 }

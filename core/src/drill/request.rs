@@ -132,7 +132,10 @@ mod tests {
         let r = parse_drill_request(&scheduled).unwrap();
         assert_eq!(r.event_id.as_deref(), Some("e-1"));
         assert_eq!(r.resource_ids, None);
-        assert_eq!(parse_drill_request(&json!({})).unwrap(), DrillRequest::default());
+        assert_eq!(
+            parse_drill_request(&json!({})).unwrap(),
+            DrillRequest::default()
+        );
         let r = parse_drill_request(
             &json!({"resource_ids": ["i-0123456789abcdef0", "vol-0123456789abcdef0", "i-0123456789abcdef0"], "regions": ["us-west-2"]}),
         )
@@ -149,13 +152,22 @@ mod tests {
         let cases = [
             (json!([]), "got []"),
             (json!("drill"), "got \"drill\""),
-            (json!({"instance_ids": ["i-0123456789abcdef0"]}), "unknown field"),
-            (json!({"resource_ids": ["ami-0123456789abcdef0"]}), "not a valid instance or volume id"),
+            (
+                json!({"instance_ids": ["i-0123456789abcdef0"]}),
+                "unknown field",
+            ),
+            (
+                json!({"resource_ids": ["ami-0123456789abcdef0"]}),
+                "not a valid instance or volume id",
+            ),
             (json!({"resource_ids": []}), "is empty"),
             (json!({"regions": "us-west-2"}), "must be a list"),
             (json!({"regions": ["Mars"]}), "\"Mars\""),
             (json!({"regions": []}), "is empty"),
-            (json!({"detail-type": "Tag Change on Resource", "source": "aws.tag", "id": "1", "version": "0", "account": "1", "time": "2026-12-06T03:00:00Z", "region": "us-east-1", "resources": [], "detail": {}}), "detail-type"),
+            (
+                json!({"detail-type": "Tag Change on Resource", "source": "aws.tag", "id": "1", "version": "0", "account": "1", "time": "2026-12-06T03:00:00Z", "region": "us-east-1", "resources": [], "detail": {}}),
+                "detail-type",
+            ),
         ];
         for (payload, why) in cases {
             let err = parse_drill_request(&payload).unwrap_err().to_string();

@@ -73,9 +73,8 @@ impl DrillSettings {
         let mut s = Self::default();
         match get("EVIDENCE_BUCKET") {
             Some(v) => {
-                s.evidence_bucket = Some(
-                    validate_bucket(v.trim()).map_err(|r| fail("EVIDENCE_BUCKET", &v, &r))?,
-                )
+                s.evidence_bucket =
+                    Some(validate_bucket(v.trim()).map_err(|r| fail("EVIDENCE_BUCKET", &v, &r))?)
             }
             None if bucket_required => {
                 return Err(fail(
@@ -101,7 +100,8 @@ impl DrillSettings {
                 })?;
         }
         if let Some(v) = get("DRILL_TIMEOUT") {
-            s.timeout = Duration::parse(&v).map_err(|e| fail("DRILL_TIMEOUT", &v, &e.to_string()))?;
+            s.timeout =
+                Duration::parse(&v).map_err(|e| fail("DRILL_TIMEOUT", &v, &e.to_string()))?;
         }
         if let Some(v) = get("DRILL_INSTANCE_TYPE") {
             s.instance_type = Some(
@@ -141,7 +141,9 @@ fn region_pairs(text: &str, prefix: &str) -> Result<Vec<(Region, String)>, Strin
         let id = id.trim();
         let hex = id.strip_prefix(prefix).unwrap_or("");
         if hex.len() < 8 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(format!("{id:?} is not an id of the form {prefix}0123abcd..."));
+            return Err(format!(
+                "{id:?} is not an id of the form {prefix}0123abcd..."
+            ));
         }
         pairs.push((region, id.to_string()));
     }
@@ -203,7 +205,10 @@ mod tests {
                 ("DRILL_BATCH", "1000"),
                 ("DRILL_TIMEOUT", "45m"),
                 ("DRILL_INSTANCE_TYPE", "t3.micro"),
-                ("DRILL_SUBNETS", "us-west-2=subnet-0123abcd, eu-west-1=subnet-89abcdef"),
+                (
+                    "DRILL_SUBNETS",
+                    "us-west-2=subnet-0123abcd, eu-west-1=subnet-89abcdef",
+                ),
                 (
                     "DRILL_SECURITY_GROUPS",
                     "us-west-2=sg-0123abcd,us-west-2=sg-0123abce",
@@ -238,7 +243,10 @@ mod tests {
             ("DRILL_INSTANCE_TYPE", "large"),
             ("DRILL_SUBNETS", "us-west-2"),
             ("DRILL_SUBNETS", "us-west-2=sg-0123abcd"),
-            ("DRILL_SUBNETS", "us-west-2=subnet-0123abcd,us-west-2=subnet-0123abce"),
+            (
+                "DRILL_SUBNETS",
+                "us-west-2=subnet-0123abcd,us-west-2=subnet-0123abce",
+            ),
             ("DRILL_SUBNETS", "Mars=subnet-0123abcd"),
             ("DRILL_SECURITY_GROUPS", "us-west-2=subnet-0123abcd"),
         ];

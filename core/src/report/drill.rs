@@ -92,8 +92,10 @@ impl DrillReport {
     /// Cuts each list to `limit` entries (every record is logged and in the evidence bucket).
     pub fn cap(&mut self, limit: usize) {
         self.omitted.cap("records", &mut self.records, limit);
-        self.omitted.cap("would_restore", &mut self.would_restore, limit);
-        self.omitted.cap("not_drilled", &mut self.not_drilled, limit);
+        self.omitted
+            .cap("would_restore", &mut self.would_restore, limit);
+        self.omitted
+            .cap("not_drilled", &mut self.not_drilled, limit);
         self.omitted.cap("failed", &mut self.failed, limit);
     }
 }

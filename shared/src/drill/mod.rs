@@ -171,7 +171,9 @@ impl Drill<'_> {
                 Ok(listed) => backups.extend(listed),
                 Err(e) => {
                     warn!(region = %region, error = %e, code = e.code().unwrap_or(""), "region could not be read: nothing drilled there");
-                    report.failed.push(Failed::from_error(region.as_str(), Some(region), &e));
+                    report
+                        .failed
+                        .push(Failed::from_error(region.as_str(), Some(region), &e));
                 }
             }
         }
@@ -224,12 +226,17 @@ impl Drill<'_> {
             Ok(found) => found,
             Err(e) => {
                 warn!(region = %region, error = %e, "could not list drill resources left behind");
-                report.failed.push(Failed::from_error("drill leftovers", Some(region), &e));
+                report
+                    .failed
+                    .push(Failed::from_error("drill leftovers", Some(region), &e));
                 return;
             }
         };
         let now = self.setting.now;
-        for t in found.iter().filter(|t| t.is_leftover(now, self.settings.timeout)) {
+        for t in found
+            .iter()
+            .filter(|t| t.is_leftover(now, self.settings.timeout))
+        {
             match clean_up(ec2, t.kind, &t.id).await {
                 Ok(()) => {
                     info!(id = %t.id, region = %region, started_at = ?t.started_at, "drill resource left behind: cleaned up");
@@ -237,7 +244,9 @@ impl Drill<'_> {
                 }
                 Err(e) => {
                     warn!(id = %t.id, region = %region, error = %e, "drill resource left behind: could not clean it up");
-                    report.failed.push(Failed::from_error(&t.id, Some(region), &e));
+                    report
+                        .failed
+                        .push(Failed::from_error(&t.id, Some(region), &e));
                 }
             }
         }
@@ -286,7 +295,8 @@ impl Drill<'_> {
                             Some((code, e.to_string())),
                             self.setting.now,
                         );
-                        self.finish(run, &ec2, record, self.setting.now, report).await;
+                        self.finish(run, &ec2, record, self.setting.now, report)
+                            .await;
                     }
                 }
             }
@@ -302,7 +312,10 @@ impl Drill<'_> {
         let subnet = match self.settings.subnets.get(region) {
             Some(id) => match ec2.subnet(id).await {
                 Ok(Some(s)) => Ok(s),
-                Ok(None) => Err(no_place(region, format!("DRILL_SUBNETS names {id}, which {region} does not have"))),
+                Ok(None) => Err(no_place(
+                    region,
+                    format!("DRILL_SUBNETS names {id}, which {region} does not have"),
+                )),
                 Err(e) => Err(e),
             },
             None => default_subnet(ec2).await,
@@ -313,10 +326,15 @@ impl Drill<'_> {
                 let vpc = s.vpc_id.clone().unwrap_or_default();
                 let name = format!("{}-drill", self.deployment());
                 let tags = vec![
-                    (self.keys().key(key::MANAGED_BY), self.deployment().to_string()),
+                    (
+                        self.keys().key(key::MANAGED_BY),
+                        self.deployment().to_string(),
+                    ),
                     ("Name".to_string(), name.clone()),
                 ];
-                ec2.drill_security_group(&vpc, &name, &tags).await.map(|id| vec![id])
+                ec2.drill_security_group(&vpc, &name, &tags)
+                    .await
+                    .map(|id| vec![id])
             }
             (Err(e), None) => Err(e.clone()),
             (Ok(_), None) => Ok(Vec::new()),
@@ -454,7 +472,10 @@ impl Drill<'_> {
     ) -> Vec<Restore> {
         let mut groups: BTreeMap<(Region, RestoreKind), Vec<Restore>> = BTreeMap::new();
         for r in restores {
-            groups.entry((r.region.clone(), r.kind)).or_default().push(r);
+            groups
+                .entry((r.region.clone(), r.kind))
+                .or_default()
+                .push(r);
         }
         let mut pending = Vec::new();
         for ((region, kind), restores) in groups {
@@ -483,7 +504,9 @@ impl Drill<'_> {
                     }
                     Verdict::Passed => (DrillResult::Passed, None),
                     Verdict::TimedOut => (DrillResult::TimedOut, None),
-                    Verdict::Failed { code, message } => (DrillResult::Failed, Some((code, message))),
+                    Verdict::Failed { code, message } => {
+                        (DrillResult::Failed, Some((code, message)))
+                    }
                 };
                 judged.push(DrillRecord::of(&run.id, &r, result, error, now));
             }
@@ -512,14 +535,19 @@ impl Drill<'_> {
         &self,
         run: &Run,
         ec2: &Ec2,
-        mut record: DrillRecord, now: DateTime<Utc>, report: &mut DrillReport) {
+        mut record: DrillRecord,
+        now: DateTime<Utc>,
+        report: &mut DrillReport,
+    ) {
         let region = ec2.region();
         if let Some(id) = record.restored.clone() {
             match clean_up(ec2, record.kind, &id).await {
                 Ok(()) => record.cleaned_up_at = Some(self.clock().max(now)),
                 Err(e) => {
                     warn!(restored = %id, region = %region, error = %e, "drill resource not cleaned up: the next run's sweep deletes it");
-                    report.failed.push(Failed::from_error(&id, Some(region), &e));
+                    report
+                        .failed
+                        .push(Failed::from_error(&id, Some(region), &e));
                 }
             }
         }
@@ -534,7 +562,9 @@ impl Drill<'_> {
                 }
                 Err(e) => {
                     warn!(resource = %record.resource, region = %region, key = %key, error = %e, "evidence not written");
-                    report.failed.push(Failed::from_error(&record.resource, Some(region), &e));
+                    report
+                        .failed
+                        .push(Failed::from_error(&record.resource, Some(region), &e));
                 }
             }
         }
@@ -544,7 +574,10 @@ impl Drill<'_> {
             restore_seconds: record.rto_seconds.map(|s| s.max(0) as u64),
         };
         if let Err(e) = ec2
-            .tag_resources(std::slice::from_ref(&record.backup), &mark.tags(&self.keys()))
+            .tag_resources(
+                std::slice::from_ref(&record.backup),
+                &mark.tags(&self.keys()),
+            )
             .await
         {
             let gone = e.code().is_some_and(|c| {
@@ -554,14 +587,22 @@ impl Drill<'_> {
                 info!(backup = %record.backup, region = %region, "the drilled backup is gone (expired): not marked");
             } else {
                 warn!(backup = %record.backup, region = %region, error = %e, "the drilled backup could not be marked");
-                report.failed.push(Failed::from_error(&record.backup, Some(region), &e));
+                report
+                    .failed
+                    .push(Failed::from_error(&record.backup, Some(region), &e));
             }
         }
         log_record(&record);
         report.record(record);
     }
 
-    async fn hand_on(&self, run: &Run, queue: &WorkQueue, restores: Vec<Restore>, report: &mut DrillReport) {
+    async fn hand_on(
+        &self,
+        run: &Run,
+        queue: &WorkQueue,
+        restores: Vec<Restore>,
+        report: &mut DrillReport,
+    ) {
         report.counts.pending += restores.len();
         let works: Vec<DrillWork> = restores
             .chunks(RESTORES_PER_MESSAGE)
@@ -574,9 +615,7 @@ impl Drill<'_> {
         let what = "the restores to check";
         let config = self.setting.config;
         let delay = self.recheck_seconds;
-        match crate::continuation::hand_on(queue, config, FUNCTION, what, &works, delay)
-            .await
-        {
+        match crate::continuation::hand_on(queue, config, FUNCTION, what, &works, delay).await {
             Ok(sent) => report.common.continuations += sent,
             Err(reason) => report.common.unfinished = Some(reason),
         }
@@ -621,7 +660,9 @@ async fn default_subnet(ec2: &Ec2) -> Result<Subnet, Error> {
         .ok_or_else(|| {
             no_place(
                 region,
-                format!("{region} has no default subnet in an available zone: name one in DRILL_SUBNETS"),
+                format!(
+                    "{region} has no default subnet in an available zone: name one in DRILL_SUBNETS"
+                ),
             )
         })
 }
@@ -790,7 +831,10 @@ mod tests {
         let run = run_id(at, "8a5f1f3e-0000-4000-8000-000000000001");
         assert_eq!(run, "20261206T030000Z-8a5f1f3e");
         let token = client_token(&run, "vol-0123456789abcdef0");
-        assert!(token.len() <= 64 && token.ends_with("vol-0123456789abcdef0"), "{token}");
+        assert!(
+            token.len() <= 64 && token.ends_with("vol-0123456789abcdef0"),
+            "{token}"
+        );
         assert_eq!(client_token(&"x".repeat(80), "i-1").len(), 64);
     }
 }

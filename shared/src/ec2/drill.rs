@@ -3,10 +3,10 @@
 
 use super::{Ec2, MAX_FILTER_VALUES, filter, tag_specification, tags_of};
 use crate::codes;
-use crate::drill::record::{RestoreKind, Seen, Throwaway};
 use crate::error::Error;
 use crate::tags::{TagKeys, Tags, key, parse_time};
 use aws_sdk_ec2::types::ResourceType;
+use backup_core::drill::record::{RestoreKind, Seen, Throwaway};
 use std::collections::HashMap;
 
 /// DescribeInstanceStatus takes at most 100 instance ids.
@@ -26,10 +26,7 @@ impl Ec2 {
                 filter("tag-key", [keys.key(key::DRILL_OF)]),
             ]
         };
-        let started = |tags: &Tags| {
-            keys.get(tags, key::DRILL_STARTED_AT)
-                .and_then(parse_time)
-        };
+        let started = |tags: &Tags| keys.get(tags, key::DRILL_STARTED_AT).and_then(parse_time);
         let mut out = Vec::new();
         let pages = self
             .client
@@ -246,7 +243,9 @@ impl Ec2 {
                 })
                 .await;
             match made {
-                Ok(out) => return self.made("CreateSecurityGroup", "security group", out.group_id()),
+                Ok(out) => {
+                    return self.made("CreateSecurityGroup", "security group", out.group_id());
+                }
                 // Made by a run at the same moment: read it again.
                 Err(e) if e.code() == Some(codes::GROUP_DUPLICATE) => continue,
                 Err(e) => return Err(e),

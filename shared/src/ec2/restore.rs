@@ -150,7 +150,10 @@ impl Ec2 {
     pub async fn delete_volume(&self, volume_id: &str) -> Result<(), Error> {
         self.call("DeleteVolume", async || {
             let call = self.client.delete_volume().volume_id(volume_id);
-            call.send().await.map(drop).map_err(self.err("DeleteVolume"))
+            call.send()
+                .await
+                .map(drop)
+                .map_err(self.err("DeleteVolume"))
         })
         .await
     }
