@@ -698,3 +698,42 @@ async fn evidence_that_cannot_be_written_fails_the_run_and_a_bad_payload_is_refu
             .contains("deployment \"other\"")
     );
 }
+
+#[tokio::test]
+async fn expire_keeps_the_last_proven_backup_so_the_proof_outlives_its_retention() {
+    // GIVEN the world drilled, its backups all expired a week later, KEEP_LAST=0
+    let moto = Moto::start().await;
+    let w = world(&moto).await;
+    moto.evidence_bucket(BUCKET).await;
+    let answer = drill(&moto, &settings(10), now()).await;
+    assert_eq!(answer["counts"]["passed"], 3, "{answer}");
+    let config = Config {
+        keep_last: 0,
+        ..config()
+    };
+    let later = now() + TimeDelta::days(8);
+
+    // WHEN expire sweeps
+    let report = shared::expire::handle(&config, &moto.clients(HOME), None, &json!({}), later)
+        .await
+        .expect("expire ran");
+
+    // THEN each drilled backup is kept as the last proven one, and the drill still sees the
+    // passes (nothing is due again before the interval)
+    for r in answer["records"].as_array().unwrap() {
+        let region = r["region"].as_str().unwrap();
+        let kept = report["regions"][region]["kept"].as_array().unwrap();
+        assert!(
+            kept.iter()
+                .any(|k| k["id"] == r["backup"] && k["reason"] == "last-proven"),
+            "{region}: {report}"
+        );
+    }
+    let original = report["regions"][HOME]["deregistered"].as_array().unwrap();
+    assert!(
+        original.iter().any(|d| d["source"] == w.instance.as_str()),
+        "the undrilled original at home goes: {report}"
+    );
+    let again = drill(&moto, &settings(10), now() + TimeDelta::days(6)).await;
+    assert!(records(&again).is_empty(), "{again}");
+}

@@ -9,6 +9,8 @@
 //! - an `P:expires-at` still in the future keeps it;
 //! - the newest `KEEP_LAST` available backups of each source in the region are kept, even
 //!   when expired (originals and copies counted apart);
+//! - so is the last one a drill proved restorable (its last drill passed, the newest such
+//!   pass of its source in the region), until a newer one is proven;
 //! - anything else expired is deleted.
 //!
 //! Snapshots are judged by who uses them: a snapshot listed by one of our registered images
@@ -38,6 +40,10 @@ pub enum KeepReason {
     Hold,
     /// Among the newest `KEEP_LAST` available backups of its source in this region.
     KeepLast,
+    /// The newest backup of its source in this region that a drill proved restorable
+    /// (`P:drill-result=passed`): kept until a newer one is proven, so the source's last proof
+    /// stays readable (the drill's interval, monitor's `NotDrilled`) and restorable.
+    LastProven,
     /// A registered image we keep still uses the snapshot (or EC2 said so).
     InUse,
     NotExpired,
@@ -163,6 +169,8 @@ struct Facts<'a> {
     failed: bool,
     /// [`Backup::created_at`].
     created: Option<DateTime<Utc>>,
+    /// When a drill last proved it restorable, if the last drill of it passed.
+    proven: Option<DateTime<Utc>>,
 }
 
 impl Facts<'_> {
@@ -259,10 +267,33 @@ fn newest_per_group<'a>(
     newest
 }
 
+/// The ids of the last proven usable backup of each group: the one whose passed drill is the
+/// newest.
+fn last_proven_per_group<'a>(
+    rules: &Rules<'_>,
+    kind: Kind,
+    backups: &'a [Facts<'a>],
+) -> HashSet<&'a str> {
+    let mut last: HashMap<Group<'a>, &'a Facts<'a>> = HashMap::new();
+    for b in backups.iter().filter(|b| b.usable && b.proven.is_some()) {
+        let entry = last.entry(b.group(rules.keys, kind)).or_insert(b);
+        if (b.proven, b.id) > (entry.proven, entry.id) {
+            *entry = b;
+        }
+    }
+    last.into_values().map(|b| b.id).collect()
+}
+
+/// What keeps an expired usable backup: keep-last, and the last proven one.
+struct Keepers<'a> {
+    newest: HashSet<&'a str>,
+    proven: HashSet<&'a str>,
+}
+
 fn judge(
     rules: &Rules<'_>,
     backup: &Facts<'_>,
-    newest: &HashSet<&str>,
+    keepers: &Keepers<'_>,
     now: DateTime<Utc>,
     warnings: &mut Vec<Warning>,
 ) -> Verdict {
@@ -281,10 +312,20 @@ fn judge(
     if expires_at > now {
         return Verdict::Keep(KeepReason::NotExpired);
     }
-    if newest.contains(backup.id) {
+    if keepers.newest.contains(backup.id) {
         return Verdict::Keep(KeepReason::KeepLast);
     }
+    if keepers.proven.contains(backup.id) {
+        return Verdict::Keep(KeepReason::LastProven);
+    }
     Verdict::Delete(DeleteReason::Expired)
+}
+
+/// When a drill last proved `b` restorable, if its last drill passed.
+fn passed_at(b: &Backup) -> Option<DateTime<Utc>> {
+    b.drill
+        .filter(|d| d.result == crate::backup::DrillResult::Passed)
+        .map(|d| d.at)
 }
 
 /// How many images list each snapshot (each image counted once per snapshot).
@@ -350,14 +391,18 @@ pub fn plan_region(
             pending: i.state.is_pending(),
             failed: i.state == State::Failed,
             created: i.created_at,
+            proven: passed_at(i),
         })
         .collect();
-    let newest = newest_per_group(rules, Kind::Image, &image_backups);
+    let keepers = Keepers {
+        newest: newest_per_group(rules, Kind::Image, &image_backups),
+        proven: last_proven_per_group(rules, Kind::Image, &image_backups),
+    };
     let mut doomed: Vec<(&Backup, DeleteReason)> = Vec::new();
     // Snapshots that a kept image lists: never deleted.
     let mut protected: HashSet<&str> = HashSet::new();
     for (image, backup) in images.iter().zip(&image_backups) {
-        match judge(rules, backup, &newest, now, &mut plan.warnings) {
+        match judge(rules, backup, &keepers, now, &mut plan.warnings) {
             Verdict::Keep(reason) => {
                 protected.extend(image.snapshot_ids.iter().map(String::as_str));
                 plan.kept.push(Kept {
@@ -455,12 +500,16 @@ pub fn plan_region(
             pending: s.state.is_pending(),
             failed: false,
             created: s.created_at,
+            proven: passed_at(s),
         })
         .collect();
-    let newest = newest_per_group(rules, Kind::Snapshot, &snapshot_backups);
+    let keepers = Keepers {
+        newest: newest_per_group(rules, Kind::Snapshot, &snapshot_backups),
+        proven: last_proven_per_group(rules, Kind::Snapshot, &snapshot_backups),
+    };
     for (snapshot, backup) in loose.iter().zip(&snapshot_backups) {
         let source = backup.source();
-        match judge(rules, backup, &newest, now, &mut plan.warnings) {
+        match judge(rules, backup, &keepers, now, &mut plan.warnings) {
             Verdict::Keep(reason) => {
                 kept_snapshots.insert(
                     snapshot.id.clone(),
@@ -698,6 +747,54 @@ mod tests {
         assert_eq!(kept(&plan), [("ami-3", KeepReason::NotExpired)]);
         assert!(plan.snapshots.is_empty(), "image snapshots are not orphans");
         assert!(plan.warnings.is_empty());
+    }
+
+    #[test]
+    fn the_last_backup_a_drill_proved_is_kept_until_a_newer_one_is() {
+        // GIVEN four expired backups of i-1: two proven (one earlier, one later), the newest
+        // drilled and failed, and one never drilled; a proven one of a copy group apart
+        let keys = keys();
+        let drilled = |days: i64, result: &str| {
+            vec![
+                ("backup:drilled-at".to_string(), at(days)),
+                ("backup:drill-result".to_string(), result.to_string()),
+            ]
+        };
+        let with = |n: u32, created: i64, extra: Vec<(String, String)>| {
+            let extra: Vec<(&str, &str)> = extra
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let t = tags("image", "i-1", created, -1, &extra);
+            (
+                image(
+                    &format!("ami-{n}"),
+                    "available",
+                    t.clone(),
+                    &[&format!("snap-{n}")],
+                ),
+                snapshot(&format!("snap-{n}"), "completed", t),
+            )
+        };
+        let (images, snapshots) = split(vec![
+            with(1, -20, drilled(-19, "passed")),
+            with(2, -12, drilled(-11, "passed")),
+            with(3, -9, drilled(-8, "failed")),
+            with(4, -8, Vec::new()),
+        ]);
+        // WHEN planned with KEEP_LAST=0
+        let plan = plan_region(&rules(&keys, 0), &images, &snapshots, now());
+        // THEN the last proven stays, with its snapshot; the others go
+        assert_eq!(deregistered(&plan), ["ami-1", "ami-3", "ami-4"]);
+        assert_eq!(kept(&plan), [("ami-2", KeepReason::LastProven)]);
+        // AND once a newer one is proven, it may go
+        let (images, snapshots) = split(vec![
+            with(2, -12, drilled(-11, "passed")),
+            with(5, -8, drilled(-7, "passed")),
+        ]);
+        let plan = plan_region(&rules(&keys, 0), &images, &snapshots, now());
+        assert_eq!(deregistered(&plan), ["ami-2"]);
+        assert_eq!(kept(&plan), [("ami-5", KeepReason::LastProven)]);
     }
 
     #[test]

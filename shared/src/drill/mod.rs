@@ -92,8 +92,9 @@ impl Run {
     }
 }
 
-/// A run id: the run's start, then a part of the invocation's request id (unique per run, and
-/// the same when Lambda retries the invocation, so the retry's ClientTokens find its restores).
+/// A run id: the run's start, then a part of the invocation's request id: unique per run, so
+/// each restore call's ClientToken is too (the SDK's own retries of a call send the same
+/// token, and get the instance or volume the first attempt made).
 pub fn run_id(started: DateTime<Utc>, request_id: &str) -> String {
     let tail: String = request_id
         .chars()
@@ -161,12 +162,27 @@ impl Drill<'_> {
         let resources: Vec<_> = resources.into_iter().map(|(_, r)| r).collect();
         info!(run = %self.run.id, regions = ?regions.iter().map(Region::as_str).collect::<Vec<_>>(), resources = resources.len(), dry_run = self.dry_run(), "drilling");
 
+        // What earlier runs left is swept in every region a drill of this deployment may have
+        // run in (a resource's DR region may have changed since), unless the run is narrowed.
+        let mut swept = regions.clone();
+        if only.resources.is_none() && only.regions.is_none() {
+            let more = std::iter::once(&home)
+                .chain(&config.copy_to_regions)
+                .chain(&config.cleanup_regions);
+            for region in more {
+                if !swept.contains(region) {
+                    swept.push(region.clone());
+                }
+            }
+        }
+        if !self.dry_run() {
+            for region in &swept {
+                self.sweep(&self.clients.region(region), &mut report).await;
+            }
+        }
         let mut backups: Vec<Backup> = Vec::new();
         for region in &regions {
             let ec2 = self.clients.region(region);
-            if !self.dry_run() {
-                self.sweep(&ec2, &mut report).await;
-            }
             match ec2.managed_backups(&keys, self.deployment()).await {
                 Ok(listed) => backups.extend(listed),
                 Err(e) => {
