@@ -737,3 +737,34 @@ async fn expire_keeps_the_last_proven_backup_so_the_proof_outlives_its_retention
     let again = drill(&moto, &settings(10), now() + TimeDelta::days(6)).await;
     assert!(records(&again).is_empty(), "{again}");
 }
+
+#[tokio::test]
+async fn an_instance_type_ec2_does_not_offer_and_a_volume_in_error_are_failed_records() {
+    // GIVEN the world, DRILL_INSTANCE_TYPE naming a type EC2 does not know, and volumes made
+    // from snapshots at home going into the error state
+    let moto = Moto::start().await;
+    let w = world(&moto).await;
+    moto.evidence_bucket(BUCKET).await;
+    moto.hold_restores(HOME, "volume", Some("error"));
+    let s = DrillSettings {
+        instance_type: Some("m99.huge".into()),
+        ..settings(10)
+    };
+
+    // WHEN the drill runs THEN every restore failed, each with what EC2 said, and nothing is left
+    let answer = drill(&moto, &s, now()).await;
+    assert_eq!(answer["counts"]["failed"], 3, "{answer}");
+    for r in answer["records"].as_array().unwrap() {
+        if r["resource"] == w.volume.as_str() {
+            assert_eq!(r["error_code"], "VolumeError", "{r}");
+            assert!(
+                r["restored"].is_string() && r["cleaned_up_at"].is_string(),
+                "{r}"
+            );
+        } else {
+            assert_eq!(r["error_code"], "InvalidParameterValue", "{r}");
+            assert!(r["error"].as_str().unwrap().contains("m99.huge"), "{r}");
+        }
+    }
+    assert!(left_running(&moto).await.is_empty());
+}
