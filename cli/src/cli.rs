@@ -13,15 +13,18 @@ Examples:
   ec2-backup backup i-0abc1234def567890 --wait
   ec2-backup restore instance i-0abc1234def567890 --region us-west-2 --subnet subnet-0123 --dry-run
   ec2-backup restore volume vol-0abc1234def567890 --availability-zone us-east-1a --attach i-0def --device /dev/sdf
-  ec2-backup drill --region us-west-2 --subnet subnet-0123
+  ec2-backup drill --region us-west-2 --bucket my-evidence
+  ec2-backup evidence --since 90d --output markdown > drills.md
 
 Settings come from the same environment variables as the functions (TAG_PREFIX, DEPLOYMENT_NAME,
-COPY_TO_REGIONS, ...); the flags below override them. AWS credentials and the home region come
-from the usual chain (AWS_PROFILE, AWS_REGION, ...); AWS_ENDPOINT_URL is honoured.
---output json (or --json) prints JSON on every subcommand.
+COPY_TO_REGIONS, DRILL_INTERVAL, EVIDENCE_BUCKET, DRILL_*, ...); the flags below override them.
+AWS credentials and the home region come from the usual chain (AWS_PROFILE, AWS_REGION, ...);
+AWS_ENDPOINT_URL is honoured. --output json (or --json) prints JSON on every subcommand;
+evidence also prints markdown.
 
-Exit codes: 0 all well; 1 a resource is late or has no backup (status), a restore failed (drill);
-2 the command could not run (bad input, AWS error).";
+Exit codes: 0 all well; 1 a resource is late or has no backup (status), a restore failed, timed
+out or was not cleaned up (drill), an evidence object could not be read (evidence); 2 the
+command could not run (bad input, AWS error).";
 
 #[derive(Debug, Parser)]
 #[command(name = "ec2-backup", version, about = "Status, restore and DR drills for ec2-backup", after_help = EXAMPLES)]
@@ -50,6 +53,8 @@ pub enum Format {
     Table,
     /// One JSON document on stdout, for machines
     Json,
+    /// A document to paste into an audit (evidence only)
+    Markdown,
 }
 
 /// The deployment's configuration: each flag mirrors the variable the functions read (an empty
@@ -80,7 +85,8 @@ pub fn given<T: Clone>(setting: &Option<Setting<T>>) -> Option<T> {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Newest backup, RPO, pending copies, next expiry and holds per resource and region
+    /// Newest backup, RPO, pending copies, next expiry, holds and last drill per resource and
+    /// region
     #[command(
         after_help = "Examples:\n  ec2-backup status\n  ec2-backup status --region eu-central-1 --output json\n\nExit code 1 when any row is late or has no backup."
     )]
@@ -113,25 +119,50 @@ pub enum Command {
     /// Restore an instance or a volume from a backup
     #[command(subcommand)]
     Restore(Restore),
-    /// Restore every resource's newest backup in each DR region into a throwaway resource,
-    /// check it comes up, delete it again, and report RPO and time to restore
+    /// Run the drill function's own drill from here: restore the resources due in each drill
+    /// region (their DR regions, else home) into throwaway resources, judge them, delete them,
+    /// and print one record per restore (RPO, time to restore, result)
     #[command(
-        after_help = "Examples:\n  ec2-backup drill\n  ec2-backup drill --region us-west-2 --output json\n  ec2-backup drill --dry-run\n\nExit code 1 when any restore or clean-up failed."
+        after_help = "Examples:\n  ec2-backup drill\n  ec2-backup drill --region us-west-2 --output json\n  ec2-backup drill --resource i-0abc1234def567890 --bucket my-evidence\n  ec2-backup drill --region us-west-2 --subnet subnet-0123abcd --timeout 15m\n  ec2-backup drill --dry-run\n\nA resource is due where its last passed drill is older than DRILL_INTERVAL (7d), as for the\nfunction; a pass from here counts for the interval too. The other drill variables\n(DRILL_BATCH, DRILL_INSTANCE_TYPE, DRILL_SUBNETS, DRILL_SECURITY_GROUPS) are read as the\nfunction reads them.\n\nExit code 1 when any restore failed, timed out, or was not cleaned up, or its evidence was\nnot written."
     )]
     Drill {
-        /// Regions to drill in (default: each resource's DR regions)
+        /// Drill only this resource (i-... or vol-...; repeatable)
+        #[arg(long = "resource", value_parser = values::source_id)]
+        resources: Vec<SourceId>,
+        /// Drill only in this region (repeatable; default: each resource's drill regions)
         #[arg(long = "region", value_parser = values::region)]
         regions: Vec<Region>,
-        /// Subnet for the drill instances (and the zone of the drill volumes); default: the
-        /// default subnet of an available zone of each region
+        /// Subnet of the drill instances, with exactly one --region (DRILL_SUBNETS for it);
+        /// default: the default subnet of an available zone
         #[arg(long)]
         subnet: Option<String>,
-        /// Seconds to wait for each restore
-        #[arg(long, default_value_t = 900)]
-        timeout: u64,
+        /// How long each restore may take to be ready before it is timed-out, and the age past
+        /// which a drill resource left behind is deleted (15m, 1h) [default: DRILL_TIMEOUT, 30m]
+        #[arg(long, value_parser = values::drill_timeout)]
+        timeout: Option<Duration>,
+        /// S3 bucket to write the records to, as the function does (default: none, the records
+        /// are kept only in the output and the backups' tags)
+        #[arg(long, env = "EVIDENCE_BUCKET", value_parser = values::bucket)]
+        bucket: Option<Setting<String>>,
         /// Say which backups would be restored where; launch and delete nothing
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Print the drill records in the evidence bucket: per resource and region every drill of
+    /// the period (RPO, RTO, result), the last pass, and how many protected resources are proven
+    #[command(
+        after_help = "Examples:\n  ec2-backup evidence\n  ec2-backup evidence --since 30d --resource i-0abc1234def567890\n  ec2-backup evidence --bucket my-evidence --output markdown > drills.md\n  ec2-backup evidence --output json | jq '.summary'\n\nA protected resource is proven when each of its drill regions has a passed drill within\nDRILL_INTERVAL (7d).\n\nExit code 1 when an object of the bucket could not be read; one that is not a drill record\nis named on stderr and skipped."
+    )]
+    Evidence {
+        /// The period: drills that started this long ago or since (90m, 12h, 30d, 2w)
+        #[arg(long, default_value = "90d", value_parser = values::duration)]
+        since: Duration,
+        /// Only this resource (i-... or vol-...; repeatable)
+        #[arg(long = "resource", value_parser = values::source_id)]
+        resources: Vec<SourceId>,
+        /// The evidence bucket (the stack's output EvidenceBucketName)
+        #[arg(long, env = "EVIDENCE_BUCKET", value_parser = values::bucket)]
+        bucket: Option<Setting<String>>,
     },
 }
 

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use shared::create::ResourceKind;
+use shared::drill::settings::DrillSettings;
 use shared::duration::Duration;
 use shared::region::parse_region_list;
 use shared::tags::parse_time;
@@ -48,6 +49,36 @@ pub fn region_list(text: &str) -> Result<Setting<Vec<Region>>, String> {
 
 pub fn duration_setting(text: &str) -> Result<Setting<Duration>, String> {
     blank_or(text, |v| Duration::parse(v).map_err(|e| e.to_string()))
+}
+
+/// A duration as the variables take it (`90m`, `12h`, `30d`, `2w`, a bare number of days).
+pub fn duration(text: &str) -> Result<Duration, String> {
+    Duration::parse(text).map_err(|e| e.to_string())
+}
+
+/// `drill --timeout`: a duration with its unit. A bare number is refused rather than read as
+/// days (as DRILL_TIMEOUT reads it): this flag took seconds before.
+pub fn drill_timeout(text: &str) -> Result<Duration, String> {
+    if text.trim().bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{text:?} has no unit: give minutes or hours, like 15m or 1h"
+        ));
+    }
+    as_the_drill_reads("DRILL_TIMEOUT", text).map(|s| s.timeout)
+}
+
+/// `--bucket` and `EVIDENCE_BUCKET`: an S3 bucket name, checked as the drill function checks it
+/// (blank: none).
+pub fn bucket(text: &str) -> Result<Setting<String>, String> {
+    blank_or(text, |v| {
+        as_the_drill_reads("EVIDENCE_BUCKET", v).map(|s| s.evidence_bucket.unwrap_or_default())
+    })
+}
+
+/// One of the drill's variables through the function's own parser.
+fn as_the_drill_reads(name: &str, text: &str) -> Result<DrillSettings, String> {
+    DrillSettings::from_lookup(|n| (n == name).then(|| text.to_string()), false)
+        .map_err(|e| e.reason)
 }
 
 pub fn region_setting(text: &str) -> Result<Setting<Region>, String> {
@@ -116,5 +147,15 @@ mod tests {
             ResourceKind::Volume
         );
         assert!(source_id("sg-12345678").is_err());
+        assert_eq!(drill_timeout("15m"), Ok(Duration::minutes(15)));
+        assert!(drill_timeout("900").unwrap_err().contains("no unit"));
+        assert!(drill_timeout("soon").is_err());
+        assert_eq!(
+            bucket("my-evidence"),
+            Ok(Setting(Some("my-evidence".into())))
+        );
+        assert_eq!(bucket(""), Ok(Setting(None)));
+        assert!(bucket("s3://my-evidence").is_err());
+        assert_eq!(duration("90d"), Ok(Duration::days(90)));
     }
 }

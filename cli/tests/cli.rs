@@ -6,9 +6,12 @@ use chrono::{TimeDelta, Utc};
 use integration_tests::*;
 use serde_json::{Value, json};
 use shared::Config;
+use shared::backup::DrillResult;
 use shared::create::ResourceKind;
 use shared::create::handle;
+use shared::drill::record::{DrillRecord, Restore, RestoreKind};
 use shared::tags::format_time;
+use std::collections::BTreeMap;
 use std::process::{Command, Output};
 
 fn cli(moto: &Moto, args: &[&str]) -> Output {
@@ -32,7 +35,12 @@ fn command(moto: &Moto, args: &[&str], vars: &[(&str, &str)]) -> Command {
         .env_remove("TAG_PREFIX")
         .env_remove("DEPLOYMENT_NAME")
         .env_remove("DEFAULT_INTERVAL")
-        .env_remove("DRY_RUN");
+        .env_remove("DRY_RUN")
+        .env_remove("DRILL_INTERVAL")
+        .env_remove("EVIDENCE_BUCKET");
+    for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("DRILL_")) {
+        command.env_remove(name);
+    }
     for (k, v) in vars {
         command.env(k, v);
     }
@@ -401,6 +409,8 @@ async fn backup_in_the_minute_of_a_tag_change_s_ami_makes_one_at_each_run() {
     assert!(names.iter().all(|n| n.contains(&minute)), "{names:?}");
 }
 
+/// Drill resources of any deployment still there in `region`: instances not terminated and
+/// volumes carrying `backup:drill-of`.
 async fn drill_leftovers(moto: &Moto, region: &str) -> usize {
     let instances = moto
         .client(region)
@@ -412,37 +422,83 @@ async fn drill_leftovers(moto: &Moto, region: &str) -> usize {
         .reservations()
         .iter()
         .flat_map(|r| r.instances())
-        .filter(|i| tag_map(i.tags()).contains_key("backup:drill"))
+        .filter(|i| tag_map(i.tags()).contains_key("backup:drill-of"))
         .filter(|i| i.state().and_then(|s| s.name()).map(|n| n.as_str()) != Some("terminated"))
         .count();
     let volumes = moto.client(region).describe_volumes().send().await.unwrap();
     live + volumes
         .volumes()
         .iter()
-        .filter(|v| tag_map(v.tags()).contains_key("backup:drill"))
+        .filter(|v| tag_map(v.tags()).contains_key("backup:drill-of"))
         .count()
 }
 
+/// The tags of every image and snapshot of ours in `region`, by id.
+async fn backup_tags(moto: &Moto, region: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut tags = BTreeMap::new();
+    for i in moto.images(region).await {
+        tags.insert(i.image_id().unwrap().to_string(), tag_map(i.tags()));
+    }
+    for s in moto.snapshots(region).await {
+        tags.insert(s.snapshot_id().unwrap().to_string(), tag_map(s.tags()));
+    }
+    tags
+}
+
+/// Moves every drill mark in `region` eight days back: the resources are due again.
+async fn make_due(moto: &Moto, region: &str) {
+    let long_ago = format_time(Utc::now() - TimeDelta::days(8));
+    for (id, tags) in backup_tags(moto, region).await {
+        if tags.contains_key("backup:drilled-at") {
+            moto.set_tags(region, &id, &[("backup:drilled-at", &long_ago)])
+                .await;
+        }
+    }
+}
+
+fn records(report: &Value) -> &Vec<Value> {
+    report["records"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no records: {report}"))
+}
+
 #[tokio::test]
-async fn a_drill_restores_in_the_dr_region_and_leaves_nothing_behind() {
-    // GIVEN two instances and a volume, with copies of the instances' backups in the DR region
+async fn a_drill_restores_in_each_drill_region_and_leaves_nothing_behind() {
+    // GIVEN two instances with copies of their backups in the DR region, and a volume with no
+    // DR region (drilled at home)
     let moto = Moto::start().await;
-    let a = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let a = moto
+        .instance(HOME, &[("Backup", "true"), ("Name", "web-a")], 0)
+        .await;
     let b = moto.instance(HOME, &[("Backup", "true")], 0).await;
     let amis = backup(&moto, ResourceKind::Instance, &[&a, &b]).await;
     for ami in &amis {
         copy_to_dr(&moto, ami).await;
     }
+    // The copies of a and b, in that order.
+    let dr = backup_tags(&moto, DR).await;
+    let copy_of = |source: &str| {
+        dr.iter()
+            .find(|(_, t)| t.get("backup:source").map(String::as_str) == Some(source))
+            .map(|(id, _)| id.clone())
+            .unwrap()
+    };
+    let copies = [copy_of(&a), copy_of(&b)];
     let vol = moto
         .volume(HOME, &[("Backup", "true"), ("backup:copy-to", "none")])
         .await;
-    backup(&moto, ResourceKind::Volume, &[&vol]).await;
+    let snap = backup(&moto, ResourceKind::Volume, &[&vol]).await.remove(0);
 
     // A dry run says what it would restore and launches nothing.
     let out = cli(&moto, &["drill", "--dry-run"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains(&format!("would restore {a} in {DR}")),
+        stdout(&out).contains(&format!("would restore {a} in {DR} from {}", copies[0])),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains(&format!("would restore {vol} in {HOME} from {snap}")),
         "{}",
         stdout(&out)
     );
@@ -453,9 +509,11 @@ async fn a_drill_restores_in_the_dr_region_and_leaves_nothing_behind() {
     );
 
     // WHEN the drill runs
+    moto.reset_calls();
     let out = cli(&moto, &["drill", "--json"]);
 
-    // THEN both instances were restored in the DR region, and nothing is left running
+    // THEN the instances were restored from their copies in the DR region, the volume at
+    // home, each passed and was cleaned up, and nothing is left
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -463,53 +521,190 @@ async fn a_drill_restores_in_the_dr_region_and_leaves_nothing_behind() {
         stdout(&out),
         stderr(&out)
     );
-    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let rows = report["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 2, "the volume has no DR region: {report}");
-    assert!(
-        rows.iter()
-            .all(|r| r["restored"] == true && r["region"] == DR && r["rpo_minutes"].is_number())
-    );
+    let report = json_out(&out);
+    let got: BTreeMap<String, (String, String)> = records(&report)
+        .iter()
+        .map(|r| {
+            (
+                r["resource"].as_str().unwrap().to_string(),
+                (
+                    r["region"].as_str().unwrap().to_string(),
+                    r["backup"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect();
+    let expected: BTreeMap<String, (String, String)> = [
+        (a.clone(), (DR.to_string(), copies[0].clone())),
+        (b.clone(), (DR.to_string(), copies[1].clone())),
+        (vol.clone(), (HOME.to_string(), snap.clone())),
+    ]
+    .into();
+    assert_eq!(got, expected, "{report}");
+    for r in records(&report) {
+        assert_eq!(r["result"], "passed", "{r}");
+        assert!(
+            r["rpo_seconds"].is_i64() && r["rto_seconds"].is_i64(),
+            "{r}"
+        );
+        assert!(
+            r["restored"].is_string() && r["cleaned_up_at"].is_string(),
+            "{r}"
+        );
+        assert_eq!(r["error"], Value::Null);
+    }
+    assert_eq!(report["counts"]["passed"], 3);
+    assert_eq!(report["dry_run"], false);
     assert_eq!(drill_leftovers(&moto, DR).await, 0);
+    assert_eq!(drill_leftovers(&moto, HOME).await, 0);
+    assert_cli_calls_allowed(&moto);
 
-    // AND when one restore fails, the drill says so, fails, and still leaves nothing behind
+    // AND the throwaway carried the drill's tags, and the drilled backups are marked
+    let of_a = records(&report)
+        .iter()
+        .find(|r| r["resource"] == a.as_str())
+        .unwrap();
+    let tags = moto
+        .instance_tags(DR, of_a["restored"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        tags.get("backup:managed-by").map(String::as_str),
+        Some("ec2-backup")
+    );
+    assert_eq!(tags.get("backup:drill-of"), Some(&copies[0]));
+    assert_eq!(
+        tags.get("backup:drill-run"),
+        of_a["run"].as_str().map(str::to_string).as_ref()
+    );
+    assert!(tags.contains_key("backup:drill-started-at"), "{tags:?}");
+    assert_eq!(tags.get("Name"), Some(&format!("drill-{a}")));
+    assert_eq!(of_a["name"], "web-a");
+    let marks = backup_tags(&moto, DR).await;
+    for copy in &copies {
+        assert_eq!(
+            marks[copy].get("backup:drill-result").map(String::as_str),
+            Some("passed"),
+            "{copy}: {:?}",
+            marks[copy]
+        );
+        assert!(marks[copy].contains_key("backup:restore-seconds"));
+    }
+    assert_eq!(
+        backup_tags(&moto, HOME).await[&snap]
+            .get("backup:drill-result")
+            .map(String::as_str),
+        Some("passed")
+    );
+
+    // AND the table says the same, and status shows the last drill per row
+    let out = cli(&moto, &["status", "--json"]);
+    let status = json_out(&out);
+    let row = |resource: &str, region: &str| {
+        status["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == resource && r["region"] == region)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(row(&a, DR)["last_drill"]["result"], "passed");
+    assert_eq!(row(&a, HOME)["last_drill"], Value::Null);
+    assert_eq!(row(&vol, HOME)["last_drill"]["result"], "passed");
+
+    // AND a second drill the same day drills nothing: each resource passed within the interval
+    let out = cli(&moto, &["drill"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("nothing drilled"), "{}", stdout(&out));
+
+    // AND when the copies are due again and one restore fails, the drill says so, fails, and
+    // still leaves nothing behind
+    make_due(&moto, DR).await;
     moto.fault(json!({"action": "RunInstances", "region": DR, "code": "InsufficientInstanceCapacity", "message": "none left", "count": 1}));
     let out = cli(&moto, &["drill", "--json"]);
-    assert_eq!(out.status.code(), Some(1));
-    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let failed: Vec<&Value> = report["rows"]
-        .as_array()
-        .unwrap()
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let report = json_out(&out);
+    assert_eq!(
+        records(&report).len(),
+        2,
+        "only the copies were due: {report}"
+    );
+    let failed: Vec<&Value> = records(&report)
         .iter()
-        .filter(|r| r["restored"] == false)
+        .filter(|r| r["result"] == "failed")
         .collect();
     assert_eq!(failed.len(), 1, "{report}");
-    assert!(
-        failed[0]["error"]
-            .as_str()
-            .unwrap()
-            .contains("InsufficientInstanceCapacity")
-    );
+    assert_eq!(failed[0]["error_code"], "InsufficientInstanceCapacity");
+    assert_eq!(failed[0]["restored"], Value::Null);
     assert_eq!(drill_leftovers(&moto, DR).await, 0);
+
+    // AND the table names the failure
+    make_due(&moto, DR).await;
+    moto.fault(json!({"action": "RunInstances", "region": DR, "code": "InsufficientInstanceCapacity", "message": "none left", "count": 1}));
+    let out = cli(&moto, &["drill", "--region", DR]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.starts_with("resource"), "{text}");
+    assert!(
+        text.contains("FAILED") && text.contains("InsufficientInstanceCapacity: none left"),
+        "{text}"
+    );
+    assert!(text.contains("2 restores: 1 passed, 1 failed"), "{text}");
+    assert!(text.contains("no evidence bucket"), "{text}");
 }
 
 #[tokio::test]
-async fn a_drill_never_touches_drill_tagged_resources_it_did_not_make() {
-    // GIVEN an instance someone else tagged backup:drill=true, and another deployment's drill volume
+async fn a_drill_cleans_up_only_its_own_leftovers_and_drills_at_home_what_has_no_dr_region() {
+    // GIVEN an instance with a copy in the DR region, and there: an instance someone else
+    // tagged like a drill's, another deployment's drill volume, and two drill instances of
+    // ours, one left two hours ago, one started a minute ago (a run still going)
     let moto = Moto::start().await;
     let a = moto.instance(HOME, &[("Backup", "true")], 0).await;
     let ami = backup(&moto, ResourceKind::Instance, &[&a]).await.remove(0);
     copy_to_dr(&moto, &ami).await;
-    let foreign = moto.instance(DR, &[("backup:drill", "true")], 0).await;
+    let two_hours_ago = format_time(Utc::now() - TimeDelta::hours(2));
+    let a_minute_ago = format_time(Utc::now() - TimeDelta::minutes(1));
+    let foreign = moto
+        .instance(
+            DR,
+            &[
+                ("backup:drill-of", "ami-12345678"),
+                ("backup:drill-started-at", &two_hours_ago),
+            ],
+            0,
+        )
+        .await;
     let other = moto
         .volume(
             DR,
             &[
-                ("backup:drill", "true"),
                 ("backup:managed-by", "another-deployment"),
+                ("backup:drill-of", "snap-12345678"),
+                ("backup:drill-started-at", &two_hours_ago),
             ],
         )
         .await;
+    fn ours(started: &str) -> Vec<(&str, &str)> {
+        vec![
+            ("backup:managed-by", "ec2-backup"),
+            ("backup:drill-of", "ami-12345678"),
+            ("backup:drill-started-at", started),
+        ]
+    }
+    let left = moto.instance(DR, &ours(&two_hours_ago), 0).await;
+    let going = moto.instance(DR, &ours(&a_minute_ago), 0).await;
 
     // WHEN our drill runs
     let out = cli(&moto, &["drill"]);
@@ -520,24 +715,36 @@ async fn a_drill_never_touches_drill_tagged_resources_it_did_not_make() {
         stdout(&out),
         stderr(&out)
     );
-
-    // THEN both are still there
-    let state = moto
-        .client(DR)
-        .describe_instances()
-        .instance_ids(&foreign)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        state.reservations()[0].instances()[0]
-            .state()
-            .unwrap()
-            .name()
-            .unwrap()
-            .as_str(),
-        "running"
+    // (the leftover, and the drill's own restore)
+    assert!(
+        stdout(&out).contains("2 drill resources cleaned up"),
+        "{}",
+        stdout(&out)
     );
+
+    // THEN only our leftover is gone
+    let state = |id: String| {
+        let moto = &moto;
+        async move {
+            let out = moto
+                .client(DR)
+                .describe_instances()
+                .instance_ids(&id)
+                .send()
+                .await
+                .unwrap();
+            out.reservations()[0].instances()[0]
+                .state()
+                .unwrap()
+                .name()
+                .unwrap()
+                .as_str()
+                .to_string()
+        }
+    };
+    assert_eq!(state(foreign).await, "running");
+    assert_eq!(state(going).await, "running");
+    assert_eq!(state(left).await, "terminated");
     let vols = moto
         .client(DR)
         .describe_volumes()
@@ -547,14 +754,132 @@ async fn a_drill_never_touches_drill_tagged_resources_it_did_not_make() {
         .unwrap();
     assert_eq!(vols.volumes().len(), 1);
 
-    // AND a drill asked to restore in the home region refuses
-    let out = cli(&moto, &["drill", "--region", HOME]);
+    // AND the home region is no longer refused: a resource with a DR region is not drilled
+    // there, one without is
+    let out = cli(&moto, &["drill", "--region", HOME, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(records(&json_out(&out)).is_empty());
+    let out = cli(
+        &moto,
+        &["drill", "--region", HOME, "--json", "--copy-to-regions", ""],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = json_out(&out);
+    assert_eq!(records(&report).len(), 1, "{report}");
+    assert_eq!(records(&report)[0]["region"], HOME);
+    assert_eq!(records(&report)[0]["backup"], ami.as_str());
+    assert_eq!(records(&report)[0]["result"], "passed");
+}
+
+#[tokio::test]
+async fn a_drill_with_a_bucket_writes_each_record_once_as_evidence() {
+    // GIVEN an instance with a copy in the DR region, a volume drilled at home, and a bucket
+    let moto = Moto::start().await;
+    let web = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let ami = backup(&moto, ResourceKind::Instance, &[&web])
+        .await
+        .remove(0);
+    copy_to_dr(&moto, &ami).await;
+    let data = moto
+        .volume(HOME, &[("Backup", "true"), ("backup:copy-to", "none")])
+        .await;
+    backup(&moto, ResourceKind::Volume, &[&data]).await;
+    let s3 = s3_bucket(&moto, "drill-evidence").await;
+
+    // WHEN the drill runs with --bucket, narrowed to the instance
+    let out = cli(
+        &moto,
+        &[
+            "drill",
+            "--bucket",
+            "drill-evidence",
+            "--resource",
+            &web,
+            "--json",
+        ],
+    );
+
+    // THEN its one record is the one object written, under the run's day
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let report = json_out(&out);
+    assert_eq!(records(&report).len(), 1, "{report}");
+    let record = &records(&report)[0];
+    let objects = s3_objects(&s3, "drill-evidence").await;
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    let (key, body) = &objects[0];
+    let day = Utc::now().format("%Y/%m/%d").to_string();
+    assert_eq!(
+        key,
+        &format!(
+            "drills/{day}/{}/{DR}/{web}.json",
+            record["run"].as_str().unwrap()
+        )
+    );
+    let written: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(&written, record);
+    assert_eq!(drill_leftovers(&moto, DR).await, 0);
+
+    // AND EVIDENCE_BUCKET does the same for the volume, and the table says where it went
+    let out = cli_env(&moto, &["drill"], &[("EVIDENCE_BUCKET", "drill-evidence")]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains(&format!("evidence: s3://drill-evidence/drills/{day}/")),
+        "{}",
+        stdout(&out)
+    );
+    let objects = s3_objects(&s3, "drill-evidence").await;
+    assert_eq!(objects.len(), 2);
+    assert!(
+        objects
+            .iter()
+            .any(|(k, _)| k.ends_with(&format!("/{HOME}/{data}.json")))
+    );
+
+    // AND a bucket that is not there fails the run after cleaning up, naming the bucket
+    make_due(&moto, DR).await;
+    let out = cli(&moto, &["drill", "--bucket", "no-such-bucket", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let report = json_out(&out);
+    assert!(
+        report["failed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-bucket"),
+        "{report}"
+    );
+    assert_eq!(drill_leftovers(&moto, DR).await, 0);
+
+    // AND a bad bucket name or timeout is refused before any call
+    moto.reset_calls();
+    let out = cli(&moto, &["drill", "--bucket", "s3://drill-evidence"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("not in the home region"),
+        stderr(&out).contains("'--bucket <BUCKET>'"),
         "{}",
         stderr(&out)
     );
+    let out = cli(&moto, &["drill", "--timeout", "900"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no unit"), "{}", stderr(&out));
+    assert!(moto.calls().is_empty(), "{:?}", moto.calls());
 }
 
 #[test]
@@ -565,12 +890,60 @@ fn help_has_examples() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("Examples:") && text.contains("ec2-backup drill"),
+        text.contains("Examples:")
+            && text.contains("ec2-backup drill")
+            && text.contains("ec2-backup evidence"),
         "{text}"
     );
 }
 
 // ----------------------------------------------------------------- helpers of the tests below
+
+/// The tests' moto as S3, with a bucket made (path-style: the server has no per-bucket host
+/// names, as the CLI's client knows from AWS_ENDPOINT_URL).
+async fn s3_bucket(moto: &Moto, name: &str) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(HOME))
+        .endpoint_url(moto.url())
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .build();
+    let s3 = aws_sdk_s3::Client::from_conf(conf);
+    s3.create_bucket().bucket(name).send().await.unwrap();
+    s3
+}
+
+/// Every object of the bucket: its key and its body, in key order.
+async fn s3_objects(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<(String, String)> {
+    let listed = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+    let mut out = Vec::new();
+    for o in listed.contents() {
+        let key = o.key().unwrap().to_string();
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+        let bytes = body.body.collect().await.unwrap().into_bytes();
+        out.push((key, String::from_utf8_lossy(&bytes).into_owned()));
+    }
+    out
+}
+
+async fn put_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: String) {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(body.into_bytes()))
+        .send()
+        .await
+        .unwrap();
+}
 
 fn json_out(o: &Output) -> Value {
     serde_json::from_str(&stdout(o))
@@ -752,22 +1125,46 @@ async fn every_subcommand_prints_json_with_output_json() {
     let planned = json_out(&out);
     assert_eq!(planned["dry_run"], true);
     assert!(
-        planned["planned"]
+        planned["would_restore"]
             .as_array()
             .unwrap()
             .iter()
             .any(|p| p["resource"] == web.as_str() && p["backup"].is_string()),
         "{planned}"
     );
-    let out = cli(&moto, &["drill", "--output", "json"]);
+    s3_bucket(&moto, "evidence").await;
+    let out = cli(
+        &moto,
+        &["drill", "--output", "json", "--bucket", "evidence"],
+    );
     let drill = json_out(&out);
     assert!(
-        drill["rows"]
+        records(&drill)
+            .iter()
+            .any(|r| r["resource"] == web.as_str() && r["result"] == "passed"),
+        "{drill}"
+    );
+    let out = cli(
+        &moto,
+        &["evidence", "--output", "json", "--bucket", "evidence"],
+    );
+    let evidence = json_out(&out);
+    assert!(
+        evidence["resources"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|r| r["resource"] == web.as_str() && r["restored"] == true),
-        "{drill}"
+            .any(|g| g["resource"] == web.as_str() && g["drills"][0]["result"] == "passed"),
+        "{evidence}"
+    );
+
+    // AND markdown is for evidence only
+    let out = cli(&moto, &["status", "--output", "markdown"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("only evidence prints markdown"),
+        "{}",
+        stderr(&out)
     );
 }
 
@@ -1133,32 +1530,79 @@ async fn a_drill_restores_into_an_available_zone_or_the_subnet_asked_for() {
     copy_snapshot_to_dr(&moto, &snap).await;
     impair(&moto, DR, "us-west-2a");
     moto.reset_calls();
+    // The volume is kept (its deletion fails once), to see where it was made.
+    moto.fault(json!({"action": "DeleteVolume", "region": DR, "code": "IncorrectState", "message": "busy", "count": 1}));
 
-    // WHEN the drill runs THEN both restores land in us-west-2b, the instance in its default subnet
+    // WHEN the drill runs
     let out = cli(&moto, &["drill", "--json"]);
+
+    // THEN both restores passed in us-west-2b, the instance in its default subnet and the
+    // deployment's drill group; the volume not deleted is a failure of the run, named
     assert_eq!(
         out.status.code(),
-        Some(0),
+        Some(1),
         "{}{}",
         stdout(&out),
         stderr(&out)
     );
     let report = json_out(&out);
-    let rows = report["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 2, "{report}");
+    assert_eq!(records(&report).len(), 2, "{report}");
+    assert!(
+        records(&report).iter().all(|r| r["result"] == "passed"),
+        "{report}"
+    );
+    let restored = |resource: &str| {
+        records(&report)
+            .iter()
+            .find(|r| r["resource"] == resource)
+            .and_then(|r| r["restored"].as_str())
+            .unwrap()
+            .to_string()
+    };
+    let (instance, volume) = (restored(&web), restored(&data));
+    assert_eq!(report["failed"][0]["source"], volume.as_str(), "{report}");
     let subnet_b = default_subnet(&moto, DR, "us-west-2b").await;
-    for row in rows {
-        assert_eq!(row["restored"], true, "{row}");
-        assert_eq!(row["availability_zone"], "us-west-2b", "{row}");
-    }
-    let instance_row = rows.iter().find(|r| r["resource"] == web.as_str()).unwrap();
-    assert_eq!(instance_row["subnet"], subnet_b.as_str());
+    let drilled = launched(&moto, DR, &instance).await;
+    assert_eq!(drilled.subnet_id(), Some(subnet_b.as_str()));
+    let groups: Vec<&str> = drilled
+        .network_interfaces()
+        .iter()
+        .flat_map(|n| n.groups())
+        .filter_map(|g| g.group_name())
+        .collect();
+    assert_eq!(groups, ["ec2-backup-drill"], "{drilled:?}");
+    assert_eq!(drilled.public_ip_address(), None);
+    let kept = volumes(&moto, DR).await;
+    let kept = kept
+        .iter()
+        .find(|v| v.volume_id() == Some(volume.as_str()))
+        .unwrap();
+    assert_eq!(kept.availability_zone(), Some("us-west-2b"));
+    moto.client(DR)
+        .delete_volume()
+        .volume_id(&volume)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(drill_leftovers(&moto, DR).await, 0);
     assert_cli_calls_allowed(&moto);
 
-    // AND with --subnet, both go to that subnet's zone
+    // AND with --subnet (and its one --region), the instance goes to that subnet
+    make_due(&moto, DR).await;
     let subnet_c = default_subnet(&moto, DR, "us-west-2c").await;
-    let out = cli(&moto, &["drill", "--subnet", &subnet_c, "--json"]);
+    let out = cli(
+        &moto,
+        &[
+            "drill",
+            "--region",
+            DR,
+            "--subnet",
+            &subnet_c,
+            "--resource",
+            &web,
+            "--json",
+        ],
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -1167,14 +1611,36 @@ async fn a_drill_restores_into_an_available_zone_or_the_subnet_asked_for() {
         stderr(&out)
     );
     let report = json_out(&out);
-    for row in report["rows"].as_array().unwrap() {
-        assert_eq!(row["availability_zone"], "us-west-2c", "{row}");
-    }
+    assert_eq!(records(&report).len(), 1, "{report}");
+    let id = records(&report)[0]["restored"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        launched(&moto, DR, &id).await.subnet_id(),
+        Some(subnet_c.as_str())
+    );
     assert_eq!(drill_leftovers(&moto, DR).await, 0);
 
-    // AND a subnet that is not there is named, and nothing is launched
+    // AND a subnet without one --region, or that is not there, is refused, nothing launched
     moto.reset_calls();
-    let out = cli(&moto, &["drill", "--subnet", "subnet-0123456789abcdef0"]);
+    let out = cli(&moto, &["drill", "--subnet", &subnet_c]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("give exactly one --region"),
+        "{}",
+        stderr(&out)
+    );
+    let out = cli(
+        &moto,
+        &[
+            "drill",
+            "--region",
+            DR,
+            "--subnet",
+            "subnet-0123456789abcdef0",
+        ],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("--subnet subnet-0123456789abcdef0: no such subnet in us-west-2"),
@@ -1182,6 +1648,18 @@ async fn a_drill_restores_into_an_available_zone_or_the_subnet_asked_for() {
         stderr(&out)
     );
     assert!(!moto.calls_in(DR).contains_key("RunInstances"));
+}
+
+/// An instance as EC2 describes it (a terminated one is still listed for a while).
+async fn launched(moto: &Moto, region: &str, id: &str) -> aws_sdk_ec2::types::Instance {
+    let out = moto
+        .client(region)
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
+    out.reservations()[0].instances()[0].clone()
 }
 
 #[tokio::test]
@@ -1226,4 +1704,288 @@ async fn backup_waits_for_the_copy_in_the_dr_region() {
     assert_eq!(available[1]["id"], copy.as_str());
     assert_eq!(available[1]["region"], DR);
     assert_eq!(available[1]["copy_of"], ami.as_str());
+}
+
+/// A drill record of `resource` in `region` that started `days` days and an hour ago.
+fn drill_record(
+    resource: &str,
+    name: Option<&str>,
+    region_name: &str,
+    days: i64,
+    result: DrillResult,
+) -> DrillRecord {
+    let started = Utc::now() - TimeDelta::days(days) - TimeDelta::hours(1);
+    let restore = Restore {
+        resource: resource.to_string(),
+        name: name.map(str::to_string),
+        kind: if resource.starts_with("vol-") {
+            RestoreKind::Volume
+        } else {
+            RestoreKind::Instance
+        },
+        region: region(region_name),
+        backup: "ami-0123456789abcdef0".into(),
+        backup_created_at: started - TimeDelta::hours(5),
+        started_at: started,
+        restored: "i-0aaaaaaaaaaaaaaaa".into(),
+    };
+    let error = (result == DrillResult::Failed).then(|| {
+        (
+            "InsufficientInstanceCapacity".to_string(),
+            "none left".to_string(),
+        )
+    });
+    let done = started + TimeDelta::seconds(140 + days);
+    let mut record = DrillRecord::of(&format!("run-{days}"), &restore, result, error, done);
+    record.cleaned_up_at = Some(done);
+    record
+}
+
+#[tokio::test]
+async fn evidence_prints_a_month_of_drills_per_resource_with_the_summary() {
+    // GIVEN a protected instance (drilled in the DR region) and a protected volume with no DR
+    // region (drilled at home), and a bucket with a month of their drills: the instance daily
+    // (one failed, one timed out, one long before the period), the volume weekly (its last pass
+    // ten days ago), a resource no longer protected, and an object that is not a record
+    let moto = Moto::start().await;
+    let web = moto
+        .instance(HOME, &[("Backup", "true"), ("Name", "web-01")], 0)
+        .await;
+    let data = moto
+        .volume(HOME, &[("Backup", "true"), ("backup:copy-to", "none")])
+        .await;
+    let gone = "i-0000000000000dead";
+    let s3 = s3_bucket(&moto, "audit-evidence").await;
+    let mut seeded = Vec::new();
+    for n in 1..=30 {
+        let result = match n {
+            3 => DrillResult::Failed,
+            5 => DrillResult::TimedOut,
+            _ => DrillResult::Passed,
+        };
+        seeded.push(drill_record(&web, Some("web-01"), DR, n, result));
+    }
+    seeded.push(drill_record(
+        &web,
+        Some("web-01"),
+        DR,
+        120,
+        DrillResult::Passed,
+    ));
+    for n in [10, 17, 24] {
+        seeded.push(drill_record(&data, None, HOME, n, DrillResult::Passed));
+    }
+    seeded.push(drill_record(gone, None, DR, 2, DrillResult::Passed));
+    for record in &seeded {
+        let key = record.evidence_key(record.started_at);
+        put_object(
+            &s3,
+            "audit-evidence",
+            &key,
+            serde_json::to_string(record).unwrap(),
+        )
+        .await;
+    }
+    let broken = format!(
+        "drills/{}/run-4/{DR}/broken.json",
+        (Utc::now() - TimeDelta::days(4)).format("%Y/%m/%d")
+    );
+    put_object(&s3, "audit-evidence", &broken, "not a record".into()).await;
+    let evidence = |args: &[&str], vars: &[(&str, &str)]| {
+        let mut all = vec!["evidence", "--bucket", "audit-evidence"];
+        all.extend_from_slice(args);
+        cli_env(&moto, &all, vars)
+    };
+    let group = |report: &Value, resource: &str| -> Value {
+        report["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["resource"] == resource)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {resource}: {report}"))
+    };
+
+    // WHEN the evidence of the default period (90 days) is asked for as JSON
+    moto.reset_calls();
+    let out = evidence(&["--output", "json"], &[]);
+
+    // THEN every drill of the period is there per resource and region, with the last pass,
+    // the summary counts the instance proven and the volume not, and the broken object is
+    // named and skipped
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&broken) && stderr(&out).contains("skipped"),
+        "{}",
+        stderr(&out)
+    );
+    let report = json_out(&out);
+    assert_eq!(
+        report["summary"],
+        json!({"proven": 1, "protected": 2, "interval": "7d"})
+    );
+    assert_eq!(report["period"], "90d");
+    assert_eq!(report["skipped"], json!([broken]));
+    assert_eq!(report["resources"].as_array().unwrap().len(), 3, "{report}");
+    let w = group(&report, &web);
+    assert_eq!(
+        (w["region"].clone(), w["name"].clone()),
+        (json!(DR), json!("web-01"))
+    );
+    let drills = w["drills"].as_array().unwrap();
+    assert_eq!(
+        drills.len(),
+        30,
+        "the one of 120 days ago is outside the period"
+    );
+    assert_eq!(drills[0]["run"], "run-30", "oldest first");
+    assert_eq!(w["last_passed"]["run"], "run-1");
+    assert_eq!(w["proven"], true);
+    let results: Vec<&str> = drills.iter().filter_map(|d| d["result"].as_str()).collect();
+    assert!(results.contains(&"failed") && results.contains(&"timed-out"));
+    let d = group(&report, &data);
+    assert_eq!(
+        (d["region"].clone(), d["proven"].clone()),
+        (json!(HOME), json!(false))
+    );
+    assert_eq!(d["drills"].as_array().unwrap().len(), 3);
+    assert_eq!(d["last_passed"]["run"], "run-10");
+    let g = group(&report, gone);
+    assert_eq!(
+        (
+            g["protected"].clone(),
+            g["drills"].as_array().unwrap().len()
+        ),
+        (json!(false), 1)
+    );
+    // The CLI's EC2 calls (the protected resources) are the ones it may make.
+    assert_cli_calls_allowed(&moto);
+
+    // AND --since narrows the period by the drills' start
+    let report = json_out(&evidence(&["--since", "10d", "--output", "json"], &[]));
+    assert_eq!(group(&report, &web)["drills"].as_array().unwrap().len(), 9);
+    assert_eq!(group(&report, &data)["drills"], json!([]));
+    assert_eq!(report["period"], "10d");
+    assert_eq!(group(&report, gone)["drills"].as_array().unwrap().len(), 1);
+
+    // AND --resource keeps one resource, in the summary too
+    let report = json_out(&evidence(&["--resource", &data, "--output", "json"], &[]));
+    assert_eq!(report["resources"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(
+        report["summary"],
+        json!({"proven": 0, "protected": 1, "interval": "7d"})
+    );
+
+    // AND DRILL_INTERVAL sets what proven means
+    let report = json_out(&evidence(
+        &["--output", "json"],
+        &[("DRILL_INTERVAL", "14d")],
+    ));
+    assert_eq!(
+        report["summary"],
+        json!({"proven": 2, "protected": 2, "interval": "14d"})
+    );
+
+    // AND the table shows each resource and region, its drills and the summary line
+    let out = evidence(&[], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    for says in [
+        format!("{web} (web-01) in {DR}: last passed"),
+        format!("{data} in {HOME}: last passed"),
+        "NOT PROVEN".to_string(),
+        "timed-out".to_string(),
+        "InsufficientInstanceCapacity: none left".to_string(),
+        "1 of 2 protected resources proven within DRILL_INTERVAL (7d)".to_string(),
+    ] {
+        assert!(text.contains(&says), "{says}: {text}");
+    }
+
+    // AND markdown is a document to paste into an audit
+    let out = evidence(&["--output", "markdown", "--since", "30d"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let md = stdout(&out);
+    assert!(md.starts_with("# Restore drill evidence\n"), "{md}");
+    for says in [
+        "**1 of 2 protected resources proven within DRILL_INTERVAL (7d)**",
+        "(30d)",
+        "| Resource | Name | Region | Drills | Passed | Last passed (UTC) | RTO | Status |",
+        &format!("| {web} | web-01 | {DR} | 29 | 27 |"),
+        &format!("## {web} (web-01) in {DR}"),
+        "| failed |",
+        "InsufficientInstanceCapacity: none left",
+        "`s3://audit-evidence/drills/`",
+    ] {
+        assert!(md.contains(says), "{says}: {md}");
+    }
+
+    // AND EVIDENCE_BUCKET names the bucket as --bucket does; without either, the error says
+    // both; a bucket that is not there is an error
+    let out = cli_env(
+        &moto,
+        &["evidence", "--resource", &web, "--json"],
+        &[("EVIDENCE_BUCKET", "audit-evidence")],
+    );
+    assert_eq!(json_out(&out)["resources"].as_array().unwrap().len(), 1);
+    let out = cli(&moto, &["evidence"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--bucket") && stderr(&out).contains("EVIDENCE_BUCKET"),
+        "{}",
+        stderr(&out)
+    );
+    let out = cli(&moto, &["evidence", "--bucket", "no-such-bucket"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("NoSuchBucket"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn status_shows_the_last_drill_of_each_row() {
+    // GIVEN an instance whose copy in the DR region passed a drill two days ago
+    let moto = Moto::start().await;
+    let web = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let ami = backup(&moto, ResourceKind::Instance, &[&web])
+        .await
+        .remove(0);
+    let copy = copy_to_dr(&moto, &ami).await;
+    let two_days_ago = format_time(Utc::now() - TimeDelta::days(2));
+    moto.set_tags(
+        DR,
+        &copy,
+        &[
+            ("backup:drilled-at", &two_days_ago),
+            ("backup:drill-result", "passed"),
+            ("backup:restore-seconds", "143"),
+        ],
+    )
+    .await;
+
+    // WHEN status runs THEN the DR row shows it and the home row none
+    let out = cli(&moto, &["status"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(
+        text.lines().next().unwrap().ends_with("last drill"),
+        "{text}"
+    );
+    let line = |region: &str| {
+        text.lines()
+            .find(|l| l.contains(&format!("{region} (")))
+            .unwrap()
+            .to_string()
+    };
+    assert!(line(DR).ends_with("passed 2d0h ago (143s)"), "{text}");
+    assert!(line(HOME).ends_with(" -"), "{text}");
+    let status = json_out(&cli(&moto, &["status", "--json"]));
+    assert_eq!(
+        status["rows"][1]["last_drill"],
+        json!({"at": two_days_ago, "result": "passed", "restore_seconds": 143})
+    );
+    assert_eq!(status["rows"][0]["last_drill"], Value::Null);
 }

@@ -59,27 +59,3 @@ pub struct Subnet {
     pub default_for_az: bool,
     pub state: String,
 }
-
-/// The instance states a restore or a drill waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InstanceState {
-    Running,
-    Terminated,
-}
-
-impl InstanceState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InstanceState::Running => "running",
-            InstanceState::Terminated => "terminated",
-        }
-    }
-
-    /// The SDK waiter, as a timeout names it.
-    pub fn waiter(self) -> &'static str {
-        match self {
-            InstanceState::Running => "WaitUntilInstanceRunning",
-            InstanceState::Terminated => "WaitUntilInstanceTerminated",
-        }
-    }
-}

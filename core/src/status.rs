@@ -5,7 +5,7 @@
 //! backup to restore. The adapters' `gather` reads the inputs from EC2 (the CLI's `status` and
 //! the monitor function read through it alike).
 
-use crate::backup::Backup;
+use crate::backup::{Backup, DrillMark};
 use crate::duration::Duration;
 use crate::error::Error;
 use crate::region::Region;
@@ -106,6 +106,9 @@ pub struct Row {
     pub copies_pending: usize,
     pub next_expiry: Option<DateTime<Utc>>,
     pub holds: usize,
+    /// The newest drill mark (`P:drilled-at`, `P:drill-result`, `P:restore-seconds`) among the
+    /// usable backups here; `None` where none was drilled.
+    pub last_drill: Option<DrillMark>,
 }
 
 /// A backup of ours whose source no longer exists.
@@ -213,6 +216,7 @@ pub fn status(
                     .filter_map(|b| b.expires_at)
                     .min(),
                 holds: here.iter().filter(|b| b.hold).count(),
+                last_drill: last_drill(here),
                 region,
                 role,
             });
@@ -232,6 +236,15 @@ pub fn status(
         .collect();
     orphans.sort_by(|a, b| (&a.source, &a.region, &a.id).cmp(&(&b.source, &b.region, &b.id)));
     Status { rows, orphans }
+}
+
+/// The newest drill mark among the usable ones of `backups`.
+fn last_drill(backups: &[&Backup]) -> Option<DrillMark> {
+    backups
+        .iter()
+        .filter(|b| b.is_usable())
+        .filter_map(|b| b.drill)
+        .max_by_key(|d| d.at)
 }
 
 /// The backup to restore: the one named, or the newest usable one of `source` in `region`
@@ -280,7 +293,7 @@ pub fn choose_backup<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backup::Described;
+    use crate::backup::{Described, DrillResult};
     use crate::tags::{Kind, parse_time};
 
     fn r(name: &str) -> Region {
@@ -382,6 +395,67 @@ mod tests {
         assert_eq!(
             row("i-1", "us-east-1").next_expiry,
             parse_time("2026-12-01T03:00:00Z")
+        );
+    }
+
+    #[test]
+    fn each_row_shows_the_newest_drill_of_its_usable_backups() {
+        // GIVEN copies in the DR region: an older one passed a week ago, the newest failed
+        // yesterday, and a failed copy carries a newer mark still
+        let now = parse_time("2026-11-25T12:00:00Z").unwrap();
+        let mark = |at: &str, result, seconds| DrillMark {
+            at: parse_time(at).unwrap(),
+            result,
+            restore_seconds: seconds,
+        };
+        let mut old = backup(
+            "ami-old",
+            "us-west-2",
+            "i-1",
+            "2026-11-17T03:00:00Z",
+            Some("ami-a"),
+        );
+        old.drill = Some(mark("2026-11-18T03:00:00Z", DrillResult::Passed, Some(143)));
+        let mut new = backup(
+            "ami-new",
+            "us-west-2",
+            "i-1",
+            "2026-11-24T03:00:00Z",
+            Some("ami-b"),
+        );
+        new.drill = Some(mark("2026-11-24T04:00:00Z", DrillResult::Failed, None));
+        let mut broken = backup(
+            "ami-bad",
+            "us-west-2",
+            "i-1",
+            "2026-11-25T03:00:00Z",
+            Some("ami-c"),
+        );
+        broken.state = crate::backup::State::Failed;
+        broken.drill = Some(mark("2026-11-25T04:00:00Z", DrillResult::Passed, Some(1)));
+        let home = backup("ami-b", "us-east-1", "i-1", "2026-11-24T03:00:00Z", None);
+
+        // WHEN the rows are computed
+        let s = status(
+            &r("us-east-1"),
+            &[],
+            &[resource("i-1")],
+            &[old, new, broken, home],
+            &HashSet::new(),
+            now,
+        );
+
+        // THEN the DR row has the newest mark of a usable copy, home none
+        assert_eq!(s.rows[0].last_drill, None);
+        assert_eq!(
+            s.rows[1].last_drill,
+            Some(mark("2026-11-24T04:00:00Z", DrillResult::Failed, None))
+        );
+        let json = serde_json::to_value(&s.rows[1]).unwrap();
+        assert_eq!(json["last_drill"]["result"], "failed");
+        assert_eq!(
+            serde_json::to_value(&s.rows[0]).unwrap()["last_drill"],
+            serde_json::Value::Null
         );
     }
 

@@ -22,6 +22,9 @@ const MIRRORED: &[&str] = &[
 
 pub struct Ctx {
     pub config: Config,
+    /// The SDK's configuration (credentials, endpoint): the S3 client of the evidence is made
+    /// from it, as the function's is.
+    pub sdk: aws_config::SdkConfig,
     pub keys: TagKeys,
     pub clients: Clients,
     pub format: Format,
@@ -53,7 +56,8 @@ impl Ctx {
         };
         Ok(Self {
             keys: TagKeys::new(&config.tag_prefix),
-            clients: Clients::from_sdk(sdk, home, config.rate_limits.clone()),
+            clients: Clients::from_sdk(sdk.clone(), home, config.rate_limits.clone()),
+            sdk,
             config,
             format,
         })
@@ -106,13 +110,4 @@ pub fn created(b: &Backup) -> String {
     b.created_at
         .map(format_time)
         .unwrap_or_else(|| "creation time unknown".into())
-}
-
-/// The backup kind that restores a resource of `kind` (`instance` or `volume`).
-pub fn backup_kind(kind: &str) -> Kind {
-    if kind == "instance" {
-        Kind::Image
-    } else {
-        Kind::Snapshot
-    }
 }

@@ -1,21 +1,29 @@
 //! One module per subcommand, on top of `shared`: the same configuration, tag contract, adapter
-//! and create pipeline as the functions. `context` holds what they all run with, `placement`
-//! where restore and drill put what they make.
+//! and runs as the functions (`backup` is create's on-demand run, `drill` the drill function's
+//! run). `context` holds what they all run with, `placement` where restore puts what it makes
+//! and the check of a subnet given by name.
 
 mod backup;
 mod context;
 mod drill;
+mod evidence;
 mod placement;
 mod restore;
 mod status;
 
-use crate::cli::{Cli, Command, Restore};
-use crate::error::Result;
+use crate::cli::{Cli, Command, Format, Restore, given};
+use crate::error::{CliError, Result};
 use context::Ctx;
 use std::process::ExitCode;
 use std::time::Duration;
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
+    if cli.format() == Format::Markdown && !matches!(cli.command, Command::Evidence { .. }) {
+        return Err(CliError::bad_input(
+            "--output markdown",
+            "only evidence prints markdown: use table or json",
+        ));
+    }
     let ctx = Ctx::new(&cli.settings, cli.format()).await?;
     let region_or_home =
         |region: Option<shared::Region>| region.unwrap_or_else(|| ctx.home().clone());
@@ -88,18 +96,34 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             restore::volume(&ctx, &volume_id, &region, choice, options).await
         }
         Command::Drill {
+            resources,
             regions,
             subnet,
             timeout,
+            bucket,
             dry_run,
         } => {
             let options = drill::Options {
+                resources: resources.into_iter().map(|r| r.id).collect(),
                 regions,
                 subnet,
-                timeout: Duration::from_secs(timeout),
+                timeout,
+                bucket: given(&bucket),
                 dry_run,
             };
             drill::run(&ctx, options).await
+        }
+        Command::Evidence {
+            since,
+            resources,
+            bucket,
+        } => {
+            let options = evidence::Options {
+                since,
+                resources: resources.into_iter().map(|r| r.id).collect(),
+                bucket: given(&bucket),
+            };
+            evidence::run(&ctx, options).await
         }
     }
 }

@@ -1,12 +1,14 @@
 //! `ec2-backup status`: per resource and backup region, the newest usable backup, whether it
-//! meets the interval, copies still to come, next expiry and holds; then the backups whose
-//! source is gone. Exit code 1 when any row is late or has no backup.
+//! meets the interval, copies still to come, next expiry, holds and the last drill there (from
+//! the drilled backups' tags); then the backups whose source is gone. Exit code 1 when any row
+//! is late or has no backup.
 
 use super::context::Ctx;
 use crate::error::{CliError, Result};
 use crate::output::{age, json, table};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use shared::Region;
+use shared::backup::{DrillMark, DrillResult};
 use shared::status::{Listing, Rpo, Status, gather, status};
 use shared::tags::format_time;
 use std::process::ExitCode;
@@ -33,7 +35,7 @@ pub async fn run(ctx: &Ctx, extra: &[Region]) -> Result<ExitCode> {
     if ctx.json() {
         json(&report)?;
     } else {
-        print_table(&report);
+        print_table(&report, now);
     }
     Ok(if report.failing() > 0 {
         ExitCode::from(1)
@@ -42,7 +44,23 @@ pub async fn run(ctx: &Ctx, extra: &[Region]) -> Result<ExitCode> {
     })
 }
 
-fn print_table(report: &Status) {
+/// `passed 2d3h ago (143s)`, `FAILED 5h12m ago`, `-` where none.
+fn last_drill(mark: Option<&DrillMark>, now: DateTime<Utc>) -> String {
+    let Some(mark) = mark else {
+        return "-".into();
+    };
+    let result = match mark.result {
+        DrillResult::Passed => "passed".to_string(),
+        other => other.as_str().to_uppercase(),
+    };
+    let when = age((now - mark.at).num_minutes().max(0));
+    match mark.restore_seconds {
+        Some(s) => format!("{result} {when} ago ({s}s)"),
+        None => format!("{result} {when} ago"),
+    }
+}
+
+fn print_table(report: &Status, now: DateTime<Utc>) {
     let rows: Vec<Vec<String>> = report
         .rows
         .iter()
@@ -61,6 +79,7 @@ fn print_table(report: &Status) {
                 r.copies_pending.to_string(),
                 r.next_expiry.map(format_time).unwrap_or_else(|| "-".into()),
                 r.holds.to_string(),
+                last_drill(r.last_drill.as_ref(), now),
             ]
         })
         .collect();
@@ -76,7 +95,8 @@ fn print_table(report: &Status) {
                 "rpo",
                 "pending",
                 "next expiry",
-                "holds"
+                "holds",
+                "last drill"
             ],
             &rows
         )

@@ -3,7 +3,7 @@
 
 use super::{Ec2, aws_error, filter, tag_specification, tags_of};
 use crate::error::Error;
-use crate::restore::{InstanceShape, InstanceState, Launch, NewVolume, Subnet, Zone};
+use crate::restore::{InstanceShape, Launch, NewVolume, Subnet, Zone};
 use crate::tags::{Kind, TagKeys, Tags, key};
 use aws_sdk_ec2::client::Waiters;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
@@ -429,35 +429,6 @@ impl Ec2 {
         id.ok_or_else(|| Error::missing_id("Wait", self.region.as_str(), "copy"))
     }
 
-    /// Waits until the instance is running (failing when it stops or terminates instead), or
-    /// terminated (its volumes can be deleted only then).
-    pub async fn wait_until_instance(
-        &self,
-        instance_id: &str,
-        want: InstanceState,
-        max_wait: StdDuration,
-    ) -> Result<(), Error> {
-        let w = Waiting {
-            describe: "DescribeInstances",
-            wait: want.waiter(),
-            what: instance_id,
-            want: want.as_str(),
-            max_wait,
-        };
-        let (ids, client) = (instance_id, &self.client);
-        let answer = match want {
-            InstanceState::Running => {
-                let waited = client.wait_until_instance_running().instance_ids(ids);
-                self.waited(waited.wait(max_wait).await, &w, instance_states)
-            }
-            InstanceState::Terminated => {
-                let waited = client.wait_until_instance_terminated().instance_ids(ids);
-                self.waited(waited.wait(max_wait).await, &w, instance_states)
-            }
-        };
-        answer.map(drop)
-    }
-
     /// Waits until the volume is available; fails when it is deleted instead.
     pub async fn wait_until_volume_available(
         &self,
@@ -485,15 +456,4 @@ impl Ec2 {
         self.waited(waiter.wait(max_wait).await, &w, states)
             .map(drop)
     }
-}
-
-fn instance_states(
-    o: &aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput,
-) -> String {
-    joined(
-        o.reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .filter_map(|i| i.state().and_then(|s| s.name()).map(|n| n.as_str())),
-    )
 }
