@@ -82,6 +82,9 @@ pub async fn run(ctx: &Ctx, options: Options) -> Result<ExitCode> {
             .map(|bucket| Evidence::new(&ctx.sdk, bucket)),
         run: Run::new(now, &format!("cli{}", std::process::id())),
         poll: POLL,
+        // No queue: never handed on.
+        recheck_seconds: 0,
+        started: std::time::Instant::now(),
     };
     let request = DrillRequest {
         resource_ids: (!options.resources.is_empty()).then(|| dedup(options.resources.clone())),

@@ -70,7 +70,7 @@ fn a_drill_goes_through_the_runtime_loop_and_keeps_its_evidence() {
     assert_eq!(record["backup"], image.as_str());
     assert_eq!(state(record["restored"].as_str().unwrap()), "terminated");
     // AND its record is the one evidence object, and the metrics say so
-    assert_eq!(objects(&bucket), [record.clone()]);
+    assert_eq!(objects(&bucket), std::slice::from_ref(record));
     assert_invocation_metrics(
         &out,
         "drill",
