@@ -94,6 +94,7 @@ from moto.ec2.exceptions import (  # noqa: E402
     InvalidParameterCombination,
     InvalidParameterDependency,
     InvalidTaggableResourceType,
+    MissingParameterError,
 )
 from moto.ec2.models.amis import Ami, AmiBackend  # noqa: E402
 from moto.ec2.models.core import TaggedEC2Resource  # noqa: E402
@@ -1040,6 +1041,46 @@ def _run_instances_response(self: Any) -> ActionResult:
 
 _orig_run_instances_response = InstanceResponse.run_instances
 _orig_run_instances = InstanceBackend.run_instances
+_orig_parse_block_device_mapping = InstanceResponse._parse_block_device_mapping
+
+
+def _no_size_check(device_mapping: dict[str, Any]) -> None:
+    """The size-or-snapshot check moves to `_parse_block_device_mapping`, which knows the image."""
+    if "NoDevice" in device_mapping or "Ebs" in device_mapping:
+        return
+    raise MissingParameterError("ebs")
+
+
+def _parse_block_device_mapping(self: Any) -> list[dict[str, Any]]:
+    """Restores (j): a mapping RunInstances names for a device of its image overrides only what
+    it gives (AWS: `DeviceName=/dev/sdf,Ebs={DeleteOnTermination=true}` keeps the image's
+    snapshot and size); the image's other EBS devices are still made. moto wanted a size or a
+    snapshot in each mapping, and made only the mappings named."""
+    given = self._get_param("BlockDeviceMappings", [])
+    parsed = _orig_parse_block_device_mapping(self)
+    if not parsed:
+        return parsed
+    ami = self.ec2_backend.amis.get(self._get_param("ImageId") or "")
+    image = {m["DeviceName"]: m for m in (ami.__dict__.get("_aws_block_device_mappings") or [])
+             if m.get("Ebs")} if ami else {}
+    for mapping, raw in zip(parsed, given):
+        ebs, raw_ebs = mapping["Ebs"], raw.get("Ebs") or {}
+        base = (image.get(mapping["DeviceName"]) or {}).get("Ebs") or {}
+        for key in ("SnapshotId", "VolumeSize", "VolumeType", "Iops", "KmsKeyId"):
+            if ebs.get(key) is None and base.get(key) is not None:
+                ebs[key] = base[key]
+        if "Encrypted" not in raw_ebs and base.get("Encrypted"):
+            ebs["Encrypted"] = True
+        if "DeleteOnTermination" not in raw_ebs:
+            ebs["DeleteOnTermination"] = bool(base.get("DeleteOnTermination"))
+        if mapping.get("NoDevice") != "" and not ebs.get("VolumeSize") and not ebs.get("SnapshotId"):
+            raise MissingParameterError("size or snapshotId")
+    named = {m["DeviceName"] for m in parsed}
+    for device, m in image.items():
+        if device not in named:
+            parsed.append({"DeviceName": device, "VirtualName": None, "NoDevice": None,
+                           "Ebs": dict(m["Ebs"], DeleteOnTermination=bool(m["Ebs"].get("DeleteOnTermination")))})
+    return parsed
 
 
 def _run_instances(self: Any, image_id: str, count: int, user_data: Any,
@@ -1200,6 +1241,8 @@ def apply_patches() -> None:
     InstanceResponse.describe_instance_status = _describe_instance_status_response
     InstanceBackend.run_instances = _run_instances
     Instance.setup_defaults = _setup_defaults
+    InstanceResponse._parse_block_device_mapping = _parse_block_device_mapping
+    InstanceResponse._validate_block_device_mapping = staticmethod(_no_size_check)
     Instance.instance_status = property(_status_check)
     Instance.system_status = property(_status_check)
     Volume.status = property(_volume_status)

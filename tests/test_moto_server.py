@@ -1003,6 +1003,37 @@ def test_an_instance_from_an_image_gets_the_images_volumes_tagged_and_keeps_a_da
     assert _code(exc) == "InvalidVolume.NotFound"
 
 
+def test_a_mapping_of_an_image_device_overrides_only_what_it_gives(client):
+    # AWS: DeviceName=/dev/sdf,Ebs={DeleteOnTermination=true} keeps the image's snapshot and
+    # size; moto wanted a size or a snapshot in every mapping, and made only the ones named.
+    west, image = _dr_image(client, data_volumes=(20,))
+    mappings = {m["DeviceName"]: m["Ebs"] for m in _image(west, image)["BlockDeviceMappings"]}
+    tags = _drill_tags("i-source")
+    iid = west.run_instances(
+        ImageId=image, InstanceType="t3.micro", MinCount=1, MaxCount=1,
+        BlockDeviceMappings=[{"DeviceName": "/dev/sdf", "Ebs": {"DeleteOnTermination": True}}],
+        TagSpecifications=[{"ResourceType": "instance", "Tags": tags}, {"ResourceType": "volume", "Tags": tags}],
+    )["Instances"][0]["InstanceId"]
+    volumes = {v["Attachments"][0]["Device"]: v for v in west.describe_volumes(
+        Filters=[{"Name": "attachment.instance-id", "Values": [iid]}])["Volumes"]}
+    assert set(volumes) == {"/dev/sda1", "/dev/sdf"}
+    launched = {m["DeviceName"]: m["Ebs"] for m in west.describe_instances(
+        InstanceIds=[iid])["Reservations"][0]["Instances"][0]["BlockDeviceMappings"]}
+    assert {d: e["DeleteOnTermination"] for d, e in launched.items()} == {"/dev/sda1": True, "/dev/sdf": True}
+    for device, volume in volumes.items():
+        assert volume["Size"] == mappings[device]["VolumeSize"]
+        assert volume["SnapshotId"] == mappings[device]["SnapshotId"]
+        assert _tags(volume) == _tags({"Tags": tags})
+    west.terminate_instances(InstanceIds=[iid])
+    left = west.describe_volumes(Filters=[{"Name": "tag:Name", "Values": ["drill-i-source"]}])["Volumes"]
+    assert left == [], "every volume went with the instance"
+    # A device the image does not have still needs a size or a snapshot.
+    with pytest.raises(ClientError) as exc:
+        west.run_instances(ImageId=image, InstanceType="t3.micro", MinCount=1, MaxCount=1,
+                           BlockDeviceMappings=[{"DeviceName": "/dev/sdz", "Ebs": {"DeleteOnTermination": True}}])
+    assert _code(exc) == "MissingParameter"
+
+
 def test_run_instances_on_a_network_interface_lists_its_groups_and_no_public_address(client):
     west, image = _dr_image(client, data_volumes=())
     subnet = _default_subnet(west, "us-west-2c")

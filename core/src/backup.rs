@@ -141,6 +141,10 @@ pub struct Backup {
     pub encrypted: bool,
     /// For images: the snapshots behind it.
     pub snapshot_ids: Vec<String>,
+    /// For images: the device names of its EBS volumes (a drill's launch deletes each with the
+    /// instance).
+    #[serde(skip)]
+    pub ebs_devices: Vec<String>,
     /// For snapshots: size in GiB.
     pub size_gib: Option<i32>,
     /// `P:managed-by`: the deployment that made it.
@@ -255,6 +259,7 @@ pub struct Described {
     pub recorded_at: Option<DateTime<Utc>>,
     pub encrypted: bool,
     pub snapshot_ids: Vec<String>,
+    pub ebs_devices: Vec<String>,
     pub size_gib: Option<i32>,
     pub tags: Tags,
 }
@@ -286,6 +291,7 @@ impl Backup {
             recorded_at: d.recorded_at,
             encrypted: d.encrypted,
             snapshot_ids: d.snapshot_ids,
+            ebs_devices: d.ebs_devices,
             size_gib: d.size_gib,
             tags: d.tags,
         }

@@ -17,6 +17,9 @@ pub struct Launch {
     pub throwaway: bool,
     /// RunInstances' ClientToken: a retry of the call returns the instance it made.
     pub client_token: Option<String>,
+    /// The AMI's EBS devices, each deleted with the instance (an AMI of an instance keeps a
+    /// data volume's own setting, often to outlive it).
+    pub delete_on_termination: Vec<String>,
 }
 
 /// What a new volume is made with.

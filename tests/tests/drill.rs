@@ -33,8 +33,9 @@ fn settings(batch: usize) -> DrillSettings {
     }
 }
 
-/// The world of most tests: an instance copied to us-west-2 and eu-west-1, and a volume with no
-/// DR region (`copy-to=none`), each backed up an hour before `now()` and copied.
+/// The world of most tests: an instance (with a data volume, which its AMI keeps when the
+/// instance is terminated) copied to us-west-2 and eu-west-1, and a volume with no DR region
+/// (`copy-to=none`), each backed up an hour before `now()` and copied.
 struct World {
     instance: String,
     volume: String,
@@ -49,7 +50,7 @@ async fn world(moto: &Moto) -> World {
                 ("Name", "web"),
                 ("backup:copy-to", "us-west-2,eu-west-1"),
             ],
-            0,
+            1,
         )
         .await;
     let volume = moto
@@ -288,7 +289,8 @@ async fn a_first_run_proves_every_resource_where_it_is_drilled_and_keeps_the_evi
     assert_eq!(objects.len(), 3, "{objects:?}");
     for (key, body) in &objects {
         assert!(
-            key.starts_with("drills/2026/11/25/20261125T120000Z-req1/"),
+            // The scheduled event's run: its time and its id (the same in a retry of it).
+            key.starts_with("drills/2026/11/25/20261125T030000Z-53dc4d37/"),
             "{key}"
         );
         let record: Value = serde_json::from_str(body).unwrap();
@@ -662,8 +664,23 @@ async fn evidence_that_cannot_be_written_fails_the_run_and_a_bad_payload_is_refu
     let err = answer.unwrap_err();
     assert!(matches!(err, shared::Error::SomeFailed { .. }), "{err}");
     assert!(err.to_string().contains("NoSuchBucket"), "{err}");
-    // AND the restores were still cleaned up
+    // AND the restores were still cleaned up, and no backup is marked: no pass without its
+    // evidence
     assert!(left_running(&moto).await.is_empty());
+    for region in [HOME, DR, DR2] {
+        for image in moto.images(region).await {
+            assert!(
+                !tag_map(image.tags()).contains_key("backup:drill-result"),
+                "{image:?}"
+            );
+        }
+        for snapshot in moto.snapshots(region).await {
+            assert!(
+                !tag_map(snapshot.tags()).contains_key("backup:drill-result"),
+                "{snapshot:?}"
+            );
+        }
+    }
 
     let (answer, _) = drill_at(
         &moto,
@@ -766,5 +783,69 @@ async fn an_instance_type_ec2_does_not_offer_and_a_volume_in_error_are_failed_re
             assert!(r["error"].as_str().unwrap().contains("m99.huge"), "{r}");
         }
     }
+    assert!(left_running(&moto).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_scheduled_event_delivered_twice_makes_one_restore_of_each_resource() {
+    // GIVEN restores in us-west-2 that take their time, and a work queue
+    let moto = Moto::start().await;
+    let w = world(&moto).await;
+    moto.evidence_bucket(BUCKET).await;
+    moto.hold_restores(DR, "instance", Some("initializing"));
+    let queue = moto.work_queue("drill-work", "drill").await;
+    // (the event's time is the run's start, as the schedule fires it)
+    let scheduled = event(
+        "scheduled-event.json",
+        &[("2026-11-25T03:00:00Z", "2026-11-25T12:00:00Z")],
+    );
+
+    // WHEN the schedule's event comes, and again a minute later (a retry, or a duplicate)
+    let (first, _) = drill_at(
+        &moto,
+        &settings(10),
+        Some(&queue),
+        &scheduled,
+        now(),
+        "req-1",
+    )
+    .await;
+    let first = first.unwrap();
+    let running = left_running(&moto).await;
+    let (second, _) = drill_at(
+        &moto,
+        &settings(10),
+        Some(&queue),
+        &scheduled,
+        now() + TimeDelta::minutes(1),
+        "req-2",
+    )
+    .await;
+    let second = second.unwrap();
+
+    // THEN the second makes no restore of its own: the one in us-west-2 is the first's, still
+    // pending; what passed at once is not due
+    assert_eq!(first["counts"]["pending"], 1, "{first}");
+    assert_eq!(second["counts"]["pending"], 0, "{second}");
+    assert!(records(&second).is_empty(), "{second}");
+    assert_eq!(left_running(&moto).await, running);
+    // AND the first's continuation finishes it: one record of the instance in us-west-2
+    moto.hold_restores(DR, "instance", None);
+    let batch = moto.receive(&queue).await;
+    assert_eq!(batch.len(), 1, "one continuation");
+    let (done, _) = drill_at(
+        &moto,
+        &settings(10),
+        Some(&queue),
+        &sqs_event(&queue, &batch),
+        now() + TimeDelta::minutes(2),
+        "req-3",
+    )
+    .await;
+    assert_eq!(
+        records(&done.unwrap()),
+        [(w.instance.clone(), DR.to_string(), "passed".to_string())]
+    );
+    assert_eq!(moto.objects(BUCKET, "drills/").await.len(), 3);
     assert!(left_running(&moto).await.is_empty());
 }

@@ -5,10 +5,11 @@
 //!   them, from its newest usable copy there; one with none is drilled at home, from its newest
 //!   usable original ([`drill_regions`], [`drill_backup`]).
 //! - It is due in a region when its last passed drill there (the newest `P:drilled-at` with
-//!   `P:drill-result=passed` on any of its backups there) is older than `DRILL_INTERVAL`, or
-//!   it was never drilled there ([`last_passed`]).
-//! - The due ones are taken oldest last pass first (never drilled first), at most
-//!   `DRILL_BATCH` in a run ([`plan`]).
+//!   `P:drill-result=passed` on any of its backups there) is older than `DRILL_INTERVAL` (less
+//!   [`due_slack`]), or it was never drilled there ([`last_passed`]).
+//! - The due ones are taken oldest last attempt first (never tried first, so that resources
+//!   that keep failing do not starve the others), at most `DRILL_BATCH` in a run ([`plan`]);
+//!   a backup with a throwaway of a run still going is left to that run.
 
 use super::record::RestoreKind;
 use crate::backup::{Backup, DrillResult};
@@ -44,6 +45,21 @@ pub fn drill_backup<'a>(
         .max_by_key(|b| b.created_at)
 }
 
+/// How much earlier than `DRILL_INTERVAL` after a pass a resource is due again: a pass is
+/// stamped minutes into its run, and the run a whole interval later must find it due.
+pub fn due_slack() -> TimeDelta {
+    TimeDelta::hours(1)
+}
+
+/// The newest drill of any result recorded on any of `backups`.
+pub fn last_attempt<'a>(backups: impl IntoIterator<Item = &'a Backup>) -> Option<DateTime<Utc>> {
+    backups
+        .into_iter()
+        .filter_map(|b| b.drill)
+        .map(|d| d.at)
+        .max()
+}
+
 /// The newest passed drill recorded on any of `backups`.
 pub fn last_passed<'a>(backups: impl IntoIterator<Item = &'a Backup>) -> Option<DateTime<Utc>> {
     backups
@@ -65,6 +81,10 @@ pub struct Drill {
     pub backup_created_at: DateTime<Utc>,
     /// Its last passed drill in the region, if any.
     pub last_passed: Option<DateTime<Utc>>,
+    /// Its last drill of any result in the region, if any: the order of the run.
+    pub last_attempt: Option<DateTime<Utc>>,
+    /// The backup's EBS devices (an AMI's), each deleted with the throwaway instance.
+    pub devices: Vec<String>,
 }
 
 /// A due resource the run cannot drill, and why.
@@ -85,6 +105,8 @@ pub struct Plan {
     pub not_due: usize,
     /// Due, and left for a later run by the batch bound.
     pub beyond_batch: usize,
+    /// Due, with a throwaway of a run still going: left to that run.
+    pub in_progress: usize,
 }
 
 /// What a run narrows the drill to (`{"resource_ids": [...], "regions": [...]}`).
@@ -92,6 +114,8 @@ pub struct Plan {
 pub struct Only<'a> {
     pub resources: Option<&'a [String]>,
     pub regions: Option<&'a [Region]>,
+    /// The backups with a throwaway of a run still going (its `P:drill-of`).
+    pub in_progress: Option<&'a std::collections::HashSet<String>>,
 }
 
 /// The backups of each region by source.
@@ -133,11 +157,14 @@ pub fn plan(
             }
             let here = index.get(&(&region, resource.id.as_str())).unwrap_or(&none);
             let last = last_passed(here.iter().copied());
-            if last.is_some_and(|t| now - t < interval.to_delta()) {
+            if last.is_some_and(|t| now - t < interval.to_delta() - due_slack()) {
                 plan.not_due += 1;
                 continue;
             }
             match drill_backup(here, kind, &region == home) {
+                Some(b) if only.in_progress.is_some_and(|busy| busy.contains(&b.id)) => {
+                    plan.in_progress += 1;
+                }
                 Some(b) => due.push(Drill {
                     resource: resource.id.clone(),
                     name: resource.name.clone(),
@@ -146,6 +173,8 @@ pub fn plan(
                     backup: b.id.clone(),
                     backup_created_at: b.created_at.unwrap_or(now),
                     last_passed: last,
+                    last_attempt: last_attempt(here.iter().copied()),
+                    devices: b.ebs_devices.clone(),
                 }),
                 None => plan.not_drillable.push(NotDrillable {
                     resource: resource.id.clone(),
@@ -159,9 +188,9 @@ pub fn plan(
             }
         }
     }
-    // Never drilled first (None sorts first), then the oldest pass; ties in a fixed order.
+    // Never tried first (None sorts first), then the oldest attempt; ties in a fixed order.
     due.sort_by(|a, b| {
-        (a.last_passed, &a.region, &a.resource).cmp(&(b.last_passed, &b.region, &b.resource))
+        (a.last_attempt, &a.region, &a.resource).cmp(&(b.last_attempt, &b.region, &b.resource))
     });
     plan.beyond_batch = due.len().saturating_sub(batch);
     due.truncate(batch);
@@ -367,7 +396,7 @@ mod tests {
     }
 
     #[test]
-    fn a_pass_within_the_interval_is_not_due_and_the_oldest_pass_goes_first_within_the_batch() {
+    fn a_pass_within_the_interval_is_not_due_and_the_oldest_attempt_goes_first_within_the_batch() {
         let resources = [
             resource("i-0000000000000000a", &["us-west-2"]),
             resource("i-0000000000000000b", &["us-west-2"]),
@@ -436,6 +465,47 @@ mod tests {
     }
 
     #[test]
+    fn a_pass_stamped_a_little_into_its_run_is_due_on_the_same_run_a_week_later() {
+        let resources = [resource("i-0000000000000000a", &["us-west-2"])];
+        let passed = |at: &str| {
+            vec![backup(
+                "ami-a",
+                "i-0000000000000000a",
+                "us-west-2",
+                "2026-11-28T00:00:00Z",
+                Some((at, "passed")),
+            )]
+        };
+        // NOW is 2026-12-06T03:00:00Z: a week after a pass five seconds into the 03:00 run.
+        assert_eq!(
+            run(&resources, &passed("2026-11-29T03:00:05Z"), 10)
+                .drills
+                .len(),
+            1
+        );
+        // A pass two hours before the run, a week ago less one hour: not yet.
+        assert_eq!(
+            run(&resources, &passed("2026-11-29T04:30:00Z"), 10).not_due,
+            1
+        );
+        // A backup a run still going restored is left to it.
+        let busy: std::collections::HashSet<String> = ["ami-a".to_string()].into();
+        let p = plan(
+            &r(HOME),
+            &resources,
+            &passed("2026-11-20T03:00:00Z"),
+            Only {
+                in_progress: Some(&busy),
+                ..Only::default()
+            },
+            Duration::days(7),
+            10,
+            t(NOW),
+        );
+        assert_eq!((p.drills.len(), p.in_progress), (0, 1));
+    }
+
+    #[test]
     fn a_resource_without_a_usable_backup_there_is_reported_not_drilled_and_only_narrows() {
         let resources = [
             resource("i-0000000000000000a", &["us-west-2"]),
@@ -482,7 +552,7 @@ mod tests {
             &backups,
             Only {
                 resources: Some(&ids),
-                regions: None,
+                ..Only::default()
             },
             Duration::days(7),
             10,
@@ -494,8 +564,8 @@ mod tests {
             &resources,
             &backups,
             Only {
-                resources: None,
                 regions: Some(&regions),
+                ..Only::default()
             },
             Duration::days(7),
             10,

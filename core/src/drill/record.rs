@@ -5,7 +5,7 @@
 use crate::backup::DrillResult;
 use crate::duration::Duration;
 use crate::region::Region;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 /// What a drill makes: an instance from an AMI, or a volume from a snapshot.
@@ -63,16 +63,24 @@ pub struct Restore {
 pub struct Throwaway {
     pub id: String,
     pub kind: RestoreKind,
-    /// `P:drill-started-at`, when readable.
+    /// `P:drill-started-at` (its run's start), when readable.
     pub started_at: Option<DateTime<Utc>>,
+    /// `P:drill-of`: the backup it was restored from.
+    pub drill_of: Option<String>,
 }
 
+/// The longest a run goes on making restores after it began: Lambda's longest invocation.
+pub const LONGEST_RUN_MINUTES: i64 = 15;
+
 impl Throwaway {
-    /// Left behind: made longer than `timeout` ago, so no run still going can be judging it.
-    /// One whose start cannot be read is left alone (it says nothing of its age).
+    /// Left behind: its run began so long ago that no run still going can be judging it (a
+    /// restore made at the end of its run's longest invocation, and timed out by then; never
+    /// sooner than the default timeout, so that a command-line drill with a short one leaves a
+    /// scheduled run's restores alone). One whose start cannot be read is left alone.
     pub fn is_leftover(&self, now: DateTime<Utc>, timeout: Duration) -> bool {
-        self.started_at
-            .is_some_and(|t| now - t > timeout.to_delta())
+        let timeout = timeout.to_delta().max(TimeDelta::minutes(30));
+        let age = timeout + TimeDelta::minutes(LONGEST_RUN_MINUTES + 1);
+        self.started_at.is_some_and(|t| now - t > age)
     }
 }
 
@@ -85,6 +93,8 @@ pub enum Seen {
         state: String,
         instance_status: Option<String>,
         system_status: Option<String>,
+        /// Why it left `running` (EC2's StateReason: code and message), when it did.
+        reason: Option<(String, String)>,
     },
     /// A volume: its state.
     Volume { state: String },
@@ -103,7 +113,13 @@ pub enum Verdict {
     TimedOut,
     /// Not ready yet, and still within the timeout: checked again later.
     Pending,
+    /// Terminated by a call (`Client.UserInitiatedShutdown`): by this drill's own clean-up in
+    /// an earlier delivery of the same work, or by a person. Nothing is left to judge.
+    EndedElsewhere,
 }
+
+/// The StateReason of an instance terminated by a TerminateInstances call.
+pub const USER_INITIATED_SHUTDOWN: &str = "Client.UserInitiatedShutdown";
 
 /// The codes of a restore that failed on EC2's side after it was made (not an AWS error code:
 /// EC2 answered, and what it said is the finding).
@@ -111,14 +127,14 @@ pub mod finding {
     pub const INSTANCE_NOT_RUNNING: &str = "InstanceNotRunning";
     pub const STATUS_CHECK_FAILED: &str = "StatusCheckFailed";
     pub const VOLUME_ERROR: &str = "VolumeError";
-    pub const RESTORE_GONE: &str = "RestoreGone";
 }
 
 /// The verdict on `restore` from what EC2 says of it at `now`. An instance passes when it is
 /// `running` and both status checks are `ok`; a volume when it is `available`. An instance
-/// that stopped or terminated, a failed (`impaired`) check, a volume in `error` or a throwaway
-/// that vanished fail; anything else is pending until `timeout` has passed since the restore
-/// call.
+/// that stopped or terminated on its own (EC2's reason, such as a KMS key it may not use, is
+/// the error), a failed (`impaired`) check or a volume in `error` fail; one terminated by a
+/// call ended elsewhere. Anything else, and a throwaway EC2 does not list (yet: its describes
+/// are eventually consistent), is pending until `timeout` has passed since the restore call.
 pub fn judge(restore: &Restore, seen: &Seen, now: DateTime<Utc>, timeout: Duration) -> Verdict {
     let failed = |code: &str, message: String| Verdict::Failed {
         code: code.to_string(),
@@ -126,10 +142,7 @@ pub fn judge(restore: &Restore, seen: &Seen, now: DateTime<Utc>, timeout: Durati
     };
     let id = &restore.restored;
     let verdict = match seen {
-        Seen::Gone => failed(
-            finding::RESTORE_GONE,
-            format!("{id} is gone: EC2 no longer lists it"),
-        ),
+        Seen::Gone => Verdict::Pending,
         Seen::Volume { state } => match state.as_str() {
             "available" => Verdict::Passed,
             "error" => failed(
@@ -146,6 +159,7 @@ pub fn judge(restore: &Restore, seen: &Seen, now: DateTime<Utc>, timeout: Durati
             state,
             instance_status,
             system_status,
+            reason,
         } => match state.as_str() {
             "pending" => Verdict::Pending,
             "running" => {
@@ -164,10 +178,17 @@ pub fn judge(restore: &Restore, seen: &Seen, now: DateTime<Utc>, timeout: Durati
                     Verdict::Pending
                 }
             }
-            other => failed(
-                finding::INSTANCE_NOT_RUNNING,
-                format!("instance {id} is {other}, not running"),
-            ),
+            other => match reason {
+                Some((code, _)) if code == USER_INITIATED_SHUTDOWN => Verdict::EndedElsewhere,
+                Some((code, message)) if !code.is_empty() => failed(
+                    code,
+                    format!("instance {id} is {other}, not running: {message}"),
+                ),
+                _ => failed(
+                    finding::INSTANCE_NOT_RUNNING,
+                    format!("instance {id} is {other}, not running"),
+                ),
+            },
         },
     };
     match verdict {
@@ -300,6 +321,7 @@ mod tests {
             state: state.into(),
             instance_status: checks.map(str::to_string),
             system_status: checks.map(str::to_string),
+            reason: None,
         }
     }
 
@@ -316,6 +338,8 @@ mod tests {
             instance("pending", None),
             instance("running", None),
             instance("running", Some("initializing")),
+            // Not listed yet: EC2's describes are eventually consistent.
+            Seen::Gone,
         ] {
             assert_eq!(judge(&r, &pending, soon, timeout), Verdict::Pending);
         }
@@ -323,6 +347,7 @@ mod tests {
             state: "running".into(),
             instance_status: Some("ok".into()),
             system_status: Some("initializing".into()),
+            reason: None,
         };
         assert_eq!(judge(&r, &one_ok, soon, timeout), Verdict::Pending);
         let late = t("2026-12-06T03:30:00Z");
@@ -339,7 +364,18 @@ mod tests {
             (instance("running", Some("impaired")), "StatusCheckFailed"),
             (instance("terminated", None), "InstanceNotRunning"),
             (instance("stopped", None), "InstanceNotRunning"),
-            (Seen::Gone, "RestoreGone"),
+            (
+                Seen::Instance {
+                    state: "terminated".into(),
+                    instance_status: None,
+                    system_status: None,
+                    reason: Some((
+                        "Client.InvalidKMSKey.InvalidState".into(),
+                        "The KMS key provided is in an incorrect state".into(),
+                    )),
+                },
+                "Client.InvalidKMSKey.InvalidState",
+            ),
         ] {
             match judge(&r, &seen, soon, timeout) {
                 Verdict::Failed { code: c, message } => {
@@ -349,6 +385,43 @@ mod tests {
                 other => panic!("{seen:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn an_instance_terminated_by_a_call_ended_elsewhere_and_a_leftover_is_past_any_run() {
+        let r = restore(RestoreKind::Instance);
+        let ours = Seen::Instance {
+            state: "terminated".into(),
+            instance_status: None,
+            system_status: None,
+            reason: Some((
+                USER_INITIATED_SHUTDOWN.into(),
+                "User initiated shutdown".into(),
+            )),
+        };
+        let soon = t("2026-12-06T03:04:00Z");
+        assert_eq!(
+            judge(&r, &ours, soon, Duration::minutes(30)),
+            Verdict::EndedElsewhere
+        );
+        let throwaway = |started: &str| Throwaway {
+            id: "i-0aaaaaaaaaaaaaaaa".into(),
+            kind: RestoreKind::Instance,
+            started_at: Some(t(started)),
+            drill_of: None,
+        };
+        let now = t("2026-12-06T04:00:00Z");
+        // 30 minutes of timeout, 15 of the run's longest invocation, a minute of margin.
+        assert!(!throwaway("2026-12-06T03:14:00Z").is_leftover(now, Duration::minutes(30)));
+        assert!(throwaway("2026-12-06T03:13:59Z").is_leftover(now, Duration::minutes(30)));
+        // A short timeout (a command-line drill's) sweeps no sooner than the default's.
+        assert!(!throwaway("2026-12-06T03:14:00Z").is_leftover(now, Duration::minutes(5)));
+        assert!(!throwaway("2026-12-06T02:00:00Z").is_leftover(now, Duration::hours(2)));
+        let unknown = Throwaway {
+            started_at: None,
+            ..throwaway("2026-12-06T01:00:00Z")
+        };
+        assert!(!unknown.is_leftover(now, Duration::minutes(30)));
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub const RESTORES_PER_MESSAGE: usize = 100;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DrillRequest {
     pub event_id: Option<String>,
+    /// The scheduled event's time: with its id, the run's (the same in a retry of it).
+    pub event_time: Option<DateTime<Utc>>,
     /// `resource_ids`: only these resources. `None`: every protected one.
     pub resource_ids: Option<Vec<String>>,
     /// `regions`: only these drill regions. `None`: every one.
@@ -51,10 +53,12 @@ struct Direct {
 }
 
 pub fn parse_drill_request(payload: &Value) -> Result<DrillRequest, Error> {
-    if eventbridge(payload).is_some() {
+    if let Some(event) = eventbridge(payload) {
+        let time = event.as_ref().ok().and_then(|e| e.time);
         return match parse_scheduled(payload, EXPECTED, &[])? {
             Scheduled::Event { id } => Ok(DrillRequest {
                 event_id: id,
+                event_time: time,
                 ..DrillRequest::default()
             }),
             Scheduled::Direct { .. } => Err(Error::Payload(EXPECTED.into())),
@@ -131,6 +135,10 @@ mod tests {
         let scheduled = json!({"version": "0", "id": "e-1", "detail-type": "Scheduled Event", "source": "aws.events", "account": "123456789012", "time": "2026-12-06T03:00:00Z", "region": "us-east-1", "resources": [], "detail": {}});
         let r = parse_drill_request(&scheduled).unwrap();
         assert_eq!(r.event_id.as_deref(), Some("e-1"));
+        assert_eq!(
+            r.event_time,
+            crate::tags::parse_time("2026-12-06T03:00:00Z")
+        );
         assert_eq!(r.resource_ids, None);
         assert_eq!(
             parse_drill_request(&json!({})).unwrap(),

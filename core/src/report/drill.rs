@@ -66,24 +66,27 @@ impl DrillReport {
         ]
     }
 
-    /// Each region's line: its counts and its slowest passed restore.
+    /// Each region's line: its counts and, when a restore passed there, the slowest pass.
     pub fn metric_values_by_region(&self) -> BTreeMap<Region, Values> {
-        let mut by: BTreeMap<Region, (Counts, i64)> = BTreeMap::new();
+        let mut by: BTreeMap<Region, (Counts, Option<i64>)> = BTreeMap::new();
         for r in &self.records {
             let (counts, slowest) = by.entry(r.region.clone()).or_default();
             counts.add(r.result);
             if r.result == DrillResult::Passed {
-                *slowest = (*slowest).max(r.rto_seconds.unwrap_or(0));
+                let rto = r.rto_seconds.unwrap_or(0);
+                *slowest = Some(slowest.map_or(rto, |s| s.max(rto)));
             }
         }
         by.into_iter()
             .map(|(region, (c, slowest))| {
-                let values = vec![
+                let mut values = vec![
                     (Metric::DrillsPassed, count(c.passed)),
                     (Metric::DrillsFailed, count(c.failed)),
                     (Metric::DrillsTimedOut, count(c.timed_out)),
-                    (Metric::RestoreSeconds, slowest as f64),
                 ];
+                if let Some(s) = slowest {
+                    values.push((Metric::RestoreSeconds, s as f64));
+                }
                 (region, values)
             })
             .collect()

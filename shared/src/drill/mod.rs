@@ -125,10 +125,24 @@ impl Drill<'_> {
         self.setting.config.dry_run
     }
 
+    /// The run a new request starts: a scheduled event's own (its id and time, the same in
+    /// every delivery and retry of it, so that a retry's ClientTokens and throwaway tags are the
+    /// first attempt's and EC2 answers with the restores it made); else this invocation's.
+    fn run_for(&self, request: &DrillRequest) -> Run {
+        match (&request.event_id, request.event_time) {
+            (Some(id), Some(time)) => Run {
+                id: run_id(time, id),
+                started_at: time,
+            },
+            _ => self.run.clone(),
+        }
+    }
+
     /// A new run: sweep, plan, restore, judge what is ready, hand on the rest.
     async fn start(&self, request: &DrillRequest) -> Result<DrillReport, Error> {
         let config = self.setting.config;
         let now = self.setting.now;
+        let run = &self.run_for(request);
         let keys = self.keys();
         let home = self.clients.home_region().clone();
         let mut report = DrillReport {
@@ -138,9 +152,10 @@ impl Drill<'_> {
         let resources = crate::status::resources(config, &keys, &self.clients.home())
             .await
             .map_err(Error::from)?;
-        let only = Only {
+        let mut only = Only {
             resources: request.resource_ids.as_deref(),
             regions: request.regions.as_deref(),
+            in_progress: None,
         };
         let mut regions: Vec<Region> = Vec::new();
         for (_, r) in &resources {
@@ -160,7 +175,7 @@ impl Drill<'_> {
             .filter_map(|(s, _)| Some((s.id.clone(), s.instance_type.clone()?)))
             .collect();
         let resources: Vec<_> = resources.into_iter().map(|(_, r)| r).collect();
-        info!(run = %self.run.id, regions = ?regions.iter().map(Region::as_str).collect::<Vec<_>>(), resources = resources.len(), dry_run = self.dry_run(), "drilling");
+        info!(run = %run.id, regions = ?regions.iter().map(Region::as_str).collect::<Vec<_>>(), resources = resources.len(), dry_run = self.dry_run(), "drilling");
 
         // What earlier runs left is swept in every region a drill of this deployment may have
         // run in (a resource's DR region may have changed since), unless the run is narrowed.
@@ -175,11 +190,16 @@ impl Drill<'_> {
                 }
             }
         }
+        // The backups a run still going is restoring (this run's first attempt's, when this
+        // is a retry): left to it.
+        let mut in_progress = std::collections::HashSet::new();
         if !self.dry_run() {
             for region in &swept {
-                self.sweep(&self.clients.region(region), &mut report).await;
+                let young = self.sweep(&self.clients.region(region), &mut report).await;
+                in_progress.extend(young);
             }
         }
+        only.in_progress = Some(&in_progress);
         let mut backups: Vec<Backup> = Vec::new();
         for region in &regions {
             let ec2 = self.clients.region(region);
@@ -211,7 +231,7 @@ impl Drill<'_> {
                 reason: n.reason.clone(),
             });
         }
-        info!(run = %self.run.id, drills = plan.drills.len(), not_due = plan.not_due, beyond_batch = plan.beyond_batch, not_drillable = plan.not_drillable.len(), "planned");
+        info!(run = %run.id, drills = plan.drills.len(), not_due = plan.not_due, beyond_batch = plan.beyond_batch, in_progress = plan.in_progress, not_drillable = plan.not_drillable.len(), "planned");
         if self.dry_run() {
             for d in &plan.drills {
                 info!(resource = %d.resource, region = %d.region, backup = %d.backup, "dry run: would restore");
@@ -225,18 +245,19 @@ impl Drill<'_> {
             }
             return Ok(report);
         }
-        let run = &self.run;
         let restores = self
             .restore_all(run, &plan.drills, &instance_types, &mut report)
             .await;
-        self.judge_until_done(run, restores, now, &mut report).await;
+        // Judged at once on the run's clock (a restore's start is on it too).
+        self.judge_until_done(run, restores, self.clock(), &mut report)
+            .await;
         Ok(report)
     }
 
-    /// Terminates or deletes this deployment's drill resources in the region that are older
-    /// than `DRILL_TIMEOUT` (left by a crash or a lost message); younger ones may belong to a
-    /// run still going.
-    async fn sweep(&self, ec2: &Ec2, report: &mut DrillReport) {
+    /// Terminates or deletes this deployment's drill resources in the region that are left
+    /// behind (see [`record::Throwaway::is_leftover`]: a crash, a lost message); younger ones may
+    /// belong to a run still going. The backups those are restored from, to leave to that run.
+    async fn sweep(&self, ec2: &Ec2, report: &mut DrillReport) -> Vec<String> {
         let region = ec2.region();
         let found = match ec2.drill_resources(&self.keys(), self.deployment()).await {
             Ok(found) => found,
@@ -245,16 +266,16 @@ impl Drill<'_> {
                 report
                     .failed
                     .push(Failed::from_error("drill leftovers", Some(region), &e));
-                return;
+                return Vec::new();
             }
         };
         let now = self.setting.now;
-        for t in found
-            .iter()
-            .filter(|t| t.is_leftover(now, self.settings.timeout))
-        {
+        let (old, young): (Vec<_>, Vec<_>) = found
+            .into_iter()
+            .partition(|t| t.is_leftover(now, self.settings.timeout));
+        for t in &old {
             match clean_up(ec2, t.kind, &t.id).await {
-                Ok(()) => {
+                Ok(_) => {
                     info!(id = %t.id, region = %region, started_at = ?t.started_at, "drill resource left behind: cleaned up");
                     report.counts.cleaned_up += 1;
                 }
@@ -266,6 +287,7 @@ impl Drill<'_> {
                 }
             }
         }
+        young.into_iter().filter_map(|t| t.drill_of).collect()
     }
 
     /// Makes the planned restores, region by region, a few at a time; the ones made, to judge.
@@ -284,7 +306,7 @@ impl Drill<'_> {
         for (region, drills) in by_region {
             let ec2 = self.clients.region(region);
             let place = self.place(&ec2, &drills).await;
-            let outcomes: Vec<(&Planned_, Result<Restore, Error>)> = stream::iter(drills)
+            let outcomes: Vec<(&Planned_, Result<Restore, Refused>)> = stream::iter(drills)
                 .map(|d| {
                     let (ec2, place) = (&ec2, &place);
                     async move { (d, self.restore(run, ec2, place, d, instance_types).await) }
@@ -298,21 +320,33 @@ impl Drill<'_> {
                         info!(resource = %d.resource, region = %region, backup = %d.backup, restored = %r.restored, "restore started");
                         made.push(r);
                     }
-                    Err(Error::Deadline { .. }) => {
+                    Err(Refused::Call(Error::Deadline { .. }, _)) => {
                         info!(resource = %d.resource, region = %region, "restore not started: the deadline is near; the next run drills it");
+                        report.not_drilled.push(NotDrilled {
+                            resource: d.resource.clone(),
+                            region: region.clone(),
+                            reason: "not started: the invocation's deadline was near; the next run drills it".into(),
+                        });
                     }
-                    Err(e) => {
-                        let pending = restore_of(d, self.setting.now, String::new());
+                    // Where to restore could not be had: the drill's own setting or a describe,
+                    // not the backup. A failure of the run, and no mark on the backup.
+                    Err(Refused::Placement(e)) => {
+                        warn!(resource = %d.resource, region = %region, error = %e, code = e.code().unwrap_or(""), "no place to restore into");
+                        report
+                            .failed
+                            .push(Failed::from_error(&d.resource, Some(region), &e));
+                    }
+                    Err(Refused::Call(e, at)) => {
+                        let pending = restore_of(d, at, String::new());
                         let code = e.code().unwrap_or("Error").to_string();
                         let record = DrillRecord::of(
                             &run.id,
                             &pending,
                             DrillResult::Failed,
                             Some((code, e.to_string())),
-                            self.setting.now,
+                            at,
                         );
-                        self.finish(run, &ec2, record, self.setting.now, report)
-                            .await;
+                        self.finish(run, &ec2, record, at, report).await;
                     }
                 }
             }
@@ -382,8 +416,9 @@ impl Drill<'_> {
         place: &Place,
         d: &Planned_,
         instance_types: &HashMap<String, String>,
-    ) -> Result<Restore, Error> {
+    ) -> Result<Restore, Refused> {
         let started = self.clock();
+        let call = |e: Error| Refused::Call(e, started);
         // The same tags in a retry of the invocation (the run's start, not this call's): EC2
         // refuses a ClientToken reused with other parameters.
         let tags = self.throwaway_tags(run, d, run.started_at);
@@ -392,8 +427,8 @@ impl Drill<'_> {
         let ec2 = ec2.keeping(std::time::Duration::from_secs(3));
         let id = match d.kind {
             RestoreKind::Instance => {
-                let subnet = place.subnet.as_ref().map_err(Clone::clone)?;
-                let groups = place.groups.as_ref().map_err(Clone::clone)?;
+                let subnet = place.subnet.as_ref().map_err(Refused::placement)?;
+                let groups = place.groups.as_ref().map_err(Refused::placement)?;
                 let instance_type = self
                     .settings
                     .instance_type
@@ -409,11 +444,13 @@ impl Drill<'_> {
                     tags,
                     throwaway: true,
                     client_token: Some(token),
+                    delete_on_termination: d.devices.clone(),
                 })
-                .await?
+                .await
+                .map_err(call)?
             }
             RestoreKind::Volume => {
-                let zone = place.zone.as_ref().map_err(Clone::clone)?;
+                let zone = place.zone.as_ref().map_err(Refused::placement)?;
                 ec2.create_volume_from(&NewVolume {
                     snapshot_id: d.backup.clone(),
                     availability_zone: zone.clone(),
@@ -421,7 +458,8 @@ impl Drill<'_> {
                     tags,
                     client_token: Some(token),
                 })
-                .await?
+                .await
+                .map_err(call)?
             }
         };
         Ok(restore_of(d, started, id))
@@ -464,11 +502,20 @@ impl Drill<'_> {
             {
                 // No queue to hand them on to, and no time to wait: they did not get ready
                 // within this invocation.
-                for r in restores {
-                    warn!(resource = %r.resource, region = %r.region, restored = %r.restored, "not ready before the invocation's deadline, and no work queue to check it later");
-                    let record = DrillRecord::of(&run.id, &r, DrillResult::TimedOut, None, now);
-                    let ec2 = self.clients.region(&r.region);
-                    self.finish(run, &ec2, record, now, report).await;
+                let parts: Vec<DrillReport> = stream::iter(restores)
+                    .map(|r| async move {
+                        warn!(resource = %r.resource, region = %r.region, restored = %r.restored, "not ready before the invocation's deadline, and no work queue to check it later");
+                        let record = DrillRecord::of(&run.id, &r, DrillResult::TimedOut, None, now);
+                        let ec2 = self.clients.region(&r.region);
+                        let mut part = DrillReport::default();
+                        self.finish(run, &ec2, record, now, &mut part).await;
+                        part
+                    })
+                    .buffer_unordered(CONCURRENCY)
+                    .collect()
+                    .await;
+                for part in parts {
+                    merge(report, part);
                 }
                 return;
             }
@@ -518,6 +565,10 @@ impl Drill<'_> {
                         pending.push(r);
                         continue;
                     }
+                    Verdict::EndedElsewhere => {
+                        info!(resource = %r.resource, region = %r.region, restored = %r.restored, "terminated by a call before this look (an earlier delivery of this work, or a person): nothing to judge");
+                        continue;
+                    }
                     Verdict::Passed => (DrillResult::Passed, None),
                     Verdict::TimedOut => (DrillResult::TimedOut, None),
                     Verdict::Failed { code, message } => {
@@ -558,7 +609,10 @@ impl Drill<'_> {
         let region = ec2.region();
         if let Some(id) = record.restored.clone() {
             match clean_up(ec2, record.kind, &id).await {
-                Ok(()) => record.cleaned_up_at = Some(self.clock().max(now)),
+                Ok(Cleaned::Now) => record.cleaned_up_at = Some(self.clock().max(now)),
+                Ok(Cleaned::AlreadyGone) => {
+                    info!(restored = %id, region = %region, "drill resource already gone");
+                }
                 Err(e) => {
                     warn!(restored = %id, region = %region, error = %e, "drill resource not cleaned up: the next run's sweep deletes it");
                     report
@@ -577,10 +631,15 @@ impl Drill<'_> {
                     return;
                 }
                 Err(e) => {
-                    warn!(resource = %record.resource, region = %region, key = %key, error = %e, "evidence not written");
+                    // The backup is not marked either: the resource stays due, and is proven
+                    // again, with its evidence, by a later run.
+                    warn!(resource = %record.resource, region = %region, key = %key, error = %e, "evidence not written: the backup is not marked");
                     report
                         .failed
                         .push(Failed::from_error(&record.resource, Some(region), &e));
+                    log_record(&record);
+                    report.record(record);
+                    return;
                 }
             }
         }
@@ -683,15 +742,36 @@ async fn default_subnet(ec2: &Ec2) -> Result<Subnet, Error> {
         })
 }
 
-/// Terminates an instance or deletes a volume; one already gone counts as cleaned up.
-async fn clean_up(ec2: &Ec2, kind: RestoreKind, id: &str) -> Result<(), Error> {
+/// What a clean-up call found.
+enum Cleaned {
+    Now,
+    /// EC2 does not know it (any more).
+    AlreadyGone,
+}
+
+/// Terminates an instance or deletes a volume.
+async fn clean_up(ec2: &Ec2, kind: RestoreKind, id: &str) -> Result<Cleaned, Error> {
     let (done, gone) = match kind {
         RestoreKind::Instance => (ec2.terminate(id).await, INSTANCE_NOT_FOUND),
         RestoreKind::Volume => (ec2.delete_volume(id).await, VOLUME_NOT_FOUND),
     };
     match done {
-        Err(e) if e.code() == Some(gone) => Ok(()),
-        other => other,
+        Ok(()) => Ok(Cleaned::Now),
+        Err(e) if e.code() == Some(gone) => Ok(Cleaned::AlreadyGone),
+        Err(e) => Err(e),
+    }
+}
+
+/// Why a restore was not made: where to restore could not be had, or the call (at its time)
+/// was refused.
+enum Refused {
+    Placement(Error),
+    Call(Error, DateTime<Utc>),
+}
+
+impl Refused {
+    fn placement(e: &Error) -> Self {
+        Refused::Placement(e.clone())
     }
 }
 

@@ -49,6 +49,12 @@ fn described_image(image: &Image) -> Option<Described> {
             .iter()
             .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_string))
             .collect(),
+        ebs_devices: image
+            .block_device_mappings()
+            .iter()
+            .filter(|m| m.ebs().is_some())
+            .filter_map(|m| m.device_name().map(str::to_string))
+            .collect(),
         size_gib: None,
         tags: tags_of(image.tags()),
     })
@@ -66,6 +72,7 @@ fn described_snapshot(snapshot: &Snapshot) -> Option<Described> {
         recorded_at: snapshot.start_time().and_then(smithy_time),
         encrypted: snapshot.encrypted() == Some(true),
         snapshot_ids: Vec::new(),
+        ebs_devices: Vec::new(),
         size_gib: snapshot.volume_size(),
         tags: tags_of(snapshot.tags()),
     })

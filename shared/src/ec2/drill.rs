@@ -27,6 +27,7 @@ impl Ec2 {
             ]
         };
         let started = |tags: &Tags| keys.get(tags, key::DRILL_STARTED_AT).and_then(parse_time);
+        let drill_of = |tags: &Tags| keys.get(tags, key::DRILL_OF).map(str::to_string);
         let mut out = Vec::new();
         let pages = self
             .client
@@ -42,10 +43,12 @@ impl Ec2 {
         self.each_page("DescribeInstances", pages, |page| {
             for i in page.reservations().iter().flat_map(|r| r.instances()) {
                 if let Some(id) = i.instance_id() {
+                    let tags = tags_of(i.tags());
                     out.push(Throwaway {
                         id: id.to_string(),
                         kind: RestoreKind::Instance,
-                        started_at: started(&tags_of(i.tags())),
+                        started_at: started(&tags),
+                        drill_of: drill_of(&tags),
                     });
                 }
             }
@@ -62,10 +65,12 @@ impl Ec2 {
         self.each_page("DescribeVolumes", pages, |page| {
             for v in page.volumes() {
                 if let Some(id) = v.volume_id() {
+                    let tags = tags_of(v.tags());
                     out.push(Throwaway {
                         id: id.to_string(),
                         kind: RestoreKind::Volume,
-                        started_at: started(&tags_of(v.tags())),
+                        started_at: started(&tags),
+                        drill_of: drill_of(&tags),
                     });
                 }
             }
@@ -105,7 +110,8 @@ impl Ec2 {
                 }
             }
             RestoreKind::Instance => {
-                let mut states: HashMap<String, String> = HashMap::new();
+                let mut states: HashMap<String, (String, Option<(String, String)>)> =
+                    HashMap::new();
                 for chunk in ids.chunks(MAX_FILTER_VALUES) {
                     let pages = self
                         .client
@@ -119,7 +125,11 @@ impl Ec2 {
                             if let Some(id) = i.instance_id() {
                                 let state = i.state().and_then(|s| s.name());
                                 let state = state.map_or("", |n| n.as_str()).to_string();
-                                states.insert(id.to_string(), state);
+                                let reason = i.state_reason().map(|r| {
+                                    let code = r.code().unwrap_or_default().to_string();
+                                    (code, r.message().unwrap_or_default().to_string())
+                                });
+                                states.insert(id.to_string(), (state, reason));
                             }
                         }
                     })
@@ -127,11 +137,11 @@ impl Ec2 {
                 }
                 let running: Vec<String> = states
                     .iter()
-                    .filter(|(_, s)| *s == "running")
+                    .filter(|(_, (s, _))| s == "running")
                     .map(|(id, _)| id.clone())
                     .collect();
                 let checks = self.status_checks(&running).await?;
-                for (id, state) in states {
+                for (id, (state, reason)) in states {
                     let (instance_status, system_status) =
                         checks.get(&id).cloned().unwrap_or_default();
                     seen.insert(
@@ -140,6 +150,7 @@ impl Ec2 {
                             state,
                             instance_status,
                             system_status,
+                            reason,
                         },
                     );
                 }

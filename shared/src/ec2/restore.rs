@@ -11,7 +11,8 @@ use aws_sdk_ec2::error::{DisplayErrorContext, SdkError};
 use aws_sdk_ec2::operation::describe_images::DescribeImagesOutput;
 use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput;
 use aws_sdk_ec2::types::{
-    InstanceNetworkInterfaceSpecification, InstanceType, ResourceType, ShutdownBehavior, VolumeType,
+    BlockDeviceMapping, EbsBlockDevice, InstanceNetworkInterfaceSpecification, InstanceType,
+    ResourceType, ShutdownBehavior, VolumeType,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::waiters::{FinalPoll, error::WaiterError};
@@ -78,6 +79,21 @@ impl Ec2 {
                     .set_client_token(launch.client_token.clone())
                     .tag_specifications(tag_specification(ResourceType::Instance, &launch.tags))
                     .tag_specifications(tag_specification(ResourceType::Volume, &launch.tags));
+                let mappings: Vec<BlockDeviceMapping> = launch
+                    .delete_on_termination
+                    .iter()
+                    .map(|device| {
+                        let ebs = EbsBlockDevice::builder()
+                            .delete_on_termination(true)
+                            .build();
+                        BlockDeviceMapping::builder()
+                            .device_name(device)
+                            .ebs(ebs)
+                            .build()
+                    })
+                    .collect();
+                let call =
+                    call.set_block_device_mappings((!mappings.is_empty()).then_some(mappings));
                 let call = if launch.throwaway {
                     let interface = InstanceNetworkInterfaceSpecification::builder()
                         .device_index(0)
