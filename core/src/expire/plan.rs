@@ -141,6 +141,9 @@ pub struct Rules<'a> {
     pub keys: &'a TagKeys,
     pub deployment: &'a str,
     pub keep_last: u32,
+    /// `DRILL_INTERVAL`: how long a source's last proven backup is kept once the source's
+    /// backups stop coming (with the drill's grace of a day).
+    pub drill_interval: crate::duration::Duration,
 }
 
 impl Rules<'_> {
@@ -267,21 +270,40 @@ fn newest_per_group<'a>(
     newest
 }
 
-/// The ids of the last proven usable backup of each group: the one whose passed drill is the
-/// newest.
+/// The ids of the last proven usable backup of each group still backed up: the one whose
+/// passed drill is the newest, in a group whose newest usable backup is younger than
+/// `DRILL_INTERVAL` and a day. A source no longer backed up there (deleted, opted out, its
+/// DR region dropped) is no longer drilled there either: its proof is then released.
 fn last_proven_per_group<'a>(
     rules: &Rules<'_>,
     kind: Kind,
     backups: &'a [Facts<'a>],
+    now: DateTime<Utc>,
 ) -> HashSet<&'a str> {
     let mut last: HashMap<Group<'a>, &'a Facts<'a>> = HashMap::new();
-    for b in backups.iter().filter(|b| b.usable && b.proven.is_some()) {
-        let entry = last.entry(b.group(rules.keys, kind)).or_insert(b);
-        if (b.proven, b.id) > (entry.proven, entry.id) {
-            *entry = b;
+    let mut newest: HashMap<Group<'a>, Option<DateTime<Utc>>> = HashMap::new();
+    for b in backups.iter().filter(|b| b.usable) {
+        let group = b.group(rules.keys, kind);
+        let n = newest.entry(group).or_default();
+        *n = (*n).max(b.created);
+        if b.proven.is_some() {
+            let entry = last.entry(group).or_insert(b);
+            if (b.proven, b.id) > (entry.proven, entry.id) {
+                *entry = b;
+            }
         }
     }
-    last.into_values().map(|b| b.id).collect()
+    let live = rules.drill_interval.to_delta() + crate::drill::plan::not_drilled_grace();
+    last.into_iter()
+        .filter(|(group, _)| {
+            newest
+                .get(group)
+                .copied()
+                .flatten()
+                .is_some_and(|t| now - t <= live)
+        })
+        .map(|(_, b)| b.id)
+        .collect()
 }
 
 /// What keeps an expired usable backup: keep-last, and the last proven one.
@@ -396,7 +418,7 @@ pub fn plan_region(
         .collect();
     let keepers = Keepers {
         newest: newest_per_group(rules, Kind::Image, &image_backups),
-        proven: last_proven_per_group(rules, Kind::Image, &image_backups),
+        proven: last_proven_per_group(rules, Kind::Image, &image_backups, now),
     };
     let mut doomed: Vec<(&Backup, DeleteReason)> = Vec::new();
     // Snapshots that a kept image lists: never deleted.
@@ -505,7 +527,7 @@ pub fn plan_region(
         .collect();
     let keepers = Keepers {
         newest: newest_per_group(rules, Kind::Snapshot, &snapshot_backups),
-        proven: last_proven_per_group(rules, Kind::Snapshot, &snapshot_backups),
+        proven: last_proven_per_group(rules, Kind::Snapshot, &snapshot_backups, now),
     };
     for (snapshot, backup) in loose.iter().zip(&snapshot_backups) {
         let source = backup.source();
@@ -653,6 +675,7 @@ mod tests {
             keys,
             deployment: "ec2-backup",
             keep_last,
+            drill_interval: crate::duration::Duration::days(7),
         }
     }
 
@@ -780,7 +803,7 @@ mod tests {
             with(1, -20, drilled(-19, "passed")),
             with(2, -12, drilled(-11, "passed")),
             with(3, -9, drilled(-8, "failed")),
-            with(4, -8, Vec::new()),
+            with(4, -3, Vec::new()),
         ]);
         // WHEN planned with KEEP_LAST=0
         let plan = plan_region(&rules(&keys, 0), &images, &snapshots, now());
@@ -790,11 +813,16 @@ mod tests {
         // AND once a newer one is proven, it may go
         let (images, snapshots) = split(vec![
             with(2, -12, drilled(-11, "passed")),
-            with(5, -8, drilled(-7, "passed")),
+            with(5, -3, drilled(-2, "passed")),
         ]);
         let plan = plan_region(&rules(&keys, 0), &images, &snapshots, now());
         assert_eq!(deregistered(&plan), ["ami-2"]);
         assert_eq!(kept(&plan), [("ami-5", KeepReason::LastProven)]);
+        // AND once the source's backups stopped coming for longer than DRILL_INTERVAL and a
+        // day (deleted, opted out), its proof is released too
+        let (images, snapshots) = split(vec![with(2, -12, drilled(-11, "passed"))]);
+        let plan = plan_region(&rules(&keys, 0), &images, &snapshots, now());
+        assert_eq!(deregistered(&plan), ["ami-2"]);
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub fn summarize(
         keys: &keys,
         deployment: &config.deployment_name,
         keep_last: config.keep_last,
+        drill_interval: config.drill_interval,
     };
     let resources: HashMap<&str, &Resource> = inputs
         .resources

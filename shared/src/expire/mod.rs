@@ -449,6 +449,7 @@ pub async fn run(
         keys: &keys,
         deployment,
         keep_last: config.keep_last,
+        drill_interval: config.drill_interval,
     };
     let home = clients.home_region().clone();
     let mut warnings = Vec::new();
