@@ -639,12 +639,18 @@ impl Moto {
             .send()
             .await
             .expect("create_bucket");
-        shared::s3::Evidence::from_client(self.s3(), name)
+        self.evidence(name).await
+    }
+
+    /// The drill's S3 adapter on `bucket`, as the functions make it (the SDK configuration of
+    /// [`Moto::functions_sdk_config`]).
+    pub async fn evidence(&self, bucket: &str) -> shared::s3::Evidence {
+        shared::s3::Evidence::new(&self.functions_sdk_config(HOME).await, bucket)
     }
 
     /// Every object in `bucket` under `prefix`: its key and its body.
     pub async fn objects(&self, bucket: &str, prefix: &str) -> Vec<(String, String)> {
-        let evidence = shared::s3::Evidence::from_client(self.s3(), bucket);
+        let evidence = self.evidence(bucket).await;
         let keys = evidence.keys(prefix, None).await.expect("list_objects_v2");
         let mut out = Vec::new();
         for key in keys {

@@ -130,7 +130,7 @@ async fn drill_at(
         },
         settings,
         clients: moto.clients(HOME),
-        evidence: Some(shared::s3::Evidence::from_client(moto.s3(), BUCKET)),
+        evidence: Some(moto.evidence(BUCKET).await),
         run: Run::new(at, request),
         poll: std::time::Duration::from_millis(50),
         // Delivered at once: the test says when the next look happens.
@@ -631,7 +631,7 @@ async fn a_dry_run_says_what_it_would_restore_and_restores_nothing() {
         },
         settings: &s,
         clients: moto.clients(HOME),
-        evidence: Some(shared::s3::Evidence::from_client(moto.s3(), BUCKET)),
+        evidence: Some(moto.evidence(BUCKET).await),
         run: Run::new(now(), "req-1"),
         poll: std::time::Duration::from_millis(50),
         // Delivered at once: the test says when the next look happens.
