@@ -123,7 +123,7 @@ pub enum Command {
     /// region (their DR regions, else home) into throwaway resources, judge them, delete them,
     /// and print one record per restore (RPO, time to restore, result)
     #[command(
-        after_help = "Examples:\n  ec2-backup drill\n  ec2-backup drill --region us-west-2 --output json\n  ec2-backup drill --resource i-0abc1234def567890 --bucket my-evidence\n  ec2-backup drill --region us-west-2 --subnet subnet-0123abcd --timeout 15m\n  ec2-backup drill --dry-run\n\nA resource is due where its last passed drill is older than DRILL_INTERVAL (7d), as for the\nfunction; a pass from here counts for the interval too. The other drill variables\n(DRILL_BATCH, DRILL_INSTANCE_TYPE, DRILL_SUBNETS, DRILL_SECURITY_GROUPS) are read as the\nfunction reads them.\n\nExit code 1 when any restore failed, timed out, or was not cleaned up, or its evidence was\nnot written."
+        after_help = "Examples:\n  ec2-backup drill\n  ec2-backup drill --region us-west-2 --output json\n  ec2-backup drill --resource i-0abc1234def567890 --bucket my-evidence\n  ec2-backup drill --region us-west-2 --subnet subnet-0123abcd --timeout 15m\n  ec2-backup drill --dry-run\n\nA resource is due where its last passed drill is older than DRILL_INTERVAL (7d) less an hour,\nas for the function; a pass from here counts for the interval too. The other drill variables\n(DRILL_BATCH, DRILL_INSTANCE_TYPE, DRILL_SUBNETS, DRILL_SECURITY_GROUPS) are read as the\nfunction reads them.\n\nExit code 1 when any restore failed, timed out, or was not cleaned up, or its evidence was\nnot written, or a drill region could not be read or had no place to restore into."
     )]
     Drill {
         /// Drill only this resource (i-... or vol-...; repeatable)
