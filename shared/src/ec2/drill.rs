@@ -26,8 +26,13 @@ impl Ec2 {
                 filter("tag-key", [keys.key(key::DRILL_OF)]),
             ]
         };
-        let started = |tags: &Tags| keys.get(tags, key::DRILL_STARTED_AT).and_then(parse_time);
-        let drill_of = |tags: &Tags| keys.get(tags, key::DRILL_OF).map(str::to_string);
+        // A throwaway of `kind` as its tags describe it.
+        let throwaway = |id: &str, kind: RestoreKind, tags: Tags| Throwaway {
+            id: id.to_string(),
+            kind,
+            started_at: keys.get(&tags, key::DRILL_STARTED_AT).and_then(parse_time),
+            drill_of: keys.get(&tags, key::DRILL_OF).map(str::to_string),
+        };
         let mut out = Vec::new();
         let pages = self
             .client
@@ -43,13 +48,7 @@ impl Ec2 {
         self.each_page("DescribeInstances", pages, |page| {
             for i in page.reservations().iter().flat_map(|r| r.instances()) {
                 if let Some(id) = i.instance_id() {
-                    let tags = tags_of(i.tags());
-                    out.push(Throwaway {
-                        id: id.to_string(),
-                        kind: RestoreKind::Instance,
-                        started_at: started(&tags),
-                        drill_of: drill_of(&tags),
-                    });
+                    out.push(throwaway(id, RestoreKind::Instance, tags_of(i.tags())));
                 }
             }
         })
@@ -65,13 +64,7 @@ impl Ec2 {
         self.each_page("DescribeVolumes", pages, |page| {
             for v in page.volumes() {
                 if let Some(id) = v.volume_id() {
-                    let tags = tags_of(v.tags());
-                    out.push(Throwaway {
-                        id: id.to_string(),
-                        kind: RestoreKind::Volume,
-                        started_at: started(&tags),
-                        drill_of: drill_of(&tags),
-                    });
+                    out.push(throwaway(id, RestoreKind::Volume, tags_of(v.tags())));
                 }
             }
         })
