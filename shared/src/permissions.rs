@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 #[derive(Debug, Deserialize)]
 pub struct Permissions {
     pub environment: Vec<String>,
+    /// The variables only one function reads, by function (the drill's own).
+    #[serde(default)]
+    pub function_environment: BTreeMap<String, Vec<String>>,
     pub functions: BTreeMap<String, Vec<String>>,
 }
 
@@ -16,6 +19,7 @@ pub fn permissions() -> Permissions {
     // The file is part of the source and checked by a unit test below.
     serde_json::from_str(JSON).unwrap_or(Permissions {
         environment: Vec::new(),
+        function_environment: BTreeMap::new(),
         functions: BTreeMap::new(),
     })
 }
@@ -33,7 +37,17 @@ mod tests {
     fn the_list_parses_and_names_every_variable_the_config_reads() {
         let p: Permissions = serde_json::from_str(JSON).expect("permissions.json parses");
         assert_eq!(p.environment, crate::config::VARIABLES);
-        for f in ["create-image", "create-snapshot", "replicate", "expire"] {
+        assert_eq!(
+            p.function_environment["drill"],
+            backup_core::drill::settings::VARIABLES
+        );
+        for f in [
+            "create-image",
+            "create-snapshot",
+            "replicate",
+            "expire",
+            "drill",
+        ] {
             assert!(!p.functions[f].is_empty(), "{f}");
         }
     }
