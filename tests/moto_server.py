@@ -38,7 +38,8 @@ Test-only endpoints (served in front of moto by a WSGI middleware):
     POST   /_test/clock         <- {"now": "2026-11-25T03:00:00Z"} stamps what EC2 creates
                                    from now on (an AMI's CreationDate, a snapshot's
                                    StartTime, ...) with that instant; {"now": null}: the
-                                   machine's clock again
+                                   machine's clock again. The same clock moves snapshot locks
+                                   (cool-off, expiry) and deregistration-protection cooldowns
     POST   /_test/restore-hold  <- {"region": "us-west-2", "kind": "instance", "status": "initializing"}
                                    holds a region's restores back, as AWS's take minutes or fail:
                                    kind "instance": DescribeInstanceStatus reports InstanceStatus and
@@ -53,6 +54,17 @@ Test-only endpoints (served in front of moto by a WSGI middleware):
     GET    /_test/restore-hold  -> the same answer: the holds in force
     POST   /moto-api/reset      -> moto's own reset; also clears counters and faults, lifts the
                                    restore holds, and gives the clock back to the machine
+
+Snapshot locks and image protection (l): LockSnapshot, UnlockSnapshot and
+DescribeLockedSnapshots with their modes and states (governance, compliance-cooloff,
+compliance, expired, moving with the clock); a locked snapshot cannot be deleted, by
+DeleteSnapshot nor by DeregisterImage's DeleteAssociatedSnapshots ("client-error");
+Enable/DisableImageDeregistrationProtection (WithCooldown: protected 24 hours after
+disabling), DescribeImages' DeregistrationProtection, DeregisterImage refused while
+protected. Refusals answer OperationNotPermitted (EC2 documents no specific code). EventBridge:
+the event a target gets carries "account"; an event bus in another account as a rule's target
+gets the event only if its policy admits the sender, as the sender's event, and does not send
+it on to a third account.
 
 EC2 calls signed with the access key id ``uncounted`` are neither counted nor
 faulted: the tests' own checks of the server's state, which must not change what
@@ -1131,6 +1143,408 @@ _orig_eni_association = NetworkInterface.association
 
 
 # --------------------------------------------------------------------------
+# Snapshot locks and image protection (l)
+# --------------------------------------------------------------------------
+# Before: moto 5.2.5 knew none of LockSnapshot, UnlockSnapshot, DescribeLockedSnapshots,
+# EnableImageDeregistrationProtection, DisableImageDeregistrationProtection (each HTTP 500),
+# DescribeImages had no DeregistrationProtection, and nothing stopped a deletion.
+# After, as the EC2 API reference (LockSnapshot, UnlockSnapshot, DescribeLockedSnapshots,
+# LockedSnapshotsInfo, Enable/DisableImageDeregistrationProtection) and the EBS / EC2 user
+# guides (snapshot lock concepts, considerations, update lock settings; protect an AMI from
+# deregistration) document them:
+# - LockSnapshot: LockMode governance | compliance; LockDuration (days, 1-36500) or
+#   ExpirationDate, exactly one; CoolOffPeriod (hours, 1-72) in compliance mode only. The
+#   answer: SnapshotId, LockState, LockDuration (when given), CoolOffPeriod and
+#   CoolOffPeriodExpiresOn (when given), LockCreatedOn, LockDurationStartTime, LockExpiresOn.
+#   Locking again changes the lock: in governance and compliance-cooloff anything; in
+#   compliance only a later expiry (same mode, no CoolOffPeriod); an expired lock is replaced.
+# - The state moves with the clock (/_test/clock): compliance-cooloff until the cool-off
+#   ends, then compliance; governance; expired once LockExpiresOn has passed.
+# - UnlockSnapshot: in governance and compliance-cooloff; refused in compliance.
+# - DescribeLockedSnapshots: SnapshotIds, Filters lock-state, MaxResults (5-1000)/NextToken.
+#   A snapshot never locked (or unlocked) is not listed; an expired lock is, as "expired".
+# - A locked snapshot (any state but expired) cannot leave its region: DeleteSnapshot is
+#   refused, and DeregisterImage with DeleteAssociatedSnapshots deregisters the image ("You
+#   can deregister an AMI that has associated snapshots that are locked") and reports the
+#   locked snapshot "client-error" (not deleted), the snapshot staying.
+# - Deregistration protection: Enable (WithCooldown) answers Return "enabled-without-cooldown"
+#   / "enabled-with-cooldown", Disable answers "disabled" (the aws-cli examples); DescribeImages
+#   shows the same in DeregistrationProtection. Disabling protection enabled with cooldown
+#   keeps the image protected 24 hours; meanwhile DeregistrationProtection reads
+#   "disabled after <instant>" (the form aws-nuke matches on; the API reference lists no
+#   values), then "disabled". DeregisterImage of a protected image is refused.
+# Not documented, chosen here: the error codes. The API reference gives none for a refusal
+# by lock or protection (errors-overview lists no lock code), so each answers the generic
+# documented OperationNotPermitted ("The specified operation is not allowed", the
+# termination-protection case); parameter errors answer InvalidParameterValue /
+# InvalidParameterCombination / MissingParameter. A client should not branch on these codes.
+# UnlockSnapshot of a snapshot without a lock answers success. Not modelled: a pending
+# snapshot (moto's complete at once), IAM condition keys, ownership checks.
+
+import datetime as _dt  # noqa: E402
+
+LOCK_REFUSED = "OperationNotPermitted"
+_LOCKED_STATES = ("governance", "compliance-cooloff", "compliance")
+_PROTECTION_COOLDOWN = _dt.timedelta(hours=24)
+
+
+def _naive_utc(value: Any, name: str) -> _dt.datetime:
+    """A timestamp parameter (botocore sends ISO 8601) as naive UTC, as moto stamps."""
+    if isinstance(value, _dt.datetime):
+        at = value
+    else:
+        try:
+            at = _dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise _error("InvalidParameterValue",
+                         f"Value ({value}) for parameter {name} is invalid. Expected a timestamp.")
+    if at.tzinfo is not None:
+        at = at.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    return at
+
+
+def _int_param(resp: Any, name: str, low: int, high: int) -> int | None:
+    raw = resp._get_param(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or not low <= value <= high:
+        raise _error("InvalidParameterValue",
+                     f"Value ({raw}) for parameter {name} is invalid. "
+                     f"Expected an integer from {low} to {high}.")
+    return value
+
+
+def _lock_state(snapshot: Snapshot, now: _dt.datetime | None = None) -> str | None:
+    lock = getattr(snapshot, "_lock", None)
+    if lock is None:
+        return None
+    now = now or _ec2_utcnow()
+    if now >= lock["expires_on"]:
+        return "expired"
+    if lock["mode"] == "governance":
+        return "governance"
+    if lock["cool_off_expires_on"] is not None and now < lock["cool_off_expires_on"]:
+        return "compliance-cooloff"
+    return "compliance"
+
+
+def _stamp(at: _dt.datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+def _lock_info(snapshot: Snapshot, owner: bool = False) -> dict[str, Any]:
+    lock = snapshot._lock
+    info: dict[str, Any] = {}
+    if owner:
+        info["OwnerId"] = snapshot.owner_id
+    info.update({
+        "SnapshotId": snapshot.id,
+        "LockState": _lock_state(snapshot),
+        "LockDuration": lock["duration"],
+        "CoolOffPeriod": lock["cool_off"],
+        "CoolOffPeriodExpiresOn": lock["cool_off_expires_on"],
+        "LockCreatedOn": lock["created_on"],
+        "LockDurationStartTime": lock["start"],
+        "LockExpiresOn": lock["expires_on"],
+    })
+    return {k: v for k, v in info.items() if v is not None}
+
+
+def _locked_error(snapshot: Snapshot, doing: str) -> EC2ClientError:
+    state = _lock_state(snapshot)
+    return _error(LOCK_REFUSED,
+                  f"The snapshot {snapshot.id} is locked ({state}) until "
+                  f"{_stamp(snapshot._lock['expires_on'])}; it can't be {doing}.")
+
+
+class _SnapshotTable(dict):
+    """A region's snapshots, from which a locked snapshot cannot be removed: whatever path
+    deletes it (DeleteSnapshot, DeregisterImage's DeleteAssociatedSnapshots) finds it stays.
+    pop(id, default) answers the default, as for a snapshot not there; pop(id) raises."""
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        snapshot = dict.get(self, key)
+        if snapshot is not None and _lock_state(snapshot) in _LOCKED_STATES:
+            if default:
+                return default[0]
+            raise _locked_error(snapshot, "deleted")
+        return dict.pop(self, key, *default)
+
+    def __delitem__(self, key: Any) -> None:
+        self.pop(key)
+
+
+_prev_ebs_init = EBSBackend.__init__
+
+
+def _ebs_backend_init(self: Any, *args: Any, **kwargs: Any) -> None:
+    _prev_ebs_init(self, *args, **kwargs)
+    self.snapshots = _SnapshotTable(self.snapshots)
+
+
+def _lock_snapshot_response(self: Any) -> ActionResult:
+    snapshot_id = self._get_param("SnapshotId")
+    mode = self._get_param("LockMode")
+    if not snapshot_id:
+        raise MissingParameterError("SnapshotId")
+    if not mode:
+        raise MissingParameterError("LockMode")
+    if mode not in ("governance", "compliance"):
+        raise _error("InvalidParameterValue",
+                     f"Value ({mode}) for parameter LockMode is invalid. "
+                     "Valid values: compliance | governance.")
+    duration = _int_param(self, "LockDuration", 1, 36500)
+    raw_expiry = self._get_param("ExpirationDate")
+    if duration is not None and raw_expiry:
+        raise InvalidParameterCombination(
+            "Specify either LockDuration or ExpirationDate, but not both.")
+    if duration is None and not raw_expiry:
+        raise _error("MissingParameter",
+                     "The request must contain the parameter LockDuration or ExpirationDate")
+    cool_off = _int_param(self, "CoolOffPeriod", 1, 72)
+    if cool_off is not None and mode == "governance":
+        raise InvalidParameterCombination(
+            "CoolOffPeriod applies to compliance mode only; omit it in governance mode.")
+    self.error_on_dryrun()
+    now = _ec2_utcnow()
+    expiry = None
+    if raw_expiry:
+        expiry = _naive_utc(raw_expiry, "ExpirationDate")
+        if expiry <= now:
+            raise _error("InvalidParameterValue",
+                         f"Value ({raw_expiry}) for parameter ExpirationDate is invalid. "
+                         "The expiration date must be in the future.")
+    backend = self.ec2_backend
+    with _lock:
+        snapshot = backend.snapshots.get(snapshot_id)
+        if snapshot is None:
+            raise _snapshot_not_found(snapshot_id)
+        state = _lock_state(snapshot, now)
+        old = snapshot._lock if state in _LOCKED_STATES else None
+        created = old["created_on"] if old else now
+        start = old["start"] if old else now
+        new_expiry = expiry or start + _dt.timedelta(days=duration)
+        if state == "compliance":
+            if mode != "compliance" or cool_off is not None or new_expiry < old["expires_on"]:
+                raise _error(LOCK_REFUSED,
+                             f"The snapshot {snapshot_id} is locked in compliance mode and its "
+                             "cooling-off period has ended: its lock can only be extended "
+                             "(same mode, a later expiry, no CoolOffPeriod).")
+            cool_off, cool_start = old["cool_off"], old["cool_off_start"]
+        elif cool_off is not None:
+            # The cooling-off period starts when the snapshot is locked in compliance mode; one
+            # still running can be made longer or shorter from the same start.
+            cool_start = old["cool_off_start"] if state == "compliance-cooloff" else now
+        else:
+            cool_start = None
+        snapshot._lock = {
+            "mode": mode, "created_on": created, "start": start,
+            "duration": duration, "expires_on": new_expiry,
+            "cool_off": cool_off, "cool_off_start": cool_start,
+            "cool_off_expires_on": (cool_start + _dt.timedelta(hours=cool_off)
+                                    if cool_off is not None else None),
+        }
+        return ActionResult(_lock_info(snapshot))
+
+
+def _unlock_snapshot_response(self: Any) -> ActionResult:
+    snapshot_id = self._get_param("SnapshotId")
+    if not snapshot_id:
+        raise MissingParameterError("SnapshotId")
+    self.error_on_dryrun()
+    with _lock:
+        snapshot = self.ec2_backend.snapshots.get(snapshot_id)
+        if snapshot is None:
+            raise _snapshot_not_found(snapshot_id)
+        if _lock_state(snapshot) == "compliance":
+            raise _error(LOCK_REFUSED,
+                         f"The snapshot {snapshot_id} is locked in compliance mode and its "
+                         "cooling-off period has ended; it can't be unlocked before "
+                         f"{_stamp(snapshot._lock['expires_on'])}.")
+        snapshot.__dict__.pop("_lock", None)
+    return ActionResult({"SnapshotId": snapshot_id})
+
+
+def _describe_locked_snapshots_response(self: Any) -> ActionResult:
+    self.error_on_dryrun()
+    # MaxResults 5-1000 (the model's range); SnapshotIds with MaxResults is not forbidden here.
+    size, after = _paging_params(self, "DescribeLockedSnapshots", "-", "snapshotSet", 1000)
+    ids = self._get_param("SnapshotIds", [])
+    filters = self._filters_from_querystring()
+    for name in filters:
+        if name != "lock-state":
+            raise _error("InvalidParameterValue", f"The filter '{name}' is invalid")
+    states = set(filters.get("lock-state", []))
+    backend = self.ec2_backend
+    with _lock:
+        for sid in ids:
+            if sid not in backend.snapshots:
+                raise _snapshot_not_found(sid)
+        chosen = [backend.snapshots[s] for s in dict.fromkeys(ids)] if ids else list(backend.snapshots.values())
+        locked = [s for s in chosen if getattr(s, "_lock", None) is not None
+                  and (not states or _lock_state(s) in states)]
+        page, token = _paginate(locked, "DescribeLockedSnapshots", size, after)
+        infos = [_lock_info(s, owner=True) for s in page]
+    return ActionResult({"Snapshots": infos, "NextToken": token})
+
+
+def _deregistration_protection(self: Ami) -> str:
+    p = getattr(self, "_protection", None)
+    if p is None:
+        return "disabled"
+    if p["enabled"]:
+        return "enabled-with-cooldown" if p["cooldown"] else "enabled-without-cooldown"
+    if p["until"] is not None and _ec2_utcnow() < p["until"]:
+        return f"disabled after {_stamp(p['until'])}"
+    return "disabled"
+
+
+def _owned_image(resp: Any) -> Ami:
+    image_id = resp._get_param("ImageId")
+    if not image_id:
+        raise MissingParameterError("ImageId")
+    image = resp.ec2_backend.amis.get(image_id)
+    if image is None:
+        raise InvalidAMIIdError(image_id)
+    return image
+
+
+def _enable_image_deregistration_protection_response(self: Any) -> ActionResult:
+    with_cooldown = self._get_bool_param("WithCooldown", False)
+    with _lock:
+        image = _owned_image(self)
+        self.error_on_dryrun()
+        image._protection = {"enabled": True, "cooldown": with_cooldown, "until": None}
+        return ActionResult({"Return": _deregistration_protection(image)})
+
+
+def _disable_image_deregistration_protection_response(self: Any) -> ActionResult:
+    with _lock:
+        image = _owned_image(self)
+        self.error_on_dryrun()
+        p = getattr(image, "_protection", None)
+        if p is not None and p["enabled"]:
+            until = _ec2_utcnow() + _PROTECTION_COOLDOWN if p["cooldown"] else None
+            image._protection = {"enabled": False, "cooldown": False, "until": until}
+        return ActionResult({"Return": _deregistration_protection(image)})
+
+
+def _deregister_image_unless_protected(prev: Any) -> Any:
+    def deregister_image(self: Any) -> ActionResult:
+        image_id = self._get_param("ImageId")
+        with _lock:
+            image = self.ec2_backend.amis.get(image_id)
+            protection = _deregistration_protection(image) if image is not None else "disabled"
+            if protection != "disabled":
+                raise _error(LOCK_REFUSED,
+                             f"The image {image_id} has deregistration protection "
+                             f"({protection}); disable it before deregistering the image.")
+            return prev(self)
+    return deregister_image
+
+
+# EventBridge: the event's account, and an event bus in another account as a target.
+# Before: a rule's target got the event without its "account" field (moto's default input
+# template leaves it out), and a rule whose target is an event bus in another account put
+# the event on that bus whatever the bus's permissions, as an event of the receiving
+# account (account = the receiver), so a receiver's rule matching "account": [sender]
+# never fired; and the receiver's rules forwarded it again to a third account.
+# After, as the EventBridge user guide (Events in Amazon EventBridge; Sending and receiving
+# events between AWS accounts) documents: the event a target gets carries "account"; an
+# event reaches another account's bus only when that bus's resource policy allows the
+# sending account (Allow, events:PutEvents or events:*, Principal "*", the account id or
+# its root ARN; a matching Deny wins; Conditions are not evaluated); it arrives as the
+# sender's event (account, time and resources kept); and an event received from another
+# account is not sent on to a bus in yet another account. An event the policy refuses is
+# dropped, as AWS counts a failed invocation of the sender's rule.
+
+import copy as _copy  # noqa: E402
+import threading as _threading  # noqa: E402
+
+from moto.events import models as _events_models  # noqa: E402
+from moto.events.utils import EventTemplateParser  # noqa: E402
+from moto.utilities.arns import parse_arn as _parse_arn  # noqa: E402
+
+_forwarded = _threading.local()  # .account: the sender of the event being put, if forwarded
+_prev_send_to_targets = _events_models.Rule.send_to_targets
+
+
+def _bus_admits(bus: Any, sender: str) -> bool:
+    def matches(stmt: dict[str, Any]) -> bool:
+        actions = stmt.get("Action") or []
+        actions = [actions] if isinstance(actions, str) else actions
+        if not any(a in ("events:PutEvents", "events:*", "*") for a in actions):
+            return False
+        principal = stmt.get("Principal")
+        if principal == "*":
+            return True
+        aws = principal.get("AWS") if isinstance(principal, dict) else None
+        aws = [aws] if isinstance(aws, str) else (aws or [])
+        # moto records PutPermission's Principal "*" as arn:aws:iam::*:root
+        return any(p in ("*", sender) or re.fullmatch(rf"arn:[^:]+:iam::({sender}|\*):root", p or "")
+                   for p in aws)
+
+    policy = json.loads(bus.policy) if bus.policy else {"Statement": []}
+    statements = [s for s in policy["Statement"] if matches(s)]
+    if any(s.get("Effect") == "Deny" for s in statements):
+        return False
+    return any(s.get("Effect", "Allow") == "Allow" for s in statements)
+
+
+def _send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+    sender = getattr(_forwarded, "account", None)
+    if sender is not None:  # this bus received the event from another account
+        original_event["account"] = sender
+    if not self.event_pattern.matches_event(original_event):
+        return
+    buses = [t for t in self.targets
+             if _parse_arn(t["Arn"]).service == "events" and _parse_arn(t["Arn"]).resource_type == "event-bus"]
+    if len(buses) < len(self.targets):
+        rest = _copy.copy(self)
+        rest.targets = [t for t in self.targets if t not in buses]
+        _prev_send_to_targets(rest, original_event, transform_input)
+    origin = original_event.get("account") or self.account_id
+    for target in buses:
+        arn = _parse_arn(target["Arn"])
+        if arn.account != self.account_id and origin != self.account_id:
+            continue  # received from another account: not sent on to a third
+        backend = _events_models.events_backends[arn.account][arn.region]
+        try:
+            bus = backend.describe_event_bus(arn.resource_id)
+        except Exception:
+            continue  # no such bus: the sender's rule fails to invoke its target
+        if arn.account != origin and not _bus_admits(bus, origin):
+            continue
+        if transform_input:
+            input_transformer = target.get("InputTransformer", {})
+            event = EventTemplateParser.parse(
+                input_template=input_transformer.get("InputTemplate"),
+                input_paths_map=input_transformer.get("InputPathsMap", {}),
+                event=original_event,
+            )
+        else:
+            event = dict(original_event)
+        entry = {"Source": event["source"], "DetailType": event["detail-type"],
+                 "Detail": json.dumps(event["detail"]), "EventBusName": arn.resource_id,
+                 "Resources": original_event.get("resources", []),
+                 "Time": original_event.get("time")}
+        previous = getattr(_forwarded, "account", None)
+        _forwarded.account = origin if arn.account != origin else None
+        try:
+            backend.put_events([{k: v for k, v in entry.items() if v is not None}])
+        finally:
+            _forwarded.account = previous
+
+
+# The event as a target gets it (no InputTransformer): moto's template, plus "account".
+_EVENT_TEMPLATE_WITH_ACCOUNT = EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE.replace(
+    '"version": "0",', '"version": "0", "account": "<account>",')
+
+# --------------------------------------------------------------------------
 # SQS
 # --------------------------------------------------------------------------
 
@@ -1250,6 +1664,17 @@ def apply_patches() -> None:
     SQSBackend.receive_message = _sqs_receive_message
     SQSBackend.is_message_valid_based_on_retention_period = _sqs_message_retained
     SqsQueue.add_message = _sqs_add_message
+    # (l) snapshot locks, image deregistration protection, events across accounts
+    EBSBackend.__init__ = _ebs_backend_init
+    ElasticBlockStore.lock_snapshot = _lock_snapshot_response
+    ElasticBlockStore.unlock_snapshot = _unlock_snapshot_response
+    ElasticBlockStore.describe_locked_snapshots = _describe_locked_snapshots_response
+    Ami.deregistration_protection = property(_deregistration_protection)
+    AmisResponse.enable_image_deregistration_protection = _enable_image_deregistration_protection_response
+    AmisResponse.disable_image_deregistration_protection = _disable_image_deregistration_protection_response
+    AmisResponse.deregister_image = _deregister_image_unless_protected(AmisResponse.deregister_image)
+    _events_models.Rule.send_to_targets = _send_to_targets
+    EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = _EVENT_TEMPLATE_WITH_ACCOUNT
 
 
 apply_patches()

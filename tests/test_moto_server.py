@@ -1283,3 +1283,248 @@ def test_a_receive_from_a_queue_of_thousands_stays_quick_and_delivers_what_is_re
     assert len({m["Body"] for m in got}) == 50
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == ("2950", "50")
+
+
+# ---------------------------------------------------------------- (l) snapshot locks, image protection
+
+
+def _utc(text: str):
+    import datetime
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _at(moto_url: str, when: str) -> None:
+    _http(f"{moto_url}/_test/clock", "POST", {"now": when})
+
+
+def _new_snapshot(ec2) -> str:
+    vol = ec2.create_volume(Size=1, AvailabilityZone="us-east-1a")["VolumeId"]
+    return ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+
+
+def _lock_fields(answer: dict) -> dict:
+    return {k: v for k, v in answer.items() if k != "ResponseMetadata"}
+
+
+def test_a_governance_lock_answers_its_fields_and_refuses_delete_until_unlocked(client, moto_url):
+    ec2 = client()
+    _at(moto_url, "2030-01-01T00:00:00Z")
+    sid = _new_snapshot(ec2)
+    got = _lock_fields(ec2.lock_snapshot(SnapshotId=sid, LockMode="governance", LockDuration=30))
+    t0 = _utc("2030-01-01T00:00:00Z")
+    assert got == {"SnapshotId": sid, "LockState": "governance", "LockDuration": 30,
+                   "LockCreatedOn": t0, "LockDurationStartTime": t0,
+                   "LockExpiresOn": _utc("2030-01-31T00:00:00Z")}
+    with pytest.raises(ClientError) as exc:
+        ec2.delete_snapshot(SnapshotId=sid)
+    assert _code(exc) == "OperationNotPermitted" and sid in str(exc.value)
+    assert [s["SnapshotId"] for s in ec2.describe_snapshots(SnapshotIds=[sid])["Snapshots"]] == [sid]
+    assert ec2.unlock_snapshot(SnapshotId=sid)["SnapshotId"] == sid
+    assert ec2.describe_locked_snapshots(SnapshotIds=[sid])["Snapshots"] == []
+    ec2.delete_snapshot(SnapshotId=sid)
+
+
+def test_a_compliance_lock_moves_from_cooloff_to_compliance_to_expired_with_the_clock(client, moto_url):
+    ec2 = client()
+    _at(moto_url, "2030-01-01T00:00:00Z")
+    sid, other = _new_snapshot(ec2), _new_snapshot(ec2)
+    got = ec2.lock_snapshot(SnapshotId=sid, LockMode="compliance", CoolOffPeriod=24, LockDuration=3)
+    assert (got["LockState"], got["CoolOffPeriod"]) == ("compliance-cooloff", 24)
+    assert got["CoolOffPeriodExpiresOn"] == _utc("2030-01-02T00:00:00Z")
+    assert got["LockExpiresOn"] == _utc("2030-01-04T00:00:00Z")
+    # In its cooling-off period a compliance lock can still be unlocked.
+    ec2.lock_snapshot(SnapshotId=other, LockMode="compliance", CoolOffPeriod=1, LockDuration=3)
+    ec2.unlock_snapshot(SnapshotId=other)
+    ec2.delete_snapshot(SnapshotId=other)
+
+    _at(moto_url, "2030-01-02T01:00:00Z")
+    state = lambda: ec2.describe_locked_snapshots(SnapshotIds=[sid])["Snapshots"][0]["LockState"]  # noqa: E731
+    assert state() == "compliance"
+    for call in (lambda: ec2.unlock_snapshot(SnapshotId=sid),
+                 lambda: ec2.delete_snapshot(SnapshotId=sid),
+                 lambda: ec2.lock_snapshot(SnapshotId=sid, LockMode="compliance", LockDuration=2),
+                 lambda: ec2.lock_snapshot(SnapshotId=sid, LockMode="governance", LockDuration=9),
+                 lambda: ec2.lock_snapshot(SnapshotId=sid, LockMode="compliance", LockDuration=9,
+                                           CoolOffPeriod=1)):
+        with pytest.raises(ClientError) as exc:
+            call()
+        assert _code(exc) == "OperationNotPermitted"
+    # Only a later expiry is accepted; the same one again changes nothing.
+    assert ec2.lock_snapshot(SnapshotId=sid, LockMode="compliance",
+                             ExpirationDate=_utc("2030-01-04T00:00:00Z"))["LockState"] == "compliance"
+    assert ec2.lock_snapshot(SnapshotId=sid, LockMode="compliance",
+                             LockDuration=5)["LockExpiresOn"] == _utc("2030-01-06T00:00:00Z")
+
+    _at(moto_url, "2030-01-06T00:00:01Z")
+    assert state() == "expired"
+    ec2.delete_snapshot(SnapshotId=sid)
+
+
+def test_lock_snapshot_parameters_as_the_api_reference_gives_them(client, moto_url):
+    # botocore checks the ranges before sending; the Rust SDK does not, so the server must.
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=moto_url,
+                       aws_access_key_id="testing", aws_secret_access_key="testing",
+                       config=Config(parameter_validation=False, retries={"max_attempts": 1}))
+    _at(moto_url, "2030-01-01T00:00:00Z")
+    sid = _new_snapshot(ec2)
+    bad = [
+        ({"LockMode": "governance"}, "MissingParameter"),
+        ({"LockMode": "governance", "LockDuration": 1,
+          "ExpirationDate": _utc("2030-02-01T00:00:00Z")}, "InvalidParameterCombination"),
+        ({"LockMode": "governance", "LockDuration": 1, "CoolOffPeriod": 2}, "InvalidParameterCombination"),
+        ({"LockMode": "compliance", "LockDuration": 1, "CoolOffPeriod": 73}, "InvalidParameterValue"),
+        ({"LockMode": "governance", "LockDuration": 0}, "InvalidParameterValue"),
+        ({"LockMode": "governance", "LockDuration": 36501}, "InvalidParameterValue"),
+        ({"LockMode": "governance", "ExpirationDate": _utc("2029-12-31T00:00:00Z")}, "InvalidParameterValue"),
+        ({"LockMode": "sealed", "LockDuration": 1}, "InvalidParameterValue"),
+    ]
+    for kwargs, code in bad:
+        with pytest.raises(ClientError) as exc:
+            ec2.lock_snapshot(SnapshotId=sid, **kwargs)
+        assert _code(exc) == code, kwargs
+    with pytest.raises(ClientError) as exc:
+        ec2.lock_snapshot(SnapshotId="snap-00000000000000000", LockMode="governance", LockDuration=1)
+    assert _code(exc) == "InvalidSnapshot.NotFound"
+    assert ec2.describe_locked_snapshots()["Snapshots"] == []
+    # Locked until a date: no LockDuration in the answer; compliance without a cool-off is at once
+    # "compliance".
+    got = ec2.lock_snapshot(SnapshotId=sid, LockMode="compliance",
+                            ExpirationDate=_utc("2030-03-01T12:00:00Z"))
+    assert "LockDuration" not in got and "CoolOffPeriod" not in got
+    assert (got["LockState"], got["LockExpiresOn"]) == ("compliance", _utc("2030-03-01T12:00:00Z"))
+
+
+def test_describe_locked_snapshots_by_ids_by_lock_state_and_in_pages(client, moto_url):
+    ec2 = client()
+    _at(moto_url, "2030-01-01T00:00:00Z")
+    governance = [_new_snapshot(ec2) for _ in range(4)]
+    cooloff = [_new_snapshot(ec2) for _ in range(3)]
+    plain = _new_snapshot(ec2)
+    for sid in governance:
+        ec2.lock_snapshot(SnapshotId=sid, LockMode="governance", LockDuration=7)
+    for sid in cooloff:
+        ec2.lock_snapshot(SnapshotId=sid, LockMode="compliance", CoolOffPeriod=72, LockDuration=7)
+    every = ec2.describe_locked_snapshots()["Snapshots"]
+    assert sorted(s["SnapshotId"] for s in every) == sorted(governance + cooloff)
+    assert {s["OwnerId"] for s in every} == {ACCOUNT}
+    by_state = ec2.describe_locked_snapshots(
+        Filters=[{"Name": "lock-state", "Values": ["compliance-cooloff"]}])["Snapshots"]
+    assert sorted(s["SnapshotId"] for s in by_state) == sorted(cooloff)
+    assert ec2.describe_locked_snapshots(SnapshotIds=[plain, cooloff[0]])["Snapshots"][0]["SnapshotId"] == cooloff[0]
+    pages = _pages(ec2.describe_locked_snapshots, "Snapshots", MaxResults=5)
+    assert [len(p) for p in pages] == [5, 2]
+    assert sorted(s["SnapshotId"] for p in pages for s in p) == sorted(governance + cooloff)
+    with pytest.raises(ClientError) as exc:
+        ec2.describe_locked_snapshots(SnapshotIds=["snap-00000000000000000"])
+    assert _code(exc) == "InvalidSnapshot.NotFound"
+
+
+def test_deregister_image_deleting_its_snapshots_leaves_a_locked_one_in_place(client):
+    ec2 = client()
+    image_id = ec2.create_image(InstanceId=_instance(ec2, data_volumes=[20]), Name="locked-one")["ImageId"]
+    root, data = _snapshot_ids(_image(ec2, image_id))
+    ec2.lock_snapshot(SnapshotId=data, LockMode="governance", LockDuration=1)
+    got = ec2.deregister_image(ImageId=image_id, DeleteAssociatedSnapshots=True)
+    assert sorted((r["SnapshotId"], r["ReturnCode"]) for r in got["DeleteSnapshotResults"]) == sorted(
+        [(root, "success"), (data, "client-error")])
+    assert ec2.describe_images(Owners=["self"])["Images"] == []
+    assert [s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]] == [data]
+
+
+def test_deregistration_protection_without_cooldown(client):
+    ec2 = client()
+    image_id = ec2.create_image(InstanceId=_instance(ec2), Name="protected")["ImageId"]
+    assert _image(ec2, image_id)["DeregistrationProtection"] == "disabled"
+    assert ec2.enable_image_deregistration_protection(ImageId=image_id)["Return"] == "enabled-without-cooldown"
+    assert _image(ec2, image_id)["DeregistrationProtection"] == "enabled-without-cooldown"
+    with pytest.raises(ClientError) as exc:
+        ec2.deregister_image(ImageId=image_id, DeleteAssociatedSnapshots=True)
+    assert _code(exc) == "OperationNotPermitted" and image_id in str(exc.value)
+    assert len(_snapshot_ids(_image(ec2, image_id))) == 1
+    assert ec2.disable_image_deregistration_protection(ImageId=image_id)["Return"] == "disabled"
+    ec2.deregister_image(ImageId=image_id)
+    with pytest.raises(ClientError) as exc:
+        ec2.enable_image_deregistration_protection(ImageId=image_id)
+    assert _code(exc) == "InvalidAMIID.NotFound"
+
+
+def test_deregistration_protection_with_cooldown_holds_24_hours_after_it_is_disabled(client, moto_url):
+    ec2 = client()
+    _at(moto_url, "2030-01-01T00:00:00Z")
+    image_id = ec2.create_image(InstanceId=_instance(ec2), Name="cooled")["ImageId"]
+    assert ec2.enable_image_deregistration_protection(
+        ImageId=image_id, WithCooldown=True)["Return"] == "enabled-with-cooldown"
+    _at(moto_url, "2030-01-05T06:00:00Z")
+    until = "disabled after 2030-01-06T06:00:00.000Z"
+    assert ec2.disable_image_deregistration_protection(ImageId=image_id)["Return"] == until
+    _at(moto_url, "2030-01-06T05:59:59Z")
+    assert _image(ec2, image_id)["DeregistrationProtection"] == until
+    with pytest.raises(ClientError) as exc:
+        ec2.deregister_image(ImageId=image_id)
+    assert _code(exc) == "OperationNotPermitted"
+    _at(moto_url, "2030-01-06T06:00:00Z")
+    assert _image(ec2, image_id)["DeregistrationProtection"] == "disabled"
+    ec2.deregister_image(ImageId=image_id)
+
+
+def _other_account(client, account: str) -> dict:
+    """Credentials of `account`: moto's STS answers AssumeRole with keys of the role's account."""
+    creds = client("sts").assume_role(RoleArn=f"arn:aws:iam::{account}:role/vault",
+                                      RoleSessionName="other-account")["Credentials"]
+    return {"aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
+            "aws_session_token": creds["SessionToken"]}
+
+
+def _queue_target(events, sqs, name: str, pattern: dict) -> str:
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=name, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": arn}])
+    return url
+
+
+def _bodies(sqs, url: str) -> list[dict]:
+    return [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])]
+
+
+def test_an_event_a_target_gets_carries_its_account(client):
+    events, sqs = client("events"), client("sqs")
+    url = _queue_target(events, sqs, "own", {"source": ["ec2-backup"]})
+    events.put_events(Entries=[{"Source": "ec2-backup", "DetailType": "Backup Shared", "Detail": "{}"}])
+    assert [b["account"] for b in _bodies(sqs, url)] == [ACCOUNT]
+
+
+def test_an_event_reaches_another_accounts_bus_as_the_senders_only_when_its_policy_admits_the_sender(client, moto_url):
+    from botocore.config import Config as _Config
+    vault, third = "210987654321", "333344445555"
+
+    def clients(account):
+        kw = _other_account(client, account)
+        make = lambda svc: boto3.client(svc, region_name="us-east-1", endpoint_url=moto_url,  # noqa: E731
+                                        config=_Config(retries={"max_attempts": 1}), **kw)
+        return make("events"), make("sqs")
+
+    home = client("events")
+    v_events, v_sqs = clients(vault)
+    t_events, t_sqs = clients(third)
+    inbox = _queue_target(v_events, v_sqs, "inbox", {"source": ["ec2-backup"], "account": [ACCOUNT]})
+    t_inbox = _queue_target(t_events, t_sqs, "t-inbox", {"source": ["ec2-backup"]})
+    # The vault forwards what it gets on to a third account, which admits everyone.
+    v_events.put_rule(Name="onward", EventPattern=json.dumps({"source": ["ec2-backup"]}))
+    v_events.put_targets(Rule="onward", Targets=[{"Id": "t", "Arn": f"arn:aws:events:us-east-1:{third}:event-bus/default"}])
+    t_events.put_permission(Action="events:PutEvents", Principal="*", StatementId="all")
+    home.put_rule(Name="to-vault", EventPattern=json.dumps({"source": ["ec2-backup"]}))
+    home.put_targets(Rule="to-vault", Targets=[{
+        "Id": "v", "Arn": f"arn:aws:events:us-east-1:{vault}:event-bus/default",
+        "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/forward"}])
+    entry = {"Source": "ec2-backup", "DetailType": "Backup Shared", "Detail": json.dumps({"backup": "ami-1"}),
+             "Resources": ["arn:aws:ec2:us-east-1::image/ami-1"]}
+
+    home.put_events(Entries=[entry])  # the vault's bus admits nobody yet
+    assert _bodies(v_sqs, inbox) == []
+    v_events.put_permission(Action="events:PutEvents", Principal=ACCOUNT, StatementId="home")
+    home.put_events(Entries=[entry])
+    got = _bodies(v_sqs, inbox)
+    assert [(b["account"], b["source"], b["detail"], b["resources"]) for b in got] == [
+        (ACCOUNT, "ec2-backup", {"backup": "ami-1"}, entry["Resources"])]
+    assert _bodies(t_sqs, t_inbox) == []  # not sent on to a third account
