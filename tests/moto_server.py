@@ -70,8 +70,24 @@ EC2 calls signed with the access key id ``uncounted`` are neither counted nor
 faulted: the tests' own checks of the server's state, which must not change what
 a test asserts about the calls of the code under test.
 
+Accounts: a request signed with an access key id of 12 digits is in that account
+(``AWS_ACCESS_KEY_ID=111122223333``), a test-only convention like ``uncounted``; any
+other key is in the account moto gives it: MOTO_ACCOUNT_ID, else the x-moto-account-id
+header, else the account of a key IAM CreateAccessKey or STS AssumeRole made (the role
+ARN's account), else 123456789012 (so "testing"). /moto-api/reset forgets the keys
+AssumeRole gave (they are the default account again); a 12-digit key stays its account.
+The call counters, faults and buckets above count every account of a region together
+(EC2 throttles per account and region).
+
 The patches are applied here, at import time, by monkeypatching moto 5.2.5;
 site-packages stays untouched. Each patch says what moto did and why it changed.
+Cross-account sharing (k): an AMI or snapshot the owner shares with another account
+(ModifyImageAttribute launchPermission, ModifySnapshotAttribute createVolumePermission,
+both forms) is visible to that account (DescribeImages ExecutableUsers / Owners /
+ImageIds, DescribeSnapshots RestorableByUserIds / OwnerIds / SnapshotIds) with none of
+the owner's tags, and it copies it (CopyImage, CopySnapshot) into its own region and
+key; only the owner reads or changes the permissions; sharing what the AWS managed key
+aws/ebs encrypts is refused with EC2's errors (and that key is KeyManager AWS).
 """
 
 from __future__ import annotations
@@ -399,9 +415,8 @@ def _copy_image(self: Any, source_image_id: str, source_region: str, name: str |
             source_backend = ec2_backends[self.account_id][source_region]
         except KeyError:
             raise _error("InvalidParameterValue", f"Invalid source region: {source_region}")
-        source = source_backend.amis.get(source_image_id)
-        if source is None:
-            raise InvalidAMIIdError(source_image_id)
+        # Cross-account sharing (k): an image of another account, shared with the caller
+        source, owner_backend, owned = _copy_source_image(self, source_backend, source_image_id)
         _check_ami_name(self, name)
 
         ami_id = random_ami_id()
@@ -416,7 +431,7 @@ def _copy_image(self: Any, source_image_id: str, source_region: str, name: str |
             if not ebs.get("SnapshotId"):
                 mappings.append(dict(mapping))
                 continue
-            src_snap = source_backend.snapshots.get(ebs["SnapshotId"])
+            src_snap = owner_backend.snapshots.get(ebs["SnapshotId"])
             if src_snap is None:  # e.g. an AMI loaded from a JSON file: make a stand-in volume
                 src_volume = self.create_volume(size=ebs.get("VolumeSize") or 8,
                                                 zone_name=f"{self.region_name}a")
@@ -428,7 +443,7 @@ def _copy_image(self: Any, source_image_id: str, source_region: str, name: str |
             if kms_key_id:
                 key = kms_key_id
             elif enc:
-                key = src_key if (same_region and src_encrypted and src_key) else _default_kms_key(self)
+                key = src_key if (same_region and owned and src_encrypted and src_key) else _default_kms_key(self)
             else:
                 key = None
             snap = Snapshot(
@@ -502,15 +517,14 @@ def _copy_snapshot(self: Any, source_snapshot_id: str, source_region: str, descr
         source_backend = ec2_backends[self.account_id][source_region]
     except KeyError:
         raise _error("InvalidParameterValue", f"Invalid source region: {source_region}")
-    source = source_backend.snapshots.get(source_snapshot_id)
-    if source is None:
-        raise _snapshot_not_found(source_snapshot_id)
+    source, owned = _copy_source_snapshot(source_backend, source_snapshot_id)  # (k): or shared
     enc = bool(encrypted) or source.encrypted
     if kms_key_id:
         key = kms_key_id
     elif enc:
         same_region = source_region == self.region_name
-        key = source.kms_key_id if (same_region and source.encrypted and source.kms_key_id) else _default_kms_key(self)
+        key = (source.kms_key_id if (same_region and owned and source.encrypted and source.kms_key_id)
+               else _default_kms_key(self))
     else:
         key = None
     snap = Snapshot(
@@ -1544,6 +1558,337 @@ def _send_to_targets(self: Any, original_event: Any, transform_input: bool = Tru
 _EVENT_TEMPLATE_WITH_ACCOUNT = EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE.replace(
     '"version": "0",', '"version": "0", "account": "<account>",')
 
+# Cross-account sharing (k)
+# --------------------------------------------------------------------------
+# moto serves several accounts, each with its own backends (ec2_backends[account][region]);
+# a request's account comes from MOTO_ACCOUNT_ID, else the x-moto-account-id header, else an
+# access key IAM knows (IAM CreateAccessKey, or the temporary key of an STS AssumeRole: the
+# account of the role's ARN), else 123456789012. Test-only convention added here: an access
+# key id of 12 digits is that account (moto read only 20-character keys: any other was the
+# default account), so a process is put in an account by its environment alone, and still
+# after /moto-api/reset (which forgets the keys AssumeRole gave, silently turning them into
+# the default account).
+#
+# Before: an account saw only its own backends. ModifyImageAttribute / ModifySnapshotAttribute
+# recorded a launch or create-volume permission, and nothing read it: the account it was
+# given to saw nothing (DescribeImages ExecutableUsers=self / Owners=[owner] / ImageIds: empty
+# or InvalidAMIID.NotFound; DescribeSnapshots ignored RestorableByUserIds and showed only the
+# caller's own) and could copy nothing (CopyImage / CopySnapshot looked only in the caller's
+# own account). ModifySnapshotAttribute ignored the CreateVolumePermission={Add|Remove}
+# structure (only OperationType + UserIds worked; the structured call was a silent no-op).
+# Nothing refused sharing a snapshot, or an AMI whose snapshots are, encrypted with the AWS
+# managed key aws/ebs (moto made that key a KeyManager CUSTOMER key). Another account's
+# ModifyImageAttribute answered InvalidAMIID.NotFound, DescribeImageAttribute of an image not
+# in the caller's own region backend answered HTTP 500 (KeyError). ExecutableUsers returned
+# public images whatever the users named.
+# After, as documented:
+# - DescribeImages (API reference): the images available to the caller are its own, public
+#   ones and those with an explicit launch permission for it; ExecutableUsers "self" (or the
+#   caller's id): those shared with it, another id: those shared with that id, "all": public
+#   ones; Owners scopes any of these. DescribeSnapshots (API reference): no option -> every
+#   snapshot the caller has create volume permission for (own, explicitly shared, public);
+#   RestorableByUserIds "self": own or explicitly shared, an account id: the caller's own
+#   shared with it, "all": public; a snapshot id the caller has no access to "is not included
+#   in the returned results" (one that does not exist: InvalidSnapshot.NotFound). Left as
+#   moto has it: the snapshot moto makes for each image loaded from MOTO_AMIS_PATH (owned by
+#   the image's owner, in every account) is in every account's answer without options.
+# - User tags are not shared (EC2 guide, "Share an AMI with specific AWS accounts"; "Tag your
+#   resources": tags put on a shared resource are available only to the account that put
+#   them): another account sees a shared image or snapshot with no tags but its own.
+# - Sharing (EBS guide "Share an Amazon EBS snapshot"; EC2 guide "Share an AMI"): only the
+#   owner shares; a snapshot encrypted with the AWS managed key can't be shared, nor an AMI
+#   backed by one. The errors are those EC2 answers (logged by hashicorp/packer#7499 and in
+#   DataDog/stratus-red-team v2/internal/utils/aws_utils.go): ModifySnapshotAttribute
+#   OperationNotPermitted "Encrypted snapshots with EBS default key cannot be shared",
+#   ModifyImageAttribute InvalidParameter "Snapshots encrypted with the AWS Managed CMK can't
+#   be shared. Specify another snapshot." Refused: the key aws/ebs (KeyManager AWS), by
+#   ARN, id or alias; an account default set to a customer managed key by
+#   ModifyEbsDefaultKmsKeyId is shared. A customer managed key is shared: whether its key
+#   policy lets the other account use it is that account's problem and is not checked here
+#   (moto models no key policies), neither when sharing nor when copying.
+# - Copying (EC2 guide "Copy an AMI", cross-account copying; EBS guide "Copy a snapshot"): an
+#   AMI shared with the caller is copied when each of its snapshots is shared too, else
+#   InvalidRequest "You do not have permission to access the storage of this ami" (as EC2
+#   answers, logged by its users); a snapshot shared with the caller is copied. The copy is
+#   the caller's, in the caller's region; encrypted source snapshots the caller does not own
+#   are encrypted with the caller's default EBS key unless KmsKeyId is given ("an encrypted
+#   snapshot that you do not own ... is copied to a snapshot that is encrypted by your AWS
+#   account's default KMS key"); CopyImageTags copies only the tags the caller put on the
+#   source ("user-defined tags that are attached by other AWS accounts will not be copied").
+# Chosen here, not documented: an image or snapshot that exists but is not shared with the
+# caller answers as one that does not exist (InvalidAMIID.NotFound / InvalidSnapshot.NotFound;
+# DescribeSnapshots by id leaves it out, as documented). A modify or describe of the
+# launchPermission / createVolumePermission attribute by an account that sees but does not own
+# the resource answers AuthFailure "Not authorized for image:ami-..." (EC2's observed answer
+# to DescribeImageAttribute by a non-owner, cloudquery/cloudquery#9406; the EC2 guide says
+# only that such accounts "can't delete, share, or modify it") and likewise for a snapshot.
+# Not modelled: deleting, deregistering, tagging, launching from or creating a volume from a
+# resource of another account (each answers as for a resource that does not exist).
+
+from moto.core.responses import BaseResponse  # noqa: E402
+
+_ACCOUNT_ID_RE = re.compile(r"\d{12}")
+_CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/")
+AWS_MANAGED_EBS_ALIAS = "alias/aws/ebs"
+
+
+def _get_current_account(self: Any) -> str:
+    """MOTO_ACCOUNT_ID and x-moto-account-id first, as moto; then a 12-digit access key id is
+    that account; then moto's own lookup (keys IAM knows, else the default account)."""
+    if "MOTO_ACCOUNT_ID" not in os.environ and "x-moto-account-id" not in self.headers:
+        # moto's own reading of the key (get_access_key) knows only 20-character keys
+        signed = _CREDENTIAL_RE.search(self.headers.get("Authorization") or "")
+        if signed and _ACCOUNT_ID_RE.fullmatch(signed.group(1)):
+            return signed.group(1)
+    return _orig_get_current_account(self)
+
+
+_orig_get_current_account = BaseResponse.get_current_account
+
+
+def _create_default_encryption_key(self: Any) -> str:
+    """moto's aws/ebs key, as AWS's: KeyManager AWS (moto: CUSTOMER)."""
+    from moto.kms import kms_backends
+
+    arn = _orig_create_default_encryption_key(self)
+    kms_backends[self.account_id][self.region_name].describe_key(arn).key_manager = "AWS"
+    return arn
+
+
+_orig_create_default_encryption_key = EBSBackend._create_default_encryption_key
+
+
+def _is_aws_managed_ebs_key(backend: Any, key_id: str | None) -> bool:
+    """Whether `key_id` (key id, key ARN, alias or alias ARN) names the AWS managed EBS key of
+    the key's account and region (the backend's when not an ARN)."""
+    from moto.kms import kms_backends
+
+    if not key_id:
+        return False
+    if key_id == AWS_MANAGED_EBS_ALIAS or key_id.endswith(":" + AWS_MANAGED_EBS_ALIAS):
+        return True
+    account, region = backend.account_id, backend.region_name
+    parts = key_id.split(":")
+    if key_id.startswith("arn:") and len(parts) > 5:
+        region, account = parts[3], parts[4]
+    try:
+        return kms_backends[account][region].describe_key(key_id).key_manager == "AWS"
+    except Exception:  # a key moto does not know (given by id to CopySnapshot, say): not aws/ebs
+        return False
+
+
+def _other_accounts(backend: Any) -> list[Any]:
+    """The EC2 backends of the other accounts in the backend's region, those that exist."""
+    from moto.ec2.models import ec2_backends
+
+    out = []
+    for account, per_region in list(dict.items(ec2_backends)):
+        other = dict.get(per_region, backend.region_name)
+        if account != backend.account_id and other is not None:
+            out.append(other)
+    return out
+
+
+def _viewed(resource: Any, viewer: Any) -> Any:
+    """A resource of another account as `viewer`'s account sees it: the same resource with the
+    viewer's tags on it, none of the owner's."""
+    import copy
+
+    view = copy.copy(resource)
+    view.ec2_backend = viewer
+    return view
+
+
+def _launchable_by(ami: Ami, account: str) -> bool:
+    return ami.is_public or {"UserId": account} in ami.launch_permissions
+
+
+def _restorable_by(snapshot: Snapshot, account: str) -> bool:
+    return "all" in snapshot.create_volume_permission_groups or account in snapshot.create_volume_permission_userids
+
+
+def _foreign_images(backend: Any) -> list[tuple[Ami, Any]]:
+    """(image, owner's backend) for each image of another account in the region that the
+    backend's account may launch. Images loaded from MOTO_AMIS_PATH are in every account's
+    backend, owned by none of them: each account sees its own copy of those."""
+    return [(ami, other) for other in _other_accounts(backend) for ami in list(other.amis.values())
+            if ami.owner_id == other.account_id and _launchable_by(ami, backend.account_id)]
+
+
+def _foreign_snapshots(backend: Any) -> list[tuple[Snapshot, Any]]:
+    return [(snap, other) for other in _other_accounts(backend) for snap in list(other.snapshots.values())
+            if snap.owner_id == other.account_id and _restorable_by(snap, backend.account_id)]
+
+
+def _not_authorized(kind: str, resource_id: str) -> EC2ClientError:
+    return _error("AuthFailure", f"Not authorized for {kind}:{resource_id}")
+
+
+def _share_describe_images(self: Any, ami_ids: list[str] | None = None, filters: Any = None,
+                           exec_users: list[str] | None = None, owners: list[str] | None = None) -> list[Ami]:
+    from moto.ec2.exceptions import MalformedAMIIdError
+
+    me = self.account_id
+    images = list(self.amis.copy().values()) + [_viewed(a, self) for a, _ in _foreign_images(self)]
+    if ami_ids:
+        malformed = [i for i in ami_ids if not i.startswith("ami-")]
+        if malformed:
+            raise MalformedAMIIdError(malformed)
+        images = [a for a in images if a.id in ami_ids]
+        if not images and not [i for i in ami_ids if i in self.deleted_amis]:
+            raise InvalidAMIIdError(ami_ids)
+        return images  # the response applies the filters (patch f)
+    if exec_users:
+        users = {me if u == "self" else u for u in exec_users}
+        images = [a for a in images
+                  if ("all" in users and a.is_public)
+                  or any(p.get("UserId") in users for p in a.launch_permissions)]
+    if owners:
+        wanted = {me if o == "self" else o for o in owners}
+        images = [a for a in images if a.owner_id in wanted or a.owner_alias in wanted]
+    return ec2_utils.generic_filter(filters, images) if filters else images
+
+
+def _share_describe_snapshots_response(self: Any) -> ActionResult:
+    """DescribeSnapshots with what the caller may restore from; supersedes patch e's answer
+    (OwnerIds, paging, the message of InvalidSnapshot.NotFound stay as it made them)."""
+    self.error_on_dryrun()
+    size, after = _paging_params(self, "DescribeSnapshots", "SnapshotIds", "snapshotSet", 1000)
+    filters = self._filters_from_querystring()
+    snapshot_ids = self._get_param("SnapshotIds", [])
+    backend = self.ec2_backend
+    me = backend.account_id
+    foreign = _foreign_snapshots(backend)
+    snapshots = list(backend.snapshots.values()) + [_viewed(s, backend) for s, _ in foreign]
+    if snapshot_ids:
+        everyone = {sid for other in _other_accounts(backend) for sid in list(other.snapshots)}
+        for sid in snapshot_ids:
+            if sid not in backend.snapshots and sid not in everyone:
+                raise _snapshot_not_found(sid)
+        snapshots = [s for s in snapshots if s.id in snapshot_ids]  # not shared: left out
+    owner_ids = self._get_param("OwnerIds", [])
+    if owner_ids:
+        owners = {me if o == "self" else o for o in owner_ids}
+        snapshots = [s for s in snapshots if s.owner_id in owners]
+    restorable_by = self._get_param("RestorableByUserIds", [])
+    if restorable_by:
+        users = {me if u == "self" else u for u in restorable_by}
+        snapshots = [s for s in snapshots
+                     if ("all" in users and "all" in s.create_volume_permission_groups)
+                     or (me in users and s.owner_id == me)
+                     or (s.owner_id == me and users & s.create_volume_permission_userids)
+                     or (me in users and me in s.create_volume_permission_userids)]
+    if filters:
+        snapshots = ec2_utils.generic_filter(filters, snapshots)
+    page, token = _paginate(snapshots, "DescribeSnapshots", size, after)
+    return ActionResult({"Snapshots": page, "NextToken": token})
+
+
+def _own_image(resp: Any, ami_id: str) -> Ami:
+    """The caller's own image `ami_id`; AuthFailure for one it sees but does not own,
+    InvalidAMIID.NotFound for one it does not see."""
+    backend = resp.ec2_backend
+    ami = backend.amis.get(ami_id)
+    if ami is not None and ami.owner_id == backend.account_id:
+        return ami
+    if ami is not None or any(a.id == ami_id for a, _ in _foreign_images(backend)):
+        raise _not_authorized("image", ami_id)
+    raise InvalidAMIIdError(ami_id)
+
+
+def _own_snapshot(resp: Any, snapshot_id: str) -> Snapshot:
+    backend = resp.ec2_backend
+    snap = backend.snapshots.get(snapshot_id)
+    if snap is not None and snap.owner_id == backend.account_id:
+        return snap
+    if snap is not None or any(s.id == snapshot_id for s, _ in _foreign_snapshots(backend)):
+        raise _not_authorized("snapshot", snapshot_id)
+    raise _snapshot_not_found(snapshot_id)
+
+
+def _share_describe_image_attribute_response(self: Any) -> ActionResult:
+    _own_image(self, self._get_param("ImageId"))
+    return _orig_describe_image_attribute_response(self)
+
+
+def _share_modify_image_attribute_response(self: Any) -> ActionResult:
+    ami = _own_image(self, self._get_param("ImageId"))
+    adds = list((self._get_param("LaunchPermission") or {}).get("Add") or [])
+    if self._get_param("OperationType") == "add":
+        adds += self._get_param("UserIds", []) + self._get_param("UserGroups", [])
+        adds += self._get_param("OrganizationArns", []) + self._get_param("OrganizationalUnitArns", [])
+    if adds:
+        backend = self.ec2_backend
+        for sid in _listed_snapshots(ami):
+            snap = backend.snapshots.get(sid)
+            if snap is not None and snap.encrypted and _is_aws_managed_ebs_key(backend, snap.kms_key_id):
+                raise _error("InvalidParameter",
+                             "Snapshots encrypted with the AWS Managed CMK can't be shared. Specify another snapshot.")
+    return _orig_modify_image_attribute_response(self)
+
+
+def _share_describe_snapshot_attribute_response(self: Any) -> ActionResult:
+    _own_snapshot(self, self._get_param("SnapshotId"))
+    return _orig_describe_snapshot_attribute_response(self)
+
+
+def _share_modify_snapshot_attribute_response(self: Any) -> ActionResult:
+    snapshot = _own_snapshot(self, self._get_param("SnapshotId"))
+    changes = self._get_param("CreateVolumePermission") or {}
+    add = [p for p in changes.get("Add") or []]
+    remove = [p for p in changes.get("Remove") or []]
+    listed = ([{"UserId": u} for u in self._get_param("UserIds", [])]
+              + [{"Group": g} for g in self._get_param("GroupNames", [])])
+    operation = self._get_param("OperationType")
+    if operation == "add":
+        add += listed
+    elif operation == "remove":
+        remove += listed
+    self.error_on_dryrun()
+    backend = self.ec2_backend
+    if add and snapshot.encrypted and _is_aws_managed_ebs_key(backend, snapshot.kms_key_id):
+        raise _error("OperationNotPermitted", "Encrypted snapshots with EBS default key cannot be shared")
+    for changed, apply in ((add, backend.add_create_volume_permission),
+                           (remove, backend.remove_create_volume_permission)):
+        users = [p["UserId"] for p in changed if p.get("UserId")]
+        groups = [p["Group"] for p in changed if p.get("Group")]
+        if users or groups:
+            apply(snapshot.id, user_ids=users, groups=groups)
+    return EmptyResult()
+
+
+_orig_describe_image_attribute_response = AmisResponse.describe_image_attribute
+_orig_modify_image_attribute_response = AmisResponse.modify_image_attribute
+_orig_describe_snapshot_attribute_response = ElasticBlockStore.describe_snapshot_attribute
+
+
+def _copy_source_image(backend: Any, source_backend: Any, image_id: str) -> tuple[Ami, Any, bool]:
+    """CopyImage's source as the caller sees it: (image, its owner's backend, owned). An image
+    of another account must be shared with the caller, and so must each of its snapshots."""
+    source = source_backend.amis.get(image_id)
+    if source is not None:
+        return source, source_backend, True
+    for ami, owner in _foreign_images(source_backend):
+        if ami.id == image_id:
+            for sid in _listed_snapshots(ami):
+                snap = owner.snapshots.get(sid)
+                if snap is None or not _restorable_by(snap, backend.account_id):
+                    raise _error("InvalidRequest", "You do not have permission to access the storage of this ami")
+            return _viewed(ami, source_backend), owner, False
+    raise InvalidAMIIdError(image_id)
+
+
+def _copy_source_snapshot(source_backend: Any, snapshot_id: str) -> tuple[Snapshot, bool]:
+    """CopySnapshot's source: (snapshot, owned); one of another account must be shared with the caller."""
+    source = source_backend.snapshots.get(snapshot_id)
+    if source is not None:
+        return source, True
+    for snap, _owner in _foreign_snapshots(source_backend):
+        if snap.id == snapshot_id:
+            return snap, False
+    raise _snapshot_not_found(snapshot_id)
+
+
 # --------------------------------------------------------------------------
 # SQS
 # --------------------------------------------------------------------------
@@ -1675,6 +2020,16 @@ def apply_patches() -> None:
     AmisResponse.deregister_image = _deregister_image_unless_protected(AmisResponse.deregister_image)
     _events_models.Rule.send_to_targets = _send_to_targets
     EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = _EVENT_TEMPLATE_WITH_ACCOUNT
+
+    # (k) cross-account sharing
+    BaseResponse.get_current_account = _get_current_account
+    EBSBackend._create_default_encryption_key = _create_default_encryption_key
+    AmiBackend.describe_images = _share_describe_images
+    AmisResponse.describe_image_attribute = _share_describe_image_attribute_response
+    AmisResponse.modify_image_attribute = _share_modify_image_attribute_response
+    ElasticBlockStore.describe_snapshots = _share_describe_snapshots_response
+    ElasticBlockStore.describe_snapshot_attribute = _share_describe_snapshot_attribute_response
+    ElasticBlockStore.modify_snapshot_attribute = _share_modify_snapshot_attribute_response
 
 
 apply_patches()

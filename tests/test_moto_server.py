@@ -1528,3 +1528,261 @@ def test_an_event_reaches_another_accounts_bus_as_the_senders_only_when_its_poli
     assert [(b["account"], b["source"], b["detail"], b["resources"]) for b in got] == [
         (ACCOUNT, "ec2-backup", {"backup": "ami-1"}, entry["Resources"])]
     assert _bodies(t_sqs, t_inbox) == []  # not sent on to a third account
+
+# ---------------------------------------------------------------- cross-account sharing (k)
+
+HOME_ACCOUNT = ACCOUNT  # what the key "testing" is, in moto
+DR_ACCOUNT = "111122223333"
+STRANGER_ACCOUNT = "444455556666"
+
+
+@pytest.fixture
+def account(moto_url):
+    """A client in another account: moto_server takes a 12-digit access key id for that account."""
+    def make(account_id: str, service: str = "ec2", region: str = "us-east-1"):
+        return boto3.client(
+            service, region_name=region, endpoint_url=moto_url,
+            aws_access_key_id=account_id, aws_secret_access_key="testing",
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+        )
+    return make
+
+
+def _shared_backup(ec2, name: str = "backup-shared", kms_key: str | None = None,
+                   encrypted: bool = False) -> tuple[str, list[str]]:
+    """An image of an instance with an 8 GiB root and a 20 GiB data volume (encrypted as asked),
+    tagged; (image id, its snapshot ids)."""
+    inst = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)["Instances"][0]
+    extra = {"KmsKeyId": kms_key} if kms_key else {}
+    vol = ec2.create_volume(Size=20, AvailabilityZone=inst["Placement"]["AvailabilityZone"],
+                            Encrypted=encrypted or bool(kms_key), **extra)
+    ec2.attach_volume(VolumeId=vol["VolumeId"], InstanceId=inst["InstanceId"], Device="/dev/sdf")
+    image_id = ec2.create_image(InstanceId=inst["InstanceId"], Name=name, TagSpecifications=[
+        {"ResourceType": "image", "Tags": [{"Key": "P:secret", "Value": "home-only"}]},
+        {"ResourceType": "snapshot", "Tags": [{"Key": "P:secret", "Value": "home-only"}]},
+    ])["ImageId"]
+    return image_id, _snapshot_ids(_image(ec2, image_id))
+
+
+def _share(ec2, image_id: str, snapshot_ids: list[str], with_account: str = DR_ACCOUNT) -> None:
+    ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": [{"UserId": with_account}]})
+    for sid in snapshot_ids:
+        ec2.modify_snapshot_attribute(SnapshotId=sid, Attribute="createVolumePermission",
+                                      CreateVolumePermission={"Add": [{"UserId": with_account}]})
+
+
+def test_share_a_12_digit_access_key_is_that_accounts_and_assume_role_gives_the_roles(client, account):
+    # moto took any access key it did not know for the default account.
+    assert account(DR_ACCOUNT, "sts").get_caller_identity()["Account"] == DR_ACCOUNT
+    assert client("sts").get_caller_identity()["Account"] == HOME_ACCOUNT
+    creds = client("sts").assume_role(RoleArn=f"arn:aws:iam::{STRANGER_ACCOUNT}:role/vault",
+                                      RoleSessionName="vault")["Credentials"]
+    assumed = boto3.client("sts", region_name="us-east-1", endpoint_url=client("sts").meta.endpoint_url,
+                           aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                           aws_session_token=creds["SessionToken"])
+    assert assumed.get_caller_identity()["Account"] == STRANGER_ACCOUNT
+    # Each account has its own EC2.
+    vol = account(DR_ACCOUNT).create_volume(Size=1, AvailabilityZone="us-east-1a")["VolumeId"]
+    assert [v["VolumeId"] for v in account(DR_ACCOUNT).describe_volumes()["Volumes"]] == [vol]
+    assert vol not in [v["VolumeId"] for v in client().describe_volumes()["Volumes"]]
+
+
+def test_share_an_image_shared_with_an_account_is_visible_to_it_without_the_owners_tags(client, account):
+    home, dr = client(), account(DR_ACCOUNT)
+    image_id, snaps = _shared_backup(home)
+    assert dr.describe_images(ExecutableUsers=["self"])["Images"] == []
+    home.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": [{"UserId": DR_ACCOUNT}]})
+    assert home.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")[
+        "LaunchPermissions"] == [{"UserId": DR_ACCOUNT}]
+
+    for seen in (dr.describe_images(ExecutableUsers=["self"])["Images"],
+                 dr.describe_images(ExecutableUsers=["self"], Owners=[HOME_ACCOUNT])["Images"],
+                 dr.describe_images(Owners=[HOME_ACCOUNT])["Images"],
+                 dr.describe_images(ImageIds=[image_id])["Images"]):
+        assert [i["ImageId"] for i in seen] == [image_id]
+        # AWS shares no user tags: the DR account sees the owner, the mappings, no tags.
+        assert seen[0]["OwnerId"] == HOME_ACCOUNT and seen[0].get("Tags", []) == []
+        assert _snapshot_ids(seen[0]) == snaps
+    assert dr.describe_images(Owners=["self"])["Images"] == []
+    assert _tags(_image(home, image_id)) == {"P:secret": "home-only"}
+    # A public image is "all"'s, not "self"'s (moto returned it for any ExecutableUsers).
+    assert FOREIGN_AMI["ami_id"] not in [i["ImageId"] for i in dr.describe_images(ExecutableUsers=["self"])["Images"]]
+    assert FOREIGN_AMI["ami_id"] in [i["ImageId"] for i in dr.describe_images(ExecutableUsers=["all"])["Images"]]
+    # Not shared with a third account.
+    stranger = account(STRANGER_ACCOUNT)
+    assert stranger.describe_images(ExecutableUsers=["self"])["Images"] == []
+    with pytest.raises(ClientError) as exc:
+        stranger.describe_images(ImageIds=[image_id])
+    assert _code(exc) == "InvalidAMIID.NotFound"
+
+    home.modify_image_attribute(ImageId=image_id, LaunchPermission={"Remove": [{"UserId": DR_ACCOUNT}]})
+    assert home.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")["LaunchPermissions"] == []
+    assert dr.describe_images(ExecutableUsers=["self"])["Images"] == []
+    with pytest.raises(ClientError) as exc:
+        dr.describe_images(ImageIds=[image_id])
+    assert _code(exc) == "InvalidAMIID.NotFound"
+
+
+def test_share_only_the_owner_reads_or_changes_an_images_launch_permissions(client, account):
+    home, dr = client(), account(DR_ACCOUNT)
+    image_id, _ = _shared_backup(home)
+    home.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": [{"UserId": DR_ACCOUNT}]})
+    for call in (lambda: dr.modify_image_attribute(ImageId=image_id,
+                                                   LaunchPermission={"Add": [{"UserId": STRANGER_ACCOUNT}]}),
+                 lambda: dr.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")):
+        with pytest.raises(ClientError) as exc:
+            call()
+        assert _code(exc) == "AuthFailure"
+        assert image_id in exc.value.response["Error"]["Message"]
+    # One it does not see does not exist for it; one nobody has either (moto: HTTP 500).
+    for ec2, ami in ((account(STRANGER_ACCOUNT), image_id), (home, "ami-0123456789abcdef0")):
+        with pytest.raises(ClientError) as exc:
+            ec2.describe_image_attribute(ImageId=ami, Attribute="launchPermission")
+        assert _code(exc) == "InvalidAMIID.NotFound"
+    assert home.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")[
+        "LaunchPermissions"] == [{"UserId": DR_ACCOUNT}]
+
+
+def test_share_a_snapshot_shared_with_an_account_is_restorable_by_it_without_the_owners_tags(client, account):
+    home, dr = client(), account(DR_ACCOUNT)
+    vol = home.create_volume(Size=4, AvailabilityZone="us-east-1a")["VolumeId"]
+    snap = home.create_snapshot(VolumeId=vol, TagSpecifications=[
+        {"ResourceType": "snapshot", "Tags": [{"Key": "P:secret", "Value": "home-only"}]}])["SnapshotId"]
+    own = dr.create_snapshot(VolumeId=dr.create_volume(Size=1, AvailabilityZone="us-east-1a")["VolumeId"])["SnapshotId"]
+    # The structured form, as the SDKs send it (moto ignored it: only OperationType + UserIds worked).
+    home.modify_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission",
+                                   CreateVolumePermission={"Add": [{"UserId": DR_ACCOUNT}]})
+    assert home.describe_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission")[
+        "CreateVolumePermissions"] == [{"UserId": DR_ACCOUNT}]
+
+    def ids(**kwargs) -> list[str]:
+        return sorted(s["SnapshotId"] for s in dr.describe_snapshots(**kwargs)["Snapshots"])
+
+    # "self": own or explicitly shared; no option: all it may restore from (and, as moto has it,
+    # the snapshot of the public image loaded from MOTO_AMIS_PATH).
+    assert ids(RestorableByUserIds=["self"]) == sorted([snap, own])
+    assert {snap, own} <= set(ids())
+    assert ids(RestorableByUserIds=["self"], OwnerIds=[HOME_ACCOUNT]) == ids(OwnerIds=[HOME_ACCOUNT]) == [snap]
+    assert ids(OwnerIds=["self"]) == [own]
+    shared, = dr.describe_snapshots(SnapshotIds=[snap])["Snapshots"]
+    assert shared["OwnerId"] == HOME_ACCOUNT and shared.get("Tags", []) == []
+    # The owner: an account id it shared with.
+    assert [s["SnapshotId"] for s in home.describe_snapshots(RestorableByUserIds=[DR_ACCOUNT])["Snapshots"]] == [snap]
+    # Only the owner reads or changes who may (moto: InvalidSnapshot.NotFound, no message).
+    for call in (lambda: dr.modify_snapshot_attribute(
+                     SnapshotId=snap, Attribute="createVolumePermission",
+                     CreateVolumePermission={"Add": [{"UserId": STRANGER_ACCOUNT}]}),
+                 lambda: dr.describe_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission")):
+        with pytest.raises(ClientError) as exc:
+            call()
+        assert exc.value.response["Error"] == {"Code": "AuthFailure", "Message": f"Not authorized for snapshot:{snap}"}
+    with pytest.raises(ClientError) as exc:
+        account(STRANGER_ACCOUNT).describe_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission")
+    assert exc.value.response["Error"] == {"Code": "InvalidSnapshot.NotFound",
+                                           "Message": f"The snapshot '{snap}' does not exist."}
+
+    home.modify_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission",
+                                   CreateVolumePermission={"Remove": [{"UserId": DR_ACCOUNT}]})
+    assert home.describe_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission")[
+        "CreateVolumePermissions"] == []
+    assert ids(RestorableByUserIds=["self"]) == [own]
+    # By id: one it may not restore from is left out; one that does not exist is an error.
+    assert ids(SnapshotIds=[snap]) == []
+    with pytest.raises(ClientError) as exc:
+        dr.describe_snapshots(SnapshotIds=["snap-0123456789abcdef0"])
+    assert _code(exc) == "InvalidSnapshot.NotFound"
+
+
+def test_share_refuses_what_the_aws_managed_ebs_key_encrypts_and_shares_a_customer_keys(client, account):
+    home = client()
+    kms = client("kms")
+    # aws/ebs, made by moto at the first encrypted volume, is AWS managed (moto: CUSTOMER).
+    image_id, snaps = _shared_backup(home, name="backup-default-key", encrypted=True)
+    assert kms.describe_key(KeyId="alias/aws/ebs")["KeyMetadata"]["KeyManager"] == "AWS"
+    data_snap = [s for s in home.describe_snapshots(SnapshotIds=snaps)["Snapshots"] if s["Encrypted"]]
+    assert len(data_snap) == 1
+    with pytest.raises(ClientError) as exc:
+        home.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": [{"UserId": DR_ACCOUNT}]})
+    assert exc.value.response["Error"] == {
+        "Code": "InvalidParameter",
+        "Message": "Snapshots encrypted with the AWS Managed CMK can't be shared. Specify another snapshot."}
+    for kwargs in ({"CreateVolumePermission": {"Add": [{"UserId": DR_ACCOUNT}]}},
+                   {"OperationType": "add", "UserIds": [DR_ACCOUNT]}):
+        with pytest.raises(ClientError) as exc:
+            home.modify_snapshot_attribute(SnapshotId=data_snap[0]["SnapshotId"],
+                                           Attribute="createVolumePermission", **kwargs)
+        assert exc.value.response["Error"] == {
+            "Code": "OperationNotPermitted", "Message": "Encrypted snapshots with EBS default key cannot be shared"}
+    assert account(DR_ACCOUNT).describe_images(ExecutableUsers=["self"])["Images"] == []
+
+    cmk = kms.create_key(Description="share key")["KeyMetadata"]["Arn"]
+    image_id, snaps = _shared_backup(home, name="backup-share-key", kms_key=cmk)
+    _share(home, image_id, snaps)
+    assert [i["ImageId"] for i in account(DR_ACCOUNT).describe_images(ExecutableUsers=["self"])["Images"]] == [image_id]
+
+
+def test_share_the_dr_account_copies_a_shared_image_into_its_own_region_and_key(client, account):
+    home = client()
+    share_key = client("kms").create_key(Description="share key")["KeyMetadata"]["Arn"]
+    image_id, snaps = _shared_backup(home, kms_key=share_key)
+    dr_west = account(DR_ACCOUNT, region="us-west-2")
+    dr_key = account(DR_ACCOUNT, "kms", "us-west-2").create_key(Description="vault key")["KeyMetadata"]["Arn"]
+
+    def copy(**kwargs):
+        return dr_west.copy_image(SourceImageId=image_id, SourceRegion="us-east-1", Name="dr-copy",
+                                  Encrypted=True, KmsKeyId=dr_key, **kwargs)["ImageId"]
+
+    # Not shared: it does not exist for the DR account.
+    with pytest.raises(ClientError) as exc:
+        copy()
+    assert _code(exc) == "InvalidAMIID.NotFound"
+    # The image shared, its snapshots not: no access to its storage.
+    home.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": [{"UserId": DR_ACCOUNT}]})
+    with pytest.raises(ClientError) as exc:
+        copy()
+    assert exc.value.response["Error"] == {
+        "Code": "InvalidRequest", "Message": "You do not have permission to access the storage of this ami"}
+
+    _share(home, image_id, snaps)
+    copy_id = copy(CopyImageTags=True, TagSpecifications=[
+        {"ResourceType": "image", "Tags": [{"Key": "P:copy-of", "Value": image_id}]}])
+    copied = _image(dr_west, copy_id)
+    assert copied["OwnerId"] == DR_ACCOUNT
+    # CopyImageTags copies the caller's own tags on the source, none of the owner's.
+    assert _tags(copied) == {"P:copy-of": image_id}
+    copied_snaps = dr_west.describe_snapshots(SnapshotIds=_snapshot_ids(copied))["Snapshots"]
+    assert len(copied_snaps) == 2
+    assert {(s["OwnerId"], s["Encrypted"], s["KmsKeyId"]) for s in copied_snaps} == {(DR_ACCOUNT, True, dr_key)}
+    assert copy_id not in [i["ImageId"] for i in client(region="us-west-2").describe_images()["Images"]]
+
+    # Without a key, in the source's region: the DR account's default key, not the owner's.
+    dr_east = account(DR_ACCOUNT)
+    plain = dr_east.copy_image(SourceImageId=image_id, SourceRegion="us-east-1", Name="dr-copy-east")["ImageId"]
+    dr_default = account(DR_ACCOUNT, "kms").describe_key(KeyId="alias/aws/ebs")["KeyMetadata"]["Arn"]
+    keys = {s["SnapshotId"]: s.get("KmsKeyId") for s in dr_east.describe_snapshots(
+        SnapshotIds=_snapshot_ids(_image(dr_east, plain)))["Snapshots"]}
+    assert sorted(keys.values(), key=str) == sorted([None, dr_default], key=str)
+
+
+def test_share_the_dr_account_copies_a_shared_snapshot_and_not_one_unshared(client, account):
+    home = client()
+    share_key = client("kms").create_key(Description="share key")["KeyMetadata"]["Arn"]
+    vol = home.create_volume(Size=4, AvailabilityZone="us-east-1a", Encrypted=True, KmsKeyId=share_key)["VolumeId"]
+    snap = home.create_snapshot(VolumeId=vol)["SnapshotId"]
+    dr_west, dr_east = account(DR_ACCOUNT, region="us-west-2"), account(DR_ACCOUNT)
+    dr_key = account(DR_ACCOUNT, "kms", "us-west-2").create_key(Description="vault key")["KeyMetadata"]["Arn"]
+    with pytest.raises(ClientError) as exc:
+        dr_west.copy_snapshot(SourceSnapshotId=snap, SourceRegion="us-east-1", Encrypted=True, KmsKeyId=dr_key)
+    assert _code(exc) == "InvalidSnapshot.NotFound"
+
+    home.modify_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission",
+                                   CreateVolumePermission={"Add": [{"UserId": DR_ACCOUNT}]})
+    copy_id = dr_west.copy_snapshot(SourceSnapshotId=snap, SourceRegion="us-east-1", Encrypted=True,
+                                    KmsKeyId=dr_key)["SnapshotId"]
+    copied, = dr_west.describe_snapshots(SnapshotIds=[copy_id])["Snapshots"]
+    assert (copied["OwnerId"], copied["Encrypted"], copied["KmsKeyId"]) == (DR_ACCOUNT, True, dr_key)
+    # Without a key, in the source's region: the DR account's default key, not the owner's.
+    east_id = dr_east.copy_snapshot(SourceSnapshotId=snap, SourceRegion="us-east-1")["SnapshotId"]
+    east, = dr_east.describe_snapshots(SnapshotIds=[east_id])["Snapshots"]
+    assert east["KmsKeyId"] == account(DR_ACCOUNT, "kms").describe_key(KeyId="alias/aws/ebs")["KeyMetadata"]["Arn"]
+    assert east["KmsKeyId"] != share_key
