@@ -26,6 +26,10 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Evidence {
     sdk: aws_config::SdkConfig,
+    /// The credentials of the last call, used again until five minutes before they expire (the
+    /// SDK's clients cache theirs the same way; a provider such as AssumeRole or SSO would
+    /// otherwise be asked once per object).
+    credentials: std::sync::Arc<tokio::sync::Mutex<Option<aws_credential_types::Credentials>>>,
     connector: Option<SharedHttpConnector>,
     region: String,
     bucket: String,
@@ -70,6 +74,7 @@ impl Evidence {
             .build();
         Self {
             sdk: sdk.clone(),
+            credentials: Default::default(),
             connector: aws_smithy_http_client::default_connector(&settings, sdk.sleep_impl()),
             region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
             bucket: bucket.to_string(),
@@ -215,14 +220,7 @@ impl Evidence {
             .connector
             .as_ref()
             .ok_or_else(|| failed(codes::CONSTRUCTION_FAILURE, "no HTTP client for S3".into()))?;
-        let credentials = self
-            .sdk
-            .credentials_provider()
-            .ok_or_else(|| failed(codes::CONSTRUCTION_FAILURE, "no credentials".into()))?
-            .provide_credentials()
-            .await
-            .map_err(|e| failed("CredentialsNotLoaded", e.to_string()))?;
-        let identity = credentials.into();
+        let identity = self.credentials(operation).await?.into();
         let mut settings = SigningSettings::default();
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
         settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
@@ -272,6 +270,31 @@ impl Evidence {
             .into_bytes()
             .to_vec();
         Ok(Answer { status, body })
+    }
+
+    /// The credentials to sign with: the cached ones while they last, else the provider's.
+    async fn credentials(
+        &self,
+        operation: &'static str,
+    ) -> Result<aws_credential_types::Credentials, Error> {
+        let mut cached = self.credentials.lock().await;
+        let fresh = |c: &aws_credential_types::Credentials| {
+            c.expiry()
+                .is_none_or(|at| at > std::time::SystemTime::now() + Duration::from_secs(300))
+        };
+        if let Some(c) = cached.as_ref().filter(|c| fresh(c)) {
+            return Ok(c.clone());
+        }
+        let failed = |code: &str, message: String| self.error(operation, code, message);
+        let credentials = self
+            .sdk
+            .credentials_provider()
+            .ok_or_else(|| failed(codes::CONSTRUCTION_FAILURE, "no credentials".into()))?
+            .provide_credentials()
+            .await
+            .map_err(|e| failed("CredentialsNotLoaded", e.to_string()))?;
+        *cached = Some(credentials.clone());
+        Ok(credentials)
     }
 
     /// S3's refusal of `operation` on `key`, with its code (`NoSuchBucket`, `AccessDenied`, ...).
