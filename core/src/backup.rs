@@ -160,6 +160,24 @@ pub struct Backup {
     pub expires_at: Option<DateTime<Utc>>,
     pub hold: bool,
     pub copy_of: Option<String>,
+    /// `P:share-of`: a shareable copy (re-encrypted with the share key) of this original.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share_of: Option<String>,
+    /// `P:shared-with`: the DR account it was shared with.
+    #[serde(skip)]
+    pub shared_with: Option<String>,
+    /// `P:source-account`: on a vault's copy, the account whose backup it copies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_account: Option<String>,
+    /// The account that owns it (another account's, when it is shared with this one).
+    #[serde(skip)]
+    pub owner: Option<String>,
+    /// The KMS keys of its encrypted EBS data, as EC2 names them (key ARNs), each once.
+    #[serde(skip)]
+    pub kms_key_ids: Vec<String>,
+    /// An AMI with deregistration protection on.
+    #[serde(skip)]
+    pub protected: bool,
     /// `P:request-id`: the on-demand request that made it.
     #[serde(skip)]
     pub request_id: Option<String>,
@@ -261,6 +279,9 @@ pub struct Described {
     pub snapshot_ids: Vec<String>,
     pub ebs_devices: Vec<String>,
     pub size_gib: Option<i32>,
+    pub owner: Option<String>,
+    pub kms_key_ids: Vec<String>,
+    pub protected: bool,
     pub tags: Tags,
 }
 
@@ -283,6 +304,12 @@ impl Backup {
             expires_at: get(key::EXPIRES_AT).as_deref().and_then(parse_time),
             hold: get(key::HOLD).is_some_and(|v| holds(&v)),
             copy_of: get(key::COPY_OF).filter(|v| !v.is_empty()),
+            share_of: get(key::SHARE_OF).filter(|v| !v.is_empty()),
+            shared_with: get(key::SHARED_WITH).filter(|v| !v.is_empty()),
+            source_account: get(key::SOURCE_ACCOUNT).filter(|v| !v.is_empty()),
+            owner: d.owner,
+            kms_key_ids: d.kms_key_ids,
+            protected: d.protected,
             request_id: get(key::REQUEST_ID).filter(|v| !v.is_empty()),
             drill: DrillMark::read(keys, &d.tags),
             id: d.id,
@@ -315,9 +342,9 @@ impl Backup {
         self.state.is_live()
     }
 
-    /// Made by this toolkit in its home region (not a DR copy).
+    /// Made by this toolkit in its home region (not a DR copy, nor a shareable copy).
     pub fn is_original(&self) -> bool {
-        self.copy_of.is_none()
+        self.copy_of.is_none() && self.share_of.is_none()
     }
 
     /// A backup in its own right: an AMI, or a standalone snapshot (not an AMI's snapshot).
@@ -345,6 +372,8 @@ pub enum Copies {
     All,
     /// Copies of these originals.
     Of(Vec<String>),
+    /// The shareable copies (`P:share-of`) of these originals.
+    ShareOf(Vec<String>),
 }
 
 /// The tags a lean listing keeps as written: those whose value can be unreadable and is then
@@ -443,7 +472,8 @@ impl BackupQuery {
     pub fn keeps(&self, backup: &Backup) -> bool {
         match &self.copies {
             Copies::None => backup.is_original(),
-            Copies::All | Copies::Of(_) => !backup.is_original(),
+            Copies::All | Copies::Of(_) => backup.copy_of.is_some(),
+            Copies::ShareOf(_) => backup.share_of.is_some(),
             Copies::Any => true,
         }
     }

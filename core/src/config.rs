@@ -3,6 +3,7 @@
 use crate::duration::Duration;
 use crate::pacing::RateLimits;
 use crate::region::{Region, parse_region_list};
+use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Every variable the functions read (besides the SDK's own `AWS_REGION` and `AWS_ENDPOINT_URL`).
@@ -22,6 +23,11 @@ pub const VARIABLES: &[&str] = &[
     "COPY_GRACE",
     "PENDING_LIMIT",
     "DRILL_INTERVAL",
+    "DR_ACCOUNT",
+    "SHARE_KMS_KEYS",
+    "SOURCE_ACCOUNTS",
+    "LOCK_MODE",
+    "LOCK_COOLOFF_HOURS",
     "EC2_RATE_LIMITS",
     "EC2_RATE_SHARED_BY",
     "WORK_QUEUE_URL",
@@ -67,6 +73,66 @@ pub struct Config {
     /// The function's own SQS work queue (`WORK_QUEUE_URL`): where what an invocation cannot
     /// finish is handed on. `None`: it does what fits and reports the rest for the next schedule.
     pub work_queue_url: Option<String>,
+    /// The isolated DR account each original backup is shared with (`DR_ACCOUNT`); `None`: no
+    /// sharing (a home deployment without a vault, or a vault).
+    pub dr_account: Option<String>,
+    /// Per region, the customer-managed key the DR account may use (`SHARE_KMS_KEYS`,
+    /// `region=key-arn,...`): a backup encrypted with any other key is re-encrypted with it in
+    /// a shareable copy first.
+    pub share_kms_keys: BTreeMap<Region, String>,
+    /// The accounts whose shared backups this deployment keeps as a vault (`SOURCE_ACCOUNTS`);
+    /// empty: not a vault.
+    pub source_accounts: Vec<String>,
+    /// How a vault locks the snapshots of its copies (`LOCK_MODE`, `LOCK_COOLOFF_HOURS`).
+    pub lock: Lock,
+}
+
+/// EBS snapshot lock mode of a vault's copies (`LOCK_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockMode {
+    /// Users with `ec2:UnlockSnapshot` may unlock or shorten the lock.
+    Governance,
+    /// No one, the root user included, can unlock or shorten it once the cool-off ends.
+    Compliance,
+    /// No locks and no deregistration protection (a vault for tests or a trial).
+    None,
+}
+
+impl LockMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Governance => "governance",
+            LockMode::Compliance => "compliance",
+            LockMode::None => "none",
+        }
+    }
+}
+
+/// The lock a vault puts on every snapshot of its copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lock {
+    pub mode: LockMode,
+    /// Compliance mode's cool-off (`LOCK_COOLOFF_HOURS`, 1-72): the hours in which the lock can
+    /// still be removed by someone allowed to, when a copy was locked by mistake.
+    pub cool_off_hours: u32,
+}
+
+impl Default for Lock {
+    fn default() -> Self {
+        Self {
+            mode: LockMode::Governance,
+            cool_off_hours: 24,
+        }
+    }
+}
+
+/// The longest compliance cool-off EBS allows, in hours.
+pub const MAX_COOL_OFF_HOURS: u32 = 72;
+
+/// Whether `text` is an AWS account id: 12 digits.
+pub fn is_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,6 +163,10 @@ impl Default for Config {
             rate_limits: RateLimits::default(),
             rate_shared_by: 1,
             work_queue_url: None,
+            dr_account: None,
+            share_kms_keys: BTreeMap::new(),
+            source_accounts: Vec::new(),
+            lock: Lock::default(),
         }
     }
 }
@@ -192,8 +262,130 @@ impl Config {
             config.dry_run = parse_bool(&v)
                 .ok_or_else(|| fail("DRY_RUN", &v, "expected true or false".into()))?;
         }
+        if let Some(v) = get("DR_ACCOUNT") {
+            let id = v.trim();
+            if !is_account_id(id) {
+                return Err(fail(
+                    "DR_ACCOUNT",
+                    &v,
+                    "expected an AWS account id of 12 digits".into(),
+                ));
+            }
+            config.dr_account = Some(id.to_string());
+        }
+        if let Some(v) = get("SHARE_KMS_KEYS") {
+            config.share_kms_keys =
+                parse_share_keys(&v).map_err(|r| fail("SHARE_KMS_KEYS", &v, r))?;
+        }
+        if let Some(v) = get("SOURCE_ACCOUNTS") {
+            config.source_accounts =
+                parse_accounts(&v).map_err(|r| fail("SOURCE_ACCOUNTS", &v, r))?;
+        }
+        if let Some(v) = get("LOCK_MODE") {
+            config.lock.mode = match v.trim().to_ascii_lowercase().as_str() {
+                "governance" => LockMode::Governance,
+                "compliance" => LockMode::Compliance,
+                "none" => LockMode::None,
+                _ => {
+                    return Err(fail(
+                        "LOCK_MODE",
+                        &v,
+                        "expected governance, compliance or none".into(),
+                    ));
+                }
+            };
+        }
+        if let Some(v) = get("LOCK_COOLOFF_HOURS") {
+            config.lock.cool_off_hours = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|h| (1..=MAX_COOL_OFF_HOURS).contains(h))
+                .ok_or_else(|| {
+                    fail(
+                        "LOCK_COOLOFF_HOURS",
+                        &v,
+                        format!("expected a whole number of hours from 1 to {MAX_COOL_OFF_HOURS}"),
+                    )
+                })?;
+        }
+        if let Some(dr) = &config.dr_account
+            && config.source_accounts.contains(dr)
+        {
+            return Err(fail(
+                "SOURCE_ACCOUNTS",
+                &config.source_accounts.join(","),
+                format!(
+                    "lists DR_ACCOUNT {dr}: an account cannot be both this deployment's vault and one of its sources"
+                ),
+            ));
+        }
         Ok(config)
     }
+
+    /// A vault: it copies and locks what `SOURCE_ACCOUNTS` share with it.
+    pub fn is_vault(&self) -> bool {
+        !self.source_accounts.is_empty()
+    }
+
+    /// The checks that need the function's own account (known once the credentials are):
+    /// `DR_ACCOUNT` is another account, and `SOURCE_ACCOUNTS` does not list this one.
+    pub fn check_own_account(&self, own: &str) -> Result<(), ConfigError> {
+        if self.dr_account.as_deref() == Some(own) {
+            return Err(ConfigError {
+                variable: "DR_ACCOUNT",
+                value: own.to_string(),
+                reason: "is this function's own account: the DR account must be another one, which this account's credentials cannot reach".into(),
+            });
+        }
+        if self.source_accounts.iter().any(|a| a == own) {
+            return Err(ConfigError {
+                variable: "SOURCE_ACCOUNTS",
+                value: self.source_accounts.join(","),
+                reason: format!(
+                    "lists {own}, this function's own account: a vault keeps other accounts' backups"
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `SOURCE_ACCOUNTS`: comma-separated account ids, each once.
+fn parse_accounts(v: &str) -> Result<Vec<String>, String> {
+    let mut accounts: Vec<String> = Vec::new();
+    for id in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if !is_account_id(id) {
+            return Err(format!("{id:?} is not an AWS account id of 12 digits"));
+        }
+        if accounts.iter().any(|a| a == id) {
+            return Err(format!("{id} is named twice"));
+        }
+        accounts.push(id.to_string());
+    }
+    Ok(accounts)
+}
+
+/// `SHARE_KMS_KEYS`: `region=key-arn` pairs. Only a key ARN of that region will do: the DR
+/// account names the key by its ARN, and an alias or a key id means nothing there.
+fn parse_share_keys(v: &str) -> Result<BTreeMap<Region, String>, String> {
+    let keys = parse_kms_keys(v)?;
+    for (region, key) in &keys {
+        let parts: Vec<&str> = key.split(':').collect();
+        let ok = parts.len() == 6
+            && parts[0] == "arn"
+            && parts[2] == "kms"
+            && parts[3] == region.as_str()
+            && is_account_id(parts[4])
+            && parts[5].starts_with("key/")
+            && parts[5].len() > 4;
+        if !ok {
+            return Err(format!(
+                "{region}={key}: expected the ARN of a key in {region} (arn:aws:kms:{region}:<account>:key/<id>); the DR account cannot use an alias or a key id"
+            ));
+        }
+    }
+    Ok(keys)
 }
 
 /// `true`/`false` and their usual spellings, any case.
@@ -392,6 +584,18 @@ mod tests {
             ("EC2_RATE_SHARED_BY", "0"),
             ("EC2_RATE_SHARED_BY", "two"),
             ("EC2_RATE_SHARED_BY", "1001"),
+            ("DR_ACCOUNT", "12345"),
+            ("DR_ACCOUNT", "1234567890123"),
+            ("SOURCE_ACCOUNTS", "111122223333,abc"),
+            ("SOURCE_ACCOUNTS", "111122223333,111122223333"),
+            ("SHARE_KMS_KEYS", "us-east-1=alias/share"),
+            (
+                "SHARE_KMS_KEYS",
+                "us-east-1=arn:aws:kms:us-west-2:111122223333:key/abc",
+            ),
+            ("LOCK_MODE", "legal-hold"),
+            ("LOCK_COOLOFF_HOURS", "0"),
+            ("LOCK_COOLOFF_HOURS", "73"),
             ("WORK_QUEUE_URL", "arn:aws:sqs:us-east-1:123456789012:work"),
         ];
         for (name, value) in cases {
@@ -400,5 +604,56 @@ mod tests {
             let text = err.to_string();
             assert!(text.contains(name) && text.contains(value), "{text}");
         }
+    }
+
+    #[test]
+    fn reads_the_dr_account_variables() {
+        let c = config(&[
+            ("DR_ACCOUNT", " 444455556666 "),
+            (
+                "SHARE_KMS_KEYS",
+                "us-east-1=arn:aws:kms:us-east-1:111122223333:key/1234abcd",
+            ),
+            ("SOURCE_ACCOUNTS", "777788889999, 222233334444"),
+            ("LOCK_MODE", "Compliance"),
+            ("LOCK_COOLOFF_HOURS", "72"),
+        ])
+        .unwrap();
+        assert_eq!(c.dr_account.as_deref(), Some("444455556666"));
+        assert_eq!(
+            c.share_kms_keys[&Region::parse("us-east-1").unwrap()],
+            "arn:aws:kms:us-east-1:111122223333:key/1234abcd"
+        );
+        assert_eq!(c.source_accounts, ["777788889999", "222233334444"]);
+        assert!(c.is_vault());
+        assert_eq!(
+            c.lock,
+            Lock {
+                mode: LockMode::Compliance,
+                cool_off_hours: 72
+            }
+        );
+        let d = config(&[]).unwrap();
+        assert!(!d.is_vault() && d.dr_account.is_none());
+        assert_eq!(d.lock.mode, LockMode::Governance);
+    }
+
+    #[test]
+    fn an_account_cannot_be_its_own_dr_account_nor_its_own_source() {
+        let c = config(&[("DR_ACCOUNT", "444455556666")]).unwrap();
+        let e = c.check_own_account("444455556666").unwrap_err();
+        assert_eq!(e.variable, "DR_ACCOUNT");
+        assert!(e.to_string().contains("own account"), "{e}");
+        assert!(c.check_own_account("111122223333").is_ok());
+        let v = config(&[("SOURCE_ACCOUNTS", "111122223333,444455556666")]).unwrap();
+        let e = v.check_own_account("444455556666").unwrap_err();
+        assert_eq!(e.variable, "SOURCE_ACCOUNTS");
+        assert!(e.to_string().contains("444455556666"), "{e}");
+        let both = config(&[
+            ("DR_ACCOUNT", "444455556666"),
+            ("SOURCE_ACCOUNTS", "444455556666"),
+        ])
+        .unwrap_err();
+        assert_eq!(both.variable, "SOURCE_ACCOUNTS");
     }
 }

@@ -19,13 +19,14 @@
 //! - `status`: where each resource's RPO stands (the on-call view) and which backup a restore
 //!   uses.
 //! - `create`, `replicate`, `expire`, `monitor`, `drill`: each function's requests, plan and
-//!   rules.
+//!   rules; `dr`: sharing with an isolated DR account, and that account's vault.
 
 pub mod backup;
 pub mod codes;
 pub mod config;
 pub mod continuation;
 pub mod create;
+pub mod dr;
 pub mod drill;
 pub mod due;
 pub mod duration;

@@ -39,6 +39,12 @@ pub mod key {
     pub const DRILLED_AT: &str = "drilled-at";
     pub const DRILL_RESULT: &str = "drill-result";
     pub const RESTORE_SECONDS: &str = "restore-seconds";
+    /// On an original (and its shareable copy) shared with the DR account: that account.
+    pub const SHARED_WITH: &str = "shared-with";
+    /// On a shareable copy (re-encrypted with the share key in the same region): its original.
+    pub const SHARE_OF: &str = "share-of";
+    /// On a vault's copy: the account that shared the backup it copies.
+    pub const SOURCE_ACCOUNT: &str = "source-account";
 }
 
 /// What a backup is: an AMI (with its snapshots) or a standalone EBS snapshot.

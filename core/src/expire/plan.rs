@@ -51,6 +51,9 @@ pub enum KeepReason {
     UnreadableExpiry,
     /// Still being created.
     Pending,
+    /// Expired, but a snapshot lock (a vault's copy) still stops its deletion: kept until the
+    /// lock ends.
+    Locked,
 }
 
 /// Why a backup goes.
@@ -144,9 +147,16 @@ pub struct Rules<'a> {
     /// `DRILL_INTERVAL`: how long a source's last proven backup is kept once the source's
     /// backups stop coming (with the drill's grace of a day).
     pub drill_interval: crate::duration::Duration,
+    /// The region's snapshot locks (a vault reads them; `None`: no snapshot is locked).
+    pub locks: Option<&'a HashMap<String, crate::dr::vault::LockInfo>>,
 }
 
 impl Rules<'_> {
+    fn locked(&self, backup: &Backup, now: DateTime<Utc>) -> bool {
+        self.locks
+            .is_some_and(|locks| crate::dr::vault::is_locked(backup, locks, now))
+    }
+
     fn ours(&self, backup: &Backup) -> bool {
         backup.managed_by.as_deref() == Some(self.deployment)
     }
@@ -174,6 +184,8 @@ struct Facts<'a> {
     created: Option<DateTime<Utc>>,
     /// When a drill last proved it restorable, if the last drill of it passed.
     proven: Option<DateTime<Utc>>,
+    /// A snapshot lock still stops its deletion.
+    locked: bool,
 }
 
 impl Facts<'_> {
@@ -334,6 +346,9 @@ fn judge(
     if expires_at > now {
         return Verdict::Keep(KeepReason::NotExpired);
     }
+    if backup.locked {
+        return Verdict::Keep(KeepReason::Locked);
+    }
     if keepers.newest.contains(backup.id) {
         return Verdict::Keep(KeepReason::KeepLast);
     }
@@ -409,11 +424,13 @@ pub fn plan_region(
             id: &i.id,
             source: i.source.as_deref(),
             tags: &i.tags,
-            usable: i.state == State::Available,
+            // A shareable copy expires with its original: it never stands in for it.
+            usable: i.state == State::Available && i.share_of.is_none(),
             pending: i.state.is_pending(),
             failed: i.state == State::Failed,
             created: i.created_at,
             proven: passed_at(i),
+            locked: rules.locked(i, now),
         })
         .collect();
     let keepers = Keepers {
@@ -518,11 +535,12 @@ pub fn plan_region(
             source: s.source.as_deref(),
             tags: &s.tags,
             // Orphans are no usable backup: keep-last never counts them.
-            usable: s.state == State::Completed && s.is_standalone(),
+            usable: s.state == State::Completed && s.is_standalone() && s.share_of.is_none(),
             pending: s.state.is_pending(),
             failed: false,
             created: s.created_at,
             proven: passed_at(s),
+            locked: rules.locked(s, now),
         })
         .collect();
     let keepers = Keepers {
@@ -676,6 +694,7 @@ mod tests {
             deployment: "ec2-backup",
             keep_last,
             drill_interval: crate::duration::Duration::days(7),
+            locks: None,
         }
     }
 
@@ -831,6 +850,73 @@ mod tests {
         let (images, snapshots) = split(vec![backup(1, "i-1", -7, 0)]);
         let plan = plan_region(&rules(&keys, 0), &images, &snapshots, now());
         assert_eq!(deregistered(&plan), ["ami-1"]);
+    }
+
+    #[test]
+    fn a_vault_copy_whose_lock_still_runs_is_kept_locked_then_goes() {
+        use crate::dr::vault::LockInfo;
+        // GIVEN two expired vault copies of i-1 (the newer kept by keep-last) whose snapshots
+        // are locked until tomorrow, and a third whose lock has ended
+        let keys = keys();
+        let vault = [
+            ("backup:copy-of", "ami-s"),
+            ("backup:source-account", "111122223333"),
+        ];
+        let copy = |n: u32, created: i64| {
+            let t = tags("image", "i-1", created, -1, &vault);
+            (
+                image(
+                    &format!("ami-{n}"),
+                    "available",
+                    t.clone(),
+                    &[&format!("snap-{n}")],
+                ),
+                snapshot(&format!("snap-{n}"), "completed", t),
+            )
+        };
+        let (images, snapshots) = split(vec![copy(1, -40), copy(2, -35), copy(3, -31)]);
+        let lock = |days: i64| LockInfo {
+            state: "compliance".into(),
+            until: Some(now() + chrono::TimeDelta::days(days)),
+        };
+        let locks: HashMap<String, LockInfo> = [
+            ("snap-1".to_string(), lock(1)),
+            ("snap-2".to_string(), lock(-1)),
+            ("snap-3".to_string(), lock(1)),
+        ]
+        .into();
+        let rules = Rules {
+            locks: Some(&locks),
+            ..rules(&keys, 1)
+        };
+        // WHEN planned
+        let plan = plan_region(&rules, &images, &snapshots, now());
+        // THEN the locked ones stay (reason locked), the unlocked older one goes with its
+        // snapshot
+        assert_eq!(deregistered(&plan), ["ami-2"]);
+        assert_eq!(
+            kept(&plan),
+            [("ami-1", KeepReason::Locked), ("ami-3", KeepReason::Locked)]
+        );
+        // AND the day after the locks end, keep-last still keeps the newest, however old
+        let later = now() + chrono::TimeDelta::days(2);
+        let plan = plan_region(&rules, &images, &snapshots, later);
+        assert_eq!(deregistered(&plan), ["ami-1", "ami-2"]);
+        assert_eq!(kept(&plan), [("ami-3", KeepReason::KeepLast)]);
+    }
+
+    #[test]
+    fn a_shareable_copy_expires_with_its_original_and_never_stands_in_for_it() {
+        // GIVEN an expired original and its shareable copy (same tags, P:share-of), made later
+        let keys = keys();
+        let (mut images, snapshots) =
+            split(vec![backup(1, "i-1", -10, -3), backup(2, "i-1", -10, -3)]);
+        images[1].share_of = Some("ami-1".into());
+        // WHEN planned with KEEP_LAST=1
+        let plan = plan_region(&rules(&keys, 1), &images, &snapshots, now());
+        // THEN the original is the last backup kept, the copy goes
+        assert_eq!(deregistered(&plan), ["ami-2"]);
+        assert_eq!(kept(&plan), [("ami-1", KeepReason::KeepLast)]);
     }
 
     #[test]

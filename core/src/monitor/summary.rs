@@ -35,6 +35,7 @@ pub fn summarize(
         deployment: &config.deployment_name,
         keep_last: config.keep_last,
         drill_interval: config.drill_interval,
+        locks: None,
     };
     let resources: HashMap<&str, &Resource> = inputs
         .resources

@@ -38,6 +38,9 @@ pub enum ReplicateRequest {
     },
     /// Copies an earlier invocation deferred, handed on through the work queue.
     Continued(ReplicateWork),
+    /// Backups another account shared with this one (a vault's `Backup Shared` events and EBS
+    /// `shareSnapshot` notifications).
+    Shared(Vec<crate::dr::SharedNotice>),
     /// Well-formed, but nothing to do for this function.
     Ignored {
         event_id: Option<String>,
@@ -71,6 +74,10 @@ impl ReplicateRequest {
     pub fn event_id(&self) -> Option<&str> {
         match self {
             ReplicateRequest::Completed(events) => match &events[..] {
+                [one] => one.event_id.as_deref(),
+                _ => None,
+            },
+            ReplicateRequest::Shared(notices) => match &notices[..] {
                 [one] => one.event_id.as_deref(),
                 _ => None,
             },
@@ -179,7 +186,9 @@ pub fn snapshot_id_from_arn(arn: &str) -> Option<&str> {
 
 fn expected() -> String {
     format!(
-        "expected an EventBridge \"{AMI_STATE_CHANGE}\" or \"{SNAPSHOT_NOTIFICATION}\" event from aws.ec2, a \"{SCHEDULED}\", or {{\"{IMAGE_IDS}\": [...]}} / {{\"{SNAPSHOT_IDS}\": [...]}}"
+        "expected an EventBridge \"{AMI_STATE_CHANGE}\" or \"{SNAPSHOT_NOTIFICATION}\" event from aws.ec2, a \"{}\" event from {}, a \"{SCHEDULED}\", or {{\"{IMAGE_IDS}\": [...]}} / {{\"{SNAPSHOT_IDS}\": [...]}}",
+        crate::dr::DETAIL_TYPE,
+        crate::dr::EVENT_SOURCE
     )
 }
 
@@ -200,6 +209,8 @@ struct SnapshotNotificationDetail {
     result: String,
     /// An ARN, whatever the field's name says.
     snapshot_id: String,
+    /// A createSnapshot's volume ARN; a shareSnapshot's sharing account.
+    source: String,
 }
 
 pub fn parse_replicate_request(payload: &Value) -> Result<ReplicateRequest, Error> {
@@ -242,7 +253,8 @@ pub fn parse_replicate_request(payload: &Value) -> Result<ReplicateRequest, Erro
 fn parse_event(event: EventBridgeEvent<Value>) -> Result<ReplicateRequest, Error> {
     let event_id = event.id.clone();
     let region = event.region.clone();
-    let named = event_id.as_deref().unwrap_or("(no id)");
+    let named_id = event_id.clone();
+    let named = named_id.as_deref().unwrap_or("(no id)");
     match (event.source.as_str(), event.detail_type.as_str()) {
         ("aws.events", SCHEDULED) => Ok(ReplicateRequest::Sweep { event_id }),
         ("aws.ec2", AMI_STATE_CHANGE) => {
@@ -288,6 +300,22 @@ fn parse_event(event: EventBridgeEvent<Value>) -> Result<ReplicateRequest, Error
                     Kind::Snapshot,
                     id.to_string(),
                 )),
+                ("shareSnapshot", "succeeded") => {
+                    let account = detail.source.trim();
+                    if !crate::config::is_account_id(account) {
+                        return Err(Error::Payload(format!(
+                            "{SNAPSHOT_NOTIFICATION} shareSnapshot event {named} has no sharing account in detail.source (got {account:?})"
+                        )));
+                    }
+                    Ok(ReplicateRequest::Shared(vec![crate::dr::SharedNotice {
+                        event_id,
+                        account: account.to_string(),
+                        kind: Kind::Snapshot,
+                        backup: id.to_string(),
+                        region,
+                        claimed: None,
+                    }]))
+                }
                 (what, result) => Ok(ReplicateRequest::Ignored {
                     event_id,
                     source: id.to_string(),
@@ -296,6 +324,15 @@ fn parse_event(event: EventBridgeEvent<Value>) -> Result<ReplicateRequest, Error
                     ),
                 }),
             }
+        }
+        (crate::dr::EVENT_SOURCE, crate::dr::DETAIL_TYPE) => {
+            let detail: crate::dr::SharedDetail = crate::event::detail(&event)?;
+            let account = event.account.clone().unwrap_or_default();
+            crate::dr::notice::read_detail(&account, event_id, detail)
+                .map(|n| ReplicateRequest::Shared(vec![n]))
+                .map_err(|why| {
+                    Error::Payload(format!("{} event {named}: {why}", crate::dr::DETAIL_TYPE))
+                })
         }
         ("aws.ec2", other) => Ok(ReplicateRequest::Ignored {
             source: event_id.clone().unwrap_or_else(|| "event".into()),
@@ -420,7 +457,7 @@ mod tests {
         for (event, result) in [
             ("createSnapshot", "failed"),
             ("copySnapshot", "succeeded"),
-            ("shareSnapshot", "succeeded"),
+            ("shareSnapshot", "failed"),
         ] {
             match parse_replicate_request(&snapshot_event(event, result, arn)).unwrap() {
                 ReplicateRequest::Ignored { reason, .. } => {
@@ -432,6 +469,45 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_backup_shared_event_and_a_share_snapshot_notification_are_shares() {
+        let sample: Value =
+            serde_json::from_str(include_str!("../../../events/backup-shared.json")).unwrap();
+        let ReplicateRequest::Shared(notices) = parse_replicate_request(&sample).unwrap() else {
+            panic!()
+        };
+        assert_eq!(notices[0].account, "111122223333");
+        assert_eq!(notices[0].backup, "ami-0a1b2c3d4e5f60718");
+        let claimed = notices[0].claimed.as_ref().unwrap();
+        assert_eq!(claimed.source, "i-0123456789abcdef0");
+        let sample: Value =
+            serde_json::from_str(include_str!("../../../events/ebs-snapshot-share.json")).unwrap();
+        let ReplicateRequest::Shared(notices) = parse_replicate_request(&sample).unwrap() else {
+            panic!()
+        };
+        // The sharing account is detail.source; the envelope is the receiving account's.
+        assert_eq!(notices[0].account, "111122223333");
+        assert_eq!(notices[0].kind, Kind::Snapshot);
+        assert!(notices[0].claimed.is_none());
+    }
+
+    #[test]
+    fn a_bad_share_names_the_field() {
+        let mut sample: Value =
+            serde_json::from_str(include_str!("../../../events/backup-shared.json")).unwrap();
+        sample["detail"]["kind"] = "volume".into();
+        let e = parse_replicate_request(&sample).unwrap_err().to_string();
+        assert!(
+            e.contains("Backup Shared") && e.contains("detail.kind"),
+            "{e}"
+        );
+        let mut sample: Value =
+            serde_json::from_str(include_str!("../../../events/ebs-snapshot-share.json")).unwrap();
+        sample["detail"]["source"] = "someone".into();
+        let e = parse_replicate_request(&sample).unwrap_err().to_string();
+        assert!(e.contains("detail.source"), "{e}");
     }
 
     #[test]

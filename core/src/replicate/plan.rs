@@ -161,6 +161,11 @@ pub fn copy_targets(
     if let Some(of) = keys.get(tags, key::COPY_OF) {
         return Err(format!("a DR copy of {of}: copies are never copied again"));
     }
+    if let Some(of) = backup.share_of.as_deref() {
+        return Err(format!(
+            "a shareable copy of {of} for the DR account: shared, never copied"
+        ));
+    }
     match (backup.kind, keys.get(tags, key::KIND)) {
         (Kind::Image, Some("image")) | (Kind::Snapshot, Some("snapshot")) => {}
         (Kind::Snapshot, Some("image")) => {

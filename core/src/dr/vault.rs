@@ -1,0 +1,760 @@
+//! The vault side: which shared backups a vault accepts, the copies it makes of them in its own
+//! account, and the locks and protection it puts on those copies. The vault decides its own
+//! retention: what the source account says is information for the tags, never an instruction.
+
+use super::notice::SharedNotice;
+use crate::backup::{Backup, State};
+use crate::config::{Config, LockMode};
+use crate::event::is_ec2_id;
+use crate::naming::{ami_name_part, cut};
+use crate::region::Region;
+use crate::replicate::plan::{
+    CopyJob, DESCRIPTION_MAX, Encryption, IMAGE_COPIES_IN_FLIGHT, SNAPSHOT_COPIES_IN_FLIGHT,
+    client_token,
+};
+use crate::report::{Copied, Skipped};
+use crate::tags::{Kind, TagKeys, Tags, format_time, key, parse_time};
+use chrono::{DateTime, TimeDelta, Utc};
+use std::collections::{HashMap, HashSet};
+
+/// The skip reasons a vault's replicate reports, each the first word of the reason.
+pub const NOT_FROM_A_SOURCE_ACCOUNT: &str = "not-from-a-source-account";
+pub const ALREADY_COPIED: &str = "already-copied";
+pub const NOT_READY: &str = "not-ready";
+pub const NOT_A_BACKUP: &str = "not-a-backup";
+pub const EXPIRED: &str = "expired";
+
+/// How much earlier than EC2's record of the shared backup the source account's claimed
+/// creation time may be (the shareable copy is made minutes after its original): beyond it,
+/// EC2's record is used, so a source that lies about its times cannot shorten a copy's life.
+pub const CLAIM_SLACK: TimeDelta = TimeDelta::days(1);
+
+/// A snapshot lock, as DescribeLockedSnapshots reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockInfo {
+    /// `compliance-cooloff`, `governance`, `compliance` or `expired`.
+    pub state: String,
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl LockInfo {
+    /// Whether the lock still stops a deletion at `now`.
+    pub fn holds(&self, now: DateTime<Utc>) -> bool {
+        self.state != "expired" && self.until.is_none_or(|u| u > now)
+    }
+
+    fn is_compliance(&self) -> bool {
+        self.state.starts_with("compliance")
+    }
+}
+
+/// Whether any snapshot of `backup` (an AMI's snapshots, or the snapshot itself) is locked at
+/// `now`.
+pub fn is_locked(backup: &Backup, locks: &HashMap<String, LockInfo>, now: DateTime<Utc>) -> bool {
+    snapshots_of(backup)
+        .iter()
+        .any(|s| locks.get(*s).is_some_and(|l| l.holds(now)))
+}
+
+fn snapshots_of(backup: &Backup) -> Vec<&str> {
+    match backup.kind {
+        Kind::Image => backup.snapshot_ids.iter().map(String::as_str).collect(),
+        Kind::Snapshot => vec![backup.id.as_str()],
+    }
+}
+
+/// Where a vault keeps its copies: `COPY_TO_REGIONS`, or its own region when that is empty.
+pub fn destinations(config: &Config, home: &Region) -> Vec<Region> {
+    if config.copy_to_regions.is_empty() {
+        vec![home.clone()]
+    } else {
+        config.copy_to_regions.clone()
+    }
+}
+
+/// What identifies a shared backup in the vault (its tags are not visible here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub account: String,
+    pub source: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Whether the vault copies `shared` (as `notice` says, if an event named it): owned by an
+/// account of `SOURCE_ACCOUNTS`, the account the event came from; usable; a backup in its own
+/// right (an AMI, or a snapshot of a volume, not one of an AMI's snapshots). `Err` is the
+/// reason, its first word one of the skip reasons above.
+pub fn accept(
+    config: &Config,
+    shared: &Backup,
+    notice: Option<&SharedNotice>,
+    image_snapshots: &HashSet<&str>,
+    now: DateTime<Utc>,
+) -> Result<Identity, String> {
+    let owner = shared.owner.as_deref().unwrap_or("");
+    if !config.source_accounts.iter().any(|a| a == owner) {
+        return Err(format!(
+            "{NOT_FROM_A_SOURCE_ACCOUNT}: {} is owned by {}, which SOURCE_ACCOUNTS ({}) does not list",
+            shared.id,
+            if owner.is_empty() {
+                "an unknown account"
+            } else {
+                owner
+            },
+            config.source_accounts.join(",")
+        ));
+    }
+    if let Some(n) = notice
+        && n.account != owner
+    {
+        return Err(format!(
+            "{NOT_FROM_A_SOURCE_ACCOUNT}: the event came from account {} but {} is owned by {owner}",
+            n.account, shared.id
+        ));
+    }
+    if shared.state != State::ready(shared.kind) {
+        return Err(format!(
+            "{NOT_READY}: the shared {} is {}",
+            shared.kind.as_str(),
+            shared.state
+        ));
+    }
+    let claimed = notice.and_then(|n| n.claimed.as_ref());
+    let description = shared.description.as_deref().unwrap_or("");
+    let source = claimed
+        .map(|c| c.source.trim().to_string())
+        .filter(|s| is_source_id(shared.kind, s))
+        .or_else(|| source_in(shared.kind, description))
+        .or_else(|| source_in(shared.kind, shared.name.as_deref().unwrap_or("")));
+    if shared.kind == Kind::Snapshot && image_snapshots.contains(shared.id.as_str()) {
+        return Err(format!(
+            "{NOT_A_BACKUP}: {} is a snapshot of a shared AMI: it is copied with its AMI",
+            shared.id
+        ));
+    }
+    let Some(source) = source else {
+        return Err(format!(
+            "{NOT_A_BACKUP}: {} names no {} it backs up (not a backup of ec2-backup, or one of an AMI's snapshots)",
+            shared.id,
+            match shared.kind {
+                Kind::Image => "instance",
+                Kind::Snapshot => "volume",
+            }
+        ));
+    };
+    let recorded = shared.recorded_at.unwrap_or(now);
+    let claimed_at = claimed
+        .and_then(|c| c.created_at)
+        .or_else(|| created_in(description));
+    let name = claimed
+        .map(|c| c.name.clone())
+        .filter(|n| !n.is_empty())
+        .or_else(|| shared.name.clone())
+        .unwrap_or_default();
+    Ok(Identity {
+        account: owner.to_string(),
+        source,
+        name,
+        created_at: created_at(recorded, claimed_at),
+    })
+}
+
+/// The copy's creation time: the source's claim when it is at most [`CLAIM_SLACK`] before EC2's
+/// record of the shared backup (and not after it), else that record.
+pub fn created_at(recorded: DateTime<Utc>, claimed: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    match claimed {
+        Some(c) if c <= recorded && recorded - c <= CLAIM_SLACK => c,
+        _ => recorded,
+    }
+}
+
+fn is_source_id(kind: Kind, id: &str) -> bool {
+    match kind {
+        Kind::Image => is_ec2_id("i-", id),
+        Kind::Snapshot => is_ec2_id("vol-", id),
+    }
+}
+
+/// The first instance (AMI) or volume (snapshot) id in `text`.
+pub fn source_in(kind: Kind, text: &str) -> Option<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .find(|w| is_source_id(kind, w))
+        .map(str::to_string)
+}
+
+/// The time after `created ` in `text` (our descriptions say `created <RFC 3339>`).
+pub fn created_in(text: &str) -> Option<DateTime<Utc>> {
+    let (_, rest) = text.split_once("created ")?;
+    parse_time(rest.split([' ', ')', ',']).next()?)
+}
+
+/// A shared backup the vault accepted.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub shared: Backup,
+    pub identity: Identity,
+}
+
+/// What the vault's run does: the copy calls, and what needs none.
+#[derive(Debug, Clone, Default)]
+pub struct VaultPlan {
+    pub jobs: Vec<CopyJob>,
+    pub existing: Vec<Copied>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// The copies missing in each destination: for each accepted backup, nothing where a live copy
+/// of it is (a replay changes nothing), else a copy, unless the region's copies in flight are at
+/// EC2's limit (left to the next sweep).
+pub fn missing_copies(
+    keys: &TagKeys,
+    config: &Config,
+    home: &Region,
+    accepted: &[Accepted],
+    existing: &[Backup],
+    now: DateTime<Utc>,
+) -> VaultPlan {
+    let mut plan = VaultPlan::default();
+    let mut live: HashMap<(&str, &Region), &Backup> = HashMap::new();
+    let mut dead: HashMap<(&str, &Region), usize> = HashMap::new();
+    let mut in_flight: HashMap<(&Region, Kind), usize> = HashMap::new();
+    for copy in existing {
+        let Some(of) = copy.copy_of.as_deref() else {
+            continue;
+        };
+        if copy.is_live() {
+            live.entry((of, &copy.region)).or_insert(copy);
+        } else {
+            *dead.entry((of, &copy.region)).or_default() += 1;
+        }
+        if copy.state.is_pending() {
+            *in_flight.entry((&copy.region, copy.kind)).or_default() += 1;
+        }
+    }
+    let retention = config.copy_retention.unwrap_or(config.default_retention);
+    let regions = destinations(config, home);
+    for Accepted { shared, identity } in accepted {
+        let expires_at = identity.created_at + retention.to_delta();
+        for region in &regions {
+            let skip = |reason: String| Skipped {
+                source: shared.id.clone(),
+                region: Some(region.clone()),
+                reason,
+            };
+            if let Some(copy) = live.get(&(shared.id.as_str(), region)) {
+                plan.existing.push(Copied {
+                    source: shared.id.clone(),
+                    region: region.clone(),
+                    id: Some(copy.id.clone()),
+                });
+                plan.skipped.push(skip(format!(
+                    "{ALREADY_COPIED}: to {region} as {} ({})",
+                    copy.id, copy.state
+                )));
+                continue;
+            }
+            if expires_at <= now {
+                plan.skipped.push(skip(format!(
+                    "{EXPIRED}: a copy would expire at {} (COPY_RETENTION {retention} after {}), which has passed",
+                    format_time(expires_at),
+                    format_time(identity.created_at)
+                )));
+                continue;
+            }
+            let limit = match shared.kind {
+                Kind::Image => IMAGE_COPIES_IN_FLIGHT,
+                Kind::Snapshot => SNAPSHOT_COPIES_IN_FLIGHT,
+            };
+            let flying = in_flight.entry((region, shared.kind)).or_default();
+            if *flying >= limit {
+                plan.skipped.push(skip(format!(
+                    "{limit} {} copies are in flight to {region}: left for the next sweep",
+                    shared.kind.as_str()
+                )));
+                continue;
+            }
+            *flying += 1;
+            let attempt = dead
+                .get(&(shared.id.as_str(), region))
+                .copied()
+                .unwrap_or(0);
+            let salt = if attempt == 0 {
+                String::new()
+            } else {
+                attempt.to_string()
+            };
+            plan.jobs.push(CopyJob {
+                kind: shared.kind,
+                source_id: shared.id.clone(),
+                source_region: shared.region.clone(),
+                destination: region.clone(),
+                name: match shared.kind {
+                    Kind::Image => copy_name(shared, identity, attempt),
+                    Kind::Snapshot => String::new(),
+                },
+                description: description(config, shared, identity),
+                client_token: client_token(&shared.id, region, &salt),
+                tags: copy_tags(keys, config, shared, identity, expires_at),
+                encryption: match config.copy_kms_keys.get(region) {
+                    Some(k) => Encryption::Key(k.clone()),
+                    // Always encrypted with a key of the vault's own.
+                    None => Encryption::DestinationDefault,
+                },
+                listed_copy: None,
+            });
+        }
+    }
+    plan
+}
+
+fn copy_name(shared: &Backup, identity: &Identity, attempt: usize) -> String {
+    let mut suffix = format!(" {} from {}", shared.id, identity.account);
+    if attempt > 0 {
+        suffix.push_str(&format!(" retry {attempt}"));
+    }
+    let base = ami_name_part(&identity.name, suffix.len());
+    format!("{base}{suffix}").trim().to_string()
+}
+
+fn description(config: &Config, shared: &Backup, identity: &Identity) -> String {
+    let text = format!(
+        "{} vault copy of {} from account {} (source {} created {})",
+        config.deployment_name,
+        shared.id,
+        identity.account,
+        identity.source,
+        format_time(identity.created_at)
+    );
+    cut(&text, DESCRIPTION_MAX).to_string()
+}
+
+/// A vault copy's tags: the contract's (this deployment's), `P:copy-of` the shared backup,
+/// `P:source-account` its owner, an empty `P:copy-to` (a copy is never copied again), and the
+/// source's `Name`.
+pub fn copy_tags(
+    keys: &TagKeys,
+    config: &Config,
+    shared: &Backup,
+    identity: &Identity,
+    expires_at: DateTime<Utc>,
+) -> Tags {
+    let mut tags = Vec::new();
+    if !identity.name.is_empty() {
+        tags.push(("Name".to_string(), cut(&identity.name, 256).to_string()));
+    }
+    tags.extend([
+        (keys.key(key::MANAGED_BY), config.deployment_name.clone()),
+        (keys.key(key::KIND), shared.kind.as_str().to_string()),
+        (keys.key(key::SOURCE), identity.source.clone()),
+        (keys.key(key::SOURCE_REGION), shared.region.to_string()),
+        (keys.key(key::CREATED_AT), format_time(identity.created_at)),
+        (keys.key(key::EXPIRES_AT), format_time(expires_at)),
+        (keys.key(key::COPY_OF), shared.id.clone()),
+        (keys.key(key::SOURCE_ACCOUNT), identity.account.clone()),
+        (keys.key(key::COPY_TO), String::new()),
+    ]);
+    tags
+}
+
+/// One call that makes a vault copy immutable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Protect {
+    /// LockSnapshot until `until` (the copy's expiry).
+    Lock {
+        copy: String,
+        snapshot: String,
+        mode: LockMode,
+        until: DateTime<Utc>,
+        /// Compliance mode's cool-off, on a first lock only (never on one already locked).
+        cool_off_hours: Option<u32>,
+    },
+    /// EnableImageDeregistrationProtection.
+    Protection { image: String },
+}
+
+/// The locks and protection the usable vault copies in `copies` still need: every snapshot
+/// locked until the copy's `P:expires-at` (a lock that ends sooner is extended), and every AMI
+/// protected. None with `LOCK_MODE=none`, and none for a copy already expired.
+pub fn protection(
+    keys: &TagKeys,
+    config: &Config,
+    copies: &[Backup],
+    locks: &HashMap<String, LockInfo>,
+    now: DateTime<Utc>,
+) -> Vec<Protect> {
+    let mode = config.lock.mode;
+    if mode == LockMode::None {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for copy in copies {
+        if copy.source_account.is_none()
+            || copy.managed_by.as_deref() != Some(config.deployment_name.as_str())
+            || !copy.is_usable()
+            || !copy.is_standalone()
+        {
+            continue;
+        }
+        let Some(until) = keys.get(&copy.tags, key::EXPIRES_AT).and_then(parse_time) else {
+            continue;
+        };
+        if until <= now {
+            continue;
+        }
+        for snapshot in snapshots_of(copy) {
+            let current = locks.get(snapshot).filter(|l| l.holds(now));
+            if current.is_some_and(|l| l.until.is_some_and(|u| u >= until)) {
+                continue;
+            }
+            let compliance = current.is_some_and(LockInfo::is_compliance);
+            let mode = if compliance {
+                LockMode::Compliance
+            } else {
+                mode
+            };
+            out.push(Protect::Lock {
+                copy: copy.id.clone(),
+                snapshot: snapshot.to_string(),
+                mode,
+                until,
+                cool_off_hours: (mode == LockMode::Compliance && current.is_none())
+                    .then_some(config.lock.cool_off_hours),
+            });
+        }
+        if copy.kind == Kind::Image && !copy.protected {
+            out.push(Protect::Protection {
+                image: copy.id.clone(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::Described;
+    use crate::config::Lock;
+    use crate::dr::notice::Claimed;
+
+    fn r(name: &str) -> Region {
+        Region::parse(name).unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        parse_time(s).unwrap()
+    }
+
+    fn config() -> Config {
+        Config {
+            deployment_name: "vault".into(),
+            source_accounts: vec!["111122223333".into()],
+            copy_to_regions: vec![r("us-west-2"), r("eu-west-1")],
+            copy_retention: Some(crate::duration::Duration::days(30)),
+            ..Config::default()
+        }
+    }
+
+    fn shared(id: &str, owner: &str, description: &str) -> Backup {
+        Backup::new(
+            &TagKeys::new("backup"),
+            if id.starts_with("ami-") {
+                Kind::Image
+            } else {
+                Kind::Snapshot
+            },
+            &r("us-east-1"),
+            Described {
+                id: id.into(),
+                state: if id.starts_with("ami-") {
+                    "available"
+                } else {
+                    "completed"
+                }
+                .into(),
+                name: id
+                    .starts_with("ami-")
+                    .then(|| "web-01-i-0123456789abcdef0-20261125T0300Z".into()),
+                description: Some(description.into()),
+                recorded_at: Some(at("2026-11-25T03:00:05Z")),
+                owner: Some(owner.into()),
+                snapshot_ids: vec!["snap-00000000000000001".into()],
+                ..Default::default()
+            },
+        )
+    }
+
+    fn notice(account: &str, claimed: Option<Claimed>) -> SharedNotice {
+        SharedNotice {
+            event_id: None,
+            account: account.into(),
+            kind: Kind::Image,
+            backup: "ami-1".into(),
+            region: Some("us-east-1".into()),
+            claimed,
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        at("2026-11-25T04:00:00Z")
+    }
+
+    #[test]
+    fn a_share_from_an_account_not_listed_or_not_the_owner_is_not_accepted() {
+        let none = HashSet::new();
+        let b = shared(
+            "ami-00000000000000001",
+            "999988887777",
+            "ec2-backup backup of i-0123456789abcdef0",
+        );
+        let e = accept(&config(), &b, None, &none, now()).unwrap_err();
+        assert!(
+            e.starts_with(NOT_FROM_A_SOURCE_ACCOUNT) && e.contains("999988887777"),
+            "{e}"
+        );
+        // The event's account must own the backup.
+        let b = shared(
+            "ami-00000000000000001",
+            "111122223333",
+            "ec2-backup backup of i-0123456789abcdef0",
+        );
+        let e = accept(
+            &config(),
+            &b,
+            Some(&notice("999988887777", None)),
+            &none,
+            now(),
+        )
+        .unwrap_err();
+        assert!(e.starts_with(NOT_FROM_A_SOURCE_ACCOUNT), "{e}");
+        assert!(
+            accept(
+                &config(),
+                &b,
+                Some(&notice("111122223333", None)),
+                &none,
+                now()
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_identity_comes_from_the_event_else_the_description_and_ec2s_record_bounds_the_time() {
+        let none = HashSet::new();
+        let b = shared(
+            "ami-00000000000000001",
+            "111122223333",
+            "ec2-backup shareable copy of ami-00000000000000009 (source i-0123456789abcdef0 created 2026-11-25T02:50:00Z)",
+        );
+        let id = accept(&config(), &b, None, &none, now()).unwrap();
+        assert_eq!(id.source, "i-0123456789abcdef0");
+        assert_eq!(id.created_at, at("2026-11-25T02:50:00Z"));
+        // A claim a week before EC2's record, or after it: EC2's record.
+        let claim = |t: &str| Claimed {
+            source: "i-0fedcba9876543210".into(),
+            name: "api".into(),
+            created_at: Some(at(t)),
+            deployment: "home".into(),
+        };
+        let n = notice("111122223333", Some(claim("2026-11-18T03:00:00Z")));
+        let id = accept(&config(), &b, Some(&n), &none, now()).unwrap();
+        assert_eq!(
+            (id.source.as_str(), id.name.as_str()),
+            ("i-0fedcba9876543210", "api")
+        );
+        assert_eq!(id.created_at, at("2026-11-25T03:00:05Z"));
+        let n = notice("111122223333", Some(claim("2026-11-25T02:59:00Z")));
+        assert_eq!(
+            accept(&config(), &b, Some(&n), &none, now())
+                .unwrap()
+                .created_at,
+            at("2026-11-25T02:59:00Z")
+        );
+    }
+
+    #[test]
+    fn an_amis_snapshot_is_not_a_backup_of_its_own() {
+        let b = shared(
+            "snap-00000000000000001",
+            "111122223333",
+            "Created by CreateImage(i-0123456789abcdef0) for ami-00000000000000001",
+        );
+        let e = accept(&config(), &b, None, &HashSet::new(), now()).unwrap_err();
+        assert!(e.starts_with(NOT_A_BACKUP), "{e}");
+        let v = shared(
+            "snap-00000000000000002",
+            "111122223333",
+            "ec2-backup backup of vol-0123456789abcdef0 (i-0123456789abcdef0)",
+        );
+        assert_eq!(
+            accept(&config(), &v, None, &HashSet::new(), now())
+                .unwrap()
+                .source,
+            "vol-0123456789abcdef0"
+        );
+        let listed: HashSet<&str> = ["snap-00000000000000002"].into();
+        assert!(accept(&config(), &v, None, &listed, now()).is_err());
+    }
+
+    #[test]
+    fn each_destination_gets_one_copy_with_the_vaults_own_retention() {
+        let keys = TagKeys::new("backup");
+        let c = config();
+        let b = shared(
+            "ami-00000000000000001",
+            "111122223333",
+            "ec2-backup backup of i-0123456789abcdef0",
+        );
+        let identity = accept(&c, &b, None, &HashSet::new(), now()).unwrap();
+        let accepted = vec![Accepted {
+            shared: b.clone(),
+            identity,
+        }];
+        let plan = missing_copies(&keys, &c, &r("us-east-1"), &accepted, &[], now());
+        assert_eq!(plan.jobs.len(), 2);
+        let job = &plan.jobs[0];
+        let tag = |k: &str| {
+            job.tags
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            tag("backup:copy-of").as_deref(),
+            Some("ami-00000000000000001")
+        );
+        assert_eq!(
+            tag("backup:source-account").as_deref(),
+            Some("111122223333")
+        );
+        assert_eq!(tag("backup:managed-by").as_deref(), Some("vault"));
+        let created = parse_time(&tag("backup:created-at").unwrap()).unwrap();
+        let expires = parse_time(&tag("backup:expires-at").unwrap()).unwrap();
+        assert_eq!(expires - created, TimeDelta::days(30));
+        assert_eq!(job.encryption, Encryption::DestinationDefault);
+        assert_eq!(job.source_region, r("us-east-1"));
+        // A replay: the copies are there, nothing is copied again.
+        let copy = |region: &str| {
+            let mut t = job.tags.clone();
+            t.push(("x".into(), "y".into()));
+            Backup::new(
+                &keys,
+                Kind::Image,
+                &r(region),
+                Described {
+                    id: format!("ami-copy-{region}"),
+                    state: "pending".into(),
+                    tags: t,
+                    ..Default::default()
+                },
+            )
+        };
+        let existing = [copy("us-west-2"), copy("eu-west-1")];
+        let again = missing_copies(&keys, &c, &r("us-east-1"), &accepted, &existing, now());
+        assert!(again.jobs.is_empty());
+        assert!(
+            again
+                .skipped
+                .iter()
+                .all(|s| s.reason.starts_with(ALREADY_COPIED))
+        );
+    }
+
+    #[test]
+    fn copies_are_locked_until_their_expiry_and_amis_protected() {
+        let keys = TagKeys::new("backup");
+        let c = Config {
+            lock: Lock {
+                mode: LockMode::Compliance,
+                cool_off_hours: 6,
+            },
+            ..config()
+        };
+        let copy = Backup::new(
+            &keys,
+            Kind::Image,
+            &r("us-west-2"),
+            Described {
+                id: "ami-c".into(),
+                state: "available".into(),
+                snapshot_ids: vec!["snap-a".into(), "snap-b".into()],
+                tags: [
+                    ("backup:managed-by", "vault"),
+                    ("backup:kind", "image"),
+                    ("backup:copy-of", "ami-1"),
+                    ("backup:source-account", "111122223333"),
+                    ("backup:expires-at", "2026-12-25T03:00:00Z"),
+                ]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+                ..Default::default()
+            },
+        );
+        let mut locks = HashMap::new();
+        locks.insert(
+            "snap-a".to_string(),
+            LockInfo {
+                state: "compliance".into(),
+                until: Some(at("2026-12-26T00:00:00Z")),
+            },
+        );
+        let p = protection(&keys, &c, std::slice::from_ref(&copy), &locks, now());
+        assert_eq!(
+            p,
+            vec![
+                Protect::Lock {
+                    copy: "ami-c".into(),
+                    snapshot: "snap-b".into(),
+                    mode: LockMode::Compliance,
+                    until: at("2026-12-25T03:00:00Z"),
+                    cool_off_hours: Some(6)
+                },
+                Protect::Protection {
+                    image: "ami-c".into()
+                },
+            ]
+        );
+        // Everything in place: nothing to do (a replay changes nothing).
+        locks.insert(
+            "snap-b".to_string(),
+            LockInfo {
+                state: "compliance-cooloff".into(),
+                until: Some(at("2026-12-25T03:00:00Z")),
+            },
+        );
+        let protected = Backup {
+            protected: true,
+            ..copy.clone()
+        };
+        assert!(protection(&keys, &c, &[protected], &locks, now()).is_empty());
+        // LOCK_MODE=none: nothing.
+        let off = Config {
+            lock: Lock {
+                mode: LockMode::None,
+                cool_off_hours: 24,
+            },
+            ..config()
+        };
+        assert!(protection(&keys, &off, &[copy], &HashMap::new(), now()).is_empty());
+    }
+
+    #[test]
+    fn a_lock_holds_until_it_ends() {
+        let l = LockInfo {
+            state: "governance".into(),
+            until: Some(at("2026-11-25T05:00:00Z")),
+        };
+        assert!(l.holds(now()));
+        assert!(!l.holds(at("2026-11-25T05:00:00Z")));
+        assert!(
+            !LockInfo {
+                state: "expired".into(),
+                until: None
+            }
+            .holds(now())
+        );
+    }
+}
