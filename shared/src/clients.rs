@@ -13,6 +13,8 @@ pub struct Clients {
     make: Arc<Make>,
     made: Arc<Mutex<HashMap<Region, Ec2>>>,
     deadline: Option<crate::pacing::Deadline>,
+    /// The home region's EventBridge (a home deployment that shares with a DR account).
+    events: Option<crate::events::Events>,
 }
 
 impl Clients {
@@ -23,7 +25,18 @@ impl Clients {
             make: Arc::new(make),
             made: Arc::default(),
             deadline: None,
+            events: None,
         }
+    }
+
+    /// These adapters with the home region's EventBridge.
+    pub fn with_events(mut self, events: crate::events::Events) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    pub fn events(&self) -> Option<&crate::events::Events> {
+        self.events.as_ref()
     }
 
     /// Adapters sharing one SDK configuration (credentials, retries, endpoint), each region's

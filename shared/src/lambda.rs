@@ -32,6 +32,18 @@ pub fn home_region(sdk: &SdkConfig) -> Result<Region, Error> {
     })
 }
 
+/// The checks of the configuration that need the function's own account (see
+/// [`crate::Config::check_own_account`]); no call when neither `DR_ACCOUNT` nor
+/// `SOURCE_ACCOUNTS` is set.
+pub async fn check_accounts(sdk: &SdkConfig, config: &crate::Config) -> Result<(), Error> {
+    if config.dr_account.is_none() && !config.is_vault() {
+        return Ok(());
+    }
+    let own = crate::sts::own_account(sdk).await?;
+    config.check_own_account(&own)?;
+    Ok(())
+}
+
 /// The function's work queue, when `WORK_QUEUE_URL` names one.
 pub fn work_queue(
     sdk: &SdkConfig,

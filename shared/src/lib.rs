@@ -3,7 +3,7 @@
 //! `crate::tags` name the same thing).
 //!
 //! Layout (docs/architecture.md tells the whole story):
-//! - `ec2`, `sqs`, `s3`: the adapters, the only code that calls the SDKs (`aws`: their errors as ours);
+//! - `ec2`, `sqs`, `s3`, `events`, `sts`: the adapters, the only code that calls the SDKs (`aws`: their errors as ours);
 //!   `clients`: one `Ec2` per region; `pacing`: the pacer every EC2 call waits on, and the
 //!   invocation's deadline it keeps to.
 //! - `lambda`, `invocation`, `metrics`, `continuation`: the Lambda plumbing (the SDK's
@@ -13,7 +13,7 @@
 //! - `permissions`: what each function may call (`shared/permissions.json`).
 
 pub use backup_core::{
-    backup, codes, config, due, duration, error, event, naming, queue, region, report, restore,
+    backup, codes, config, dr, due, duration, error, event, naming, queue, region, report, restore,
     source, tags,
 };
 
@@ -23,6 +23,7 @@ pub mod continuation;
 pub mod create;
 pub mod drill;
 pub mod ec2;
+pub mod events;
 pub mod expire;
 pub mod invocation;
 pub mod lambda;
@@ -34,6 +35,7 @@ pub mod replicate;
 pub mod s3;
 pub mod sqs;
 pub mod status;
+pub mod sts;
 
 pub use config::Config;
 pub use error::Error;

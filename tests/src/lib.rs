@@ -5,6 +5,7 @@
 //! Every test takes the server for itself through [`Moto::start`]: tests run one at a time
 //! (a lock), each against a freshly reset server.
 
+pub mod accounts;
 pub mod binary;
 pub mod server;
 

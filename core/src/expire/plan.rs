@@ -95,6 +95,8 @@ pub struct ImageDeletion {
     /// Its snapshots to delete with it.
     pub snapshots: Vec<String>,
     pub removal: SnapshotRemoval,
+    /// Its deregistration protection is on (a vault's copy): turned off first.
+    pub protected: bool,
 }
 
 /// How an image's snapshots go.
@@ -470,6 +472,7 @@ pub fn plan_region(
             snapshot_expiry,
             snapshots: Vec::new(),
             removal: SnapshotRemoval::OneByOne,
+            protected: image.protected,
         };
         let unique: BTreeSet<&str> = image.snapshot_ids.iter().map(String::as_str).collect();
         for &snapshot_id in &unique {

@@ -12,7 +12,7 @@ pub use create::CreateReport;
 pub use drill::DrillReport;
 pub use expire::{Deleted, ExpireReport, RegionReport};
 pub use monitor::{Figures, Finding, MissingCopy, MonitorReport, Stuck};
-pub use replicate::ReplicateReport;
+pub use replicate::{LockedEntry, ReplicateReport, SharedEntry};
 
 use crate::error::Error;
 use crate::region::Region;

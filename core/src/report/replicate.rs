@@ -4,10 +4,42 @@ use super::{Common, Copied, Deferred, Failed, Skipped};
 use crate::region::Region;
 use serde::Serialize;
 
-/// `{"copied": [...], "skipped": [...], "deferred": [...], "failed": [...], "warnings": [...]}`.
+/// A backup shared with the DR account, and the event that told it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SharedEntry {
+    /// The original backup.
+    pub source: String,
+    /// What was shared: the original, or its shareable copy.
+    pub shared: String,
+    /// The DR account.
+    pub with: String,
+}
+
+/// A vault copy's snapshot locked (or its AMI protected from deregistration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LockedEntry {
+    /// The vault copy.
+    pub source: String,
+    pub region: Region,
+    /// The snapshot locked; `None`: the AMI's deregistration protection turned on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// The lock's mode and end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+/// `{"copied": [...], "skipped": [...], "deferred": [...], "failed": [...], "warnings": [...]}`,
+/// with `shared` (a home deployment with a DR account) and `locked` (a vault) when not empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReplicateReport {
     pub copied: Vec<Copied>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shared: Vec<SharedEntry>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub locked: Vec<LockedEntry>,
     pub skipped: Vec<Skipped>,
     pub deferred: Vec<Deferred>,
     pub failed: Vec<Failed>,
@@ -47,6 +79,8 @@ impl ReplicateReport {
         }
         Self {
             copied: ours(&self.copied, |c| &c.source, sources),
+            shared: ours(&self.shared, |c| &c.source, sources),
+            locked: ours(&self.locked, |c| &c.source, sources),
             skipped: ours(&self.skipped, |c| &c.source, sources),
             deferred: ours(&self.deferred, |c| &c.source, sources),
             failed: ours(&self.failed, |c| &c.source, sources),
@@ -105,6 +139,10 @@ impl ReplicateReport {
 
     /// A stable order, whatever order the calls finished in.
     pub fn sort(&mut self) {
+        self.shared.sort_by(|a, b| a.source.cmp(&b.source));
+        self.locked.sort_by(|a, b| {
+            (&a.source, &a.region, &a.snapshot).cmp(&(&b.source, &b.region, &b.snapshot))
+        });
         self.copied
             .sort_by(|a, b| (&a.source, &a.region).cmp(&(&b.source, &b.region)));
         self.skipped

@@ -12,6 +12,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let sdk = lambda::sdk_config().await;
+    // DR_ACCOUNT and SOURCE_ACCOUNTS against the function's own account.
+    lambda::check_accounts(&sdk, &config).await?;
     let queue = lambda::work_queue(&sdk, &config, "create-snapshot");
     let ec2 = Ec2::for_region(&sdk, &lambda::home_region(&sdk)?).paced(&config.rate_limits);
     let queue = queue.as_ref();

@@ -15,6 +15,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env()?;
     let settings = DrillSettings::from_env()?;
     let sdk = lambda::sdk_config().await;
+    // DR_ACCOUNT and SOURCE_ACCOUNTS against the function's own account.
+    lambda::check_accounts(&sdk, &config).await?;
     let home = lambda::home_region(&sdk)?;
     let queue = lambda::work_queue(&sdk, &config, FUNCTION);
     let evidence = settings

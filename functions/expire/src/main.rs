@@ -14,6 +14,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let sdk = lambda::sdk_config().await;
+    // DR_ACCOUNT and SOURCE_ACCOUNTS against the function's own account.
+    lambda::check_accounts(&sdk, &config).await?;
     let home = lambda::home_region(&sdk)?;
     let queue = lambda::work_queue(&sdk, &config, "expire");
     let clients = Clients::from_sdk(sdk, home, config.rate_limits.clone());

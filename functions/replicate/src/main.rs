@@ -16,9 +16,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
     let sdk = lambda::sdk_config().await;
+    // DR_ACCOUNT and SOURCE_ACCOUNTS against the function's own account.
+    lambda::check_accounts(&sdk, &config).await?;
     let home = lambda::home_region(&sdk)?;
     let queue = lambda::work_queue(&sdk, &config, "replicate");
-    let clients = Clients::from_sdk(sdk, home, config.rate_limits.clone());
+    let mut clients = Clients::from_sdk(sdk.clone(), home, config.rate_limits.clone());
+    if config.dr_account.is_some() {
+        // A home deployment tells its DR account of each backup it shares.
+        clients = clients.with_events(shared::events::Events::new(&sdk));
+    }
     let queue = queue.as_ref();
     run(service_fn(|event| {
         handle_event(event, |context, now| Replicate {

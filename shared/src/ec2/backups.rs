@@ -30,7 +30,7 @@ impl SnapshotOutcome {
     }
 }
 
-fn described_image(image: &Image) -> Option<Described> {
+pub(super) fn described_image(image: &Image) -> Option<Described> {
     Some(Described {
         id: image.image_id()?.to_string(),
         state: image
@@ -56,11 +56,23 @@ fn described_image(image: &Image) -> Option<Described> {
             .filter_map(|m| m.device_name().map(str::to_string))
             .collect(),
         size_gib: None,
+        owner: image.owner_id().map(str::to_string),
+        kms_key_ids: distinct(
+            image
+                .block_device_mappings()
+                .iter()
+                .filter_map(|m| m.ebs().and_then(|e| e.kms_key_id())),
+        ),
+        // "enabled-with-cooldown", "enabled-without-cooldown"; "disabled after <time>" still
+        // protects until then.
+        protected: image
+            .deregistration_protection()
+            .is_some_and(|p| p != "disabled"),
         tags: tags_of(image.tags()),
     })
 }
 
-fn described_snapshot(snapshot: &Snapshot) -> Option<Described> {
+pub(super) fn described_snapshot(snapshot: &Snapshot) -> Option<Described> {
     Some(Described {
         id: snapshot.snapshot_id()?.to_string(),
         state: snapshot
@@ -74,8 +86,21 @@ fn described_snapshot(snapshot: &Snapshot) -> Option<Described> {
         snapshot_ids: Vec::new(),
         ebs_devices: Vec::new(),
         size_gib: snapshot.volume_size(),
+        owner: snapshot.owner_id().map(str::to_string),
+        kms_key_ids: distinct(snapshot.kms_key_id()),
+        protected: false,
         tags: tags_of(snapshot.tags()),
     })
+}
+
+fn distinct<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for k in keys {
+        if !out.iter().any(|o| o == k) {
+            out.push(k.to_string());
+        }
+    }
+    out
 }
 
 /// The filter sets of a query: one describe per combination of chunks of the value lists it
@@ -108,6 +133,7 @@ fn query_filters(keys: &TagKeys, q: &BackupQuery) -> Vec<Vec<Filter>> {
     match &q.copies {
         Copies::All => base.push(filter("tag-key", [keys.key(key::COPY_OF)])),
         Copies::Of(ids) => lists.push((copy_of, ids)),
+        Copies::ShareOf(ids) => lists.push((format!("tag:{}", keys.key(key::SHARE_OF)), ids)),
         Copies::Any | Copies::None => {}
     }
     if let Some(ids) = &q.ids {

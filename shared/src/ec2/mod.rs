@@ -6,9 +6,12 @@
 //! - `backups`: the one listing of backups ([`BackupQuery`]) and every call that makes, copies,
 //!   tags or deletes one;
 //! - `restore`: launching, volumes, placement and waiting;
-//! - `drill`: how a drill's throwaway resources stand, and its security group.
+//! - `drill`: how a drill's throwaway resources stand, and its security group;
+//! - `dr`: sharing with the DR account, and in the vault what is shared with it, snapshot
+//!   locks and deregistration protection.
 
 mod backups;
+mod dr;
 mod drill;
 mod restore;
 mod sources;

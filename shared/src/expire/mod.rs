@@ -143,7 +143,27 @@ async fn delete_image(
         }
         info!(image_id = %d.id, region = %region, snapshots = ?d.tag_snapshots, "snapshots tagged before deregistering");
     }
-    // 2. Deregister, with its snapshots in the same call when all of them go.
+    // 2. A vault's copy is protected from deregistration: its protection goes first (its
+    // snapshot locks have ended, or it would have been kept).
+    if d.protected {
+        match ec2.unprotect_image(&d.id).await {
+            Ok(()) => {
+                info!(image_id = %d.id, region = %region, "deregistration protection turned off")
+            }
+            Err(e @ Error::Deadline { .. }) => {
+                info!(image_id = %d.id, region = %region, error = %e, "not started: the deadline is near; the next run deletes it");
+                out.remaining += 1;
+                return out;
+            }
+            Err(e) => {
+                warn!(image_id = %d.id, region = %region, error = %e, "could not turn its deregistration protection off: image left registered");
+                out.failed
+                    .push(Failed::of_backup(&d.id, d.source.as_ref(), &e));
+                return out;
+            }
+        }
+    }
+    // 3. Deregister, with its snapshots in the same call when all of them go.
     let answered = match d.removal {
         SnapshotRemoval::WithImage => ec2.deregister_image_with_snapshots(&d.id).await,
         SnapshotRemoval::OneByOne => ec2.deregister_image(&d.id).await.map(|()| Vec::new()),
@@ -450,9 +470,11 @@ pub async fn run(
         deployment,
         keep_last: config.keep_last,
         drill_interval: config.drill_interval,
+        locks: None,
     };
     let home = clients.home_region().clone();
     let mut warnings = Vec::new();
+    let vault = config.is_vault();
 
     // A continuation sweeps the regions the first run named (it read home's copy-to tags then);
     // a whole sweep reads home first: its backups name the regions their copies went to.
@@ -480,10 +502,19 @@ pub async fn run(
                 Some(l) => l,
                 None => list(&ec2, keys, deployment).await,
             };
-            let (out, warnings) = match listing {
-                Err(e) => (unreadable_region(&region, &e), Vec::new()),
-                Ok((images, snapshots)) => {
-                    let plan = plan::plan_region(rules, &images, &snapshots, now);
+            // A vault reads its snapshot locks: a copy is never deleted before its lock ends.
+            let locks = match vault {
+                false => Ok(None),
+                true => ec2.locked_snapshots().await.map(Some),
+            };
+            let (out, warnings) = match (listing, locks) {
+                (Err(e), _) | (_, Err(e)) => (unreadable_region(&region, &e), Vec::new()),
+                (Ok((images, snapshots)), Ok(locks)) => {
+                    let rules = Rules {
+                        locks: locks.as_ref(),
+                        ..*rules
+                    };
+                    let plan = plan::plan_region(&rules, &images, &snapshots, now);
                     // The plan owns what it needs: the listing's memory is free for the report.
                     drop((images, snapshots));
                     let warnings = plan.warnings.clone();

@@ -14,6 +14,9 @@
 pub use backup_core::replicate::event;
 pub use backup_core::replicate::plan;
 
+mod share;
+mod vault;
+
 use crate::report::Failed;
 pub use crate::report::ReplicateReport;
 pub use event::{Completion, ReplicateRequest, ReplicateWork, parse_body, parse_replicate_request};
@@ -96,9 +99,23 @@ pub async fn run(
         home: clients.home(),
     };
     let mut report = ReplicateReport::new(config.dry_run);
+    if let ReplicateRequest::Shared(notices) = request {
+        vault::run(&run, Some(notices), now, &mut report).await;
+        report.sort();
+        return Ok(report);
+    }
+    let sweep = matches!(request, ReplicateRequest::Sweep { .. });
     let Some((sources, scope)) = read_sources(&run, request, &mut report).await? else {
         return Ok(report);
     };
+    // Sharing with the DR account looks at the same sources, copied or not.
+    let to_share = config.dr_account.is_some().then(|| sources.clone());
+    // A vault's own copies named by their `available` events: locked now.
+    let vault_copies: Vec<Backup> = sources
+        .iter()
+        .filter(|b| config.is_vault() && b.source_account.is_some())
+        .cloned()
+        .collect();
     let mut eligible = eligible(&run, sources, &mut report);
     let existing = find_copies(&run, &scope, &mut eligible, &mut report).await;
     let plan = plan::missing_copies(&run.keys, config, &eligible, &existing, now);
@@ -115,6 +132,16 @@ pub async fn run(
     if !config.dry_run {
         let known: Vec<Copied> = plan.existing.into_iter().chain(made).collect();
         record_copies(&run, &eligible, &known, &mut report).await;
+    }
+    if let Some(sources) = to_share {
+        share::run(&run, &sources, &mut report).await;
+    }
+    if config.is_vault() {
+        if sweep {
+            vault::run(&run, None, now, &mut report).await;
+        } else if !vault_copies.is_empty() && !config.dry_run {
+            vault::protect(&run, &vault_copies, now, &mut report).await;
+        }
     }
     report.sort();
     Ok(report)
@@ -170,6 +197,7 @@ async fn read_sources(
         ReplicateRequest::Continued(work) => {
             named(run, work.image_ids, work.snapshot_ids, true, report).await
         }
+        ReplicateRequest::Shared(_) => Ok(None),
         ReplicateRequest::Sweep { .. } => {
             let mut found = Vec::new();
             for kind in [Kind::Image, Kind::Snapshot] {
