@@ -89,15 +89,24 @@ async fn home_backups(moto: &Moto) -> (String, String) {
 
 async fn home_sweep(moto: &Moto, config: &Config, at: DateTime<Utc>) -> Value {
     let clients = moto.home_clients().await;
-    shared::replicate::handle(
+    let answer = shared::replicate::handle(
         config,
         &clients,
         None,
         &event("scheduled-event.json", &[]),
         at,
     )
-    .await
-    .expect("home replicate")
+    .await;
+    result_of(answer)
+}
+
+/// The result, whether some failed (the invocation's error carries it) or none did.
+fn result_of(answer: Result<Value, shared::Error>) -> Value {
+    match answer {
+        Ok(v) => v,
+        Err(shared::Error::SomeFailed { result, .. }) => serde_json::from_str(&result).unwrap(),
+        Err(e) => panic!("{e}"),
+    }
 }
 
 async fn vault_replicate(
@@ -363,4 +372,348 @@ async fn an_ami_and_a_snapshot_reach_the_vault_reencrypted_and_locked_in_two_reg
     assert!(again.get("shared").is_none(), "{again}");
     assert!(moto.vault_events(&queue).await.is_empty());
     moto.assert_calls_allowed("replicate");
+}
+
+const SHARE_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-share";
+
+#[tokio::test]
+async fn a_backup_on_the_default_key_goes_through_a_shareable_copy() {
+    let moto = start().await;
+    let queue = setup(&moto).await;
+    // A volume on the default aws/ebs key, which AWS never lets anyone share.
+    let volume = moto
+        .client(HOME)
+        .create_volume()
+        .availability_zone(format!("{HOME}a"))
+        .size(8)
+        .encrypted(true)
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Volume)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("Backup")
+                        .value("true")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .volume_id()
+        .unwrap()
+        .to_string();
+    let made = shared::create::handle(
+        Volume,
+        &home_config(),
+        &moto.ec2(HOME),
+        None,
+        &json!({"volume_ids": [volume]}),
+        "r-3",
+        now(),
+    )
+    .await
+    .unwrap();
+    let original = made["created"][0]["id"].as_str().unwrap().to_string();
+
+    // Without a share key for the region: refused, saying what to set.
+    let refused = home_sweep(&moto, &home_config(), now()).await;
+    let failed = &refused["failed"][0];
+    assert_eq!(failed["source"], original.as_str(), "{refused}");
+    assert_eq!(failed["code"], "ShareKeyMissing");
+    let why = failed["error"].as_str().unwrap();
+    assert!(
+        why.contains("SHARE_KMS_KEYS") && why.contains(VAULT_ACCOUNT) && why.contains("us-east-1="),
+        "{why}"
+    );
+
+    // With one: a shareable copy on it first, then that copy is shared (not the original).
+    let config = Config {
+        share_kms_keys: [(region(HOME), SHARE_KEY.to_string())].into(),
+        ..home_config()
+    };
+    let first = home_sweep(&moto, &config, now()).await;
+    let copy = first["copied"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_string();
+    assert_eq!(first["copied"][0]["region"], HOME);
+    assert!(first.get("shared").is_none(), "{first}");
+    let described = moto
+        .client(HOME)
+        .describe_snapshots()
+        .snapshot_ids(&copy)
+        .send()
+        .await
+        .unwrap();
+    let c = &described.snapshots()[0];
+    assert_eq!(c.kms_key_id(), Some(SHARE_KEY));
+    let tags = tag_map(c.tags());
+    assert_eq!(tags.get("backup:share-of"), Some(&original));
+    // The copy's own snapshot-created event (moto's are completed at once): shared.
+    let second = home_sweep(&moto, &config, now() + TimeDelta::minutes(1)).await;
+    assert_eq!(second["shared"][0]["shared"], copy.as_str(), "{second}");
+    assert_eq!(second["shared"][0]["source"], original.as_str());
+    let events = moto.vault_events(&queue).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["detail"]["backup"], copy.as_str());
+    assert_eq!(events[0]["detail"]["kind"], "snapshot");
+    assert_eq!(
+        events[0]["detail"]["source"],
+        volume.as_str(),
+        "the original's source"
+    );
+    assert_eq!(events[0]["detail"]["created_at"], "2026-11-25T03:00:00Z");
+    // The vault copies the shareable copy.
+    let out = vault_replicate(
+        &moto,
+        &vault_config(),
+        &events[0],
+        now() + TimeDelta::minutes(5),
+    )
+    .await;
+    assert_eq!(out["copied"].as_array().unwrap().len(), 2, "{out}");
+    // And a third sweep neither copies nor shares again.
+    let third = home_sweep(&moto, &config, now() + TimeDelta::minutes(10)).await;
+    assert!(
+        third["copied"].as_array().unwrap().is_empty() && third.get("shared").is_none(),
+        "{third}"
+    );
+}
+
+#[tokio::test]
+async fn a_share_from_an_account_not_in_source_accounts_is_ignored() {
+    let moto = start().await;
+    setup(&moto).await;
+    // A stranger shares an AMI with the vault and says so with a Backup Shared event of its own.
+    let stranger = moto.ec2_in(STRANGER_ACCOUNT, HOME);
+    let instance = stranger
+        .run_instances()
+        .image_id("ami-12345678")
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    let image = stranger
+        .create_image()
+        .instance_id(&instance)
+        .name("bait")
+        .description("ec2-backup backup of i-0123456789abcdef0")
+        .send()
+        .await
+        .unwrap()
+        .image_id()
+        .unwrap()
+        .to_string();
+    stranger
+        .modify_image_attribute()
+        .image_id(&image)
+        .launch_permission(
+            aws_sdk_ec2::types::LaunchPermissionModifications::builder()
+                .add(
+                    aws_sdk_ec2::types::LaunchPermission::builder()
+                        .user_id(VAULT_ACCOUNT)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut sample = event("backup-shared.json", &[]);
+    sample["account"] = json!(STRANGER_ACCOUNT);
+    sample["detail"]["backup"] = json!(image);
+    let out = vault_replicate(&moto, &vault_config(), &sample, now()).await;
+    let reason = out["skipped"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("not-from-a-source-account") && reason.contains(STRANGER_ACCOUNT),
+        "{out}"
+    );
+    // A home account's event naming the stranger's AMI: the owner is not the sender.
+    sample["account"] = json!(HOME_ACCOUNT);
+    let out = vault_replicate(&moto, &vault_config(), &sample, now()).await;
+    assert!(out["copied"].as_array().unwrap().is_empty(), "{out}");
+    assert!(
+        out["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("not-ready"),
+        "{out}"
+    );
+    // The sweep does not see it either (owners are SOURCE_ACCOUNTS only).
+    let sweep = vault_replicate(
+        &moto,
+        &vault_config(),
+        &event("scheduled-event.json", &[]),
+        now(),
+    )
+    .await;
+    assert!(sweep["copied"].as_array().unwrap().is_empty(), "{sweep}");
+    for r in [DR, DR2] {
+        assert!(vault_copies(&moto, r).await.is_empty());
+    }
+}
+
+/// The vault's expire, as Lambda runs it on its schedule.
+async fn vault_expire(moto: &Moto, config: &Config, at: DateTime<Utc>) -> Value {
+    let clients = moto.clients_in(VAULT_ACCOUNT, HOME);
+    result_of(
+        shared::expire::handle(config, &clients, None, &event("expire-sweep.json", &[]), at).await,
+    )
+}
+
+/// Shares `image`'s backups made so far and has the vault copy them: the events the home
+/// sweep sent, each handled by the vault's replicate at `at`.
+async fn share_and_copy(moto: &Moto, queue: &str, at: DateTime<Utc>) {
+    home_sweep(moto, &home_config(), at).await;
+    for e in moto.vault_events(queue).await {
+        vault_replicate(moto, &vault_config(), &e, at).await;
+    }
+}
+
+#[tokio::test]
+async fn a_compromised_home_account_cannot_make_the_vault_lose_its_copies() {
+    let moto = start().await;
+    let queue = setup(&moto).await;
+    let instance = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let ec2 = moto.ec2(HOME);
+    // Two backups of the instance, a day apart, each shared and copied into both regions.
+    let mut originals = Vec::new();
+    for day in 0..2 {
+        let at = now() + TimeDelta::days(day);
+        moto.set_clock(at + TimeDelta::minutes(1));
+        let made = shared::create::handle(
+            Instance,
+            &home_config(),
+            &ec2,
+            None,
+            &json!({"instance_ids": [instance]}),
+            &format!("r-{day}"),
+            at,
+        )
+        .await
+        .unwrap();
+        originals.push(made["created"][0]["id"].as_str().unwrap().to_string());
+        share_and_copy(&moto, &queue, at + TimeDelta::minutes(5)).await;
+    }
+    let copies = |m: BTreeMap<String, BTreeMap<String, String>>| -> Vec<String> {
+        m.into_iter()
+            .filter(|(id, _)| id.starts_with("ami-"))
+            .map(|(id, _)| id)
+            .collect()
+    };
+    let before = [
+        copies(vault_copies(&moto, DR).await),
+        copies(vault_copies(&moto, DR2).await),
+    ];
+    assert_eq!(before.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2]);
+
+    // The attacker, with the home account's credentials: every original goes...
+    let home = moto.client(HOME);
+    for image in &originals {
+        let snaps: Vec<String> = home
+            .describe_images()
+            .image_ids(image)
+            .send()
+            .await
+            .unwrap()
+            .images()[0]
+            .block_device_mappings()
+            .iter()
+            .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_string))
+            .collect();
+        home.deregister_image()
+            .image_id(image)
+            .send()
+            .await
+            .unwrap();
+        for s in snaps {
+            home.delete_snapshot().snapshot_id(s).send().await.unwrap();
+        }
+    }
+    // ...but the vault's copies are not the home account's to delete,
+    for (r, ids) in [(DR, &before[0]), (DR2, &before[1])] {
+        let home_there = moto.ec2_in(HOME_ACCOUNT, r);
+        for id in ids {
+            assert!(
+                home_there
+                    .deregister_image()
+                    .image_id(id)
+                    .send()
+                    .await
+                    .is_err(),
+                "{id} in {r}"
+            );
+        }
+    }
+    // ...and a forged event claiming a backup made in 2000 changes nothing.
+    let mut forged = event("backup-shared.json", &[]);
+    forged["account"] = json!(HOME_ACCOUNT);
+    forged["detail"]["backup"] = json!(originals[0]);
+    forged["detail"]["created_at"] = json!("2000-01-01T00:00:00Z");
+    let out = vault_replicate(&moto, &vault_config(), &forged, now() + TimeDelta::days(2)).await;
+    assert!(out["copied"].as_array().unwrap().is_empty(), "{out}");
+
+    // The vault's expire keeps every copy while it is young, locked...
+    let soon = now() + TimeDelta::days(2);
+    moto.set_clock(soon);
+    let kept = vault_expire(&moto, &vault_config(), soon).await;
+    for r in [DR, DR2] {
+        assert!(
+            kept["regions"][r]["deregistered"]
+                .as_array()
+                .unwrap()
+                .is_empty(),
+            "{kept}"
+        );
+        for (snapshot, (state, _)) in locks(&moto, r).await {
+            assert_eq!(state, "compliance", "{snapshot} in {r}");
+        }
+    }
+    // ...the copies still launch in the vault account (ec2-backup restore's launch),
+    let copy = &before[0][0];
+    let launched = moto
+        .ec2_in(VAULT_ACCOUNT, DR)
+        .run_instances()
+        .image_id(copy)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await;
+    assert!(launched.is_ok(), "{launched:?}");
+    // ...and after its own retention, once the first copy's lock has ended, the first goes
+    // (its protection lifted first) and the newest stays, however old: keep-last.
+    let after = now() + TimeDelta::days(30) + TimeDelta::hours(1);
+    moto.set_clock(after);
+    let swept = vault_expire(&moto, &vault_config(), after).await;
+    for (r, ids) in [(DR, &before[0]), (DR2, &before[1])] {
+        let gone: Vec<&str> = swept["regions"][r]["deregistered"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(gone.len(), 1, "{swept}");
+        let left = copies(vault_copies(&moto, r).await);
+        assert_eq!(left.len(), 1, "{r}: {left:?}");
+        assert!(ids.contains(&left[0]));
+    }
+    let much_later = now() + TimeDelta::days(400);
+    moto.set_clock(much_later);
+    moto.reset_calls();
+    let swept = vault_expire(&moto, &vault_config(), much_later).await;
+    for r in [DR, DR2] {
+        assert_eq!(
+            copies(vault_copies(&moto, r).await).len(),
+            1,
+            "keep-last: {swept}"
+        );
+    }
+    moto.assert_calls_allowed("expire");
 }
