@@ -16,7 +16,10 @@ use crate::tags::{Kind, TagKeys, Tags, Warning, key, within_tag_limit};
 pub enum ShareStep {
     /// Share `target` (the original, or its usable shareable copy) with the DR account, tell
     /// it, and mark `target` and the original shared.
-    Share { target: Backup, original: String },
+    Share {
+        target: Box<Backup>,
+        original: String,
+    },
     /// Make the shareable copy first.
     Copy(Box<CopyJob>),
     /// Nothing now, and why: shared already, its shareable copy still pending, ...
@@ -80,7 +83,7 @@ pub fn next_step(
             .clone()
             .unwrap_or_else(|| original.id.clone());
         return ShareStep::Share {
-            target: original.clone(),
+            target: Box::new(original.clone()),
             original: of,
         };
     }
@@ -98,7 +101,7 @@ pub fn next_step(
     };
     if let Some(copy) = shareable.iter().find(|c| c.is_usable()) {
         return ShareStep::Share {
-            target: (*copy).clone(),
+            target: Box::new((*copy).clone()),
             original: original.id.clone(),
         };
     }

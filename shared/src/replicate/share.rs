@@ -78,7 +78,7 @@ pub(super) async fn run(run: &Run<'_>, sources: &[Backup], report: &mut Replicat
             .map(|v| v.iter().collect())
             .unwrap_or_default();
         match share::next_step(keys, config, original, &copies, &mut report.common.warnings) {
-            ShareStep::Share { target, original } => shares.push((target, original)),
+            ShareStep::Share { target, original } => shares.push((*target, original)),
             ShareStep::Copy(job) => {
                 if config.dry_run {
                     info!(source = %job.source_id, "dry run: would make a shareable copy");
@@ -208,7 +208,7 @@ async fn share_all(
                 if e.code() == Some(crate::codes::AMI_NOT_FOUND)
                     || e.code() == Some(crate::codes::SNAPSHOT_NOT_FOUND) =>
             {
-                home.tag_resources(&[target.id.clone()], &shared_with).await
+                home.tag_resources(std::slice::from_ref(&target.id), &shared_with).await
             }
             other => other,
         };
