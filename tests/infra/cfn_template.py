@@ -27,6 +27,8 @@ PSEUDO = {
     "AWS::Region": "us-east-1",
     "AWS::Partition": "aws",
     "AWS::StackName": "ec2-backup",
+    "AWS::StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/ec2-backup/"
+                    "1c2d3e4f-5a6b-7c8d-9e0f-a1b2c3d4e5f6",
     "AWS::URLSuffix": "amazonaws.com",
 }
 
@@ -179,13 +181,24 @@ def functions(template: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]
     return out
 
 
+def _targets_event_bus(rule: dict[str, Any]) -> bool:
+    """Whether an AWS::Events::Rule's one target is an event bus (an ARN written out, ending in
+    event-bus/<name>), not one of the template's own resources."""
+    target, = rule["Properties"]["Targets"]
+    arn = target["Arn"]
+    text = arn.get("Fn::Sub") if isinstance(arn, dict) else arn
+    return isinstance(text, str) and ":event-bus/" in text
+
+
 def event_rules(template: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     """(binary, rule's logical id, rule) for every EventBridge rule that reaches a function:
     those SAM makes from a function's Schedule and EventBridgeRule events (logical id
     <Function><Event>), and the AWS::Events::Rule resources whose one target is a function's
     work queue (the queue its SQS event reads). A rule is {"Pattern", "Schedule",
-    "RetryPolicy", "DeadLetterConfig", "Via"}: the pattern or the schedule, its target's retry
-    and dead letters, and the queue it goes through (None: straight to the function)."""
+    "RetryPolicy", "DeadLetterConfig", "Via", "Condition"}: the pattern or the schedule, its
+    target's retry and dead letters, the queue it goes through (None: straight to the
+    function), and the template condition it exists under (None: always). Rules that forward
+    to an event bus reach no function here: forwarding_rules lists them."""
     out = []
     queue_of = {}
     for binary, (logical_id, res) in functions(template).items():
@@ -195,11 +208,12 @@ def event_rules(template: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]
                 out.append((binary, f"{logical_id}{name}", {
                     "Pattern": props.get("Pattern"), "Schedule": props.get("Schedule"),
                     "RetryPolicy": props.get("RetryPolicy"),
-                    "DeadLetterConfig": props.get("DeadLetterConfig"), "Via": None}))
+                    "DeadLetterConfig": props.get("DeadLetterConfig"), "Via": None,
+                    "Condition": None}))
             elif event["Type"] == "SQS":
                 queue_of[props["Queue"]["Fn::GetAtt"][0]] = binary
     for logical_id, res in template["Resources"].items():
-        if res["Type"] != "AWS::Events::Rule":
+        if res["Type"] != "AWS::Events::Rule" or _targets_event_bus(res):
             continue
         props = res["Properties"]
         target, = props["Targets"]
@@ -208,8 +222,29 @@ def event_rules(template: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]
         out.append((queue_of[queue], logical_id, {
             "Pattern": props.get("EventPattern"), "Schedule": props.get("ScheduleExpression"),
             "RetryPolicy": target.get("RetryPolicy"),
-            "DeadLetterConfig": target.get("DeadLetterConfig"), "Via": queue}))
+            "DeadLetterConfig": target.get("DeadLetterConfig"), "Via": queue,
+            "Condition": res.get("Condition")}))
     return out
+
+
+def forwarding_rules(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(rule's logical id, rule) for every AWS::Events::Rule whose one target is an event bus
+    (the home deployment's rule to the DR account's bus): {"Pattern", "Target" (the target
+    as written: Arn, RoleArn, RetryPolicy, DeadLetterConfig), "Condition"}."""
+    out = []
+    for logical_id, res in template["Resources"].items():
+        if res["Type"] == "AWS::Events::Rule" and _targets_event_bus(res):
+            target, = res["Properties"]["Targets"]
+            out.append((logical_id, {"Pattern": res["Properties"].get("EventPattern"), "Target": target,
+                                     "Condition": res.get("Condition")}))
+    return out
+
+
+def exists(resolver: Resolver, spec: dict[str, Any]) -> bool:
+    """Whether a resource, output or rule (anything with an optional "Condition") is in the stack
+    the resolver's parameters make."""
+    condition = spec.get("Condition")
+    return condition is None or resolver.condition(condition)
 
 
 def role_of(template: dict[str, Any], function: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -224,12 +259,16 @@ def policy_statements(resolver: Resolver, role: dict[str, Any]) -> list[dict[str
     props = resolver.resolve(role["Properties"])
     statements = []
     for policy in props.get("Policies", []):
-        doc = policy["PolicyDocument"]
-        if isinstance(doc, str):
-            doc = json.loads(doc)
-        stmts = doc["Statement"]
-        statements.extend(stmts if isinstance(stmts, list) else [stmts])
+        statements.extend(document_statements(policy["PolicyDocument"]))
     return statements
+
+
+def document_statements(doc: Any) -> list[dict[str, Any]]:
+    """The statements of a resolved policy document (a JSON string is parsed)."""
+    if isinstance(doc, str):
+        doc = json.loads(doc)
+    stmts = doc["Statement"]
+    return stmts if isinstance(stmts, list) else [stmts]
 
 
 def as_list(value: Any) -> list[Any]:

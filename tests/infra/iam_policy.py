@@ -11,16 +11,25 @@ evaluation logic and condition operator pages describe it, and refuses the rest:
 - Condition: every operator must hold (AND), every key within an operator must hold
   (AND), and a key holds when any of its policy values matches (OR);
 - operators StringEquals, StringLike (case-sensitive values; StringLike with `*` and
-  `?`), Null ("true": the key is absent, "false": present), each with the
-  ForAllValues: / ForAnyValue: qualifiers for multivalued keys and the IfExists suffix;
+  `?`), Bool ("true" / "false", in any case), Null ("true": the key is absent,
+  "false": present), each with the ForAllValues: / ForAnyValue: qualifiers for
+  multivalued keys and the IfExists suffix;
 - a single-valued operator on a missing key is false (true with IfExists);
   ForAllValues on a missing or empty key is true (vacuously), ForAnyValue false;
 - condition key names are case-insensitive (aws:ResourceTag/Backup:Managed-By is
   aws:resourcetag/backup:managed-by); their values are not.
 
 Anything else (another operator, a single-valued operator on a multivalued key,
-NotAction, NotResource, a statement without Resource) raises, so that a policy change
-cannot be evaluated silently wrong.
+NotAction, NotResource, NotPrincipal, a statement without Resource) raises, so that a
+policy change cannot be evaluated silently wrong. Multivalued here: aws:TagKeys, and the
+keys a request can carry several values of: the accounts and groups a ModifyImageAttribute
+or ModifySnapshotAttribute adds or removes (ec2:Add/userId, ...: one request can add
+several), and the sources of a PutEvents (events:source: one per entry, which is why the
+EventBridge guide's bus policies hold it with ForAllValues).
+
+A resource-based policy (an event bus's) is evaluated for a principal account with
+allowed_for: a statement counts only when its Principal names that account (its id or its
+root ARN) or is "*".
 
 The request context is built the way EC2 builds it for tag conditions:
 aws:ResourceTag/<key> for each tag the resource carries, aws:RequestTag/<key> for
@@ -40,7 +49,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-OPERATORS = {"StringEquals", "StringLike", "Null"}
+OPERATORS = {"StringEquals", "StringLike", "Bool", "Null"}
 QUALIFIERS = {"ForAllValues", "ForAnyValue"}
 
 
@@ -79,10 +88,15 @@ def _value_matches(operator: str, policy_value: str, actual: str) -> bool:
         return actual == policy_value
     if operator == "StringLike":
         return _glob(policy_value, actual)
+    if operator == "Bool":
+        if policy_value.lower() not in ("true", "false"):
+            raise ValueError(f"Bool takes true or false, got {policy_value}")
+        return actual.lower() == policy_value.lower()
     raise NotImplementedError(operator)
 
 
-MULTIVALUED = {"aws:tagkeys"}
+MULTIVALUED = {"aws:tagkeys", "ec2:add/userid", "ec2:add/group", "ec2:remove/userid", "ec2:remove/group",
+               "events:source"}
 
 
 def _condition_holds(operator_spec: str, key: str, policy_values: list[Any], ctx: dict[str, Any]) -> bool:
@@ -141,6 +155,22 @@ def allowed(statements: list[dict[str, Any]], request: Request) -> bool:
     if any(s["Effect"] == "Deny" for s in matching):
         return False
     return any(s["Effect"] == "Allow" for s in matching)
+
+
+def _names_principal(statement: dict[str, Any], account: str) -> bool:
+    principal = statement.get("Principal")
+    if principal == "*":
+        return True
+    if not isinstance(principal, dict) or set(principal) != {"AWS"}:
+        raise NotImplementedError(f"principal {principal}")
+    return any(p in ("*", account) or re.fullmatch(rf"arn:aws[a-z-]*:iam::{account}:root", p)
+               for p in _as_list(principal["AWS"]))
+
+
+def allowed_for(statements: list[dict[str, Any]], account: str, request: Request) -> bool:
+    """Whether a resource-based policy of `statements` lets a principal of `account` make
+    `request` (cross-account: the caller's own policies must allow it too)."""
+    return allowed([s for s in statements if _names_principal(s, account)], request)
 
 
 def allowed_all(statements: list[dict[str, Any]], requests: list[Request]) -> bool:
@@ -229,3 +259,31 @@ def create_security_group(statements: list[dict[str, Any]], request_tags: dict[s
     requests = [Request(action, ec2_arn("vpc", "vpc-1", region), {}, request_tags),
                 Request(action, group, {}, request_tags)]
     return allowed_all(statements, requests + _tag_on_create(action, [group], request_tags))
+
+
+def copy_snapshot(statements: list[dict[str, Any]], source_owner: str, request_tags: dict[str, str],
+                  source_region: str = "us-east-1", region: str = "us-west-2") -> bool:
+    """CopySnapshot of a snapshot owned by `source_owner` into `region`, tagged on creation: the
+    Service Authorization Reference applies its resource-level permissions "to both the snapshot
+    copy and the source snapshot" (ec2:Owner is the source's owner; the copy, not yet made, has
+    none), and CreateTags (ec2:CreateAction CopySnapshot) on the copy."""
+    action = "ec2:CopySnapshot"
+    copy = snapshot_arn("*", region)
+    requests = [Request(action, snapshot_arn("snap-src", source_region), {}, request_tags,
+                        {"ec2:Owner": source_owner}),
+                Request(action, copy, {}, request_tags)]
+    return allowed_all(statements, requests + _tag_on_create(action, [copy], request_tags))
+
+
+def copy_image(statements: list[dict[str, Any]], source_owner: str, request_tags: dict[str, str],
+               source_region: str = "us-east-1", region: str = "us-west-2") -> bool:
+    """CopyImage of an AMI owned by `source_owner` into `region`, the image and its snapshots
+    tagged on creation: CopyImage on the source image (ec2:Owner, ec2:ImageID), on the new image
+    and its new snapshots (the request's tags), and CreateTags (ec2:CreateAction CopyImage) on
+    the new image and snapshots."""
+    action = "ec2:CopyImage"
+    made = [image_arn("*", region), snapshot_arn("*", region)]
+    requests = [Request(action, image_arn("ami-src", source_region), {}, request_tags,
+                        {"ec2:Owner": source_owner, "ec2:ImageID": "ami-src"}),
+                *[Request(action, arn, {}, request_tags) for arn in made]]
+    return allowed_all(statements, requests + _tag_on_create(action, made, request_tags))

@@ -5,8 +5,16 @@ sample is sent with PutEvents). events/routing.json says which function each
 sample is for; a sample must arrive at exactly the rules of that function.
 
 moto, unlike AWS, accepts PutEvents with an `aws.*` source, which is what lets
-the AWS-sent samples be replayed here. It rewrites `account` and `region` to
-its own, which no pattern here looks at.
+the AWS-sent samples be replayed here. An event's `account` and `region` are those of
+the account that puts it (tests/moto_server.py: a 12-digit access key id is that
+account), not the sample's.
+
+The isolated DR account: the rules are deployed as a vault (SourceAccounts) in moto's
+default account, and a Backup Shared sample is put where it starts, by the home account
+that shares (the sample's `account`), whose copy of the template's forwarding rule sends
+it on to the vault's bus, which admits it through the template's bus policy (moto's
+stand-in evaluates who the policy admits); it arrives with the home account in `account`,
+which the vault's rule looks at.
 
 Run: .venv/bin/python -m pytest tests/infra -q
 """
@@ -16,13 +24,15 @@ from __future__ import annotations
 import fnmatch
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
 import pytest
 from botocore.config import Config
 
-from cfn_template import ROOT, Resolver, event_rules, functions, load
+from cfn_template import PSEUDO, ROOT, Resolver, event_rules, exists, forwarding_rules, functions, load
 
 sys.path.insert(0, str(ROOT / "tests"))
 from moto_process import running_moto  # noqa: E402
@@ -30,6 +40,12 @@ from moto_process import running_moto  # noqa: E402
 EVENTS = ROOT / "events"
 ROUTING = json.loads((EVENTS / "routing.json").read_text())
 REGION = "us-east-1"
+# moto's default account (the "testing" key): where the rules under test are deployed.
+VAULT_ACCOUNT = PSEUDO["AWS::AccountId"]
+# The account that shares in events/backup-shared.json and events/ebs-snapshot-share.json.
+HOME_ACCOUNT = "111122223333"
+STRANGER = "999988887777"
+VAULT = {"SourceAccounts": HOME_ACCOUNT}
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +55,11 @@ def moto_url(tmp_path_factory):
         yield url
 
 
-def client(service: str, url: str):
+def client(service: str, url: str, account: str | None = None):
+    """A client in `account` (moto's stand-in reads a 12-digit key id as the account), else in
+    moto's default account."""
     return boto3.client(service, region_name=REGION, endpoint_url=url,
-                        aws_access_key_id="testing", aws_secret_access_key="testing",
+                        aws_access_key_id=account or "testing", aws_secret_access_key="testing",
                         config=Config(retries={"max_attempts": 1}))
 
 
@@ -63,11 +81,63 @@ def expected_function(name: str) -> str | None:
 
 def pattern_rules(overrides: dict[str, str] | None = None) -> list[tuple[str, str, dict]]:
     """(function, rule name, resolved pattern) for every pattern rule that reaches a function,
-    straight or through its work queue."""
+    straight or through its work queue, in a stack deployed with `overrides`."""
     template = load()
     resolver = Resolver(template, overrides)
     return [(binary, name, resolver.resolve(rule["Pattern"]))
-            for binary, name, rule in event_rules(template) if rule["Pattern"] is not None]
+            for binary, name, rule in event_rules(template)
+            if rule["Pattern"] is not None and exists(resolver, rule)]
+
+
+def forwarding_rule(account: str, dr_account: str) -> tuple[dict, dict]:
+    """The home stack's forwarding rule as `account` deploys it with DrAccount=`dr_account`:
+    (pattern, target)."""
+    template = load()
+    resolver = Resolver(template, {"DrAccount": dr_account}, pseudo={"AWS::AccountId": account})
+    (_, rule), = forwarding_rules(template)
+    return resolver.resolve(rule["Pattern"]), resolver.resolve(rule["Target"])
+
+
+@contextmanager
+def homes_forwarding(url: str, accounts: set[str], dr_account: str = VAULT_ACCOUNT) -> Iterator[None]:
+    """Each of `accounts` deploys the home stack with DrAccount=`dr_account`: its forwarding
+    rule on its own default bus (moto ignores the role)."""
+    made = []
+    try:
+        for account in sorted(accounts):
+            pattern, target = forwarding_rule(account, dr_account)
+            events = client("events", url, account)
+            events.put_rule(Name="ShareForwardRule", EventPattern=json.dumps(pattern), State="ENABLED")
+            made.append(events)
+            events.put_targets(Rule="ShareForwardRule", Targets=[
+                {"Id": target["Id"], "Arn": target["Arn"], "RoleArn": f"arn:aws:iam::{account}:role/forward"}])
+        yield
+    finally:
+        for events in made:
+            events.remove_targets(Rule="ShareForwardRule", Ids=["dr-account-event-bus"])
+            events.delete_rule(Name="ShareForwardRule")
+
+
+@contextmanager
+def vault_bus_policy(url: str, overrides: dict[str, str] = VAULT, statement: dict | None = None) -> Iterator[None]:
+    """The vault stack's policy on the default bus of moto's default account (or `statement`
+    instead of the template's)."""
+    if statement is None:
+        props = Resolver(load(), overrides).resolve(load()["Resources"]["VaultEventBusPolicy"]["Properties"])
+        statement = {"Sid": props["StatementId"], **props["Statement"]}
+    events = client("events", url)
+    events.put_permission(EventBusName="default", Policy=json.dumps({"Version": "2012-10-17",
+                                                                      "Statement": [statement]}))
+    try:
+        yield
+    finally:
+        events.remove_permission(EventBusName="default", RemoveAllPermissions=True)
+
+
+def shared_by_a_home(sample: dict) -> bool:
+    """A sample that a home deployment puts on its own bus (ours, not AWS's): it starts in the
+    sample's account and reaches the vault only through the forwarding rule."""
+    return sample.get("source") == "ec2-backup"
 
 
 def as_entry(sample: dict) -> dict:
@@ -81,8 +151,17 @@ def as_entry(sample: dict) -> dict:
             "Detail": json.dumps(sample)}
 
 
-def deliveries(url: str, rules: list[tuple[str, str, dict]], events: dict[str, dict]) -> dict[str, set[str]]:
-    """Creates the rules with one queue each, sends every sample; rule -> samples that arrived."""
+def content(event: dict) -> str:
+    return json.dumps([event["source"], event["detail-type"], event["detail"]], sort_keys=True)
+
+
+def deliveries(url: str, rules: list[tuple[str, str, dict]], events: dict[str, dict],
+               senders: dict[str, str] | None = None) -> dict[str, set[str]]:
+    """Creates the rules with one queue each in moto's default account, sends every sample (by
+    the account `senders` names for it, else by that account); rule -> samples that arrived. A
+    sample that arrives forwarded from another account has a new id there: it is known by its
+    source, detail-type and detail."""
+    senders = senders or {}
     requests = client("events", url)
     sqs = client("sqs", url)
     queues = {}
@@ -94,11 +173,15 @@ def deliveries(url: str, rules: list[tuple[str, str, dict]], events: dict[str, d
         queues[rule] = queue_url
     # One sample per PutEvents; moto delivers synchronously, and the event id it
     # returns identifies the message that arrives.
-    by_id = {}
+    by_id, by_content = {}, {}
     for name, sample in events.items():
-        out = requests.put_events(Entries=[as_entry(sample)])
+        sender = client("events", url, senders[name]) if name in senders else requests
+        out = sender.put_events(Entries=[as_entry(sample)])
         assert out["FailedEntryCount"] == 0, (name, out)
         by_id[out["Entries"][0]["EventId"]] = name
+        if name in senders:
+            assert content(sample) not in by_content, f"{name}: two forwarded samples alike"
+            by_content[content(sample)] = name
     arrived: dict[str, set[str]] = {}
     for rule, queue_url in queues.items():
         got = set()
@@ -107,7 +190,8 @@ def deliveries(url: str, rules: list[tuple[str, str, dict]], events: dict[str, d
             if not msgs:
                 break
             for m in msgs:
-                got.add(by_id[json.loads(m["Body"])["id"]])
+                body = json.loads(m["Body"])
+                got.add(by_id.get(body["id"]) or by_content[content(body)])
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
         arrived[rule] = got
     for _, rule, _ in rules:
@@ -130,9 +214,12 @@ def test_routing_lists_every_sample_once():
 
 def test_each_sample_reaches_exactly_the_rules_of_its_function(moto_url):
     events = samples()
-    rules = pattern_rules()
+    rules = pattern_rules(VAULT)
     assert rules, "the template has no pattern rules"
-    arrived = deliveries(moto_url, rules, events)
+    senders = {name: sample["account"] for name, sample in events.items() if shared_by_a_home(sample)}
+    assert set(senders.values()) == {HOME_ACCOUNT}
+    with homes_forwarding(moto_url, set(senders.values())), vault_bus_policy(moto_url):
+        arrived = deliveries(moto_url, rules, events, senders)
     problems = []
     for binary, rule, _ in rules:
         want = {n for n in events if expected_function(n) == binary}
@@ -165,3 +252,65 @@ def test_the_opt_in_rules_follow_the_tag_prefix(moto_url):
     arrived = deliveries(moto_url, rules, events)
     got = set().union(*arrived.values())
     assert got == {"Snap", "SNAP", "snap"}
+
+
+def backup_shared(backup: str) -> dict:
+    """events/backup-shared.json for another backup (forwarded samples are known by content)."""
+    sample = json.loads(json.dumps(samples()["backup-shared.json"]))
+    sample["detail"]["backup"] = backup
+    return sample
+
+
+def replicate_arrivals(arrived: dict[str, set[str]], rules: list[tuple[str, str, dict]]) -> set[str]:
+    return set().union(*(arrived[name] for binary, name, _ in rules if binary == "replicate"))
+
+
+def test_a_share_from_a_stranger_reaches_no_rule(moto_url):
+    """A Backup Shared event from an account not in SourceAccounts: the vault's bus refuses it
+    (its policy admits SourceAccounts only), and were the bus opened to everyone (a wider policy
+    added by hand), the rule's account filter would still keep it from replicate. A shareSnapshot
+    from a stranger (detail.source) reaches no rule either. The home account's share, sent
+    alongside, arrives: the refusals are the stranger's only."""
+    rules = pattern_rules(VAULT)
+    events = {"home": backup_shared("ami-0home"), "stranger": backup_shared("ami-0stranger")}
+    senders = {"home": HOME_ACCOUNT, "stranger": STRANGER}
+    snapshot = json.loads(json.dumps(samples()["ebs-snapshot-share.json"]))
+    snapshot["detail"]["source"] = STRANGER
+    events["stranger's snapshot"] = snapshot
+    with homes_forwarding(moto_url, {HOME_ACCOUNT, STRANGER}):
+        with vault_bus_policy(moto_url):
+            arrived = deliveries(moto_url, rules, events, senders)
+        assert replicate_arrivals(arrived, rules) == {"home"}
+        assert set().union(*arrived.values()) == {"home"}
+        everyone = {"Sid": "everyone", "Effect": "Allow", "Principal": "*", "Action": "events:PutEvents",
+                    "Resource": f"arn:aws:events:{REGION}:{VAULT_ACCOUNT}:event-bus/default"}
+        with vault_bus_policy(moto_url, statement=everyone):
+            arrived = deliveries(moto_url, rules, events, senders)
+        assert set().union(*arrived.values()) == {"home"}
+
+
+def test_without_a_bus_policy_no_share_arrives(moto_url):
+    """A vault whose bus admits nobody (the policy missing) hears of no Backup Shared event:
+    the forwarded event is dropped at the bus (the sender's rule counts a failed invocation)."""
+    rules = pattern_rules(VAULT)
+    with homes_forwarding(moto_url, {HOME_ACCOUNT}):
+        arrived = deliveries(moto_url, rules, {"home": backup_shared("ami-0home")}, {"home": HOME_ACCOUNT})
+    assert set().union(*arrived.values()) == set()
+
+
+def test_a_home_only_deployment_sends_no_share_to_replicate(moto_url):
+    """Deployed as a home (DrAccount) and not as a vault, the stack has no rule for shares: its
+    own Backup Shared event and a shareSnapshot notification reach no function's rule."""
+    rules = pattern_rules({"DrAccount": "444455556666"})
+    names = {"backup-shared.json", "ebs-snapshot-share.json"}
+    assert not {name for _, name, _ in rules} & {"ReplicateBackupSharedRule", "ReplicateSnapshotSharedRule"}
+    arrived = deliveries(moto_url, rules, {n: s for n, s in samples().items() if n in names})
+    assert set().union(*arrived.values()) == set()
+
+
+def test_the_home_forwards_its_own_backup_shared_events_and_nothing_else(moto_url):
+    """The forwarding rule, as the home account deploys it, against every sample put by that
+    account: only the Backup Shared event (AWS's events and the samples of other kinds stay home)."""
+    pattern, _ = forwarding_rule(VAULT_ACCOUNT, "444455556666")
+    arrived = deliveries(moto_url, [("home", "ShareForwardRule", pattern)], samples())
+    assert arrived["ShareForwardRule"] == {"backup-shared.json"}

@@ -2,7 +2,12 @@
 the small evaluator in iam_policy.py (whose own semantics are tested first): what expire
 must be able to do to an AMI of its own and its snapshots, tagged or not, and what it must
 never be able to do to anyone else's; what drill must be able to restore, tag, remove and
-write, and that it can remove nothing but its own throwaways.
+write, and that it can remove nothing but its own throwaways. Then the isolated DR account:
+the home replicate shares only its own backups and only with DrAccount, and announces them
+only on its own bus; the forwarding role puts only on the DR account's bus; the vault's bus
+admits exactly SourceAccounts; the vault replicate copies only what it or a source account
+owns, tagged as its own, and locks and protects only its own copies; the vault expire lifts
+only its own protection.
 
 Run: .venv/bin/python -m pytest tests/infra -q
 """
@@ -11,11 +16,14 @@ from __future__ import annotations
 
 import pytest
 
-from cfn_template import Resolver, as_list, functions, load, policy_statements, role_of
+from cfn_template import Resolver, as_list, document_statements, functions, load, policy_statements, role_of
 from iam_policy import (
     Request,
     allowed,
     allowed_all,
+    allowed_for,
+    copy_image,
+    copy_snapshot,
     create_security_group,
     create_volume,
     deregister_with_snapshots,
@@ -116,6 +124,33 @@ def test_a_call_on_several_resources_needs_every_one_and_set_keys_count():
     assert allowed([on_create], Request("ec2:CreateTags", instance, keys={"ec2:CreateAction": "RunInstances"}))
     assert not allowed([on_create], Request("ec2:CreateTags", instance, keys={"ec2:CreateAction": "CreateVolume"}))
     assert not allowed([on_create], Request("ec2:CreateTags", instance))
+
+
+def test_bool_and_multivalued_request_keys():
+    grant = {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    assert allowed([stmt(grant, action="kms:CreateGrant", resource="*")],
+                   Request("kms:CreateGrant", "k", keys={"kms:GrantIsForAWSResource": "TRUE"}))
+    assert not allowed([stmt(grant, action="kms:CreateGrant", resource="*")],
+                       Request("kms:CreateGrant", "k", keys={"kms:GrantIsForAWSResource": "false"}))
+    assert not allowed([stmt(grant, action="kms:CreateGrant", resource="*")], Request("kms:CreateGrant", "k"))
+    # a request adding two accounts: each must be allowed
+    only_a = {"ForAllValues:StringEquals": {"ec2:Add/userId": ["a"]}}
+    assert allowed([stmt(only_a)], Request("ec2:CreateTags", SNAP, keys={"ec2:Add/userId": ["a"]}))
+    assert not allowed([stmt(only_a)], Request("ec2:CreateTags", SNAP, keys={"ec2:Add/userId": ["a", "b"]}))
+    with pytest.raises(NotImplementedError):
+        allowed([stmt({"StringEquals": {"ec2:Add/userId": "a"}})],
+                Request("ec2:CreateTags", SNAP, keys={"ec2:Add/userId": ["a"]}))
+
+
+def test_a_resource_policy_counts_for_the_accounts_it_names():
+    named = {**stmt(action="events:PutEvents", resource="*"), "Principal": {"AWS": ["111122223333"]}}
+    root = {**stmt(action="events:PutEvents", resource="*"),
+            "Principal": {"AWS": "arn:aws:iam::111122223333:root"}}
+    request = Request("events:PutEvents", "bus")
+    for s in (named, root):
+        assert allowed_for([s], "111122223333", request)
+        assert not allowed_for([s], "999988887777", request)
+    assert allowed_for([{**named, "Principal": "*"}], "999988887777", request)
 
 
 def test_what_it_does_not_know_it_refuses_to_evaluate():
@@ -412,3 +447,266 @@ def test_drill_puts_evidence_under_drills_and_nowhere_else():
         assert not allowed(stmts, Request(action, key)), action
     for action in ("s3:PutBucketPolicy", "s3:PutLifecycleConfiguration", "s3:DeleteBucket"):
         assert not allowed(stmts, Request(action, EVIDENCE)), action
+
+
+# ---------------------------------------------------------------- the isolated DR account
+# The stack is in 123456789012 (cfn_template.PSEUDO), us-east-1. At home it shares with
+# DR; as a vault it copies what SOURCES share. A stranger is any other account.
+
+HOME_ACCOUNT = "123456789012"
+DR = "444455556666"
+SOURCES = ["111122223333", "777788889999"]
+STRANGER = "999988887777"
+HOME = {"DrAccount": DR}
+VAULT = {"SourceAccounts": ",".join(SOURCES)}
+OWN_BUS = f"arn:aws:events:us-east-1:{HOME_ACCOUNT}:event-bus/default"
+DR_BUS = f"arn:aws:events:us-east-1:{DR}:event-bus/default"
+
+
+def role_statements(function: str, overrides: dict[str, str]) -> list[dict]:
+    _, role = role_of(TEMPLATE, functions(TEMPLATE)[function][1])
+    return policy_statements(Resolver(TEMPLATE, overrides), role)
+
+
+def ours(overrides: dict[str, str]) -> dict[str, str]:
+    return {f"{overrides['TagPrefix']}:managed-by": overrides["DeploymentName"]}
+
+
+def not_ours(overrides: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Backups that are not this deployment's, as tags IAM would see."""
+    managed_by, name = f"{overrides['TagPrefix']}:managed-by", overrides["DeploymentName"]
+    return {"untagged": {}, "another deployment's": {managed_by: "team-b"},
+            "our name in another case": {managed_by: name.upper()}, "only a Name": {"Name": name}}
+
+
+def share(action: str, tags: dict[str, str], region: str = "us-east-1", **keys) -> Request:
+    """ModifyImageAttribute (launchPermission) or ModifySnapshotAttribute (createVolumePermission)
+    with the keys EC2 sets for what it adds or removes: ec2:Add/userId=[...], ec2:Add/group=[...]."""
+    arn = image_arn("ami-1", region) if action == "ec2:ModifyImageAttribute" else snapshot_arn("snap-1", region)
+    return Request(action, arn, tags, keys={"ec2:" + k.replace("_", "/"): v for k, v in keys.items()})
+
+
+SHARES = ["ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute"]
+
+
+def test_every_operator_of_replicates_role_is_one_the_evaluator_knows(params):
+    for s in role_statements("replicate", {**params, **HOME, **VAULT,
+                                           "ShareKmsKeys": f"us-east-1=arn:aws:kms:us-east-1:{HOME_ACCOUNT}:key/k",
+                                           "CopyKmsKeys": f"us-west-2=arn:aws:kms:us-west-2:{HOME_ACCOUNT}:key/c"}):
+        for action in as_list(s["Action"]):
+            allowed([s], Request(action, SNAP, {"k": "v"}, {"k": "v"},
+                                 {"ec2:CreateAction": "CopyImage", "kms:GrantIsForAWSResource": "true",
+                                  "events:source": ["x"], "ec2:Add/userId": ["x"]}))
+
+
+@pytest.mark.parametrize("action", SHARES)
+def test_home_replicate_shares_its_own_backups_with_the_dr_account(params, action):
+    stmts = role_statements("replicate", {**params, **HOME})
+    assert allowed(stmts, share(action, ours(params), Add_userId=[DR]))
+
+
+@pytest.mark.parametrize("action", SHARES)
+def test_home_replicate_shares_with_no_one_else(params, action):
+    """Not another account, not several with it, never the group all (public), not an unshare."""
+    stmts = role_statements("replicate", {**params, **HOME})
+    tags = ours(params)
+    for keys in [{"Add_userId": [STRANGER]}, {"Add_userId": [DR, STRANGER]}, {"Add_group": ["all"]},
+                 {"Add_userId": [DR], "Add_group": ["all"]}, {"Add_userId": [HOME_ACCOUNT]}]:
+        assert not allowed(stmts, share(action, tags, **keys)), keys
+
+
+@pytest.mark.parametrize("action", SHARES)
+def test_home_replicate_shares_nothing_that_is_not_its_own_and_only_here(params, action):
+    stmts = role_statements("replicate", {**params, **HOME})
+    for case, tags in not_ours(params).items():
+        assert not allowed(stmts, share(action, tags, Add_userId=[DR])), case
+    # originals are made in the stack's region only; copies elsewhere are never shared
+    assert not allowed(stmts, share(action, ours(params), "us-west-2", Add_userId=[DR]))
+
+
+@pytest.mark.parametrize("action", SHARES)
+def test_sharing_needs_a_dr_account(params, action):
+    for overrides in [{}, VAULT]:
+        stmts = role_statements("replicate", {**params, **overrides})
+        assert not allowed(stmts, share(action, ours(params), Add_userId=[DR]))
+
+
+def test_what_iam_cannot_check_of_an_ami_share(params):
+    """The limit, stated so that it cannot be forgotten: the Service Authorization Reference
+    lists ec2:Add/userId and ec2:Add/group for ModifySnapshotAttribute only. Where EC2 gives a
+    ModifyImageAttribute no such key, the role may change the launch permission of its own AMIs
+    however the request says (replicate only ever adds DrAccount; EC2's block public access for
+    AMIs refuses a public share). A snapshot share must name the DR account."""
+    stmts = role_statements("replicate", {**params, **HOME})
+    assert allowed(stmts, share("ec2:ModifyImageAttribute", ours(params)))
+    assert not allowed(stmts, share("ec2:ModifyImageAttribute", {}))
+    assert not allowed(stmts, share("ec2:ModifySnapshotAttribute", ours(params)))
+    assert not allowed(stmts, share("ec2:ModifySnapshotAttribute", ours(params), Remove_userId=[DR]))
+
+
+def put_events(bus: str = OWN_BUS, sources: list[str] | None = None, detail_type: str | None = "Backup Shared"):
+    keys: dict = {"events:source": ["ec2-backup"] if sources is None else sources}
+    if detail_type is not None:
+        keys["events:detail-type"] = detail_type
+    return Request("events:PutEvents", bus, keys=keys)
+
+
+def test_home_replicate_announces_shares_on_its_own_bus_only(params):
+    stmts = role_statements("replicate", {**params, **HOME})
+    assert allowed(stmts, put_events())
+    for request in [put_events(sources=["aws.ec2"]), put_events(sources=["ec2-backup", "aws.ec2"]),
+                    put_events(sources=[]), put_events(detail_type="EC2 AMI State Change"),
+                    put_events(detail_type=None),
+                    # not straight onto the DR account's bus (the rule forwards), nor any other
+                    put_events(DR_BUS), put_events(OWN_BUS.replace("us-east-1", "us-west-2")),
+                    put_events(OWN_BUS.replace("default", "custom"))]:
+        assert not allowed(stmts, request), request
+    # and not at all without a DR account
+    assert not allowed(role_statements("replicate", {**params, **VAULT}), put_events())
+
+
+def forward_role(overrides: dict[str, str]) -> dict:
+    return Resolver(TEMPLATE, overrides).resolve(TEMPLATE["Resources"]["ShareForwardRole"]["Properties"])
+
+
+def test_the_forwarding_role_puts_only_on_the_dr_accounts_bus():
+    role = forward_role(HOME)
+    trust, = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "events.amazonaws.com"} and trust["Action"] == "sts:AssumeRole"
+    # only this account's rules (the confused deputy: another account's rule cannot use it)
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": HOME_ACCOUNT}}
+    stmts = [s for p in role["Policies"] for s in document_statements(p["PolicyDocument"])]
+    assert allowed(stmts, Request("events:PutEvents", DR_BUS))
+    for bus in [OWN_BUS, DR_BUS.replace(DR, STRANGER), DR_BUS.replace("us-east-1", "us-west-2"),
+                DR_BUS.replace("default", "custom")]:
+        assert not allowed(stmts, Request("events:PutEvents", bus)), bus
+    for action in ["events:PutRule", "events:PutTargets", "events:PutPermission", "sts:AssumeRole"]:
+        assert not allowed(stmts, Request(action, DR_BUS)), action
+
+
+def bus_policy(overrides: dict[str, str]) -> list[dict]:
+    props = Resolver(TEMPLATE, overrides).resolve(TEMPLATE["Resources"]["VaultEventBusPolicy"]["Properties"])
+    assert props["EventBusName"] == "default"
+    return [props["Statement"]]
+
+
+def test_the_vault_bus_admits_exactly_the_source_accounts():
+    stmts = bus_policy(VAULT)
+    for account in SOURCES:
+        assert allowed_for(stmts, account, put_events(OWN_BUS)), account
+    for account in [STRANGER, DR]:
+        assert not allowed_for(stmts, account, put_events(OWN_BUS)), account
+    # and from them only Backup Shared events of ec2-backup, onto this bus
+    for request in [put_events(OWN_BUS, sources=["aws.ec2"]), put_events(OWN_BUS, sources=["ec2-backup", "x"]),
+                    put_events(OWN_BUS, detail_type="EBS Snapshot Notification"),
+                    put_events(OWN_BUS.replace("default", "custom"))]:
+        assert not allowed_for(stmts, SOURCES[0], request), request
+
+
+def test_vault_replicate_copies_what_a_source_account_shared_and_not_a_strangers(params):
+    stmts = role_statements("replicate", {**params, **VAULT})
+    tags = {**ours(params), f"{params['TagPrefix']}:source-account": SOURCES[0]}
+    for copy in (copy_image, copy_snapshot):
+        for owner in SOURCES:
+            assert copy(stmts, owner, tags), (copy.__name__, owner)
+            # into the home region of the source too
+            assert copy(stmts, owner, tags, region="us-east-1"), (copy.__name__, owner)
+        for owner in [STRANGER, DR, "amazon", "aws-marketplace"]:
+            assert not copy(stmts, owner, tags), (copy.__name__, owner)
+
+
+def test_replicate_copies_its_own_backups_in_every_deployment(params):
+    """Today's DR copies, and the home's re-encrypting copy in the same region."""
+    for overrides in [{}, HOME, VAULT]:
+        stmts = role_statements("replicate", {**params, **overrides})
+        for copy in (copy_image, copy_snapshot):
+            assert copy(stmts, HOME_ACCOUNT, ours(params))
+            assert copy(stmts, HOME_ACCOUNT, ours(params), region="us-east-1")
+            # outside a vault, a source account is a stranger
+            if overrides is not VAULT:
+                assert not copy(stmts, SOURCES[0], ours(params))
+
+
+def test_a_copy_is_made_only_as_this_deployments(params):
+    stmts = role_statements("replicate", {**params, **VAULT})
+    managed_by = f"{params['TagPrefix']}:managed-by"
+    for tags in [{managed_by: "team-b"}, {"Name": "copy"}, {managed_by: params["DeploymentName"].upper()}]:
+        for copy in (copy_image, copy_snapshot):
+            assert not copy(stmts, SOURCES[0], tags), tags
+            assert not copy(stmts, HOME_ACCOUNT, tags), tags
+
+
+def test_iam_cannot_require_tags_on_a_copy_made_without_any(params):
+    """The limit: the managed-by condition binds the tags a copy is created with
+    (TagCopiesOnCreate); a CopySnapshot or CopyImage with no tag specifications at all writes no
+    tags, so IAM has nothing to check (aws:RequestTag on the copy call itself is not relied on:
+    EC2 authorizes the source with the same call). replicate always tags its copies."""
+    stmts = role_statements("replicate", {**params, **VAULT})
+    assert copy_snapshot(stmts, SOURCES[0], {})
+
+
+LOCKS = [("ec2:LockSnapshot", snapshot_arn), ("ec2:EnableImageDeregistrationProtection", image_arn)]
+
+
+@pytest.mark.parametrize("action,arn", LOCKS)
+def test_vault_replicate_locks_and_protects_its_own_copies_only(params, action, arn):
+    stmts = role_statements("replicate", {**params, **VAULT})
+    for region in ["us-west-2", "us-east-1"]:
+        assert allowed(stmts, Request(action, arn("x-1", region), ours(params))), region
+    for case, tags in not_ours(params).items():
+        assert not allowed(stmts, Request(action, arn("x-1", "us-west-2"), tags)), case
+    # a home deployment locks nothing
+    assert not allowed(role_statements("replicate", {**params, **HOME}), Request(action, arn("x-1"), ours(params)))
+
+
+def test_vault_replicate_reads_locks_and_unlocks_nothing(params):
+    stmts = role_statements("replicate", {**params, **VAULT})
+    assert allowed(stmts, Request("ec2:DescribeLockedSnapshots", "*"))
+    for action in ["ec2:UnlockSnapshot", "ec2:DisableImageDeregistrationProtection", "ec2:DeleteSnapshot",
+                   "ec2:DeregisterImage", "ec2:ModifySnapshotAttribute"]:
+        for arn in (image_arn("ami-1"), snapshot_arn("snap-1")):
+            assert not allowed(stmts, Request(action, arn, ours(params))), action
+
+
+def test_vault_expire_lifts_protection_from_its_own_images_only(params):
+    action = "ec2:DisableImageDeregistrationProtection"
+    stmts = expire_statements({**params, **VAULT})
+    assert allowed(stmts, Request(action, image_arn("ami-1", "us-west-2"), ours(params)))
+    for case, tags in not_ours(params).items():
+        assert not allowed(stmts, Request(action, image_arn("ami-1", "us-west-2"), tags)), case
+    assert not allowed(expire_statements(params), Request(action, image_arn("ami-1"), ours(params)))
+    # it never locks, protects or unlocks
+    for other in ["ec2:LockSnapshot", "ec2:UnlockSnapshot", "ec2:EnableImageDeregistrationProtection"]:
+        for arn in (image_arn("ami-1"), snapshot_arn("snap-1")):
+            assert not allowed(stmts, Request(other, arn, ours(params))), other
+
+
+def test_iam_cannot_see_a_snapshot_lock(params):
+    """The limit: no condition key carries whether a snapshot is locked, so IAM lets expire
+    delete any snapshot of its own; EC2 itself refuses DeleteSnapshot on a locked snapshot
+    (the moto stand-in too, tests/test_moto_server.py), whoever asks. expire reads the locks
+    first (DescribeLockedSnapshots) to keep a locked copy with its reason."""
+    stmts = expire_statements({**params, **VAULT})
+    assert allowed(stmts, Request("ec2:DeleteSnapshot", snapshot_arn("snap-locked"), ours(params)))
+    assert allowed(stmts, Request("ec2:DescribeLockedSnapshots", "*"))
+
+
+def kms_request(action: str, key_account: str, via: str | None = "ec2.us-west-2.amazonaws.com",
+                for_aws_resource: str = "true") -> Request:
+    keys = {"aws:ResourceAccount": key_account, "kms:GrantIsForAWSResource": for_aws_resource}
+    if via:
+        keys["kms:ViaService"] = via
+    return Request(action, f"arn:aws:kms:us-east-1:{key_account}:key/k-1", keys=keys)
+
+
+def test_vault_replicate_uses_a_source_accounts_key_through_ec2_only(params):
+    stmts = role_statements("replicate", {**params, **VAULT})
+    for action in ["kms:Decrypt", "kms:DescribeKey", "kms:ReEncryptFrom", "kms:CreateGrant"]:
+        assert allowed(stmts, kms_request(action, SOURCES[1])), action
+        assert not allowed(stmts, kms_request(action, STRANGER)), action
+        assert not allowed(stmts, kms_request(action, SOURCES[1], via=None)), action
+        assert not allowed(stmts, kms_request(action, SOURCES[1], via="s3.us-west-2.amazonaws.com")), action
+    assert not allowed(stmts, kms_request("kms:CreateGrant", SOURCES[1], for_aws_resource="false"))
+    # it never encrypts with their keys, nor manages them
+    for action in ["kms:Encrypt", "kms:GenerateDataKey", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion"]:
+        assert not allowed(stmts, kms_request(action, SOURCES[1])), action

@@ -24,7 +24,10 @@ from cfn_template import (
     Resolver,
     alarm_metrics,
     as_list,
+    document_statements,
     event_rules,
+    exists,
+    forwarding_rules,
     functions,
     load,
     metrics,
@@ -100,6 +103,11 @@ VARIABLE_PARAMETERS = {
     "PENDING_LIMIT": "PendingLimit",
     "DRILL_INTERVAL": "DrillInterval",
     "EC2_RATE_LIMITS": "Ec2RateLimits",
+    "DR_ACCOUNT": "DrAccount",
+    "SHARE_KMS_KEYS": "ShareKmsKeys",
+    "SOURCE_ACCOUNTS": "SourceAccounts",
+    "LOCK_MODE": "LockMode",
+    "LOCK_COOLOFF_HOURS": "LockCoolOffHours",
 }
 # The variables only one function reads (shared/permissions.json function_environment) and
 # what the template sets them to.
@@ -137,6 +145,25 @@ SQS_RECEIVE = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttribute
                "sqs:ChangeMessageVisibility"}
 # Event types that SAM turns into EventBridge rules (the rest are event source mappings).
 RULE_TYPES = ("Schedule", "EventBridgeRule")
+
+# The isolated DR account: the same template deployed in a home account (DrAccount: share
+# with the DR account) and in the DR account (SourceAccounts: a vault). The stack here is
+# 123456789012 (cfn_template.PSEUDO); the home accounts and their keys are others.
+DR_ACCOUNT = "444455556666"
+SOURCE_ACCOUNTS = ["111122223333", "777788889999"]
+SHARE_KEY = "arn:aws:kms:us-east-1:123456789012:key/0f0e0d0c-1234-5678-9abc-def012345678"
+HOME = {"DrAccount": DR_ACCOUNT, "ShareKmsKeys": f"us-east-1={SHARE_KEY}"}
+VAULT = {"SourceAccounts": ",".join(SOURCE_ACCOUNTS), "CopyKmsKeys": f"us-west-2={KEY_A}"}
+DEPLOYMENTS = {"plain": {}, "home": HOME, "vault": VAULT, "home-and-vault": {**HOME, **VAULT}}
+# The services whose calls shared/permissions.json lists per function.
+CALLED = ("ec2:", "events:")
+# What a function may call only in one kind of deployment (shared/permissions.json lists
+# everything a function may call in any): the home replicate shares and announces, the vault
+# replicate locks and protects, the vault expire lifts its own protection. Reading locks
+# (DescribeLockedSnapshots) is allowed in every deployment.
+HOME_ONLY = {"replicate": {"ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute", "events:PutEvents"}}
+VAULT_ONLY = {"replicate": {"ec2:LockSnapshot", "ec2:EnableImageDeregistrationProtection"},
+              "expire": {"ec2:DisableImageDeregistrationProtection"}}
 
 
 def statements(function: str, **overrides: str) -> list[dict]:
@@ -264,12 +291,36 @@ def test_json_logs_into_its_own_log_group_with_retention(binary):
 
 # ------------------------------------------------------------------------ IAM
 
+def called(stmts: list[dict]) -> set[str]:
+    return set().union(*(allowed(stmts, service) for service in CALLED))
+
+
 @pytest.mark.parametrize("kms", ["", f"us-west-2={KEY_A}"])
 @pytest.mark.parametrize("binary", sorted(PERMS["functions"]))
-def test_ec2_actions_are_exactly_those_in_permissions_json(binary, kms):
-    stmts = statements(binary, CopyKmsKeys=kms)
-    assert allowed(stmts, "ec2:") == set(PERMS["functions"][binary]), (
-        f"{binary}: the template's EC2 actions differ from shared/permissions.json")
+def test_actions_are_exactly_those_in_permissions_json(binary, kms):
+    """A stack that is both home and vault allows each function exactly what
+    shared/permissions.json lists (EC2 and EventBridge); the Rust tests hold the functions'
+    calls to the same list."""
+    stmts = statements(binary, **{**HOME, **VAULT, "CopyKmsKeys": kms})
+    assert called(stmts) == set(PERMS["functions"][binary]), (
+        f"{binary}: the template's actions differ from shared/permissions.json")
+    assert all(a.split(":")[0] + ":" in CALLED for a in PERMS["functions"][binary])
+
+
+@pytest.mark.parametrize("kind", sorted(DEPLOYMENTS))
+@pytest.mark.parametrize("binary", sorted(PERMS["functions"]))
+def test_the_dr_actions_only_where_the_deployment_uses_them(binary, kind):
+    """Sharing only in a home deployment (DrAccount set), locking and lifting protection only
+    in a vault (SourceAccounts set): a plain deployment's roles are what they were."""
+    overrides = DEPLOYMENTS[kind]
+    want = set(PERMS["functions"][binary])
+    if "DrAccount" not in overrides:
+        want -= HOME_ONLY.get(binary, set())
+    if "SourceAccounts" not in overrides:
+        want -= VAULT_ONLY.get(binary, set())
+    assert called(statements(binary, **overrides)) == want
+    for only in (HOME_ONLY, VAULT_ONLY):
+        assert only.get(binary, set()) <= set(PERMS["functions"][binary]), "the tables name listed actions"
 
 
 @pytest.mark.parametrize("binary", sorted(PERMS["functions"]))
@@ -278,7 +329,7 @@ def test_no_wildcard_action_no_managed_policy(binary):
     assert "Policies" not in res["Properties"], "policies belong on the function's own role"
     _, role = role_of(TEMPLATE, res)
     assert "ManagedPolicyArns" not in role["Properties"]
-    for s in statements(binary, CopyKmsKeys=f"us-west-2={KEY_A}"):
+    for s in statements(binary, **HOME, **VAULT):
         assert s["Effect"] == "Allow"
         assert "NotAction" not in s and "NotResource" not in s
         for action in as_list(s["Action"]):
@@ -287,7 +338,7 @@ def test_no_wildcard_action_no_managed_policy(binary):
 
 @pytest.mark.parametrize("binary", sorted(PERMS["functions"]))
 def test_only_describe_is_on_every_resource(binary):
-    for s in statements(binary, CopyKmsKeys=f"us-west-2={KEY_A}"):
+    for s in statements(binary, **HOME, **VAULT):
         actions = as_list(s["Action"])
         if "*" in as_list(s["Resource"]):
             assert all(a.startswith("ec2:Describe") for a in actions), s
@@ -304,7 +355,7 @@ def test_destructive_actions_only_on_this_deployments_backups(binary, overrides)
     evaluates both request by request."""
     prefix = overrides.get("TagPrefix", PARAMS["TagPrefix"]["Default"])
     name = overrides.get("DeploymentName", PARAMS["DeploymentName"]["Default"])
-    for s in statements(binary, **overrides):
+    for s in statements(binary, **overrides, **HOME, **VAULT):
         actions = set(as_list(s["Action"]))
         if DESTRUCTIVE & actions:
             assert s["Condition"]["StringEquals"] == {f"aws:ResourceTag/{prefix}:managed-by": name}, s
@@ -317,12 +368,13 @@ def test_destructive_actions_only_on_this_deployments_backups(binary, overrides)
                        for r in as_list(s["Resource"])), s
 
 
+@pytest.mark.parametrize("kind", ["plain", "home-and-vault"])
 @pytest.mark.parametrize("overrides", [{}, {"TagPrefix": "Snap", "DeploymentName": "prod-backup"}])
 @pytest.mark.parametrize("binary", sorted(PERMS["functions"]))
-def test_create_tags_only_on_create_or_on_own_backups(binary, overrides):
+def test_create_tags_only_on_create_or_on_own_backups(binary, overrides, kind):
     prefix = overrides.get("TagPrefix", PARAMS["TagPrefix"]["Default"])
     name = overrides.get("DeploymentName", PARAMS["DeploymentName"]["Default"])
-    tagging = with_action(statements(binary, **overrides), "ec2:CreateTags")
+    tagging = with_action(statements(binary, **overrides, **DEPLOYMENTS[kind]), "ec2:CreateTags")
     on_create, on_own, claims = set(), False, False
     for s in tagging:
         cond = s.get("Condition", {})
@@ -330,6 +382,10 @@ def test_create_tags_only_on_create_or_on_own_backups(binary, overrides):
         if "ec2:CreateAction" in equals:
             on_create |= set(as_list(equals["ec2:CreateAction"]))
             assert len(as_list(s["Action"])) == 1, "the CreateAction condition would bind other actions too"
+            if binary == "replicate":
+                # a copy is made only as this deployment's (expire can always delete it); a
+                # vault's copy of a shared backup too, which carries none of the source's tags
+                assert equals[f"aws:RequestTag/{prefix}:managed-by"] == name, s
         elif f"aws:ResourceTag/{prefix}:managed-by" in equals:
             assert equals == {f"aws:ResourceTag/{prefix}:managed-by": name}
             # only keys of the tag contract (drill: only its three)
@@ -367,6 +423,49 @@ def test_create_tags_only_on_create_or_on_own_backups(binary, overrides):
 @pytest.mark.parametrize("binary", sorted(PERMS["functions"]))
 def test_no_kms_without_copy_keys(binary):
     assert not allowed(statements(binary), "kms:")
+    # a home deployment without share keys shares unencrypted backups only: no key either
+    assert not allowed(statements(binary, DrAccount=DR_ACCOUNT), "kms:")
+
+
+def kms_statements(stmts: list[dict]) -> list[dict]:
+    return [s for s in stmts if any(a.startswith("kms:") for a in as_list(s["Action"]))]
+
+
+def test_kms_for_sharing_only_on_the_share_keys_and_only_for_replicate():
+    """The home replicate re-encrypts a backup the DR account could not use with the region's
+    share key, through EC2 only (as with the copy keys); no other function touches it."""
+    for binary in PERMS["functions"]:
+        stmts = kms_statements(statements(binary, **HOME))
+        if binary != "replicate":
+            assert not stmts, binary
+            continue
+        assert allowed(stmts, "kms:") == KMS_ACTIONS
+        for s in stmts:
+            assert as_list(s["Resource"]) == [SHARE_KEY] * 5
+            assert s["Condition"]["StringLike"] == {"kms:ViaService": "ec2.*.amazonaws.com"}
+            if "kms:CreateGrant" in as_list(s["Action"]):
+                assert s["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "true"}
+    # share keys without a DR account: nothing to share, no key
+    assert not allowed(statements("replicate", ShareKmsKeys=HOME["ShareKmsKeys"]), "kms:")
+
+
+def test_kms_in_a_vault_on_the_source_accounts_keys_only_for_replicate():
+    """The vault replicate decrypts what the home accounts shared with their keys, through EC2
+    only, only keys of SourceAccounts (aws:ResourceAccount), never to encrypt; drill restores
+    the vault's own copies (the copy keys) and nothing shared."""
+    for binary in PERMS["functions"]:
+        source = [s for s in kms_statements(statements(binary, **VAULT))
+                  if "aws:ResourceAccount" in s.get("Condition", {}).get("StringEquals", {})]
+        if binary != "replicate":
+            assert not source, binary
+            continue
+        assert allowed(source, "kms:") == KMS_ACTIONS - {"kms:Encrypt"}
+        for s in source:
+            assert as_list(s["Resource"]) == ["arn:aws:kms:*:*:key/*"]
+            assert s["Condition"]["StringEquals"] == {"aws:ResourceAccount": SOURCE_ACCOUNTS}
+            assert s["Condition"]["StringLike"] == {"kms:ViaService": "ec2.*.amazonaws.com"}
+            if "kms:CreateGrant" in as_list(s["Action"]):
+                assert s["Condition"]["Bool"] == {"kms:GrantIsForAWSResource": "true"}
 
 
 @pytest.mark.parametrize("keys", [[KEY_A], [KEY_A, KEY_B], [KEY_A, KEY_B, KEY_A, KEY_B, KEY_A]])
@@ -453,6 +552,16 @@ def test_parameter_is_described_and_constrained(name):
                        "DescribeImages=.5/1"],
      ["CreateImage", "CreateImage=5", "CreateImage=0/50", "CreateImage=0.0/5", "CreateImage=5/0",
       "CreateImage=5/2.5", "RunInstances=5/50", "CreateImage=5/50,", "createimage=5/50"]),
+    # The config's checks of the contract (12-digit ids; its own account it refuses at cold
+    # start, which a parameter cannot know): the template lets through no shape it refuses.
+    ("DrAccount", ["", "444455556666", "000000000001"],
+     ["44445555666", "4444555566667", "4444-5555-6666", " 444455556666", "444455556666,111122223333",
+      "arn:aws:iam::444455556666:root"]),
+    ("SourceAccounts", ["", "111122223333", "111122223333,777788889999", ",".join(["111122223333"] * 20)],
+     ["111122223333,", ",111122223333", "111122223333, 777788889999", "11112222333", "111122223333;777788889999",
+      ",".join(["111122223333"] * 21)]),
+    ("ShareKmsKeys", ["", f"us-east-1={KEY_A}", f"us-east-1={KEY_A},eu-west-1={KEY_B}"],
+     ["alias/aws/ebs", f"us-east-1=alias/dr", KEY_A, f"us-east-1 = {KEY_A}", ",".join([f"us-east-1={KEY_A}"] * 6)]),
 ])
 def test_parameter_patterns_match_what_the_config_accepts(name, good, bad):
     pattern = PARAMS[name]["AllowedPattern"]
@@ -532,21 +641,40 @@ def test_replicates_events_go_through_its_work_queue():
     via = {name: rule["Via"] for b, name, rule in RULES if b == "replicate"}
     assert via == {"ReplicateImageStateRule": "ReplicateWorkQueue",
                    "ReplicateSnapshotCreatedRule": "ReplicateWorkQueue",
+                   # a vault's: what the home accounts share, like its own events
+                   "ReplicateBackupSharedRule": "ReplicateWorkQueue",
+                   "ReplicateSnapshotSharedRule": "ReplicateWorkQueue",
                    "ReplicateFunctionReconcile": None}
+    vault_only = {name for b, name, rule in RULES if rule["Condition"]}
+    assert vault_only == {"ReplicateBackupSharedRule", "ReplicateSnapshotSharedRule"}
+    assert {RESOURCES[name]["Condition"] for name in vault_only} == {"HasSourceAccounts"}
     event, = sqs_events("replicate")
     # Lambda takes a batch above 10 from a standard queue only with a batching window.
     assert event["BatchSize"] == 100 and event["MaximumBatchingWindowInSeconds"] >= 1
 
 
-def test_a_work_queue_takes_events_from_exactly_the_rules_that_target_it():
+def rule_arns(arns: list[str]) -> set[str]:
+    """The rules' logical ids in resolved aws:SourceArn values ("<Rule.Arn>")."""
+    out = set()
+    for arn in as_list(arns):
+        match = re.fullmatch(r"<(\w+)\.Arn>", arn)
+        assert match, arn
+        out.add(match.group(1))
+    return out
+
+
+@pytest.mark.parametrize("kind", sorted(DEPLOYMENTS))
+def test_a_work_queue_takes_events_from_exactly_the_rules_that_target_it(kind):
     """EventBridge sends to a queue only where the queue's policy lets events.amazonaws.com
-    do so; least privilege: only this stack's rules that target it, over HTTPS."""
+    do so; least privilege: only this stack's rules that target it (those the deployment
+    has), over HTTPS."""
+    resolver = Resolver(TEMPLATE, DEPLOYMENTS[kind])
     targets: dict[str, set[str]] = {}
     for _, name, rule in RULES:
-        if rule["Via"]:
+        if rule["Via"] and exists(resolver, rule):
             targets.setdefault(rule["Via"], set()).add(name)
     assert targets, "no rule targets a work queue"
-    policies = {res["Properties"]["Queues"][0]["Ref"]: res["Properties"]["PolicyDocument"]
+    policies = {res["Properties"]["Queues"][0]["Ref"]: resolver.resolve(res["Properties"]["PolicyDocument"])
                 for res in RESOURCES.values() if res["Type"] == "AWS::SQS::QueuePolicy"}
     for queue, _ in WORK_QUEUES.values():
         if queue not in targets:
@@ -557,21 +685,28 @@ def test_a_work_queue_takes_events_from_exactly_the_rules_that_target_it():
         assert len(allow) == 1, queue
         assert allow[0]["Principal"] == {"Service": "events.amazonaws.com"}
         assert allow[0]["Action"] == "sqs:SendMessage"
-        assert allow[0]["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
-        arns = allow[0]["Condition"]["ArnEquals"]["aws:SourceArn"]
-        assert {a["Fn::GetAtt"][0] for a in arns} == targets[queue]
-        assert all(a["Fn::GetAtt"][1] == "Arn" for a in arns)
+        assert allow[0]["Resource"] == f"<{queue}.Arn>"
+        assert rule_arns(allow[0]["Condition"]["ArnEquals"]["aws:SourceArn"]) == targets[queue]
         deny, = [s for s in statements if s["Effect"] == "Deny"]
         assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-def test_dead_letter_queue_accepts_exactly_the_rules():
-    rules = {name for _, name, _ in RULES}
-    policy = RESOURCES["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]
+@pytest.mark.parametrize("kind", sorted(DEPLOYMENTS))
+def test_dead_letter_queue_accepts_exactly_the_rules(kind):
+    """Every rule of the deployment keeps what it cannot deliver (the forwarding rule to the DR
+    account too), and the queue takes dead letters from those rules only."""
+    resolver = Resolver(TEMPLATE, DEPLOYMENTS[kind])
+    rules = {name for _, name, rule in RULES if exists(resolver, rule)}
+    rules |= {name for name, rule in forwarding_rules(TEMPLATE) if exists(resolver, rule)}
+    policy = resolver.resolve(RESOURCES["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"])
     allow = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
-    assert len(allow) == 1 and allow[0]["Principal"] == {"Service": "events.amazonaws.com"}
-    arns = allow[0]["Condition"]["ArnEquals"]["aws:SourceArn"]
-    assert {a["Fn::GetAtt"][0] for a in arns} == rules
+    sources = set()
+    for s in allow:
+        assert s["Principal"] == {"Service": "events.amazonaws.com"}
+        assert (s["Action"], s["Resource"]) == ("sqs:SendMessage", "<DeadLetterQueue.Arn>")
+        assert set(s["Condition"]) == {"ArnEquals"}
+        sources |= rule_arns(s["Condition"]["ArnEquals"]["aws:SourceArn"])
+    assert sources == rules
 
 
 def test_failed_invocations_go_to_the_encrypted_dead_letter_queue():
@@ -764,7 +899,7 @@ def test_sqs_only_on_its_own_queues(binary):
     reads that queue; no role reaches another function's queue, nor a dead-letter queue's
     messages."""
     own = [f"<{WORK_QUEUES[binary][0]}.Arn>"] if binary in WORK_QUEUES else []
-    sqs = [s for s in statements(binary, CopyKmsKeys=f"us-west-2={KEY_A}")
+    sqs = [s for s in statements(binary, **HOME, **VAULT)
            if any(a.startswith("sqs:") for a in as_list(s["Action"]))]
     sends = [r for s in sqs if "sqs:SendMessage" in as_list(s["Action"]) for r in as_list(s["Resource"])]
     assert sorted(sends) == sorted(["<DeadLetterQueue.Arn>", *own])
@@ -1244,3 +1379,187 @@ def test_only_drill_writes_to_s3_and_only_evidence_under_drills(binary):
     assert as_list(stmt["Action"]) == ["s3:PutObject"]
     assert as_list(stmt["Resource"]) == ["arn:aws:s3:::<EvidenceBucket>/drills/*"]
     assert "Condition" not in stmt
+
+
+# ------------------------------------------------------- isolated DR account
+
+def test_dr_parameters_default_to_neither_home_nor_vault():
+    """An existing stack updated to this template changes nothing until it is told: no DR
+    account, no source accounts, governance locks with a day's cool-off when it is a vault."""
+    defaults = {name: PARAMS[name]["Default"] for name in
+                ("DrAccount", "ShareKmsKeys", "SourceAccounts", "LockMode", "LockCoolOffHours")}
+    assert defaults == {"DrAccount": "", "ShareKmsKeys": "", "SourceAccounts": "", "LockMode": "governance",
+                        "LockCoolOffHours": 24}
+    assert PARAMS["LockMode"]["AllowedValues"] == ["governance", "compliance", "none"]
+    cool_off = PARAMS["LockCoolOffHours"]
+    assert (cool_off["Type"], cool_off["MinValue"], cool_off["MaxValue"]) == ("Number", 1, 72)
+    group, = [g for g in TEMPLATE["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+              if g["Label"]["default"] == "Isolated DR account"]
+    assert group["Parameters"] == ["DrAccount", "ShareKmsKeys", "SourceAccounts", "LockMode", "LockCoolOffHours"]
+    plain = Resolver(TEMPLATE)
+    assert not any(plain.condition(c) for c in ("HasDrAccount", "HasShareKmsKeys", "HasSourceAccounts"))
+
+
+def test_dr_conditions_follow_the_parameters():
+    def conditions(**overrides):
+        r = Resolver(TEMPLATE, overrides)
+        return {c for c in ("HasDrAccount", "HasShareKmsKeys", "HasSourceAccounts") if r.condition(c)}
+
+    assert conditions(**HOME) == {"HasDrAccount", "HasShareKmsKeys"}
+    assert conditions(DrAccount=DR_ACCOUNT) == {"HasDrAccount"}
+    # share keys mean nothing without a DR account to share with
+    assert conditions(ShareKmsKeys=HOME["ShareKmsKeys"]) == set()
+    assert conditions(**VAULT) == {"HasSourceAccounts"}
+
+
+def dr_resources(kind: str) -> set[str]:
+    resolver = Resolver(TEMPLATE, DEPLOYMENTS[kind])
+    return {name for name, res in RESOURCES.items() if res.get("Condition") and exists(resolver, res)}
+
+
+def test_each_kind_of_deployment_makes_its_own_resources_only():
+    home = {"ShareForwardRule", "ShareForwardRole"}
+    vault = {"ReplicateBackupSharedRule", "ReplicateSnapshotSharedRule", "VaultEventBusPolicy"}
+    assert dr_resources("plain") == set()
+    assert dr_resources("home") == home
+    assert dr_resources("vault") == vault
+    assert dr_resources("home-and-vault") == home | vault
+
+
+def test_home_forwards_its_own_backup_shared_events_to_the_dr_accounts_bus():
+    """Same region (a bus in another region is another route, not asked for), through a role of
+    its own, retried and dead-lettered like every rule's target."""
+    (name, rule), = forwarding_rules(TEMPLATE)
+    assert (name, rule["Condition"]) == ("ShareForwardRule", "HasDrAccount")
+    resolver = Resolver(TEMPLATE, HOME)
+    assert resolver.resolve(rule["Pattern"]) == {
+        "source": ["ec2-backup"], "detail-type": ["Backup Shared"], "account": ["123456789012"]}
+    target = resolver.resolve(rule["Target"])
+    assert target["Arn"] == f"arn:aws:events:us-east-1:{DR_ACCOUNT}:event-bus/default"
+    assert target["RoleArn"] == "<ShareForwardRole.Arn>"
+    assert target["DeadLetterConfig"] == {"Arn": "<DeadLetterQueue.Arn>"}
+    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 86400
+    assert "Input" not in target and "InputTransformer" not in target, "the event goes as it is"
+
+
+def test_vault_rules_take_shares_from_the_source_accounts_only():
+    resolver = Resolver(TEMPLATE, VAULT)
+    patterns = {name: resolver.resolve(rule["Pattern"]) for _, name, rule in RULES
+                if name in ("ReplicateBackupSharedRule", "ReplicateSnapshotSharedRule")}
+    assert patterns["ReplicateBackupSharedRule"] == {
+        "source": ["ec2-backup"], "detail-type": ["Backup Shared"], "account": SOURCE_ACCOUNTS}
+    assert patterns["ReplicateSnapshotSharedRule"] == {
+        "source": ["aws.ec2"], "detail-type": ["EBS Snapshot Notification"],
+        "detail": {"event": ["shareSnapshot"], "result": ["succeeded"], "source": SOURCE_ACCOUNTS}}
+
+
+def test_vault_bus_policy_admits_the_source_accounts_backup_shared_events():
+    """One statement of its own (a statement id per stack), on the default bus, for
+    SourceAccounts' PutEvents of ec2-backup's Backup Shared events; tests/infra/test_iam_policy.py
+    evaluates it account by account."""
+    props = Resolver(TEMPLATE, VAULT).resolve(RESOURCES["VaultEventBusPolicy"]["Properties"])
+    assert props["EventBusName"] == "default"
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", props["StatementId"])
+    assert props["StatementId"].endswith("1c2d3e4f-5a6b-7c8d-9e0f-a1b2c3d4e5f6")
+    assert {"Action", "Principal", "Condition", "Policy"}.isdisjoint(props), "the Statement form only"
+    s = props["Statement"]
+    assert (s["Effect"], s["Action"]) == ("Allow", "events:PutEvents")
+    assert s["Principal"] == {"AWS": SOURCE_ACCOUNTS}
+    assert s["Resource"] == "arn:aws:events:us-east-1:123456789012:event-bus/default"
+    assert s["Condition"] == {"ForAllValues:StringEquals": {"events:source": ["ec2-backup"]},
+                              "StringEquals": {"events:detail-type": "Backup Shared"}}
+
+
+def test_dr_outputs_tell_each_side_what_the_other_needs():
+    home = {name: Resolver(TEMPLATE, HOME).resolve(o) for name, o in TEMPLATE["Outputs"].items()
+            if o.get("Condition") == "HasDrAccount"}
+    assert set(home) == {"ShareKeyPolicyStatements", "DrAccountEventBus"}
+    assert home["DrAccountEventBus"]["Value"] == f"arn:aws:events:us-east-1:{DR_ACCOUNT}:event-bus/default"
+    # The EBS guide's key policy for a shared snapshot's key: the DR account may use the key,
+    # and create grants only for AWS resources.
+    use, grant = json.loads(home["ShareKeyPolicyStatements"]["Value"])
+    root = {"AWS": f"arn:aws:iam::{DR_ACCOUNT}:root"}
+    assert (use["Effect"], use["Principal"], use["Resource"]) == ("Allow", root, "*")
+    assert sorted(use["Action"]) == ["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey*", "kms:ReEncrypt*"]
+    assert (grant["Effect"], grant["Principal"], grant["Action"], grant["Resource"]) == (
+        "Allow", root, "kms:CreateGrant", "*")
+    assert grant["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    vault = {name: Resolver(TEMPLATE, VAULT).resolve(o) for name, o in TEMPLATE["Outputs"].items()
+             if o.get("Condition") == "HasSourceAccounts"}
+    assert {name: o["Value"] for name, o in vault.items()} == {
+        "VaultAccountId": "123456789012",
+        "VaultEventBus": "arn:aws:events:us-east-1:123456789012:event-bus/default"}
+    for output in [*home.values(), *vault.values()]:
+        assert output["Description"].strip(), output
+
+
+def samconfig_examples() -> dict:
+    """The commented DR examples of infra/samconfig.example.toml, uncommented: from the first
+    line that opens a commented table ("# [dr-") on, every "# " line is TOML."""
+    lines = (ROOT / "infra" / "samconfig.example.toml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# [dr-"))
+    body = [line[2:] for line in lines[start:] if line.startswith("# ")]
+    return tomllib.loads("\n".join(body))
+
+
+@pytest.mark.parametrize("env", ["dr-home", "dr-vault"])
+def test_samconfig_dr_examples_pass_the_parameter_checks(env):
+    config = samconfig_examples()
+    deploy = config[env]["deploy"]["parameters"]
+    overrides = dict(item.split("=", 1) for item in deploy["parameter_overrides"])
+    overrides = {name: value.strip('"') for name, value in overrides.items()}
+    for name, value in overrides.items():
+        spec = PARAMS[name]
+        if "AllowedPattern" in spec:
+            assert re.fullmatch(spec["AllowedPattern"], value), name
+        if "AllowedValues" in spec:
+            assert value in [str(v) for v in spec["AllowedValues"]], name
+    resolver = Resolver(TEMPLATE, overrides)
+    if env == "dr-home":
+        assert resolver.condition("HasShareKmsKeys") and not resolver.condition("HasSourceAccounts")
+    else:
+        assert resolver.condition("HasSourceAccounts") and not resolver.condition("HasDrAccount")
+    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    # the two examples fit each other: the home shares with the vault's account, which lists it
+    home = dict(i.split("=", 1) for i in config["dr-home"]["deploy"]["parameters"]["parameter_overrides"])
+    vault = dict(i.split("=", 1) for i in config["dr-vault"]["deploy"]["parameters"]["parameter_overrides"])
+    home_account = home["ShareKmsKeys"].split(":")[4]
+    assert home_account in vault["SourceAccounts"].split(",")
+    assert config["dr-home"]["deploy"]["parameters"]["region"] == config["dr-vault"]["deploy"]["parameters"]["region"]
+
+
+def test_roles_fit_iams_inline_policy_limit_with_the_longest_parameters():
+    """IAM refuses a role whose inline policies add up to more than 10,240 characters (white
+    space not counted). The DR statements grow with SourceAccounts (the owners replicate may copy
+    from, the accounts whose keys it may use) and the key lists: with the most of each the
+    parameters allow, the longest names, and the real ARNs in place of the placeholders, every
+    role still fits."""
+    key = "arn:aws-us-gov:kms:ap-southeast-2:111122223333:key/" + "k" * 36
+    keys = ",".join([f"ap-southeast-2={key}"] * 5)
+    longest = {"DrAccount": DR_ACCOUNT, "ShareKmsKeys": keys, "CopyKmsKeys": keys,
+               "SourceAccounts": ",".join(["111122223333"] * 20), "TagPrefix": "p" * 64,
+               "DeploymentName": "d" * 128}
+    assert re.fullmatch(PARAMS["SourceAccounts"]["AllowedPattern"], longest["SourceAccounts"])
+    assert re.fullmatch(PARAMS["ShareKmsKeys"]["AllowedPattern"], keys)
+    resolver = Resolver(TEMPLATE, longest, pseudo={"AWS::StackName": "s" * 128, "AWS::Region": "ap-southeast-2",
+                                                   "AWS::Partition": "aws-us-gov"})
+    real = {}
+    for logical_id, res in RESOURCES.items():
+        if res["Type"] == "AWS::Logs::LogGroup":
+            real[f"<{logical_id}.Arn>"] = ("arn:aws-us-gov:logs:ap-southeast-2:123456789012:log-group:"
+                                           + resolver.resolve(res["Properties"]["LogGroupName"]) + ":*")
+        if res["Type"] == "AWS::SQS::Queue":
+            real[f"<{logical_id}.Arn>"] = "arn:aws-us-gov:sqs:ap-southeast-2:123456789012:" + "q" * 80
+        if res["Type"] == "AWS::S3::Bucket":
+            real[f"<{logical_id}>"] = "b" * 63
+    for binary, (_, res) in FUNCTIONS.items():
+        _, role = role_of(TEMPLATE, res)
+        size = 0
+        for policy in resolver.resolve(role["Properties"])["Policies"]:
+            text = json.dumps({"Version": "2012-10-17", "Statement": document_statements(policy["PolicyDocument"])},
+                              separators=(",", ":"))
+            for placeholder, value in real.items():
+                text = text.replace(placeholder, value)
+            assert "<" not in text, text
+            size += len(text)
+        assert size <= 10240, (binary, size)
