@@ -11,6 +11,7 @@
 //! - `tags`: the tag contract (opt-in, per-resource policy, copy-to, the tags every backup
 //!   carries and the 50-tag cut).
 //! - `backup`: the one model of a backup (typed state, the created-at rule) and its query;
+//!   `lock`: snapshot locks (a vault's), which expire never deletes through;
 //!   `source`: what is backed up; `restore`: what a restore makes.
 //! - `due`, `naming`: is a resource due, what a backup is called.
 //! - `continuation`: the format of the work a function hands on to its work queue.
@@ -33,6 +34,7 @@ pub mod duration;
 pub mod error;
 pub mod event;
 pub mod expire;
+pub mod lock;
 pub mod metrics;
 pub mod monitor;
 pub mod naming;

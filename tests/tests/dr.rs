@@ -448,7 +448,7 @@ async fn a_backup_on_the_default_key_goes_through_a_shareable_copy() {
     assert_eq!(c.kms_key_id(), Some(SHARE_KEY));
     let tags = tag_map(c.tags());
     assert_eq!(tags.get("backup:share-of"), Some(&original));
-    // The copy's own snapshot-created event (moto's are completed at once): shared.
+    // The next sweep (a snapshot copy's own event, copySnapshot, is not routed yet): shared.
     let second = home_sweep(&moto, &config, now() + TimeDelta::minutes(1)).await;
     assert_eq!(second["shared"][0]["shared"], copy.as_str(), "{second}");
     assert_eq!(second["shared"][0]["source"], original.as_str());

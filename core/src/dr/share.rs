@@ -3,11 +3,11 @@
 //! with any key `SHARE_KMS_KEYS` does not name for its region) is first copied in its own
 //! region, re-encrypted with the share key, and that shareable copy is shared instead.
 
-use super::notice::Claimed;
 use crate::backup::Backup;
 use crate::config::Config;
 use crate::naming::{ami_name_part, cut};
 use crate::region::Region;
+use crate::replicate::notice::Claimed;
 use crate::replicate::plan::{CLIENT_TOKEN_MAX, CopyJob, DESCRIPTION_MAX, Encryption};
 use crate::tags::{Kind, TagKeys, Tags, Warning, key, within_tag_limit};
 
@@ -95,7 +95,7 @@ pub fn next_step(
             original.kms_key_ids.join(", ")
         };
         return ShareStep::Refuse(format!(
-            "{} is encrypted with {keys_text}, which account {dr} cannot use (the default aws/ebs key can never be shared), and SHARE_KMS_KEYS names no key for {region}: add {region}=<ARN of a customer-managed key whose key policy lets {dr} use it> (ec2-backup check-dr checks it)",
+            "{} is encrypted with {keys_text}, which account {dr} cannot use (the default aws/ebs key can never be shared), and SHARE_KMS_KEYS names no key for {region}: add {region}=<ARN of a customer-managed key whose key policy lets {dr} use it>",
             original.id
         ));
     };

@@ -2,12 +2,12 @@
 //! account, and the locks and protection it puts on those copies. The vault decides its own
 //! retention: what the source account says is information for the tags, never an instruction.
 
-use super::notice::SharedNotice;
 use crate::backup::{Backup, State};
 use crate::config::{Config, LockMode};
 use crate::event::is_ec2_id;
 use crate::naming::{ami_name_part, cut};
 use crate::region::Region;
+use crate::replicate::notice::SharedNotice;
 use crate::replicate::plan::{
     CopyJob, DESCRIPTION_MAX, Encryption, IMAGE_COPIES_IN_FLIGHT, SNAPSHOT_COPIES_IN_FLIGHT,
     client_token,
@@ -17,51 +17,21 @@ use crate::tags::{Kind, TagKeys, Tags, format_time, key, parse_time};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::{HashMap, HashSet};
 
+pub use crate::lock::{LockInfo, is_locked, snapshots_of};
+
 /// The skip reasons a vault's replicate reports, each the first word of the reason.
 pub const NOT_FROM_A_SOURCE_ACCOUNT: &str = "not-from-a-source-account";
 pub const ALREADY_COPIED: &str = "already-copied";
 pub const NOT_READY: &str = "not-ready";
 pub const NOT_A_BACKUP: &str = "not-a-backup";
 pub const EXPIRED: &str = "expired";
+pub const IN_FLIGHT_LIMIT: &str = "in-flight-limit";
+pub const OTHER_REGION: &str = "other-region";
 
 /// How much earlier than EC2's record of the shared backup the source account's claimed
 /// creation time may be (the shareable copy is made minutes after its original): beyond it,
 /// EC2's record is used, so a source that lies about its times cannot shorten a copy's life.
 pub const CLAIM_SLACK: TimeDelta = TimeDelta::days(1);
-
-/// A snapshot lock, as DescribeLockedSnapshots reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LockInfo {
-    /// `compliance-cooloff`, `governance`, `compliance` or `expired`.
-    pub state: String,
-    pub until: Option<DateTime<Utc>>,
-}
-
-impl LockInfo {
-    /// Whether the lock still stops a deletion at `now`.
-    pub fn holds(&self, now: DateTime<Utc>) -> bool {
-        self.state != "expired" && self.until.is_none_or(|u| u > now)
-    }
-
-    fn is_compliance(&self) -> bool {
-        self.state.starts_with("compliance")
-    }
-}
-
-/// Whether any snapshot of `backup` (an AMI's snapshots, or the snapshot itself) is locked at
-/// `now`.
-pub fn is_locked(backup: &Backup, locks: &HashMap<String, LockInfo>, now: DateTime<Utc>) -> bool {
-    snapshots_of(backup)
-        .iter()
-        .any(|s| locks.get(*s).is_some_and(|l| l.holds(now)))
-}
-
-fn snapshots_of(backup: &Backup) -> Vec<&str> {
-    match backup.kind {
-        Kind::Image => backup.snapshot_ids.iter().map(String::as_str).collect(),
-        Kind::Snapshot => vec![backup.id.as_str()],
-    }
-}
 
 /// Where a vault keeps its copies: `COPY_TO_REGIONS`, or its own region when that is empty.
 pub fn destinations(config: &Config, home: &Region) -> Vec<Region> {
@@ -269,7 +239,7 @@ pub fn missing_copies(
             let flying = in_flight.entry((region, shared.kind)).or_default();
             if *flying >= limit {
                 plan.skipped.push(skip(format!(
-                    "{limit} {} copies are in flight to {region}: left for the next sweep",
+                    "{IN_FLIGHT_LIMIT}: {limit} {} copies are in flight to {region}: left for the next sweep",
                     shared.kind.as_str()
                 )));
                 continue;
@@ -436,7 +406,7 @@ mod tests {
     use super::*;
     use crate::backup::Described;
     use crate::config::Lock;
-    use crate::dr::notice::Claimed;
+    use crate::replicate::notice::Claimed;
 
     fn r(name: &str) -> Region {
         Region::parse(name).unwrap()

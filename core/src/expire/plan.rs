@@ -150,13 +150,13 @@ pub struct Rules<'a> {
     /// backups stop coming (with the drill's grace of a day).
     pub drill_interval: crate::duration::Duration,
     /// The region's snapshot locks (a vault reads them; `None`: no snapshot is locked).
-    pub locks: Option<&'a HashMap<String, crate::dr::vault::LockInfo>>,
+    pub locks: Option<&'a HashMap<String, crate::lock::LockInfo>>,
 }
 
 impl Rules<'_> {
     fn locked(&self, backup: &Backup, now: DateTime<Utc>) -> bool {
         self.locks
-            .is_some_and(|locks| crate::dr::vault::is_locked(backup, locks, now))
+            .is_some_and(|locks| crate::lock::is_locked(backup, locks, now))
     }
 
     fn ours(&self, backup: &Backup) -> bool {
@@ -857,7 +857,7 @@ mod tests {
 
     #[test]
     fn a_vault_copy_whose_lock_still_runs_is_kept_locked_then_goes() {
-        use crate::dr::vault::LockInfo;
+        use crate::lock::LockInfo;
         // GIVEN two expired vault copies of i-1 (the newer kept by keep-last) whose snapshots
         // are locked until tomorrow, and a third whose lock has ended
         let keys = keys();

@@ -40,7 +40,7 @@ pub enum ReplicateRequest {
     Continued(ReplicateWork),
     /// Backups another account shared with this one (a vault's `Backup Shared` events and EBS
     /// `shareSnapshot` notifications).
-    Shared(Vec<crate::dr::SharedNotice>),
+    Shared(Vec<super::notice::SharedNotice>),
     /// Well-formed, but nothing to do for this function.
     Ignored {
         event_id: Option<String>,
@@ -187,8 +187,8 @@ pub fn snapshot_id_from_arn(arn: &str) -> Option<&str> {
 fn expected() -> String {
     format!(
         "expected an EventBridge \"{AMI_STATE_CHANGE}\" or \"{SNAPSHOT_NOTIFICATION}\" event from aws.ec2, a \"{}\" event from {}, a \"{SCHEDULED}\", or {{\"{IMAGE_IDS}\": [...]}} / {{\"{SNAPSHOT_IDS}\": [...]}}",
-        crate::dr::DETAIL_TYPE,
-        crate::dr::EVENT_SOURCE
+        super::notice::DETAIL_TYPE,
+        super::notice::EVENT_SOURCE
     )
 }
 
@@ -307,14 +307,16 @@ fn parse_event(event: EventBridgeEvent<Value>) -> Result<ReplicateRequest, Error
                             "{SNAPSHOT_NOTIFICATION} shareSnapshot event {named} has no sharing account in detail.source (got {account:?})"
                         )));
                     }
-                    Ok(ReplicateRequest::Shared(vec![crate::dr::SharedNotice {
-                        event_id,
-                        account: account.to_string(),
-                        kind: Kind::Snapshot,
-                        backup: id.to_string(),
-                        region,
-                        claimed: None,
-                    }]))
+                    Ok(ReplicateRequest::Shared(vec![
+                        super::notice::SharedNotice {
+                            event_id,
+                            account: account.to_string(),
+                            kind: Kind::Snapshot,
+                            backup: id.to_string(),
+                            region,
+                            claimed: None,
+                        },
+                    ]))
                 }
                 (what, result) => Ok(ReplicateRequest::Ignored {
                     event_id,
@@ -325,13 +327,16 @@ fn parse_event(event: EventBridgeEvent<Value>) -> Result<ReplicateRequest, Error
                 }),
             }
         }
-        (crate::dr::EVENT_SOURCE, crate::dr::DETAIL_TYPE) => {
-            let detail: crate::dr::SharedDetail = crate::event::detail(&event)?;
+        (super::notice::EVENT_SOURCE, super::notice::DETAIL_TYPE) => {
+            let detail: super::notice::SharedDetail = crate::event::detail(&event)?;
             let account = event.account.clone().unwrap_or_default();
-            crate::dr::notice::read_detail(&account, event_id, detail)
+            super::notice::read_detail(&account, event_id, detail)
                 .map(|n| ReplicateRequest::Shared(vec![n]))
                 .map_err(|why| {
-                    Error::Payload(format!("{} event {named}: {why}", crate::dr::DETAIL_TYPE))
+                    Error::Payload(format!(
+                        "{} event {named}: {why}",
+                        super::notice::DETAIL_TYPE
+                    ))
                 })
         }
         ("aws.ec2", other) => Ok(ReplicateRequest::Ignored {

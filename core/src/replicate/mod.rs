@@ -2,6 +2,7 @@
 //! report is [`crate::report::ReplicateReport`].
 
 pub mod event;
+pub mod notice;
 pub mod plan;
 
 /// The function's name: its continuations' `function`, its metrics' `Function`.

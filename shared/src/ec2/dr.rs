@@ -11,7 +11,7 @@ use aws_sdk_ec2::types::{
     LaunchPermissionModifications, LockMode,
 };
 use backup_core::config::LockMode as Mode;
-use backup_core::dr::vault::LockInfo;
+use backup_core::lock::LockInfo;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 

@@ -24,14 +24,9 @@ pub(super) async fn run(run: &Run<'_>, sources: &[Backup], report: &mut Replicat
     };
     let candidates: Vec<&Backup> = sources
         .iter()
-        .filter(|b| match share::is_candidate(keys, config, b) {
-            Ok(()) => true,
-            Err(reason) if reason.starts_with("already-shared") => {
-                report.skip(&b.id, None, format!("not shared again: {reason}"));
-                false
-            }
-            Err(_) => false,
-        })
+        // What is not a candidate (shared already: the steady state) is not reported: every
+        // sweep would list every backup.
+        .filter(|b| share::is_candidate(keys, config, b).is_ok())
         .collect();
     if candidates.is_empty() {
         return;
@@ -208,7 +203,8 @@ async fn share_all(
                 if e.code() == Some(crate::codes::AMI_NOT_FOUND)
                     || e.code() == Some(crate::codes::SNAPSHOT_NOT_FOUND) =>
             {
-                home.tag_resources(std::slice::from_ref(&target.id), &shared_with).await
+                home.tag_resources(std::slice::from_ref(&target.id), &shared_with)
+                    .await
             }
             other => other,
         };

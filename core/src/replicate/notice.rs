@@ -87,7 +87,7 @@ pub fn read_detail(
         }
     };
     let backup = detail.backup.trim().to_string();
-    if !crate::replicate::event::is_id(kind, &backup) {
+    if !super::event::is_id(kind, &backup) {
         return Err(format!(
             "detail.backup {backup:?} is not a valid {} id",
             kind.as_str()
