@@ -81,6 +81,10 @@ metrics! {
     DrillsTimedOut: Count,
     RestoreSeconds: Seconds,
     NotDrilled: Count,
+    NotShared: Count,
+    WorstDrRpoSeconds: Seconds,
+    Unlocked: Count,
+    SharedNotCopied: Count,
 }
 
 /// The values of one EMF line.
@@ -175,6 +179,24 @@ impl Publisher {
         }
         dims.push(("Region", region));
         document(&self.namespace, &dims, values, at)
+    }
+
+    /// A line for one source account of a vault: `[Deployment, SourceAccount]`.
+    pub fn for_source_account(
+        &self,
+        account: &str,
+        values: &[(Metric, f64)],
+        at: DateTime<Utc>,
+    ) -> Value {
+        document(
+            &self.namespace,
+            &[
+                ("Deployment", self.deployment.as_str()),
+                ("SourceAccount", account),
+            ],
+            values,
+            at,
+        )
     }
 
     /// A line for the whole deployment: `[Deployment]` (monitor's totals over the regions).

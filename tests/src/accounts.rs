@@ -201,3 +201,22 @@ impl Moto {
             .expect("create_volume");
     }
 }
+
+impl Moto {
+    /// A new evidence bucket in `account`, and the drill's S3 adapter on it with that
+    /// account's credentials.
+    pub async fn evidence_bucket_in(&self, account: &str, name: &str) -> shared::s3::Evidence {
+        let sdk = self.sdk_in(account, super::HOME).await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        );
+        s3.create_bucket()
+            .bucket(name)
+            .send()
+            .await
+            .expect("create_bucket");
+        shared::s3::Evidence::new(&sdk, name)
+    }
+}

@@ -448,8 +448,22 @@ async fn a_backup_on_the_default_key_goes_through_a_shareable_copy() {
     assert_eq!(c.kms_key_id(), Some(SHARE_KEY));
     let tags = tag_map(c.tags());
     assert_eq!(tags.get("backup:share-of"), Some(&original));
-    // The next sweep (a snapshot copy's own event, copySnapshot, is not routed yet): shared.
-    let second = home_sweep(&moto, &config, now() + TimeDelta::minutes(1)).await;
+    // The copy's own copySnapshot event (moto's copies complete at once): shared.
+    let copied = event(
+        "ebs-snapshot-copy-succeeded.json",
+        &[("us-west-2", HOME), ("snap-0fedcba9876543210", &copy)],
+    );
+    let clients = moto.home_clients().await;
+    let second = result_of(
+        shared::replicate::handle(
+            &config,
+            &clients,
+            None,
+            &copied,
+            now() + TimeDelta::minutes(1),
+        )
+        .await,
+    );
     assert_eq!(second["shared"][0]["shared"], copy.as_str(), "{second}");
     assert_eq!(second["shared"][0]["source"], original.as_str());
     let events = moto.vault_events(&queue).await;
@@ -713,4 +727,140 @@ async fn a_compromised_home_account_cannot_make_the_vault_lose_its_copies() {
         );
     }
     moto.assert_calls_allowed("expire");
+}
+
+/// monitor's result and the EMF documents it wrote.
+async fn monitor(
+    moto: &Moto,
+    account: &str,
+    config: &Config,
+    at: DateTime<Utc>,
+) -> (Value, Vec<Value>) {
+    let clients = moto.clients_in(account, HOME);
+    let (answer, docs) = shared::monitor::handle_published(
+        config,
+        &clients,
+        &event("scheduled-event.json", &[]),
+        at,
+    )
+    .await;
+    (answer.expect("monitor"), docs)
+}
+
+#[tokio::test]
+async fn monitor_says_what_is_not_shared_not_copied_or_not_locked() {
+    let moto = start().await;
+    let queue = setup(&moto).await;
+    home_backups(&moto).await;
+    let later = now() + TimeDelta::hours(3);
+    let governance = Config {
+        lock: Lock::default(),
+        ..vault_config()
+    };
+
+    // At home, past COPY_GRACE: both backups not shared yet; then shared: none.
+    let (home, docs) = monitor(&moto, HOME_ACCOUNT, &home_config(), later).await;
+    assert_eq!(home["regions"][HOME]["not_shared"], 2, "{home}");
+    let total = docs
+        .iter()
+        .find(|d| d.get("Region").is_none() && d.get("NotShared").is_some())
+        .unwrap();
+    assert_eq!(total["NotShared"], 2);
+    home_sweep(&moto, &home_config(), later).await;
+    let (home, _) = monitor(&moto, HOME_ACCOUNT, &home_config(), later).await;
+    assert_eq!(home["regions"][HOME]["not_shared"], 0, "{home}");
+
+    // In the vault: shared and not copied yet.
+    let (vault, _) = monitor(&moto, VAULT_ACCOUNT, &governance, later).await;
+    assert_eq!(
+        vault["vault"][HOME_ACCOUNT]["shared_not_copied"], 2,
+        "{vault}"
+    );
+    // Copied and locked: nothing missing, the worst DR RPO is the backups' age.
+    for e in moto.vault_events(&queue).await {
+        vault_replicate(&moto, &governance, &e, later).await;
+    }
+    let at = later + TimeDelta::hours(3);
+    let (vault, docs) = monitor(&moto, VAULT_ACCOUNT, &governance, at).await;
+    let f = &vault["vault"][HOME_ACCOUNT];
+    assert_eq!(f["shared_not_copied"], 0, "{vault}");
+    assert_eq!(f["unlocked"], 0, "{vault}");
+    assert_eq!(f["resources"], 2, "{vault}");
+    assert_eq!(f["worst_dr_rpo_seconds"], 6 * 3600, "{vault}");
+    let per_account = docs
+        .iter()
+        .find(|d| d["SourceAccount"] == HOME_ACCOUNT)
+        .expect("a SourceAccount line");
+    assert_eq!(per_account["WorstDrRpoSeconds"], 6 * 3600);
+    let totals = docs
+        .iter()
+        .find(|d| d.get("SourceAccount").is_none() && d.get("Unlocked").is_some())
+        .expect("the vault's totals");
+    assert_eq!(totals["SharedNotCopied"], 0);
+    // Someone unlocks a copy's snapshot (governance allows it): monitor counts it.
+    let ec2 = moto.ec2_in(VAULT_ACCOUNT, DR);
+    let locked = locks(&moto, DR).await;
+    let snapshot = locked.keys().next().unwrap();
+    ec2.unlock_snapshot()
+        .snapshot_id(snapshot)
+        .send()
+        .await
+        .unwrap();
+    let (vault, _) = monitor(&moto, VAULT_ACCOUNT, &governance, at).await;
+    assert_eq!(vault["vault"][HOME_ACCOUNT]["unlocked"], 1, "{vault}");
+    // And the vault's next sweep locks it again.
+    let sweep = vault_replicate(&moto, &governance, &event("scheduled-event.json", &[]), at).await;
+    assert_eq!(sweep["locked"].as_array().unwrap().len(), 1, "{sweep}");
+}
+
+#[tokio::test]
+async fn the_drill_proves_the_vaults_copies_restorable_in_the_vault_account() {
+    use shared::drill::settings::DrillSettings;
+    use shared::drill::{Drill, Run};
+    use shared::invocation::{Function, Report, Setting, run_and_publish};
+    let moto = start().await;
+    let queue = setup(&moto).await;
+    let (_image, _snapshot) = home_backups(&moto).await;
+    share_and_copy(&moto, &queue, now() + TimeDelta::minutes(5)).await;
+    let evidence = moto
+        .evidence_bucket_in(VAULT_ACCOUNT, "vault-evidence")
+        .await;
+    let settings = DrillSettings {
+        evidence_bucket: Some("vault-evidence".into()),
+        ..DrillSettings::default()
+    };
+    let at = now() + TimeDelta::hours(1);
+    let config = vault_config();
+    let drill = Drill {
+        setting: Setting {
+            config: &config,
+            queue: None,
+            now: at,
+        },
+        settings: &settings,
+        clients: moto.clients_in(VAULT_ACCOUNT, HOME),
+        evidence: Some(evidence.clone()),
+        run: Run::new(at, "req-vault"),
+        poll: std::time::Duration::from_millis(50),
+        recheck_seconds: 0,
+        started: std::time::Instant::now(),
+    };
+    let (report, _) = run_and_publish(&drill, drill.parse(&json!({}))).await;
+    let answer = report.and_then(Report::into_answer).expect("the drill ran");
+    // The instance's AMI copy and the volume's snapshot copy, in each of the vault's regions.
+    let records = answer["records"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert_eq!(records.len(), 4, "{answer}");
+    for r in records {
+        assert_eq!(r["result"], "passed", "{r}");
+    }
+    let regions: std::collections::BTreeSet<&str> = records
+        .iter()
+        .map(|r| r["region"].as_str().unwrap())
+        .collect();
+    assert_eq!(regions.into_iter().collect::<Vec<_>>(), [DR2, DR]);
+    // The evidence is in the vault's own bucket.
+    let keys = evidence.keys("drills/", None).await.unwrap();
+    assert_eq!(keys.len(), 4, "{keys:?}");
 }

@@ -595,7 +595,8 @@ async fn snapshot_notifications_that_are_not_for_a_standalone_backup_are_skipped
 
     // AND the other notifications are skipped with their reason, and nothing is copied
     for (sample, want) in [
-        ("ebs-snapshot-copy-succeeded.json", "copySnapshot"),
+        // A copy's own event, in its destination region: not this home region's.
+        ("ebs-snapshot-copy-succeeded.json", "is from us-west-2"),
         ("ebs-snapshot-create-failed.json", "\"failed\""),
         (
             "ebs-multi-volume-snapshots-completed.json",

@@ -219,6 +219,30 @@ pub fn claimed(keys: &TagKeys, config: &Config, backup: &Backup) -> Claimed {
     }
 }
 
+/// monitor's `NotShared`: usable originals of ours in `home`, made longer than `COPY_GRACE`
+/// ago (by EC2's record), not marked shared with `DR_ACCOUNT`; with why, for the log.
+pub fn not_shared<'a>(
+    config: &Config,
+    home: &Region,
+    backups: &'a [Backup],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<&'a Backup> {
+    let Some(dr) = config.dr_account.as_deref() else {
+        return Vec::new();
+    };
+    backups
+        .iter()
+        .filter(|b| &b.region == home && b.is_original() && b.is_standalone() && b.is_usable())
+        .filter(|b| b.managed_by.as_deref() == Some(config.deployment_name.as_str()))
+        .filter(|b| b.shared_with.as_deref() != Some(dr))
+        .filter(|b| {
+            b.recorded_at
+                .or(b.created_at)
+                .is_some_and(|t| now - t > config.copy_grace.to_delta())
+        })
+        .collect()
+}
+
 /// The region's share key, for messages.
 pub fn share_key<'a>(config: &'a Config, region: &Region) -> Option<&'a str> {
     config.share_kms_keys.get(region).map(String::as_str)
@@ -396,6 +420,29 @@ mod tests {
             ..config()
         };
         assert!(is_candidate(&keys, &off, &theirs).is_err());
+    }
+
+    #[test]
+    fn not_shared_counts_usable_originals_past_the_grace_without_the_mark() {
+        let home = Region::parse("us-east-1").unwrap();
+        let at = |m| parse_time("2026-11-25T03:00:05Z").unwrap() + chrono::TimeDelta::minutes(m);
+        let shared = backup("ami-2", &[], &[("backup:shared-with", "444455556666")]);
+        let elsewhere = backup("ami-3", &[], &[("backup:shared-with", "999988887777")]);
+        let copy = backup("ami-4", &[], &[("backup:share-of", "ami-1")]);
+        let all = [backup("ami-1", &[], &[]), shared, elsewhere, copy];
+        let ids = |now| -> Vec<String> {
+            not_shared(&config(), &home, &all, now)
+                .iter()
+                .map(|b| b.id.clone())
+                .collect()
+        };
+        assert!(ids(at(60)).is_empty(), "within COPY_GRACE");
+        assert_eq!(ids(at(121)), ["ami-1", "ami-3"]);
+        let off = Config {
+            dr_account: None,
+            ..config()
+        };
+        assert!(not_shared(&off, &home, &all, at(500)).is_empty());
     }
 
     #[test]

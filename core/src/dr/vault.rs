@@ -327,6 +327,179 @@ pub fn copy_tags(
     tags
 }
 
+/// The resources a vault's drill proves restorable: one per source resource its copies name
+/// (`P:source`; the vault has no instance or volume of its own), drilled in each of its regions
+/// but its own (as a home deployment drills its DR regions), at `DEFAULT_INTERVAL`.
+pub fn resources(
+    config: &Config,
+    home: &Region,
+    copies: &[Backup],
+) -> Vec<crate::status::Resource> {
+    let mut out: Vec<crate::status::Resource> = Vec::new();
+    for c in copies {
+        if c.source_account.is_none()
+            || !c.is_standalone()
+            || c.managed_by.as_deref() != Some(config.deployment_name.as_str())
+        {
+            continue;
+        }
+        let Some(source) = c.source.as_deref() else {
+            continue;
+        };
+        if out.iter().any(|r| r.id == source) {
+            continue;
+        }
+        out.push(crate::status::Resource {
+            id: source.to_string(),
+            kind: match c.kind {
+                Kind::Image => "instance",
+                Kind::Snapshot => "volume",
+            },
+            name: c
+                .tags
+                .iter()
+                .find(|(k, _)| k == "Name")
+                .map(|(_, v)| v.clone()),
+            interval: config.default_interval,
+            copy_to: destinations(config, home),
+        });
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+/// Whether every snapshot of `copy` is locked at `now`.
+pub fn fully_locked(copy: &Backup, locks: &HashMap<String, LockInfo>, now: DateTime<Utc>) -> bool {
+    let snapshots = snapshots_of(copy);
+    !snapshots.is_empty()
+        && snapshots
+            .iter()
+            .all(|s| locks.get(*s).is_some_and(|l| l.holds(now)))
+}
+
+/// monitor's figures of a vault, per source account (every account of `SOURCE_ACCOUNTS`, zero
+/// when it has nothing), and a line for each copy unlocked and each share not copied.
+/// `backups`: every backup of this deployment in the vault's regions; `shared`: what the
+/// source accounts share with it here; `locks`: the snapshot locks of every region read.
+pub fn figures(
+    keys: &TagKeys,
+    config: &Config,
+    home: &Region,
+    backups: &[Backup],
+    shared: &[Backup],
+    locks: &HashMap<String, LockInfo>,
+    now: DateTime<Utc>,
+) -> (
+    std::collections::BTreeMap<String, crate::report::VaultFigures>,
+    Vec<crate::report::Stuck>,
+) {
+    use crate::report::{Stuck, VaultFigures};
+    let grace = config.copy_grace.to_delta();
+    let mut out: std::collections::BTreeMap<String, VaultFigures> = config
+        .source_accounts
+        .iter()
+        .map(|a| (a.clone(), VaultFigures::default()))
+        .collect();
+    let mut findings = Vec::new();
+    let copies: Vec<&Backup> = backups
+        .iter()
+        .filter(|b| b.managed_by.as_deref() == Some(config.deployment_name.as_str()))
+        .filter(|b| b.is_standalone() && b.copy_of.is_some())
+        .filter(|b| {
+            b.source_account
+                .as_deref()
+                .is_some_and(|a| out.contains_key(a))
+        })
+        .collect();
+    let locking = config.lock.mode != LockMode::None;
+    // Per account and source: the newest locked copy, else the oldest usable one.
+    let mut by_source: HashMap<(&str, &str), (Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
+        HashMap::new();
+    for c in &copies {
+        let account = c.source_account.as_deref().unwrap_or_default();
+        let source = c.source.as_deref().unwrap_or(c.id.as_str());
+        let entry = by_source.entry((account, source)).or_default();
+        if !c.is_usable() {
+            continue;
+        }
+        let locked = !locking || fully_locked(c, locks, now);
+        if let Some(t) = c.created_at {
+            if locked {
+                entry.0 = entry.0.max(Some(t));
+            } else {
+                entry.1 = Some(entry.1.map_or(t, |o: DateTime<Utc>| o.min(t)));
+            }
+        }
+        let expires = keys.get(&c.tags, key::EXPIRES_AT).and_then(parse_time);
+        let old = c
+            .recorded_at
+            .or(c.created_at)
+            .is_some_and(|t| now - t > grace);
+        if locking && !locked && old && expires.is_none_or(|e| e > now) {
+            out.entry(account.to_string()).or_default().unlocked += 1;
+            findings.push(Stuck {
+                backup: c.id.clone(),
+                source: c.source.clone(),
+                region: c.region.clone(),
+                reason: format!("a vault copy from {account} not locked {} after it was made: the next replicate sweep locks it", config.copy_grace),
+            });
+        }
+    }
+    for ((account, _), (locked, unlocked)) in &by_source {
+        let f = out.entry(account.to_string()).or_default();
+        f.resources += 1;
+        if let Some(t) = locked.or(*unlocked) {
+            f.worst_dr_rpo_seconds = f.worst_dr_rpo_seconds.max((now - t).num_seconds());
+        }
+    }
+    // Shared, past the grace, and not copied into every region.
+    let image_snapshots: HashSet<&str> = shared
+        .iter()
+        .filter(|b| b.kind == Kind::Image)
+        .flat_map(|b| b.snapshot_ids.iter().map(String::as_str))
+        .collect();
+    let live: HashSet<(&str, &Region)> = copies
+        .iter()
+        .filter(|c| c.is_live())
+        .filter_map(|c| Some((c.copy_of.as_deref()?, &c.region)))
+        .collect();
+    let retention = config
+        .copy_retention
+        .unwrap_or(config.default_retention)
+        .to_delta();
+    for s in shared {
+        let Ok(identity) = accept(config, s, None, &image_snapshots, now) else {
+            continue;
+        };
+        let old = s.recorded_at.is_some_and(|t| now - t > grace);
+        if !old || identity.created_at + retention <= now {
+            continue;
+        }
+        let missing: Vec<String> = destinations(config, home)
+            .into_iter()
+            .filter(|r| !live.contains(&(s.id.as_str(), r)))
+            .map(|r| r.to_string())
+            .collect();
+        if !missing.is_empty() {
+            out.entry(identity.account.clone())
+                .or_default()
+                .shared_not_copied += 1;
+            findings.push(Stuck {
+                backup: s.id.clone(),
+                source: Some(identity.source.clone()),
+                region: s.region.clone(),
+                reason: format!(
+                    "shared by {} and not copied to {} after {}",
+                    identity.account,
+                    missing.join(","),
+                    config.copy_grace
+                ),
+            });
+        }
+    }
+    (out, findings)
+}
+
 /// One call that makes a vault copy immutable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Protect {
@@ -709,6 +882,101 @@ mod tests {
             ..config()
         };
         assert!(protection(&keys, &off, &[copy], &HashMap::new(), now()).is_empty());
+    }
+
+    #[test]
+    fn the_vault_figures_per_source_account() {
+        let keys = TagKeys::new("backup");
+        let c = config();
+        let copy = |id: &str, region: &str, created: &str, snap: &str| {
+            Backup::new(
+                &keys,
+                Kind::Image,
+                &r(region),
+                Described {
+                    id: id.into(),
+                    state: "available".into(),
+                    snapshot_ids: vec![snap.into()],
+                    recorded_at: Some(at(created)),
+                    tags: [
+                        ("backup:managed-by", "vault"),
+                        ("backup:kind", "image"),
+                        ("backup:source", "i-0123456789abcdef0"),
+                        ("backup:copy-of", "ami-00000000000000001"),
+                        ("backup:source-account", "111122223333"),
+                        ("backup:created-at", created),
+                        ("backup:expires-at", "2026-12-25T03:00:00Z"),
+                    ]
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                    ..Default::default()
+                },
+            )
+        };
+        // Two copies in us-west-2: the older locked, the newer not (and old enough to count);
+        // none in eu-west-1.
+        let backups = [
+            copy("ami-a", "us-west-2", "2026-11-24T03:00:00Z", "snap-a"),
+            copy("ami-b", "us-west-2", "2026-11-25T00:00:00Z", "snap-b"),
+        ];
+        let locks: HashMap<String, LockInfo> = [(
+            "snap-a".to_string(),
+            LockInfo {
+                state: "governance".into(),
+                until: Some(at("2026-12-25T03:00:00Z")),
+            },
+        )]
+        .into();
+        let shared = [shared(
+            "ami-00000000000000001",
+            "111122223333",
+            "ec2-backup backup of i-0123456789abcdef0",
+        )];
+        let (figures, findings) = figures_of(&keys, &c, &backups, &shared, &locks);
+        let f = figures["111122223333"];
+        assert_eq!(f.resources, 1);
+        assert_eq!(
+            f.worst_dr_rpo_seconds,
+            27 * 3600,
+            "the newest locked copy's age"
+        );
+        assert_eq!(f.unlocked, 1);
+        assert_eq!(f.shared_not_copied, 1, "no copy in eu-west-1");
+        assert_eq!(findings.len(), 2);
+        // LOCK_MODE=none: nothing is unlocked; the newest usable copy is the RPO.
+        let off = Config {
+            lock: Lock {
+                mode: LockMode::None,
+                cool_off_hours: 24,
+            },
+            ..config()
+        };
+        let (figures, _) = figures_of(&keys, &off, &backups, &shared, &locks);
+        assert_eq!(figures["111122223333"].unlocked, 0);
+        assert_eq!(figures["111122223333"].worst_dr_rpo_seconds, 6 * 3600);
+    }
+
+    fn figures_of(
+        keys: &TagKeys,
+        c: &Config,
+        backups: &[Backup],
+        shared: &[Backup],
+        locks: &HashMap<String, LockInfo>,
+    ) -> (
+        std::collections::BTreeMap<String, crate::report::VaultFigures>,
+        Vec<crate::report::Stuck>,
+    ) {
+        // Three hours after the shared backup was made: past COPY_GRACE.
+        figures(
+            keys,
+            c,
+            &r("us-east-1"),
+            backups,
+            shared,
+            locks,
+            at("2026-11-25T06:00:00Z"),
+        )
     }
 
     #[test]

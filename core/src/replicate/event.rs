@@ -294,12 +294,11 @@ fn parse_event(event: EventBridgeEvent<Value>) -> Result<ReplicateRequest, Error
                 ))
             })?;
             match (detail.event.as_str(), detail.result.as_str()) {
-                ("createSnapshot", "succeeded") => Ok(ReplicateRequest::completed(
-                    event_id,
-                    region,
-                    Kind::Snapshot,
-                    id.to_string(),
-                )),
+                // A copy done: a shareable copy at home (then shared) or a vault's copy (then
+                // locked); any other copy is skipped when described.
+                ("createSnapshot" | "copySnapshot", "succeeded") => Ok(
+                    ReplicateRequest::completed(event_id, region, Kind::Snapshot, id.to_string()),
+                ),
                 ("shareSnapshot", "succeeded") => {
                     let account = detail.source.trim();
                     if !crate::config::is_account_id(account) {
@@ -322,7 +321,7 @@ fn parse_event(event: EventBridgeEvent<Value>) -> Result<ReplicateRequest, Error
                     event_id,
                     source: id.to_string(),
                     reason: format!(
-                        "a {what} notification with result {result:?}: only a succeeded createSnapshot is copied"
+                        "a {what} notification with result {result:?}: only a succeeded createSnapshot, copySnapshot or shareSnapshot is acted on"
                     ),
                 }),
             }
@@ -461,7 +460,7 @@ mod tests {
         let arn = "arn:aws:ec2::us-east-1:snapshot/snap-01234567890abcdef";
         for (event, result) in [
             ("createSnapshot", "failed"),
-            ("copySnapshot", "succeeded"),
+            ("copySnapshot", "failed"),
             ("shareSnapshot", "failed"),
         ] {
             match parse_replicate_request(&snapshot_event(event, result, arn)).unwrap() {

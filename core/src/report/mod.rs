@@ -11,7 +11,7 @@ pub mod replicate;
 pub use create::CreateReport;
 pub use drill::DrillReport;
 pub use expire::{Deleted, ExpireReport, RegionReport};
-pub use monitor::{Figures, Finding, MissingCopy, MonitorReport, Stuck};
+pub use monitor::{Figures, Finding, MissingCopy, MonitorReport, Stuck, VaultFigures};
 pub use replicate::{LockedEntry, ReplicateReport, SharedEntry};
 
 use crate::error::Error;

@@ -31,10 +31,13 @@ pub struct Figures {
     /// Resources drilled here (see `crate::drill::plan::not_drilled`) whose last passed drill
     /// is older than `DRILL_INTERVAL` and a day, or that have waited that long for a first one.
     pub not_drilled: usize,
+    /// Home only, with `DR_ACCOUNT`: usable originals older than `COPY_GRACE` not yet shared
+    /// with the DR account (no `P:shared-with` naming it).
+    pub not_shared: usize,
 }
 
 impl Figures {
-    /// The eight figures as metrics (`shared/metrics.json`, monitor's `region` and
+    /// The nine figures as metrics (`shared/metrics.json`, monitor's `region` and
     /// `deployment` sets).
     pub fn metric_values(&self) -> Values {
         vec![
@@ -46,6 +49,7 @@ impl Figures {
             (Metric::OrphanedSnapshots, count(self.orphaned_snapshots)),
             (Metric::WorstRpoSeconds, self.worst_rpo_seconds as f64),
             (Metric::NotDrilled, count(self.not_drilled)),
+            (Metric::NotShared, count(self.not_shared)),
         ]
     }
 
@@ -62,6 +66,47 @@ impl Figures {
                 orphaned_snapshots: t.orphaned_snapshots + f.orphaned_snapshots,
                 worst_rpo_seconds: t.worst_rpo_seconds.max(f.worst_rpo_seconds),
                 not_drilled: t.not_drilled + f.not_drilled,
+                not_shared: t.not_shared + f.not_shared,
+            })
+    }
+}
+
+/// A vault's figures for one source account (`SOURCE_ACCOUNTS`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct VaultFigures {
+    /// The source resources with a copy in the vault.
+    pub resources: usize,
+    /// The age, in seconds, of the newest locked copy of each source resource, the worst (a
+    /// resource with copies but none locked counts from its oldest copy); 0 when there is none.
+    pub worst_dr_rpo_seconds: i64,
+    /// Usable copies older than `COPY_GRACE` whose snapshots are not all locked (0 with
+    /// `LOCK_MODE=none`).
+    pub unlocked: usize,
+    /// Backups the account shared with the vault, older than `COPY_GRACE`, without a live copy
+    /// in each of the vault's regions.
+    pub shared_not_copied: usize,
+}
+
+impl VaultFigures {
+    /// The three figures as metrics (`shared/metrics.json`, monitor's `source_account` and
+    /// `vault` sets).
+    pub fn metric_values(&self) -> Values {
+        vec![
+            (Metric::WorstDrRpoSeconds, self.worst_dr_rpo_seconds as f64),
+            (Metric::Unlocked, count(self.unlocked)),
+            (Metric::SharedNotCopied, count(self.shared_not_copied)),
+        ]
+    }
+
+    /// The vault's figures over every source account: sums, and the worst RPO.
+    pub fn total<'a>(accounts: impl IntoIterator<Item = &'a VaultFigures>) -> VaultFigures {
+        accounts
+            .into_iter()
+            .fold(VaultFigures::default(), |t, f| VaultFigures {
+                resources: t.resources + f.resources,
+                worst_dr_rpo_seconds: t.worst_dr_rpo_seconds.max(f.worst_dr_rpo_seconds),
+                unlocked: t.unlocked + f.unlocked,
+                shared_not_copied: t.shared_not_copied + f.shared_not_copied,
             })
     }
 }
@@ -108,6 +153,13 @@ pub struct MonitorReport {
     pub without_backup: Vec<Finding>,
     /// Oldest original first.
     pub copies_missing: Vec<MissingCopy>,
+    /// A vault: its figures per source account.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub vault: BTreeMap<String, VaultFigures>,
+    /// What the DR figures count, one line each (not shared, unlocked, shared not copied): for
+    /// the log lines.
+    #[serde(skip)]
+    pub dr_findings: Vec<Stuck>,
     #[serde(skip_serializing_if = "Omitted::is_empty")]
     pub omitted: Omitted,
     /// For the log lines only.

@@ -149,16 +149,42 @@ impl Drill<'_> {
             common: Common::dry_run(self.dry_run()),
             ..DrillReport::default()
         };
-        let resources = crate::status::resources(config, &keys, &self.clients.home())
-            .await
-            .map_err(Error::from)?;
+        // A vault has no instance or volume of its own: its resources are those its copies
+        // are of, listed here in each of its regions (and that listing reused below).
+        let mut listed: HashMap<Region, Vec<Backup>> = HashMap::new();
+        let resources = if config.is_vault() {
+            for region in crate::dr::vault::destinations(config, &home) {
+                let found = self
+                    .clients
+                    .region(&region)
+                    .managed_backups(&keys, self.deployment())
+                    .await?;
+                listed.insert(region, found);
+            }
+            let copies: Vec<Backup> = listed.values().flatten().cloned().collect();
+            (
+                crate::dr::vault::resources(config, &home, &copies),
+                HashMap::new(),
+            )
+        } else {
+            let found = crate::status::resources(config, &keys, &self.clients.home())
+                .await
+                .map_err(Error::from)?;
+            let instance_types: HashMap<String, String> = found
+                .iter()
+                .filter_map(|(s, _)| Some((s.id.clone(), s.instance_type.clone()?)))
+                .collect();
+            (found.into_iter().map(|(_, r)| r).collect(), instance_types)
+        };
+        let (resources, instance_types): (Vec<crate::status::Resource>, HashMap<String, String>) =
+            resources;
         let mut only = Only {
             resources: request.resource_ids.as_deref(),
             regions: request.regions.as_deref(),
             in_progress: None,
         };
         let mut regions: Vec<Region> = Vec::new();
-        for (_, r) in &resources {
+        for r in &resources {
             if only.resources.is_some_and(|ids| !ids.contains(&r.id)) {
                 continue;
             }
@@ -170,11 +196,6 @@ impl Drill<'_> {
             }
         }
         regions.sort();
-        let instance_types: HashMap<String, String> = resources
-            .iter()
-            .filter_map(|(s, _)| Some((s.id.clone(), s.instance_type.clone()?)))
-            .collect();
-        let resources: Vec<_> = resources.into_iter().map(|(_, r)| r).collect();
         info!(run = %run.id, regions = ?regions.iter().map(Region::as_str).collect::<Vec<_>>(), resources = resources.len(), dry_run = self.dry_run(), "drilling");
 
         // What earlier runs left is swept in every region a drill of this deployment may have
@@ -202,6 +223,10 @@ impl Drill<'_> {
         only.in_progress = Some(&in_progress);
         let mut backups: Vec<Backup> = Vec::new();
         for region in &regions {
+            if let Some(found) = listed.remove(region) {
+                backups.extend(found);
+                continue;
+            }
             let ec2 = self.clients.region(region);
             match ec2.managed_backups(&keys, self.deployment()).await {
                 Ok(listed) => backups.extend(listed),

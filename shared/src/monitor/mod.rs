@@ -49,9 +49,69 @@ pub async fn run(
     )
     .rows;
     let mut report = summarize(home, &inputs, &rows, config, now);
+    dr_figures(
+        config,
+        &keys,
+        clients,
+        &inputs.regions,
+        &inputs.backups,
+        &mut report,
+        now,
+    )
+    .await?;
     log(&report);
     report.cap(LIST_LIMIT);
     Ok(report)
+}
+
+/// The isolated DR account's figures: at home `NotShared`; in a vault, per source account,
+/// `WorstDrRpoSeconds`, `Unlocked` and `SharedNotCopied` (one DescribeLockedSnapshots per region
+/// read, and one describe per kind of what the source accounts share).
+async fn dr_figures(
+    config: &Config,
+    keys: &TagKeys,
+    clients: &Clients,
+    regions: &[crate::region::Region],
+    backups: &[crate::backup::Backup],
+    report: &mut MonitorReport,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let home = clients.home_region();
+    if config.dr_account.is_some() {
+        let not_shared = crate::dr::share::not_shared(config, home, backups, now);
+        report.regions.entry(home.clone()).or_default().not_shared = not_shared.len();
+        for b in not_shared {
+            report.dr_findings.push(crate::report::Stuck {
+                backup: b.id.clone(),
+                source: b.source.clone(),
+                region: b.region.clone(),
+                reason: format!(
+                    "not shared with the DR account {} after {}",
+                    config.dr_account.as_deref().unwrap_or(""),
+                    config.copy_grace
+                ),
+            });
+        }
+    }
+    if config.is_vault() {
+        let mut locks = std::collections::HashMap::new();
+        for region in regions {
+            locks.extend(clients.region(region).locked_snapshots().await?);
+        }
+        let mut shared = Vec::new();
+        for kind in [crate::tags::Kind::Image, crate::tags::Kind::Snapshot] {
+            let found = clients
+                .home()
+                .shared_with_me(keys, kind, &config.source_accounts, None)
+                .await?;
+            shared.extend(found);
+        }
+        let (vault, findings) =
+            crate::dr::vault::figures(keys, config, home, backups, &shared, &locks, now);
+        report.vault = vault;
+        report.dr_findings.extend(findings);
+    }
+    Ok(())
 }
 
 /// One `warn` line per late, unprotected or uncopied resource and per backup stuck pending
@@ -70,6 +130,19 @@ fn log(report: &MonitorReport) {
     for s in &report.stuck {
         warn!(resource = s.source.as_deref().unwrap_or(""), backup = %s.backup, region = %s.region, reason = %s.reason, "backup pending too long");
     }
+    for s in &report.dr_findings {
+        warn!(resource = s.source.as_deref().unwrap_or(""), backup = %s.backup, region = %s.region, reason = %s.reason, "DR account");
+    }
+    for (account, f) in &report.vault {
+        info!(
+            source_account = %account,
+            resources = f.resources,
+            worst_dr_rpo_seconds = f.worst_dr_rpo_seconds,
+            unlocked = f.unlocked,
+            shared_not_copied = f.shared_not_copied,
+            "source account summary"
+        );
+    }
     for (region, f) in &report.regions {
         info!(
             region = %region,
@@ -81,13 +154,15 @@ fn log(report: &MonitorReport) {
             orphaned_snapshots = f.orphaned_snapshots,
             worst_rpo_seconds = f.worst_rpo_seconds,
             not_drilled = f.not_drilled,
+            not_shared = f.not_shared,
             "region summary"
         );
     }
 }
 
 /// The figures' EMF lines: one `[Deployment, Region]` per region, then the `[Deployment]`
-/// totals.
+/// totals; a vault's figures under `[Deployment, SourceAccount]`, and their totals under
+/// `[Deployment]`.
 pub fn documents(publisher: &Publisher, report: &MonitorReport, now: DateTime<Utc>) -> Vec<Value> {
     let mut docs: Vec<Value> = report
         .regions
@@ -95,6 +170,14 @@ pub fn documents(publisher: &Publisher, report: &MonitorReport, now: DateTime<Ut
         .map(|(region, f)| publisher.for_region(region.as_str(), false, &f.metric_values(), now))
         .collect();
     docs.push(publisher.for_deployment(&report.total().metric_values(), now));
+    // A vault: per source account, and over all of them (what the alarms read).
+    for (account, f) in &report.vault {
+        docs.push(publisher.for_source_account(account, &f.metric_values(), now));
+    }
+    if !report.vault.is_empty() {
+        let total = crate::report::VaultFigures::total(report.vault.values());
+        docs.push(publisher.for_deployment(&total.metric_values(), now));
+    }
     docs
 }
 

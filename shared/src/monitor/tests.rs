@@ -453,7 +453,7 @@ fn the_result_has_the_documented_shape() {
     assert_eq!(
         value["regions"]["us-west-2"],
         json!({"protected": 1, "late": 0, "without_backup": 1, "copies_missing": 1,
-               "pending_too_long": 0, "orphaned_snapshots": 0, "worst_rpo_seconds": 0, "not_drilled": 0})
+               "pending_too_long": 0, "orphaned_snapshots": 0, "worst_rpo_seconds": 0, "not_drilled": 0, "not_shared": 0})
     );
     assert_eq!(
         value["copies_missing"][0],
