@@ -220,3 +220,28 @@ impl Moto {
         shared::s3::Evidence::new(&sdk, name)
     }
 }
+
+impl Moto {
+    /// The home deployment (`home`) shares what it has and tells the vault; the vault
+    /// (`vault`) copies and locks what the events name (each handled at `at`). The EventBridge
+    /// wiring and the vault's default keys must be there ([`Moto::wire_events`],
+    /// [`Moto::default_key_in`]); `queue` is the vault's queue.
+    pub async fn share_and_copy(
+        &self,
+        home: &shared::Config,
+        vault: &shared::Config,
+        queue: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
+        let sweep = super::event("scheduled-event.json", &[]);
+        let clients = self.home_clients().await;
+        // Failures are the tests' to look at: here the result is not needed.
+        let _ = shared::replicate::handle(home, &clients, None, &sweep, at).await;
+        let vault_clients = self.clients_in(VAULT_ACCOUNT, super::HOME);
+        for e in self.vault_events(queue).await {
+            shared::replicate::handle(vault, &vault_clients, None, &e, at)
+                .await
+                .expect("the vault's replicate");
+        }
+    }
+}

@@ -579,13 +579,10 @@ async fn vault_expire(moto: &Moto, config: &Config, at: DateTime<Utc>) -> Value 
     )
 }
 
-/// Shares `image`'s backups made so far and has the vault copy them: the events the home
-/// sweep sent, each handled by the vault's replicate at `at`.
+/// Shares the home backups made so far and has the vault copy them (at `at`).
 async fn share_and_copy(moto: &Moto, queue: &str, at: DateTime<Utc>) {
-    home_sweep(moto, &home_config(), at).await;
-    for e in moto.vault_events(queue).await {
-        vault_replicate(moto, &vault_config(), &e, at).await;
-    }
+    moto.share_and_copy(&home_config(), &vault_config(), queue, at)
+        .await;
 }
 
 #[tokio::test]
