@@ -861,3 +861,98 @@ async fn the_drill_proves_the_vaults_copies_restorable_in_the_vault_account() {
     let keys = evidence.keys("drills/", None).await.unwrap();
     assert_eq!(keys.len(), 4, "{keys:?}");
 }
+
+#[tokio::test]
+async fn a_share_snapshot_notification_waits_for_the_backup_shared_event_of_the_same_share() {
+    let moto = start().await;
+    let queue = setup(&moto).await;
+    let (_, snapshot) = home_backups(&moto).await;
+    home_sweep(&moto, &home_config(), now()).await;
+    let shared_event = moto
+        .vault_events(&queue)
+        .await
+        .into_iter()
+        .find(|e| e["detail"]["backup"] == snapshot.as_str())
+        .expect("the snapshot's Backup Shared event");
+    let work = moto.work_queue("vault-replicate-work", "replicate").await;
+    let clients = moto.clients_in(VAULT_ACCOUNT, HOME);
+    let at = now() + TimeDelta::minutes(2);
+
+    // EBS's shareSnapshot notification comes first: handed on, due in five minutes.
+    let notification = event(
+        "ebs-snapshot-share.json",
+        &[
+            ("snap-0f1e2d3c4b5a69788", &snapshot),
+            ("111122223333", HOME_ACCOUNT),
+        ],
+    );
+    let first = result_of(
+        shared::replicate::handle(&vault_config(), &clients, Some(&work), &notification, at).await,
+    );
+    assert_eq!(first["copied"], json!([]), "{first}");
+    assert!(
+        first["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("deferred"),
+        "{first}"
+    );
+    assert_eq!(first["continuations"], 1, "{first}");
+    assert_eq!(copies_of(&moto, &snapshot).await, 0);
+    // The Backup Shared event makes the copies meanwhile.
+    let second = vault_replicate(&moto, &vault_config(), &shared_event, at).await;
+    assert_eq!(second["copied"].as_array().unwrap().len(), 2, "{second}");
+    // The notification, when due (delivered twice, as SQS may): nothing more is copied.
+    let due = shared::replicate::ReplicateWork {
+        image_ids: Vec::new(),
+        snapshot_ids: Vec::new(),
+        attempt: 0,
+        shared_snapshots: vec![shared::replicate::event::SharedSnapshot {
+            account: HOME_ACCOUNT.into(),
+            snapshot: snapshot.clone(),
+            region: Some(HOME.into()),
+        }],
+    };
+    let body = shared::continuation::body(&vault_config(), "replicate", &due).unwrap();
+    let delivered = json!({"Records": [sqs_record("m-1", &body, "vault-replicate-work")]});
+    for _ in 0..2 {
+        let answer = shared::replicate::handle(
+            &vault_config(),
+            &clients,
+            Some(&work),
+            &delivered,
+            at + TimeDelta::minutes(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+        let result = &answer["records"][0]["result"];
+        assert_eq!(result["copied"], json!([]), "{answer}");
+        assert!(
+            result["skipped"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s["reason"].as_str().unwrap().starts_with("already-copied")),
+            "{answer}"
+        );
+    }
+    assert_eq!(
+        copies_of(&moto, &snapshot).await,
+        2,
+        "one copy in each region"
+    );
+}
+
+/// The vault's copies of `shared`, in both its regions.
+async fn copies_of(moto: &Moto, shared: &str) -> usize {
+    let mut n = 0;
+    for r in [DR, DR2] {
+        let copies = vault_copies(moto, r).await;
+        n += copies
+            .values()
+            .filter(|t| t["backup:copy-of"] == shared)
+            .count();
+    }
+    n
+}

@@ -105,6 +105,39 @@ pub struct ReplicateWork {
     /// How many times these were handed on before: the delay grows with it, and past
     /// [`MAX_ATTEMPTS`] the reconcile sweep takes over.
     pub attempt: u32,
+    /// A vault's `shareSnapshot` notifications, acted on [`SHARE_NOTIFICATION_DELAY`] seconds
+    /// after they came: by then the `Backup Shared` event of the same share has made the copies
+    /// (CopySnapshot takes no ClientToken: two runs at once could copy a snapshot twice).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_snapshots: Vec<SharedSnapshot>,
+}
+
+/// A snapshot an account shared with this one, as its `shareSnapshot` notification said.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedSnapshot {
+    pub account: String,
+    pub snapshot: String,
+    /// The region the notification was from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+/// How long a vault waits before it acts on a `shareSnapshot` notification (see
+/// [`ReplicateWork::shared_snapshots`]).
+pub const SHARE_NOTIFICATION_DELAY: u32 = 300;
+
+impl SharedSnapshot {
+    pub fn notice(&self) -> super::notice::SharedNotice {
+        super::notice::SharedNotice {
+            event_id: None,
+            account: self.account.clone(),
+            kind: Kind::Snapshot,
+            backup: self.snapshot.clone(),
+            region: self.region.clone(),
+            claimed: None,
+        }
+    }
 }
 
 /// Continuations of one backup at most: a day of waits at the longest delay.
@@ -124,7 +157,20 @@ impl ReplicateWork {
                 )));
             }
         }
-        if self.image_ids.is_empty() && self.snapshot_ids.is_empty() {
+        for shared in &self.shared_snapshots {
+            if !is_id(Kind::Snapshot, &shared.snapshot)
+                || !crate::config::is_account_id(&shared.account)
+            {
+                return Err(Error::Payload(format!(
+                    "a continuation naming the shared snapshot {:?} of account {:?}, which is not a valid snapshot id and account id",
+                    shared.snapshot, shared.account
+                )));
+            }
+        }
+        if self.image_ids.is_empty()
+            && self.snapshot_ids.is_empty()
+            && self.shared_snapshots.is_empty()
+        {
             return Err(Error::Payload("a continuation naming no backup".into()));
         }
         Ok(self)
@@ -368,6 +414,7 @@ mod tests {
             image_ids: images.iter().map(|s| s.to_string()).collect(),
             snapshot_ids: Vec::new(),
             attempt: 0,
+            shared_snapshots: Vec::new(),
         };
         assert!(work(&["ami-0123456789abcdef0"]).check().is_ok());
         let err = work(&["snap-0123456789abcdef0"]).check().unwrap_err();

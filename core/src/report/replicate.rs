@@ -137,6 +137,20 @@ impl ReplicateReport {
             .collect()
     }
 
+    /// Adds `other`'s entries, warnings and messages sent to this report.
+    pub fn merge(&mut self, other: ReplicateReport) {
+        self.copied.extend(other.copied);
+        self.shared.extend(other.shared);
+        self.locked.extend(other.locked);
+        self.skipped.extend(other.skipped);
+        self.deferred.extend(other.deferred);
+        self.failed.extend(other.failed);
+        self.common.warnings.extend(other.common.warnings);
+        self.common.continuations += other.common.continuations;
+        self.not_handed_on.extend(other.not_handed_on);
+        self.sort();
+    }
+
     /// A stable order, whatever order the calls finished in.
     pub fn sort(&mut self) {
         self.shared.sort_by(|a, b| a.source.cmp(&b.source));

@@ -99,6 +99,13 @@ pub async fn run(
         home: clients.home(),
     };
     let mut report = ReplicateReport::new(config.dry_run);
+    // A continuation of shareSnapshot notifications is those notifications, now due.
+    let request = match request {
+        ReplicateRequest::Continued(work) if !work.shared_snapshots.is_empty() => {
+            ReplicateRequest::Shared(work.shared_snapshots.iter().map(|s| s.notice()).collect())
+        }
+        other => other,
+    };
     if let ReplicateRequest::Shared(notices) = request {
         vault::run(&run, Some(notices), now, &mut report).await;
         report.sort();
@@ -616,7 +623,20 @@ impl Function for Replicate<'_> {
             _ => 0,
         };
         let Setting { config, queue, now } = self.setting;
+        let mut early = ReplicateReport::new(config.dry_run);
+        let request = match (request, queue) {
+            (ReplicateRequest::Shared(notices), Some(queue)) if !config.dry_run => {
+                let rest = defer_share_notifications(config, queue, notices, &mut early).await;
+                if rest.is_empty() {
+                    early.sort();
+                    return Ok(early);
+                }
+                ReplicateRequest::Shared(rest)
+            }
+            (request, _) => request,
+        };
         let mut report = run(config, &self.clients, request, now).await?;
+        report.merge(early);
         if let Some(queue) = queue
             && !config.dry_run
         {
@@ -756,6 +776,57 @@ fn record_outcome(
     crate::report::into_outcome_unless_unfinished(mine, failed, unfinished)
 }
 
+/// A vault's `shareSnapshot` notifications (those with no `Backup Shared` claim) handed on to
+/// the work queue, due in [`SHARE_NOTIFICATION_DELAY`] seconds: the `Backup Shared` event of the
+/// same share, handled meanwhile, makes the copies, and the notification then finds them (it
+/// still copies a share whose event was lost). Returns the notices to act on now. A queue that
+/// refuses them: they are acted on now.
+async fn defer_share_notifications(
+    config: &Config,
+    queue: &WorkQueue,
+    notices: Vec<crate::dr::SharedNotice>,
+    report: &mut ReplicateReport,
+) -> Vec<crate::dr::SharedNotice> {
+    let (hints, now): (Vec<_>, Vec<_>) = notices
+        .into_iter()
+        .partition(|n| n.claimed.is_none() && n.kind == Kind::Snapshot && config.is_vault());
+    if hints.is_empty() {
+        return now;
+    }
+    let work = ReplicateWork {
+        image_ids: Vec::new(),
+        snapshot_ids: Vec::new(),
+        attempt: 0,
+        shared_snapshots: hints
+            .iter()
+            .map(|n| event::SharedSnapshot {
+                account: n.account.clone(),
+                snapshot: n.backup.clone(),
+                region: n.region.clone(),
+            })
+            .collect(),
+    };
+    let what = "shareSnapshot notifications";
+    let delay = event::SHARE_NOTIFICATION_DELAY;
+    match crate::continuation::hand_on(queue, config, FUNCTION, what, &[work], delay).await {
+        Ok(sent) => {
+            report.common.continuations += sent;
+            for n in &hints {
+                report.skip(
+                    &n.backup,
+                    None,
+                    format!("deferred: a shareSnapshot notification is acted on {delay} s later, once the Backup Shared event of the same share has made the copies"),
+                );
+            }
+            now
+        }
+        Err(reason) => {
+            warn!(reason = %reason, "shareSnapshot notifications acted on now");
+            now.into_iter().chain(hints).collect()
+        }
+    }
+}
+
 /// Hands the deferred copies on: those that wait on a limit or on throttling in a delayed
 /// message, those the deadline cut off at once. Past [`MAX_ATTEMPTS`] they are left to the
 /// reconcile sweep. A queue that refuses them is a failure (the sweep still finds them).
@@ -775,6 +846,7 @@ async fn hand_on(config: &Config, queue: &WorkQueue, attempt: u32, report: &mut 
             image_ids: Vec::new(),
             snapshot_ids: Vec::new(),
             attempt,
+            shared_snapshots: Vec::new(),
         };
         // One message per source: a source goes at once when any of its copies was cut off by
         // the deadline, delayed only when all of them wait (on a limit or on throttling).
@@ -803,11 +875,13 @@ async fn hand_on(config: &Config, queue: &WorkQueue, attempt: u32, report: &mut 
                 image_ids: ids.to_vec(),
                 snapshot_ids: Vec::new(),
                 attempt,
+                shared_snapshots: Vec::new(),
             })
             .chain(chunks(&work.snapshot_ids).map(|ids| ReplicateWork {
                 image_ids: Vec::new(),
                 snapshot_ids: ids.to_vec(),
                 attempt,
+                shared_snapshots: Vec::new(),
             }))
             .collect();
         if works.is_empty() {
