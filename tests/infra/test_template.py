@@ -965,22 +965,24 @@ def test_every_parameter_is_in_one_parameter_group():
 # --------------------------------------------------------------------- monitor
 
 def test_monitor_only_reads():
-    """monitor's role: the four describes, its own log group, and the dead-letter queue
-    that the on-failure destination (Globals) sends to with the function's role; no create,
-    copy, delete, deregister or tag action, and no other service."""
+    """monitor's role: the four describes and the snapshot locks (a vault's figures read
+    them), its own log group, and the dead-letter queue that the on-failure destination
+    (Globals) sends to with the function's role; no create, copy, delete, deregister, lock or
+    tag action, and no other service."""
     stmts = statements("monitor", CopyKmsKeys=f"us-west-2={KEY_A}")
     actions = {a for s in stmts for a in as_list(s["Action"])}
     assert actions == {"ec2:DescribeInstances", "ec2:DescribeVolumes", "ec2:DescribeImages",
-                       "ec2:DescribeSnapshots", "logs:CreateLogStream", "logs:PutLogEvents",
-                       "sqs:SendMessage"}
+                       "ec2:DescribeSnapshots", "ec2:DescribeLockedSnapshots", "logs:CreateLogStream",
+                       "logs:PutLogEvents", "sqs:SendMessage"}
     for s in stmts:
         services = {a.split(":")[0] for a in as_list(s["Action"])}
         resource = {"ec2": ["*"], "logs": ["<MonitorLogGroup.Arn>"],
                     "sqs": ["<DeadLetterQueue.Arn>"]}
         assert len(services) == 1 and as_list(s["Resource"]) == resource[services.pop()], s
         assert "Condition" not in s
-    for word in ("Create", "Delete", "Copy", "Deregister", "Tags", "Run", "Modify"):
-        assert not [a for a in actions if a.startswith("ec2:") and word in a], word
+    for word in ("Create", "Delete", "Copy", "Deregister", "Tags", "Run", "Modify", "Lock", "Protection"):
+        assert not [a for a in actions if a.startswith("ec2:") and not a.startswith("ec2:Describe")
+                    and word in a], word
 
 
 def test_monitor_runs_on_its_schedule_and_sees_the_deployments_settings():
@@ -1040,9 +1042,15 @@ def metric_problems(metric: dict) -> list[str]:
 
 
 def alarms(**overrides: str) -> dict[str, dict]:
+    """The alarms of the stack these parameters make (the DR alarms only where their condition
+    holds), resolved."""
     resolver = Resolver(TEMPLATE, overrides)
     return {logical_id: resolver.resolve(res["Properties"]) for logical_id, res in RESOURCES.items()
-            if res["Type"] == "AWS::CloudWatch::Alarm"}
+            if res["Type"] == "AWS::CloudWatch::Alarm" and exists(resolver, res)}
+
+
+# A stack that is both home and vault has every alarm and every widget.
+EVERYTHING = {**HOME, **VAULT}
 
 
 def dashboard_widgets(**overrides: str) -> list[dict]:
@@ -1101,7 +1109,9 @@ def test_search_metrics_reads_the_schema_and_the_terms():
 
 def test_every_alarm_watches_a_metric_a_function_publishes():
     problems = []
-    for logical_id, alarm in alarms(**PROBE).items():
+    everything = alarms(**PROBE, **EVERYTHING)
+    assert set(everything) == {n for n, r in RESOURCES.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    for logical_id, alarm in everything.items():
         watched = alarm_metrics(alarm)
         assert watched, logical_id
         problems += [f"{logical_id}: {p}" for m in watched for p in metric_problems(m)]
@@ -1110,7 +1120,7 @@ def test_every_alarm_watches_a_metric_a_function_publishes():
 
 def test_every_dashboard_widget_shows_metrics_a_function_publishes():
     problems, shown = [], set()
-    for widget in dashboard_widgets(**PROBE):
+    for widget in dashboard_widgets(**PROBE, **EVERYTHING):
         if widget["type"] != "metric":
             continue
         title = widget["properties"]["title"]
@@ -1124,33 +1134,37 @@ def test_every_dashboard_widget_shows_metrics_a_function_publishes():
     assert not problems, "\n".join(problems)
     asked = {"BackupsCreated", "BackupsFailed", "CopiesStarted", "CopiesDeferred", "ImagesDeregistered",
              "SnapshotsDeleted", "DeletesFailed", "WorstRpoSeconds", "Late", "Throttles",
-             "DrillsPassed", "DrillsFailed", "DrillsTimedOut", "RestoreSeconds", "NotDrilled"}
+             "DrillsPassed", "DrillsFailed", "DrillsTimedOut", "RestoreSeconds", "NotDrilled",
+             "NotShared", "WorstDrRpoSeconds", "Unlocked", "SharedNotCopied"}
     assert asked <= shown, asked - shown
 
 
-def test_dashboard_explains_itself_and_is_named_in_the_outputs():
-    widgets = dashboard_widgets()
+@pytest.mark.parametrize("kind", sorted(DEPLOYMENTS))
+def test_dashboard_explains_itself_and_is_named_in_the_outputs(kind):
+    """In each kind of deployment: the text widget explains every metric widget there, and the
+    alarm widget lists exactly the alarms the stack has (a DR alarm only where it exists)."""
+    widgets = dashboard_widgets(**DEPLOYMENTS[kind])
     text = [w for w in widgets if w["type"] == "text"]
     assert len(text) == 1 and "docs/runbook.md" in text[0]["properties"]["markdown"]
     titles = [w["properties"]["title"] for w in widgets if w["type"] == "metric"]
     for title in titles:
         assert f"**{title}**" in text[0]["properties"]["markdown"], f"the text widget does not explain {title}"
     listed = next(w for w in widgets if w["type"] == "alarm")["properties"]["alarms"]
-    assert sorted(listed) == sorted(f"<{a}.Arn>" for a in alarms())
+    assert sorted(listed) == sorted(f"<{a}.Arn>" for a in alarms(**DEPLOYMENTS[kind]))
     assert {"Ref": "Dashboard"} in [o["Value"] for o in TEMPLATE["Outputs"].values()]
     # Dashboards are global to the account: one per stack and region.
     assert RESOURCES["Dashboard"]["Properties"]["DashboardName"] == {"Fn::Sub": "${AWS::StackName}-${AWS::Region}"}
 
 
 def monitor_alarm(metric: str) -> dict:
-    found = [a for a in alarms().values()
+    found = [a for a in alarms(**EVERYTHING).values()
              if metric in {m["name"] for m in alarm_metrics(a)} and a.get("Namespace") != "AWS/Lambda"]
     assert len(found) == 1, metric
     return found[0]
 
 
 @pytest.mark.parametrize("metrics_watched", [("Late", "WithoutBackup"), ("CopiesMissing",), ("PendingTooLong",),
-                                             ("NotDrilled",)])
+                                             ("NotDrilled",), ("NotShared",), ("Unlocked",), ("SharedNotCopied",)])
 def test_monitor_alarms_fire_after_two_runs_on_the_deployments_totals(metrics_watched):
     alarm = monitor_alarm(metrics_watched[0])
     watched = alarm_metrics(alarm)
@@ -1173,7 +1187,7 @@ def test_monitor_alarms_fire_after_two_runs_on_the_deployments_totals(metrics_wa
 def test_a_silent_monitor_is_reported_once_by_the_rpo_alarm():
     rpo = monitor_alarm("Late")
     assert rpo["InsufficientDataActions"] == ["<AlarmTopic>"]
-    reporting = [a["AlarmDescription"] for a in alarms().values() if "InsufficientDataActions" in a]
+    reporting = [a["AlarmDescription"] for a in alarms(**EVERYTHING).values() if "InsufficientDataActions" in a]
     assert reporting == [rpo["AlarmDescription"]]
     assert "INSUFFICIENT_DATA" in rpo["AlarmDescription"]
 
@@ -1263,7 +1277,7 @@ def test_every_alarm_says_what_to_run_first_and_links_its_runbook_section():
 
 
 def test_the_asked_for_alarms_exist_and_go_to_the_topic():
-    found = alarms()
+    found = alarms(**EVERYTHING)
     for alarm in found.values():
         assert alarm["AlarmActions"] == ["<AlarmTopic>"]
         assert alarm["TreatMissingData"] in ("missing", "notBreaching"), "chosen, not defaulted"
@@ -1271,7 +1285,8 @@ def test_the_asked_for_alarms_exist_and_go_to_the_topic():
     for metric_set in [("Late", "WithoutBackup"), ("CopiesMissing",), ("PendingTooLong",),
                        ("Throttles",) * len(FUNCTIONS), ("ApproximateNumberOfMessagesVisible",),
                        ("ApproximateAgeOfOldestMessage",), ("DrillsFailed", "DrillsTimedOut"),
-                       ("NotDrilled",)]:
+                       ("NotDrilled",), ("NotShared",), ("WorstDrRpoSeconds",), ("Unlocked",),
+                       ("SharedNotCopied",)]:
         assert metric_set in watched, metric_set
     errors = {a["Dimensions"][0]["Value"] for a in found.values() if a.get("MetricName") == "Errors"}
     assert {"<MonitorFunction>", "<DrillFunction>"} <= errors
@@ -1387,15 +1402,18 @@ def test_dr_parameters_default_to_neither_home_nor_vault():
     """An existing stack updated to this template changes nothing until it is told: no DR
     account, no source accounts, governance locks with a day's cool-off when it is a vault."""
     defaults = {name: PARAMS[name]["Default"] for name in
-                ("DrAccount", "ShareKmsKeys", "SourceAccounts", "LockMode", "LockCoolOffHours")}
+                ("DrAccount", "ShareKmsKeys", "SourceAccounts", "LockMode", "LockCoolOffHours", "DrRpoAlarmHours")}
     assert defaults == {"DrAccount": "", "ShareKmsKeys": "", "SourceAccounts": "", "LockMode": "governance",
-                        "LockCoolOffHours": 24}
+                        "LockCoolOffHours": 24, "DrRpoAlarmHours": 48}
     assert PARAMS["LockMode"]["AllowedValues"] == ["governance", "compliance", "none"]
     cool_off = PARAMS["LockCoolOffHours"]
     assert (cool_off["Type"], cool_off["MinValue"], cool_off["MaxValue"]) == ("Number", 1, 72)
     group, = [g for g in TEMPLATE["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
               if g["Label"]["default"] == "Isolated DR account"]
-    assert group["Parameters"] == ["DrAccount", "ShareKmsKeys", "SourceAccounts", "LockMode", "LockCoolOffHours"]
+    assert group["Parameters"] == ["DrAccount", "ShareKmsKeys", "SourceAccounts", "LockMode", "LockCoolOffHours",
+                                   "DrRpoAlarmHours"]
+    hours = PARAMS["DrRpoAlarmHours"]
+    assert (hours["Type"], hours["MinValue"]) == ("Number", 1) and hours["MaxValue"] >= hours["Default"]
     plain = Resolver(TEMPLATE)
     assert not any(plain.condition(c) for c in ("HasDrAccount", "HasShareKmsKeys", "HasSourceAccounts"))
 
@@ -1418,8 +1436,9 @@ def dr_resources(kind: str) -> set[str]:
 
 
 def test_each_kind_of_deployment_makes_its_own_resources_only():
-    home = {"ShareForwardRule", "ShareForwardRole"}
-    vault = {"ReplicateBackupSharedRule", "ReplicateSnapshotSharedRule", "VaultEventBusPolicy"}
+    home = {"ShareForwardRule", "ShareForwardRole", "NotSharedAlarm"}
+    vault = {"ReplicateBackupSharedRule", "ReplicateSnapshotSharedRule", "VaultEventBusPolicy",
+             "DrRpoAlarm", "UnlockedAlarm", "SharedNotCopiedAlarm"}
     assert dr_resources("plain") == set()
     assert dr_resources("home") == home
     assert dr_resources("vault") == vault
@@ -1563,3 +1582,50 @@ def test_roles_fit_iams_inline_policy_limit_with_the_longest_parameters():
             assert "<" not in text, text
             size += len(text)
         assert size <= 10240, (binary, size)
+
+
+def test_dr_rpo_alarm_reads_the_vaults_worst_in_hours_against_its_parameter():
+    """WorstDrRpoSeconds over all source accounts (the vault set, [Deployment]) divided into
+    hours, so that the threshold is DrRpoAlarmHours itself; like the other monitor alarms: the
+    hourly maximum at two runs in a row, a gap is a monitor that did not run."""
+    for hours in ("48", "7"):
+        alarm = alarms(**VAULT, DrRpoAlarmHours=hours)["DrRpoAlarm"]
+        watched, = alarm_metrics(alarm)
+        assert (watched["name"], watched["dimensions"]) == ("WorstDrRpoSeconds", {"Deployment": "ec2-backup"})
+        assert "vault" in emitted_under("WorstDrRpoSeconds")
+        stat, = [q for q in alarm["Metrics"] if "MetricStat" in q]
+        assert (stat["MetricStat"]["Stat"], stat["MetricStat"]["Period"], stat["ReturnData"]) == (
+            "Maximum", 3600, False)
+        returned, = [q for q in alarm["Metrics"] if q.get("ReturnData", True)]
+        assert returned["Expression"].replace(" ", "") == f"{stat['Id']}/3600"
+        assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (2, 2)
+        assert (str(alarm["Threshold"]), alarm["ComparisonOperator"]) == (hours, "GreaterThanThreshold")
+        assert alarm["TreatMissingData"] == "missing"
+        assert f"older than {hours} hours" in alarm["AlarmDescription"]
+
+
+@pytest.mark.parametrize("kind", sorted(DEPLOYMENTS))
+def test_dr_alarms_only_where_the_deployment_has_the_figures(kind):
+    """NotShared is published everywhere (0 without a DR account) but alarmed on only at home;
+    the vault's figures exist only in a vault, and so do their alarms."""
+    overrides = DEPLOYMENTS[kind]
+    names = set(alarms(**overrides))
+    assert ("NotSharedAlarm" in names) == ("DrAccount" in overrides)
+    vault = {"DrRpoAlarm", "UnlockedAlarm", "SharedNotCopiedAlarm"}
+    assert (vault & names) == (vault if "SourceAccounts" in overrides else set())
+
+
+@pytest.mark.parametrize("kind", sorted(DEPLOYMENTS))
+def test_dashboard_shows_the_vault_figures_per_source_account_in_a_vault_only(kind):
+    shown: dict[str, list[dict]] = {}
+    for widget in dashboard_widgets(**DEPLOYMENTS[kind]):
+        if widget["type"] == "metric":
+            for m in widget_metrics(widget):
+                shown.setdefault(m["name"], []).append(m["dimensions"])
+    # NotShared's total with the other monitor totals, in every deployment.
+    assert {"Deployment": "ec2-backup"} in shown["NotShared"]
+    for name in ("WorstDrRpoSeconds", "Unlocked", "SharedNotCopied"):
+        if "SourceAccounts" in DEPLOYMENTS[kind]:
+            assert shown[name] == [{"Deployment": "ec2-backup", "SourceAccount": None}], name
+        else:
+            assert name not in shown, name
