@@ -19,7 +19,8 @@ For each N, in two ways (--ways, default both; each on a fresh server):
   replicate (SOURCE_ACCOUNTS=123456789012, COPY_TO_REGIONS=us-west-2,eu-west-1,
   COPY_RETENTION=30d, LOCK_MODE=governance) with the scheduled event, its reconcile sweep, again
   and again until one copies nothing (a sweep starts at most 100 AMI copies per region: EC2's
-  copies in flight).
+  copies in flight). What a sweep hands on to its work queue is delivered before the next sweep,
+  as the mapping below delivers it.
 - events: the same seed and home run, then the vault's queue delivered to the vault's
   replicate as the template's mapping delivers it (tests/esm.py: batches of up to 100, a 5 s
   window, two invocations at once, EC2_RATE_SHARED_BY=2): each `Backup Shared` event copied
@@ -208,19 +209,44 @@ def slug(reason: str) -> str:
     return re.split(r":\s|\s", reason.strip(), maxsplit=1)[0][:40] or reason
 
 
-def summarize(report: dict[str, Any]) -> dict[str, Any]:
-    """The counts of a replicate result."""
-    copied = Counter(c.get("region") for c in report.get("copied", []))
+def summarize(report: dict[str, Any], calls: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+    """The counts of a replicate result. A result keeps the first 100 entries of each list and
+    gives each list's full length under `counts` (core/src/report/mod.rs, `bounded`): the
+    totals come from there; what is split by region (copies) or kind (snapshot locks, AMI
+    protections) comes from the lists when whole, else from the EC2 calls of the invocation
+    (CopyImage, LockSnapshot, EnableImageDeregistrationProtection: one a copy, lock or
+    protection, none refused when nothing failed)."""
+    full = report.get("counts", {})
+    cut = report.get("omitted", {})
+
+    def length(name: str) -> int:
+        return int(full.get(name, len(report.get(name, []))))
+
+    if "copied" not in cut:
+        copied = dict(sorted(Counter(c.get("region") for c in report.get("copied", [])).items()))
+    else:
+        copied = {r: c.get("CopyImage", 0) + c.get("CopySnapshot", 0) for r, c in sorted((calls or {}).items())
+                  if c.get("CopyImage", 0) + c.get("CopySnapshot", 0)}
     locked = report.get("locked", [])
+    if "locked" not in cut:
+        locks = len([entry for entry in locked if entry.get("snapshot")])
+        protections = len(locked) - locks
+    else:
+        locks = sum(c.get("LockSnapshot", 0) for c in (calls or {}).values())
+        protections = sum(c.get("EnableImageDeregistrationProtection", 0) for c in (calls or {}).values())
+    skipped = Counter(slug(s.get("reason", "")) for s in report.get("skipped", []))
+    if "skipped" in cut:
+        skipped["(not listed)"] = cut["skipped"]
     return {
-        "shared": len(report.get("shared", [])),
-        "copied": dict(sorted(copied.items())),
-        "copies": sum(copied.values()),
-        "locks": len([entry for entry in locked if entry.get("snapshot")]),
-        "protections": len([entry for entry in locked if not entry.get("snapshot")]),
-        "failed": len(report.get("failed", [])),
-        "deferred": len(report.get("deferred", [])),
-        "skipped": dict(sorted(Counter(slug(s.get("reason", "")) for s in report.get("skipped", [])).items())),
+        "shared": length("shared"),
+        "copied": copied,
+        "copies": length("copied"),
+        "locked": length("locked"),
+        "locks": locks,
+        "protections": protections,
+        "failed": length("failed"),
+        "deferred": length("deferred"),
+        "skipped": dict(sorted(skipped.items())),
         "continuations": report.get("continuations", 0),
     }
 
@@ -238,7 +264,8 @@ def add(total: dict[str, Any], counts: dict[str, Any]) -> None:
 def fmt(counts: dict[str, Any]) -> str:
     parts = [f"shared {counts.get('shared', 0)}",
              f"copies {counts.get('copies', 0)} {json.dumps(counts.get('copied', {}))}",
-             f"snapshot locks {counts.get('locks', 0)}", f"protections {counts.get('protections', 0)}",
+             f"locked entries {counts.get('locked', 0)} ({counts.get('locks', 0)} snapshot locks, "
+             f"{counts.get('protections', 0)} AMI protections)",
              f"failed {counts.get('failed', 0)}"]
     if counts.get("deferred"):
         parts.append(f"deferred {counts['deferred']}")
@@ -303,7 +330,7 @@ class Bench:
         report, rss, line = self.once("home replicate, scheduled sweep", self.home_env(), f"dr-{n}-home.log")
         calls = calls_now()
         print(line)
-        counts = summarize(report or {})
+        counts = summarize(report or {}, calls)
         if report is not None:
             print(f"    {fmt(counts)}")
             if counts["failed"]:
@@ -315,9 +342,8 @@ class Bench:
             time.sleep(0.5)
             depth = queue_depth(sqs, queue_url)
         print(f"    Backup Shared events on the vault's queue: {depth} (PutEvents is not counted by the "
-              f"server; {math.ceil(len((report or {}).get('shared', [])) / 10)} call(s) at 10 entries each)", flush=True)
-        home = {"ok": report is not None, "rss": rss, "counts": counts, "events": depth,
-                "shared_ids": {s["shared"] for s in (report or {}).get("shared", [])}}
+              f"server; {math.ceil(counts['shared'] / 10)} call(s) at 10 entries each)", flush=True)
+        home = {"ok": report is not None, "rss": rss, "counts": counts, "events": depth}
         return images, queue_url, home
 
     def sweeps(self, n: int) -> tuple[bool, list[float], dict[str, Any]]:
@@ -341,7 +367,7 @@ class Bench:
                 ok = False
                 print_calls(calls)
                 break
-            counts = summarize(report)
+            counts = summarize(report, calls)
             add(total, counts)
             print(f"    {fmt(counts)}")
             if counts["failed"]:
@@ -351,32 +377,45 @@ class Bench:
             for region, by_action in calls.items():
                 all_calls.setdefault(region, Counter()).update(by_action)
             sys.stdout.flush()
-            if counts["copies"] == 0:
+            handed_on = queue_depth(sqs, queue_url)
+            if handed_on:
+                # What the sweep handed on to its work queue: delivered as the mapping would,
+                # long before the next scheduled sweep.
+                print(f"    handed on to the work queue: {handed_on} message(s): delivering", flush=True)
+                good, sandbox_peaks, delivered, delivered_calls = self.deliver(n, queue_url, f"continuations-{i}")
+                ok, copies = ok and good, counts["copies"] + delivered.get("copies", 0)
+                peaks.extend(sandbox_peaks)
+                add(total, delivered)
+                for region, by_action in delivered_calls.items():
+                    all_calls.setdefault(region, Counter()).update(by_action)
+            else:
+                copies = counts["copies"]
+            if copies == 0:
                 break
         else:
             ok = False
             print(f"  FAILED: the sweeps were still copying after {limit} invocations")
         elapsed = time.monotonic() - started
-        left = queue_depth(sqs, queue_url)
-        print(f"  vault sweeps: {i} invocations, {elapsed:.1f} s in all; handed on to the work queue: {left}")
+        print(f"  vault sweeps: {i} invocations, {elapsed:.1f} s in all (with any continuations)")
         print(f"    in all: {fmt(total)}")
         print_calls({r: dict(c) for r, c in all_calls.items()}, "    in all: ")
         return ok, peaks, dict(home=home, vault=total)
 
-    def events(self, n: int) -> tuple[bool, list[float], dict[str, Any]]:
-        """The vault's queue delivered to the vault's replicate as the template's mapping does."""
-        _, queue_url, home = self.prepare(n)
-        ok, peaks, total = home["ok"], [home["rss"]], {}
-        env = self.vault_env(queue_url)
+    def deliver(self, n: int, queue_url: str, label: str) -> tuple[bool, list[float], dict[str, Any],
+                                                                   dict[str, dict[str, int]]]:
+        """The vault's queue delivered to the vault's replicate as the template's mapping does
+        (batches of up to 100, a 5 s window, two at once), until it stays empty. Returns (no
+        failure, the sandboxes' peaks, the counts, the EC2 calls)."""
+        ok, peaks, total = True, [], {}
         http("POST", "/_test/calls/reset")
-        with open(self.logs_dir / f"dr-{n}-vault-events.log", "ab") as logs:
-            delivered = deliver(self.binary, queue_url, env=env, timeout=TIMEOUT, batch_size=100,
-                                batching_window=5, max_concurrency=2, wait_seconds=1, idle=3,
-                                max_time=3600, endpoint_url=MOTO, region=HOME, logs=logs)
+        with open(self.logs_dir / f"dr-{n}-vault-{label}.log", "ab") as logs:
+            delivered = deliver(self.binary, queue_url, env=self.vault_env(queue_url), timeout=TIMEOUT,
+                                batch_size=100, batching_window=5, max_concurrency=2, wait_seconds=1,
+                                idle=3, max_time=3600, endpoint_url=MOTO, region=HOME, logs=logs)
         calls = calls_now()
         for r in delivered["results"]:
-            line = (f"  vault invocation {r['invocation']} (poller {r['poller']}): {len(r['records'])} record(s), "
-                    f"wall {r['ms'] / 1000:.2f} s, outcome {r['outcome']}")
+            line = (f"  vault {label} invocation {r['invocation']} (poller {r['poller']}): {len(r['records'])} "
+                    f"record(s), wall {r['ms'] / 1000:.2f} s, outcome {r['outcome']}")
             if not r.get("ok"):
                 ok = False
                 line += f", error {json.dumps(r.get('error'))[:1000]}"
@@ -409,13 +448,20 @@ class Bench:
             print(f"    from the first invocation's start to the last one's end: {last - first:.1f} s")
         print(f"    in all: {fmt(total)}")
         print_calls(calls, "    in all: ")
-        per_event = sum(sum(c.values()) for c in calls.values()) / max(n, 1)
-        print(f"    EC2 calls per event: {per_event:.1f}")
         left = queue_depth(vault("sqs"), queue_url)
         if left:
             ok = False
             print(f"  FAILED: {left} message(s) still on the vault's queue")
-        return ok, peaks, dict(home=home, vault=total)
+        sys.stdout.flush()
+        return ok, peaks, total, calls
+
+    def events(self, n: int) -> tuple[bool, list[float], dict[str, Any]]:
+        """The home run's events delivered to the vault's replicate through its work queue."""
+        _, queue_url, home = self.prepare(n)
+        ok, peaks, total, calls = self.deliver(n, queue_url, "events")
+        per_event = sum(sum(c.values()) for c in calls.values()) / max(n, 1)
+        print(f"    EC2 calls per event: {per_event:.1f}")
+        return ok and home["ok"], [home["rss"]] + peaks, dict(home=home, vault=total)
 
     def vault_state(self) -> dict[str, Any]:
         """The vault's copies, locks and protections, read with its key."""

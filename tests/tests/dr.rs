@@ -554,7 +554,7 @@ async fn a_share_from_an_account_not_in_source_accounts_is_ignored() {
         out["skipped"][0]["reason"]
             .as_str()
             .unwrap()
-            .starts_with("not-ready"),
+            .starts_with("not-from-a-source-account: ami-"),
         "{out}"
     );
     // The sweep does not see it either (owners are SOURCE_ACCOUNTS only).
@@ -907,11 +907,13 @@ async fn a_share_snapshot_notification_waits_for_the_backup_shared_event_of_the_
         image_ids: Vec::new(),
         snapshot_ids: Vec::new(),
         attempt: 0,
-        shared_snapshots: vec![shared::replicate::event::SharedSnapshot {
+        shared: vec![shared::replicate::event::SharedBackup {
             account: HOME_ACCOUNT.into(),
-            snapshot: snapshot.clone(),
+            kind: "snapshot".into(),
+            backup: snapshot.clone(),
             region: Some(HOME.into()),
         }],
+        to_lock: Vec::new(),
     };
     let body = shared::continuation::body(&vault_config(), "replicate", &due).unwrap();
     let delivered = json!({"Records": [sqs_record("m-1", &body, "vault-replicate-work")]});

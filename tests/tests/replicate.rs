@@ -1247,7 +1247,8 @@ async fn a_full_copy_limit_becomes_a_delayed_continuation_that_makes_the_copy_on
         image_ids: vec![ami.clone()],
         snapshot_ids: Vec::new(),
         attempt: 0,
-        shared_snapshots: Vec::new(),
+        shared: Vec::new(),
+        to_lock: Vec::new(),
     };
     let body = shared::continuation::body(&config(), "replicate", &work).unwrap();
     let event = json!({"Records": [sqs_record("m-1", &body, "ec2-backup-replicate")]});
@@ -1391,7 +1392,8 @@ async fn a_record_the_deadline_leaves_no_time_for_is_sent_again_not_failed() {
         image_ids: vec![ami.clone()],
         snapshot_ids: Vec::new(),
         attempt: 3,
-        shared_snapshots: Vec::new(),
+        shared: Vec::new(),
+        to_lock: Vec::new(),
     };
     let body = shared::continuation::body(&config(), "replicate", &work).unwrap();
     let event = json!({"Records": [sqs_record("m-late", &body, "ec2-backup-replicate")]});
@@ -1444,7 +1446,8 @@ async fn a_batch_of_available_events_is_one_run_and_each_record_answers_for_its_
         image_ids: vec![amis[3].clone()],
         snapshot_ids: Vec::new(),
         attempt: 0,
-        shared_snapshots: Vec::new(),
+        shared: Vec::new(),
+        to_lock: Vec::new(),
     };
     let continuation = shared::continuation::body(&config(), "replicate", &work).unwrap();
     let elsewhere = event(

@@ -97,7 +97,13 @@ pub fn accept(
         .filter(|s| is_source_id(shared.kind, s))
         .or_else(|| source_in(shared.kind, description))
         .or_else(|| source_in(shared.kind, shared.name.as_deref().unwrap_or("")));
-    if shared.kind == Kind::Snapshot && image_snapshots.contains(shared.id.as_str()) {
+    // EC2's own descriptions of an AMI's snapshots ("Created by CreateImage(i-...) for ami-...
+    // from vol-...", "Copied for DestinationAmi ...") name a volume too: never a backup here.
+    let of_an_image = description.starts_with("Created by CreateImage")
+        || description.starts_with("Copied for DestinationAmi");
+    if shared.kind == Kind::Snapshot
+        && (of_an_image || image_snapshots.contains(shared.id.as_str()))
+    {
         return Err(format!(
             "{NOT_A_BACKUP}: {} is a snapshot of a shared AMI: it is copied with its AMI",
             shared.id
@@ -412,6 +418,8 @@ pub fn figures(
         })
         .collect();
     let locking = config.lock.mode != LockMode::None;
+    let owned: Vec<Backup> = copies.iter().map(|c| (*c).clone()).collect();
+    let last = newest_per_source(config, &owned);
     // Per account and source: the newest locked copy, else the oldest usable one.
     let mut by_source: HashMap<(&str, &str), (Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
         HashMap::new();
@@ -435,7 +443,8 @@ pub fn figures(
             .recorded_at
             .or(c.created_at)
             .is_some_and(|t| now - t > grace);
-        if locking && !locked && old && expires.is_none_or(|e| e > now) {
+        let kept = expires.is_none_or(|e| e > now) || last.contains(c.id.as_str());
+        if locking && !locked && old && kept {
             out.entry(account.to_string()).or_default().unlocked += 1;
             findings.push(Stuck {
                 backup: c.id.clone(),
@@ -500,6 +509,37 @@ pub fn figures(
     (out, findings)
 }
 
+/// How long a keep-last copy's lock is renewed for, past its expiry, each time it runs low.
+pub const KEEP_LOCK_RENEWAL: TimeDelta = TimeDelta::days(3);
+
+/// The ids of the newest `KEEP_LAST` usable vault copies of each source account, source, kind
+/// and region among `copies` (expire's keep-last, for the vault's copies).
+pub fn newest_per_source<'a>(config: &Config, copies: &'a [Backup]) -> HashSet<&'a str> {
+    let mut groups: HashMap<(&str, &str, Kind, &Region), Vec<&Backup>> = HashMap::new();
+    for c in copies.iter().filter(|c| c.is_usable() && c.is_standalone()) {
+        let (Some(account), Some(source)) = (c.source_account.as_deref(), c.source.as_deref())
+        else {
+            continue;
+        };
+        groups
+            .entry((account, source, c.kind, &c.region))
+            .or_default()
+            .push(c);
+    }
+    let keep = usize::try_from(config.keep_last).unwrap_or(usize::MAX);
+    groups
+        .into_values()
+        .flat_map(|mut g| {
+            g.sort_by(|a, b| {
+                b.created_at
+                    .cmp(&a.created_at)
+                    .then_with(|| b.recorded_at.cmp(&a.recorded_at))
+            });
+            g.into_iter().take(keep).map(|c| c.id.as_str())
+        })
+        .collect()
+}
+
 /// One call that makes a vault copy immutable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Protect {
@@ -530,24 +570,44 @@ pub fn protection(
     if mode == LockMode::None {
         return Vec::new();
     }
+    let last = newest_per_source(config, copies);
     let mut out = Vec::new();
     for copy in copies {
+        // A snapshot copy is locked as soon as it exists (EBS locks pending snapshots); an
+        // AMI's snapshots once it is available (they are listed then).
+        let ready = copy.is_usable() || (copy.kind == Kind::Snapshot && copy.state.is_pending());
         if copy.source_account.is_none()
             || copy.managed_by.as_deref() != Some(config.deployment_name.as_str())
-            || !copy.is_usable()
+            || !ready
             || !copy.is_standalone()
         {
             continue;
         }
-        let Some(until) = keys.get(&copy.tags, key::EXPIRES_AT).and_then(parse_time) else {
+        let Some(expires) = keys.get(&copy.tags, key::EXPIRES_AT).and_then(parse_time) else {
             continue;
         };
-        if until <= now {
+        // The newest KEEP_LAST copies of a source are kept however old, so their locks go on
+        // past their expiry: renewed a day before they end, for KEEP_LOCK_RENEWAL.
+        let until = if expires > now + TimeDelta::days(1) {
+            expires
+        } else if last.contains(copy.id.as_str()) {
+            now + KEEP_LOCK_RENEWAL
+        } else if expires > now {
+            expires
+        } else {
             continue;
-        }
+        };
+        let renewing = until != expires;
         for snapshot in snapshots_of(copy) {
             let current = locks.get(snapshot).filter(|l| l.holds(now));
-            if current.is_some_and(|l| l.until.is_some_and(|u| u >= until)) {
+            let enough = |u: DateTime<Utc>| {
+                if renewing {
+                    u > now + TimeDelta::days(1)
+                } else {
+                    u >= until
+                }
+            };
+            if current.is_some_and(|l| l.until.is_some_and(enough)) {
                 continue;
             }
             let compliance = current.is_some_and(LockInfo::is_compliance);
@@ -977,6 +1037,87 @@ mod tests {
             locks,
             at("2026-11-25T06:00:00Z"),
         )
+    }
+
+    #[test]
+    fn the_newest_copy_of_a_source_stays_locked_past_its_expiry() {
+        let keys = TagKeys::new("backup");
+        let c = Config {
+            keep_last: 1,
+            ..config()
+        };
+        let copy = |id: &str, created: &str, expires: &str| {
+            Backup::new(
+                &keys,
+                Kind::Snapshot,
+                &r("us-west-2"),
+                Described {
+                    id: id.into(),
+                    state: "completed".into(),
+                    tags: [
+                        ("backup:managed-by", "vault"),
+                        ("backup:kind", "snapshot"),
+                        ("backup:source", "vol-1"),
+                        ("backup:copy-of", "snap-s"),
+                        ("backup:source-account", "111122223333"),
+                        ("backup:created-at", created),
+                        ("backup:expires-at", expires),
+                    ]
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                    ..Default::default()
+                },
+            )
+        };
+        // Both expired at 03:00; their locks end in two hours.
+        let copies = [
+            copy("snap-old", "2026-10-20T03:00:00Z", "2026-11-19T03:00:00Z"),
+            copy("snap-new", "2026-10-25T03:00:00Z", "2026-11-24T03:00:00Z"),
+        ];
+        let lock = LockInfo {
+            state: "governance".into(),
+            until: Some(at("2026-11-25T06:00:00Z")),
+        };
+        let locks: HashMap<String, LockInfo> = [
+            ("snap-old".to_string(), lock.clone()),
+            ("snap-new".to_string(), lock),
+        ]
+        .into();
+        let p = protection(&keys, &c, &copies, &locks, now());
+        // The newest is renewed for three days; the older one's lock runs out.
+        assert_eq!(
+            p,
+            vec![Protect::Lock {
+                copy: "snap-new".into(),
+                snapshot: "snap-new".into(),
+                mode: LockMode::Governance,
+                until: now() + KEEP_LOCK_RENEWAL,
+                cool_off_hours: None,
+            }]
+        );
+        // Renewed, nothing more until a day before it ends.
+        let renewed: HashMap<String, LockInfo> = [(
+            "snap-new".to_string(),
+            LockInfo {
+                state: "governance".into(),
+                until: Some(now() + KEEP_LOCK_RENEWAL),
+            },
+        )]
+        .into();
+        assert!(protection(&keys, &c, &copies, &renewed, now()).is_empty());
+    }
+
+    #[test]
+    fn ec2s_own_descriptions_of_an_amis_snapshots_are_no_backup() {
+        for d in [
+            "Created by CreateImage(i-0123456789abcdef0) for ami-0123456789abcdef0 from vol-0123456789abcdef0",
+            "Copied for DestinationAmi ami-0123456789abcdef0 from SourceAmi ami-0fedcba9876543210 for SourceSnapshot snap-0123456789abcdef0. Task created on 1,700,000,000.",
+        ] {
+            let b = shared("snap-00000000000000003", "111122223333", d);
+            let e = accept(&config(), &b, None, &HashSet::new(), now()).unwrap_err();
+            assert!(e.starts_with(NOT_A_BACKUP), "{e}");
+        }
     }
 
     #[test]

@@ -105,35 +105,81 @@ pub struct ReplicateWork {
     /// How many times these were handed on before: the delay grows with it, and past
     /// [`MAX_ATTEMPTS`] the reconcile sweep takes over.
     pub attempt: u32,
-    /// A vault's `shareSnapshot` notifications, acted on [`SHARE_NOTIFICATION_DELAY`] seconds
-    /// after they came: by then the `Backup Shared` event of the same share has made the copies
-    /// (CopySnapshot takes no ClientToken: two runs at once could copy a snapshot twice).
+    /// Backups shared with a vault, to copy: its `shareSnapshot` notifications, acted on
+    /// [`SHARE_NOTIFICATION_DELAY`] seconds after they came (by then the `Backup Shared` event
+    /// of the same share has made the copies: CopySnapshot takes no ClientToken, and two runs at
+    /// once could copy a snapshot twice), and the shared backups whose copies were deferred.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub shared_snapshots: Vec<SharedSnapshot>,
+    pub shared: Vec<SharedBackup>,
+    /// A vault's copies still pending when it looked: locked (and protected) once they are
+    /// usable, looked at again with the delay of [`ReplicateWork::delay_seconds`] until they are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to_lock: Vec<CopyToLock>,
 }
 
-/// A snapshot an account shared with this one, as its `shareSnapshot` notification said.
+/// A vault copy to lock once it is usable.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SharedSnapshot {
+pub struct CopyToLock {
+    pub region: String,
+    /// `image` or `snapshot`.
+    pub kind: String,
+    pub id: String,
+}
+
+impl CopyToLock {
+    pub fn kind(&self) -> Option<Kind> {
+        match self.kind.as_str() {
+            "image" => Some(Kind::Image),
+            "snapshot" => Some(Kind::Snapshot),
+            _ => None,
+        }
+    }
+}
+
+/// A backup an account shared with this one: what a vault's continuation names.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedBackup {
     pub account: String,
-    pub snapshot: String,
-    /// The region the notification was from.
+    /// `image` or `snapshot`.
+    pub kind: String,
+    pub backup: String,
+    /// The region the notice was from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
 }
 
 /// How long a vault waits before it acts on a `shareSnapshot` notification (see
-/// [`ReplicateWork::shared_snapshots`]).
+/// [`ReplicateWork::shared`]).
 pub const SHARE_NOTIFICATION_DELAY: u32 = 300;
 
-impl SharedSnapshot {
+impl SharedBackup {
+    pub fn of(notice: &super::notice::SharedNotice) -> Self {
+        Self {
+            account: notice.account.clone(),
+            kind: notice.kind.as_str().to_string(),
+            backup: notice.backup.clone(),
+            region: notice.region.clone(),
+        }
+    }
+
+    fn kind(&self) -> Option<Kind> {
+        match self.kind.as_str() {
+            "image" => Some(Kind::Image),
+            "snapshot" => Some(Kind::Snapshot),
+            _ => None,
+        }
+    }
+
+    /// The notice it was made of (the home deployment's claim is not kept: the vault reads
+    /// the backup's name and description again).
     pub fn notice(&self) -> super::notice::SharedNotice {
         super::notice::SharedNotice {
             event_id: None,
             account: self.account.clone(),
-            kind: Kind::Snapshot,
-            backup: self.snapshot.clone(),
+            kind: self.kind().unwrap_or(Kind::Snapshot),
+            backup: self.backup.clone(),
             region: self.region.clone(),
             claimed: None,
         }
@@ -157,19 +203,30 @@ impl ReplicateWork {
                 )));
             }
         }
-        for shared in &self.shared_snapshots {
-            if !is_id(Kind::Snapshot, &shared.snapshot)
-                || !crate::config::is_account_id(&shared.account)
-            {
+        for shared in &self.shared {
+            let ok = shared.kind().is_some_and(|k| is_id(k, &shared.backup))
+                && crate::config::is_account_id(&shared.account);
+            if !ok {
                 return Err(Error::Payload(format!(
-                    "a continuation naming the shared snapshot {:?} of account {:?}, which is not a valid snapshot id and account id",
-                    shared.snapshot, shared.account
+                    "a continuation naming the shared {:?} {:?} of account {:?}, which is not a valid image or snapshot id and account id",
+                    shared.kind, shared.backup, shared.account
+                )));
+            }
+        }
+        for copy in &self.to_lock {
+            let ok = copy.kind().is_some_and(|k| is_id(k, &copy.id))
+                && crate::region::Region::parse(&copy.region).is_ok();
+            if !ok {
+                return Err(Error::Payload(format!(
+                    "a continuation naming the copy {:?} ({:?} in {:?}) to lock, which is not a valid image or snapshot in a region",
+                    copy.id, copy.kind, copy.region
                 )));
             }
         }
         if self.image_ids.is_empty()
             && self.snapshot_ids.is_empty()
-            && self.shared_snapshots.is_empty()
+            && self.shared.is_empty()
+            && self.to_lock.is_empty()
         {
             return Err(Error::Payload("a continuation naming no backup".into()));
         }
@@ -414,7 +471,8 @@ mod tests {
             image_ids: images.iter().map(|s| s.to_string()).collect(),
             snapshot_ids: Vec::new(),
             attempt: 0,
-            shared_snapshots: Vec::new(),
+            shared: Vec::new(),
+            to_lock: Vec::new(),
         };
         assert!(work(&["ami-0123456789abcdef0"]).check().is_ok());
         let err = work(&["snap-0123456789abcdef0"]).check().unwrap_err();

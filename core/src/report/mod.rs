@@ -12,7 +12,7 @@ pub use create::CreateReport;
 pub use drill::DrillReport;
 pub use expire::{Deleted, ExpireReport, RegionReport};
 pub use monitor::{Figures, Finding, MissingCopy, MonitorReport, Stuck, VaultFigures};
-pub use replicate::{LockedEntry, ReplicateReport, SharedEntry};
+pub use replicate::{LockedEntry, ReplicateReport, SharedEntry, VaultFollowUp};
 
 use crate::error::Error;
 use crate::region::Region;

@@ -49,6 +49,25 @@ pub struct ReplicateReport {
     /// The sources whose deferred copies could not be handed on (the reason is `unfinished`).
     #[serde(skip)]
     pub not_handed_on: Vec<String>,
+    /// What a vault's run leaves to its work queue (not part of the result).
+    #[serde(skip)]
+    pub follow_up: VaultFollowUp,
+}
+
+/// What a vault's run leaves to its work queue: shared backups whose copies were deferred
+/// (a limit, throttling, the deadline) and copies still pending, to lock once usable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VaultFollowUp {
+    /// `(account, kind, shared backup id)`.
+    pub shared: Vec<(String, crate::tags::Kind, String)>,
+    /// `(region, kind, copy id)`.
+    pub to_lock: Vec<(Region, crate::tags::Kind, String)>,
+}
+
+impl VaultFollowUp {
+    pub fn is_empty(&self) -> bool {
+        self.shared.is_empty() && self.to_lock.is_empty()
+    }
 }
 
 impl ReplicateReport {
@@ -89,6 +108,7 @@ impl ReplicateReport {
                 ..Common::dry_run(self.common.dry_run)
             },
             not_handed_on: Vec::new(),
+            follow_up: VaultFollowUp::default(),
         }
     }
 
@@ -148,6 +168,8 @@ impl ReplicateReport {
         self.common.warnings.extend(other.common.warnings);
         self.common.continuations += other.common.continuations;
         self.not_handed_on.extend(other.not_handed_on);
+        self.follow_up.shared.extend(other.follow_up.shared);
+        self.follow_up.to_lock.extend(other.follow_up.to_lock);
         self.sort();
     }
 

@@ -56,15 +56,17 @@ impl Ec2 {
         .await
     }
 
-    /// The AMIs or snapshots `owners` share with this account (none of their tags are
-    /// visible here); with `ids`, only those. Every page read.
+    /// The AMIs or snapshots shared with this account (none of their tags are visible here):
+    /// by `owners` (`None`: by anyone, and this account's own too: the caller reads the owner);
+    /// with `ids`, only those. Every page read.
     pub async fn shared_with_me(
         &self,
         keys: &TagKeys,
         kind: Kind,
-        owners: &[String],
+        owners: Option<&[String]>,
         ids: Option<&[String]>,
     ) -> Result<Vec<Backup>, Error> {
+        let owners = owners.map(<[String]>::to_vec);
         let chunks: Vec<Option<&[String]>> = match ids {
             Some([]) => return Ok(Vec::new()),
             Some(ids) => ids.chunks(MAX_FILTER_VALUES).map(Some).collect(),
@@ -79,7 +81,7 @@ impl Ec2 {
                         .client
                         .describe_images()
                         .executable_users("self")
-                        .set_owners(Some(owners.to_vec()))
+                        .set_owners(owners.clone())
                         .set_filters(filters)
                         .into_paginator()
                         .page_size(self.page_size)
@@ -100,7 +102,7 @@ impl Ec2 {
                         .client
                         .describe_snapshots()
                         .restorable_by_user_ids("self")
-                        .set_owner_ids(Some(owners.to_vec()))
+                        .set_owner_ids(owners.clone())
                         .set_filters(filters)
                         .into_paginator()
                         .page_size(self.page_size)

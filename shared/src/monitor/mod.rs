@@ -102,7 +102,7 @@ async fn dr_figures(
         for kind in [crate::tags::Kind::Image, crate::tags::Kind::Snapshot] {
             let found = clients
                 .home()
-                .shared_with_me(keys, kind, &config.source_accounts, None)
+                .shared_with_me(keys, kind, Some(&config.source_accounts), None)
                 .await?;
             shared.extend(found);
         }

@@ -99,10 +99,21 @@ pub async fn run(
         home: clients.home(),
     };
     let mut report = ReplicateReport::new(config.dry_run);
-    // A continuation of shareSnapshot notifications is those notifications, now due.
+    // A vault's continuation: the shares it names (shareSnapshot notifications now due,
+    // deferred copies), or its copies to lock once usable.
     let request = match request {
-        ReplicateRequest::Continued(work) if !work.shared_snapshots.is_empty() => {
-            ReplicateRequest::Shared(work.shared_snapshots.iter().map(|s| s.notice()).collect())
+        ReplicateRequest::Continued(work) if !work.to_lock.is_empty() => {
+            let named: Vec<(Region, Kind, String)> = work
+                .to_lock
+                .iter()
+                .filter_map(|c| Some((Region::parse(&c.region).ok()?, c.kind()?, c.id.clone())))
+                .collect();
+            vault::lock_named(&run, &named, now, &mut report).await;
+            report.sort();
+            return Ok(report);
+        }
+        ReplicateRequest::Continued(work) if !work.shared.is_empty() => {
+            ReplicateRequest::Shared(work.shared.iter().map(|s| s.notice()).collect())
         }
         other => other,
     };
@@ -797,14 +808,8 @@ async fn defer_share_notifications(
         image_ids: Vec::new(),
         snapshot_ids: Vec::new(),
         attempt: 0,
-        shared_snapshots: hints
-            .iter()
-            .map(|n| event::SharedSnapshot {
-                account: n.account.clone(),
-                snapshot: n.backup.clone(),
-                region: n.region.clone(),
-            })
-            .collect(),
+        shared: hints.iter().map(event::SharedBackup::of).collect(),
+        to_lock: Vec::new(),
     };
     let what = "shareSnapshot notifications";
     let delay = event::SHARE_NOTIFICATION_DELAY;
@@ -831,6 +836,9 @@ async fn defer_share_notifications(
 /// message, those the deadline cut off at once. Past [`MAX_ATTEMPTS`] they are left to the
 /// reconcile sweep. A queue that refuses them is a failure (the sweep still finds them).
 async fn hand_on(config: &Config, queue: &WorkQueue, attempt: u32, report: &mut ReplicateReport) {
+    if attempt <= event::MAX_ATTEMPTS && !report.follow_up.is_empty() {
+        hand_on_vault_work(config, queue, attempt, report).await;
+    }
     if attempt > event::MAX_ATTEMPTS {
         if !report.deferred.is_empty() {
             warn!(
@@ -846,7 +854,8 @@ async fn hand_on(config: &Config, queue: &WorkQueue, attempt: u32, report: &mut 
             image_ids: Vec::new(),
             snapshot_ids: Vec::new(),
             attempt,
-            shared_snapshots: Vec::new(),
+            shared: Vec::new(),
+            to_lock: Vec::new(),
         };
         // One message per source: a source goes at once when any of its copies was cut off by
         // the deadline, delayed only when all of them wait (on a limit or on throttling).
@@ -857,10 +866,18 @@ async fn hand_on(config: &Config, queue: &WorkQueue, attempt: u32, report: &mut 
                 .filter(|d| d.source == source)
                 .all(|d| d.wait)
         };
+        // A vault's deferred copies go as the shares they are of (below), not as ours.
+        let vault_share = |source: &str| {
+            report
+                .follow_up
+                .shared
+                .iter()
+                .any(|(_, _, id)| id == source)
+        };
         for d in report
             .deferred
             .iter()
-            .filter(|d| all_wait(&d.source) == wait)
+            .filter(|d| all_wait(&d.source) == wait && !vault_share(&d.source))
         {
             let ids = match d.kind {
                 Kind::Image => &mut work.image_ids,
@@ -875,13 +892,15 @@ async fn hand_on(config: &Config, queue: &WorkQueue, attempt: u32, report: &mut 
                 image_ids: ids.to_vec(),
                 snapshot_ids: Vec::new(),
                 attempt,
-                shared_snapshots: Vec::new(),
+                shared: Vec::new(),
+                to_lock: Vec::new(),
             })
             .chain(chunks(&work.snapshot_ids).map(|ids| ReplicateWork {
                 image_ids: Vec::new(),
                 snapshot_ids: ids.to_vec(),
                 attempt,
-                shared_snapshots: Vec::new(),
+                shared: Vec::new(),
+                to_lock: Vec::new(),
             }))
             .collect();
         if works.is_empty() {
@@ -903,6 +922,63 @@ async fn hand_on(config: &Config, queue: &WorkQueue, attempt: u32, report: &mut 
                 report.not_handed_on.extend(ids.cloned());
             }
         }
+    }
+}
+
+/// A vault's follow-up (see [`crate::report::VaultFollowUp`]): the shares whose copies were
+/// deferred, and the copies to lock once usable, each looked at again after
+/// [`ReplicateWork::delay_seconds`].
+async fn hand_on_vault_work(
+    config: &Config,
+    queue: &WorkQueue,
+    attempt: u32,
+    report: &mut ReplicateReport,
+) {
+    let follow = std::mem::take(&mut report.follow_up);
+    let shared: Vec<event::SharedBackup> = follow
+        .shared
+        .iter()
+        .map(|(account, kind, id)| event::SharedBackup {
+            account: account.clone(),
+            kind: kind.as_str().to_string(),
+            backup: id.clone(),
+            region: None,
+        })
+        .collect();
+    let to_lock: Vec<event::CopyToLock> = follow
+        .to_lock
+        .iter()
+        .map(|(region, kind, id)| event::CopyToLock {
+            region: region.to_string(),
+            kind: kind.as_str().to_string(),
+            id: id.clone(),
+        })
+        .collect();
+    let mut works = Vec::new();
+    for chunk in shared.chunks(crate::continuation::IDS_PER_MESSAGE) {
+        works.push(ReplicateWork {
+            image_ids: Vec::new(),
+            snapshot_ids: Vec::new(),
+            attempt,
+            shared: chunk.to_vec(),
+            to_lock: Vec::new(),
+        });
+    }
+    for chunk in to_lock.chunks(crate::continuation::IDS_PER_MESSAGE) {
+        works.push(ReplicateWork {
+            image_ids: Vec::new(),
+            snapshot_ids: Vec::new(),
+            attempt,
+            shared: Vec::new(),
+            to_lock: chunk.to_vec(),
+        });
+    }
+    let what = "the vault's shares to copy and copies to lock";
+    let delay = ReplicateWork::delay_seconds(attempt);
+    match crate::continuation::hand_on(queue, config, FUNCTION, what, &works, delay).await {
+        Ok(sent) => report.common.continuations += sent,
+        // The sweep copies and locks them.
+        Err(reason) => warn!(reason = %reason, "left to the reconcile sweep"),
     }
 }
 

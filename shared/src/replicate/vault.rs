@@ -36,6 +36,7 @@ pub(super) async fn run(
         return;
     }
     let sweep = notices.is_none();
+    let home = run.home.region().clone();
     let mut by_backup: BTreeMap<String, SharedNotice> = BTreeMap::new();
     for n in notices.unwrap_or_default() {
         if !config.source_accounts.contains(&n.account) {
@@ -51,17 +52,13 @@ pub(super) async fn run(
             );
             continue;
         }
-        if let Some(region) = n
-            .region
-            .as_deref()
-            .filter(|r| *r != run.home.region().as_str())
-        {
+        if let Some(region) = n.region.as_deref().filter(|r| *r != home.as_str()) {
             report.skip(
                 &n.backup,
                 None,
                 format!(
-                    "the shared backup is in {region}; this vault keeps what is shared in {}",
-                    run.home.region()
+                    "{}: the shared backup is in {region}; this vault keeps what is shared in {home}",
+                    vault::OTHER_REGION
                 ),
             );
             continue;
@@ -71,7 +68,82 @@ pub(super) async fn run(
     if !sweep && by_backup.is_empty() {
         return;
     }
-    // What is shared: described here (owner, state, name, description, snapshots).
+    let shared = read_shared(run, sweep, &by_backup, report).await;
+    let accepted = accept_all(run, sweep, &shared, &by_backup, now, report);
+    let destinations = vault::destinations(config, &home);
+    let ids: Vec<String> = accepted.iter().map(|a| a.shared.id.clone()).collect();
+    let which = || {
+        if sweep {
+            Copies::All
+        } else {
+            Copies::Of(ids.clone())
+        }
+    };
+    let (existing, unread) = vault_copies(run, &destinations, which(), report).await;
+    let mut plan = vault::missing_copies(&run.keys, config, &home, &accepted, &existing, now);
+    // A region whose copies could not be read gets no copy: one may be there already, and
+    // CopySnapshot takes no ClientToken. The next run tries again.
+    plan.jobs.retain(|job| {
+        let read = !unread.contains(&job.destination);
+        if !read {
+            report.failed.push(Failed {
+                id: None,
+                source: job.source_id.clone(),
+                region: Some(job.destination.clone()),
+                error: format!(
+                    "not copied: the vault's copies in {} could not be read, and one may be there",
+                    job.destination
+                ),
+                code: None,
+            });
+        }
+        read
+    });
+    // The steady state (copied, or too old to copy) is not listed on every sweep.
+    let steady = |reason: &str| {
+        reason.starts_with(vault::ALREADY_COPIED) || reason.starts_with(vault::EXPIRED)
+    };
+    report.skipped.extend(
+        plan.skipped
+            .into_iter()
+            .filter(|s| !sweep || !steady(&s.reason)),
+    );
+    let before = report.deferred.len();
+    let made = copy_all(run, plan.jobs, Records::new(Vec::<String>::new()), report).await;
+    // Deferred copies of shared backups are handed on as those shares, not as backups of ours.
+    for d in &report.deferred[before..] {
+        if let Some(a) = accepted.iter().find(|a| a.shared.id == d.source) {
+            let entry = (
+                a.identity.account.clone(),
+                a.shared.kind,
+                a.shared.id.clone(),
+            );
+            if !report.follow_up.shared.contains(&entry) {
+                report.follow_up.shared.push(entry);
+            }
+        }
+    }
+    if config.dry_run {
+        return;
+    }
+    // The copies now there, to lock: those listed before and those just made.
+    let copies = if made.is_empty() {
+        existing
+    } else {
+        vault_copies(run, &destinations, which(), report).await.0
+    };
+    protect(run, &copies, now, report).await;
+}
+
+/// What is shared with this account: the named backups (any owner: a stranger's is refused by
+/// name), or on a sweep everything `SOURCE_ACCOUNTS` share; described here (owner, state, name,
+/// description, snapshots).
+async fn read_shared(
+    run: &Run<'_>,
+    sweep: bool,
+    by_backup: &BTreeMap<String, SharedNotice>,
+    report: &mut ReplicateReport,
+) -> Vec<Backup> {
     let mut shared = Vec::new();
     for kind in [Kind::Image, Kind::Snapshot] {
         let ids: Option<Vec<String>> = (!sweep).then(|| {
@@ -84,9 +156,10 @@ pub(super) async fn run(
         if ids.as_ref().is_some_and(Vec::is_empty) {
             continue;
         }
+        let owners = sweep.then_some(run.config.source_accounts.as_slice());
         match run
             .home
-            .shared_with_me(&run.keys, kind, &config.source_accounts, ids.as_deref())
+            .shared_with_me(&run.keys, kind, owners, ids.as_deref())
             .await
         {
             Ok(found) => shared.extend(found),
@@ -108,21 +181,33 @@ pub(super) async fn run(
                 &n.backup,
                 None,
                 format!(
-                    "{NOT_READY}: {} is not shared with this account by {} (or no longer exists)",
-                    n.backup, n.account
+                    "{NOT_READY}: {} is not shared with this account (or no longer exists)",
+                    n.backup
                 ),
             );
         }
     }
-    let image_snapshots: HashSet<String> = shared
+    shared
+}
+
+/// The shared backups the vault copies, each with what identifies it; the others skipped with
+/// their reason.
+fn accept_all(
+    run: &Run<'_>,
+    sweep: bool,
+    shared: &[Backup],
+    by_backup: &BTreeMap<String, SharedNotice>,
+    now: DateTime<Utc>,
+    report: &mut ReplicateReport,
+) -> Vec<Accepted> {
+    let image_snapshots: HashSet<&str> = shared
         .iter()
         .filter(|b| b.kind == Kind::Image)
-        .flat_map(|b| b.snapshot_ids.iter().cloned())
+        .flat_map(|b| b.snapshot_ids.iter().map(String::as_str))
         .collect();
-    let image_snapshots: HashSet<&str> = image_snapshots.iter().map(String::as_str).collect();
     let mut accepted = Vec::new();
-    for b in &shared {
-        match vault::accept(config, b, by_backup.get(&b.id), &image_snapshots, now) {
+    for b in shared {
+        match vault::accept(run.config, b, by_backup.get(&b.id), &image_snapshots, now) {
             Ok(identity) => accepted.push(Accepted {
                 shared: b.clone(),
                 identity,
@@ -138,49 +223,19 @@ pub(super) async fn run(
             }
         }
     }
-    let home = run.home.region().clone();
-    let destinations = vault::destinations(config, &home);
-    let ids: Vec<String> = accepted.iter().map(|a| a.shared.id.clone()).collect();
-    let existing = vault_copies(
-        run,
-        &destinations,
-        if sweep {
-            Copies::All
-        } else {
-            Copies::Of(ids.clone())
-        },
-        report,
-    )
-    .await;
-    let plan = vault::missing_copies(&run.keys, config, &home, &accepted, &existing, now);
-    report.skipped.extend(plan.skipped);
-    let made = copy_all(run, plan.jobs, Records::new(Vec::<String>::new()), report).await;
-    if config.dry_run {
-        return;
-    }
-    // The copies now there, to lock: those listed before and those just made.
-    let copies = if made.is_empty() {
-        existing
-    } else {
-        vault_copies(
-            run,
-            &destinations,
-            if sweep { Copies::All } else { Copies::Of(ids) },
-            report,
-        )
-        .await
-    };
-    protect(run, &copies, now, report).await;
+    accepted
 }
 
-/// The vault's copies in each of `regions` (`copies` says which), images and snapshots.
+/// The vault's copies in each of `regions` (`copies` says which), images and snapshots, and
+/// the regions that could not be read.
 async fn vault_copies(
     run: &Run<'_>,
     regions: &[Region],
     copies: Copies,
     report: &mut ReplicateReport,
-) -> Vec<Backup> {
+) -> (Vec<Backup>, Vec<Region>) {
     let mut out = Vec::new();
+    let mut unread = Vec::new();
     for region in regions {
         let ec2 = run.clients.region(region);
         for kind in [Kind::Image, Kind::Snapshot] {
@@ -195,15 +250,61 @@ async fn vault_copies(
                         Some(region),
                         &e,
                     ));
+                    if !unread.contains(region) {
+                        unread.push(region.clone());
+                    }
                 }
             }
         }
     }
-    out
+    (out, unread)
 }
 
-/// Locks the snapshots of `copies` (usable vault copies) until their expiry and protects
-/// their AMIs, where that is not done yet. One DescribeLockedSnapshots per region.
+/// The copies a continuation names to lock, described again in their regions, locked where
+/// usable; those still pending are left in the report's follow-up again.
+pub(super) async fn lock_named(
+    run: &Run<'_>,
+    named: &[(Region, Kind, String)],
+    now: DateTime<Utc>,
+    report: &mut ReplicateReport,
+) {
+    let mut found = Vec::new();
+    let mut groups: BTreeMap<(&Region, &'static str), (Kind, Vec<String>)> = BTreeMap::new();
+    for (region, kind, id) in named {
+        groups
+            .entry((region, kind.as_str()))
+            .or_insert_with(|| (*kind, Vec::new()))
+            .1
+            .push(id.clone());
+    }
+    for ((region, _), (kind, ids)) in groups {
+        let query = BackupQuery::by_id(kind, &ids);
+        match run.clients.region(region).backups(&run.keys, &query).await {
+            Ok(listed) => {
+                for id in &ids {
+                    if !listed.iter().any(|b| &b.id == id) {
+                        report.skip(
+                            id,
+                            Some(region),
+                            format!("{NOT_READY}: the copy {id} is no longer in {region}"),
+                        );
+                    }
+                }
+                found.extend(listed);
+            }
+            Err(e) => {
+                for id in &ids {
+                    report.failed.push(Failed::from_error(id, Some(region), &e));
+                }
+            }
+        }
+    }
+    protect(run, &found, now, report).await;
+}
+
+/// Locks the snapshots of `copies` (vault copies) until their expiry, and protects their AMIs,
+/// where that is not done yet (see [`vault::protection`]); AMI copies still pending are left in
+/// the report's follow-up, to lock once usable. One DescribeLockedSnapshots per region.
 pub(super) async fn protect(
     run: &Run<'_>,
     copies: &[Backup],
@@ -211,11 +312,17 @@ pub(super) async fn protect(
     report: &mut ReplicateReport,
 ) {
     let mut regions: BTreeMap<&Region, Vec<Backup>> = BTreeMap::new();
-    for c in copies
-        .iter()
-        .filter(|c| c.source_account.is_some() && c.is_usable())
-    {
-        regions.entry(&c.region).or_default().push(c.clone());
+    for c in copies.iter().filter(|c| c.source_account.is_some()) {
+        if c.kind == Kind::Image && c.state.is_pending() {
+            report
+                .follow_up
+                .to_lock
+                .push((c.region.clone(), c.kind, c.id.clone()));
+            continue;
+        }
+        if c.is_live() {
+            regions.entry(&c.region).or_default().push(c.clone());
+        }
     }
     for (region, copies) in regions {
         let ec2 = run.clients.region(region);
@@ -271,8 +378,16 @@ pub(super) async fn protect(
                 }
                 Err(e) => {
                     error!(copy = %copy, region = %region, error = %e, "cannot lock the vault copy: it stays deletable until the next run locks it");
+                    let hint = if e
+                        .code()
+                        .is_some_and(|c| c.contains("Unauthorized") || c.contains("AccessDenied"))
+                    {
+                        "; the vault's replicate role must allow LockSnapshot and EnableImageDeregistrationProtection on its copies"
+                    } else {
+                        "; the next run tries again"
+                    };
                     report.failed.push(Failed {
-                        error: format!("{e}: the copy {copy} is not locked yet; check LockSnapshot and EnableImageDeregistrationProtection in the vault's replicate role"),
+                        error: format!("{e}: the copy {copy} is not locked yet{hint}"),
                         ..Failed::from_error(&copy, Some(region), &e)
                     });
                 }
