@@ -51,6 +51,10 @@ pub const AMI_NOT_FOUND: &str = "InvalidAMIID.NotFound";
 pub const AMI_UNAVAILABLE: &str = "InvalidAMIID.Unavailable";
 pub const SNAPSHOT_NOT_FOUND: &str = "InvalidSnapshot.NotFound";
 
+/// Ours, not AWS's: a backup encrypted with a key the DR account cannot use, and no share key
+/// (`SHARE_KMS_KEYS`) for its region.
+pub const SHARE_KEY_MISSING: &str = "ShareKeyMissing";
+
 /// An image already gone: its deletion is done.
 pub const IMAGE_GONE: &[&str] = &[AMI_NOT_FOUND, AMI_UNAVAILABLE];
 /// A snapshot already gone: its deletion is done.

@@ -660,11 +660,10 @@ async fn a_compromised_home_account_cannot_make_the_vault_lose_its_copies() {
             );
         }
     }
-    // ...and a forged event claiming a backup made in 2000 changes nothing.
+    // ...and an event naming an original the attacker deleted copies nothing.
     let mut forged = event("backup-shared.json", &[]);
     forged["account"] = json!(HOME_ACCOUNT);
     forged["detail"]["backup"] = json!(originals[0]);
-    forged["detail"]["created_at"] = json!("2000-01-01T00:00:00Z");
     let out = vault_replicate(&moto, &vault_config(), &forged, now() + TimeDelta::days(2)).await;
     assert!(out["copied"].as_array().unwrap().is_empty(), "{out}");
 
@@ -957,4 +956,160 @@ async fn copies_of(moto: &Moto, shared: &str) -> usize {
             .count();
     }
     n
+}
+
+#[tokio::test]
+async fn an_ami_whose_snapshots_are_on_the_share_key_is_shared_as_it_is() {
+    let moto = start().await;
+    setup(&moto).await;
+    // An instance with a data volume on the share key.
+    let instance = moto.instance(HOME, &[("Backup", "true")], 0).await;
+    let home = moto.client(HOME);
+    let az = home
+        .describe_instances()
+        .instance_ids(&instance)
+        .send()
+        .await
+        .unwrap()
+        .reservations()[0]
+        .instances()[0]
+        .placement()
+        .and_then(|p| p.availability_zone())
+        .unwrap()
+        .to_string();
+    let volume = home
+        .create_volume()
+        .availability_zone(az)
+        .size(8)
+        .encrypted(true)
+        .kms_key_id(SHARE_KEY)
+        .send()
+        .await
+        .unwrap()
+        .volume_id()
+        .unwrap()
+        .to_string();
+    home.attach_volume()
+        .volume_id(&volume)
+        .instance_id(&instance)
+        .device("/dev/sdf")
+        .send()
+        .await
+        .unwrap();
+    let made = shared::create::handle(
+        Instance,
+        &home_config(),
+        &moto.ec2(HOME),
+        None,
+        &json!({"instance_ids": [instance]}),
+        "r-1",
+        now(),
+    )
+    .await
+    .unwrap();
+    let image = made["created"][0]["id"].as_str().unwrap().to_string();
+    let config = Config {
+        share_kms_keys: [(region(HOME), SHARE_KEY.to_string())].into(),
+        ..home_config()
+    };
+    let out = home_sweep(&moto, &config, now()).await;
+    // Shared as it is: no shareable copy made.
+    assert_eq!(out["copied"], json!([]), "{out}");
+    assert_eq!(out["shared"][0]["shared"], image.as_str(), "{out}");
+}
+
+#[tokio::test]
+async fn what_the_source_account_claims_never_shortens_a_vault_copys_life() {
+    let moto = start().await;
+    let queue = setup(&moto).await;
+    home_backups(&moto).await;
+    home_sweep(&moto, &home_config(), now()).await;
+    // A compromised home account's events claim the backups were made in 2000.
+    let at = now() + TimeDelta::minutes(5);
+    for mut e in moto.vault_events(&queue).await {
+        e["detail"]["created_at"] = json!("2000-01-01T00:00:00Z");
+        let out = vault_replicate(&moto, &vault_config(), &e, at).await;
+        assert_eq!(out["copied"].as_array().unwrap().len(), 2, "{out}");
+    }
+    // The copies are dated by EC2's record of the shared backups, and kept the vault's
+    // COPY_RETENTION from then.
+    for r in [DR, DR2] {
+        for (id, t) in vault_copies(&moto, r).await {
+            let created = parse_time(&t["backup:created-at"]).unwrap();
+            let expires = parse_time(&t["backup:expires-at"]).unwrap();
+            assert!(created >= now(), "{id} in {r}: {created}");
+            assert_eq!(expires - created, TimeDelta::days(30), "{id} in {r}");
+        }
+    }
+    // And the vault's expire a week later deletes none of them.
+    let week = now() + TimeDelta::days(7);
+    moto.set_clock(week);
+    let swept = vault_expire(&moto, &vault_config(), week).await;
+    for r in [DR, DR2] {
+        assert_eq!(swept["regions"][r]["deregistered"], json!([]), "{swept}");
+        assert_eq!(
+            swept["regions"][r]["deleted_snapshots"],
+            json!([]),
+            "{swept}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_copy_not_locked_yet_is_locked_by_the_continuation_that_names_it() {
+    let moto = start().await;
+    let queue = setup(&moto).await;
+    home_backups(&moto).await;
+    // Copied by a vault that did not lock (as if its copies were still pending then).
+    let unlocking = Config {
+        lock: Lock {
+            mode: LockMode::None,
+            cool_off_hours: 24,
+        },
+        ..vault_config()
+    };
+    moto.share_and_copy(&home_config(), &unlocking, &queue, now())
+        .await;
+    assert!(locks(&moto, DR).await.is_empty());
+    let named: Vec<shared::replicate::event::CopyToLock> = vault_copies(&moto, DR)
+        .await
+        .into_iter()
+        .filter(|(_, t)| {
+            t.get("backup:kind").is_some_and(|k| k == "image")
+                && t.contains_key("backup:source-account")
+        })
+        .filter_map(|(id, _)| {
+            id.starts_with("ami-")
+                .then(|| shared::replicate::event::CopyToLock {
+                    region: DR.into(),
+                    kind: "image".into(),
+                    id,
+                })
+        })
+        .collect();
+    assert_eq!(named.len(), 1);
+    let work = shared::replicate::ReplicateWork {
+        image_ids: Vec::new(),
+        snapshot_ids: Vec::new(),
+        attempt: 1,
+        shared: Vec::new(),
+        to_lock: named,
+    };
+    let body = shared::continuation::body(&vault_config(), "replicate", &work).unwrap();
+    let delivered = json!({"Records": [sqs_record("m-1", &body, "vault-replicate-work")]});
+    let clients = moto.clients_in(VAULT_ACCOUNT, HOME);
+    let answer = shared::replicate::handle(&vault_config(), &clients, None, &delivered, now())
+        .await
+        .unwrap();
+    let result = &answer["records"][0]["result"];
+    assert_eq!(
+        result["locked"].as_array().map(Vec::len),
+        Some(2),
+        "{answer}"
+    );
+    assert_eq!(
+        locks(&moto, DR).await.len(),
+        1,
+        "the AMI copy's one snapshot"
+    );
 }

@@ -12,8 +12,8 @@ pub const DETAIL_TYPE: &str = "Backup Shared";
 
 /// The event's `detail`: the shared backup and what identifies it, since the DR account sees
 /// none of its tags.
+/// Fields a newer home deployment adds are ignored: the two accounts are deployed apart.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SharedDetail {
     /// The shared AMI or snapshot: the original, or its shareable re-encrypted copy.
     pub backup: String,

@@ -113,11 +113,24 @@ print(image + ' ' + queue)
         2,
         "{line}"
     );
-    // A replay copies nothing more.
+    // A replay copies nothing more, and fails nothing.
     let again = result(&invoke(BINARY, &event, &vault_env));
     assert_eq!(
         again["response"]["copied"],
         serde_json::json!([]),
+        "{again}"
+    );
+    assert_eq!(
+        again["response"]["failed"],
+        serde_json::json!([]),
+        "{again}"
+    );
+    let skipped = again["response"]["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 2, "{again}");
+    assert!(
+        skipped
+            .iter()
+            .all(|s| s["reason"].as_str().unwrap().starts_with("already-copied")),
         "{again}"
     );
 }

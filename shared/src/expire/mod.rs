@@ -503,7 +503,15 @@ pub async fn run(
                 None => list(&ec2, keys, deployment).await,
             };
             // A vault reads its snapshot locks: a copy is never deleted before its lock ends.
-            let locks = match vault {
+            // So does any deployment that lists a vault's copy or a protected AMI (a vault whose
+            // SOURCE_ACCOUNTS was emptied still has them).
+            let vault_here = listing.as_ref().is_ok_and(|(images, snapshots)| {
+                images
+                    .iter()
+                    .chain(snapshots)
+                    .any(|b| b.source_account.is_some() || b.protected)
+            });
+            let locks = match vault || vault_here {
                 false => Ok(None),
                 true => ec2.locked_snapshots().await.map(Some),
             };

@@ -94,18 +94,30 @@ async fn dr_figures(
         }
     }
     if config.is_vault() {
-        let mut locks = std::collections::HashMap::new();
-        for region in regions {
-            locks.extend(clients.region(region).locked_snapshots().await?);
-        }
-        let mut shared = Vec::new();
-        for kind in [crate::tags::Kind::Image, crate::tags::Kind::Snapshot] {
-            let found = clients
-                .home()
-                .shared_with_me(keys, kind, Some(&config.source_accounts), None)
-                .await?;
-            shared.extend(found);
-        }
+        // What cannot be read leaves the vault's figures out of this run (their alarms see no
+        // data), not the rest of monitor's.
+        let read = async {
+            let mut locks = std::collections::HashMap::new();
+            for region in regions {
+                locks.extend(clients.region(region).locked_snapshots().await?);
+            }
+            let mut shared = Vec::new();
+            for kind in [crate::tags::Kind::Image, crate::tags::Kind::Snapshot] {
+                let found = clients
+                    .home()
+                    .shared_with_me(keys, kind, Some(&config.source_accounts), None)
+                    .await?;
+                shared.extend(found);
+            }
+            Ok::<_, Error>((locks, shared))
+        };
+        let (locks, shared) = match read.await {
+            Ok(read) => read,
+            Err(e) => {
+                warn!(error = %e, code = e.code().unwrap_or(""), "could not read the vault's locks or shares: no vault figures this run");
+                return Ok(());
+            }
+        };
         let (vault, findings) =
             crate::dr::vault::figures(keys, config, home, backups, &shared, &locks, now);
         report.vault = vault;

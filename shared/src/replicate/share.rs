@@ -22,15 +22,18 @@ pub(super) async fn run(run: &Run<'_>, sources: &[Backup], report: &mut Replicat
     let Some(dr) = config.dr_account.as_deref() else {
         return;
     };
-    let candidates: Vec<&Backup> = sources
+    let mut owned: Vec<Backup> = sources
         .iter()
         // What is not a candidate (shared already: the steady state) is not reported: every
         // sweep would list every backup.
         .filter(|b| share::is_candidate(keys, config, b).is_ok())
+        .cloned()
         .collect();
-    if candidates.is_empty() {
+    if owned.is_empty() {
         return;
     }
+    image_keys(run, &mut owned, report).await;
+    let candidates: Vec<&Backup> = owned.iter().collect();
     // The shareable copies of the originals the DR account could not use as they are.
     let needing: Vec<String> = candidates
         .iter()
@@ -38,6 +41,7 @@ pub(super) async fn run(run: &Run<'_>, sources: &[Backup], report: &mut Replicat
         .map(|b| b.id.clone())
         .collect();
     let mut shareable: HashMap<String, Vec<Backup>> = HashMap::new();
+    let mut unread: Vec<String> = Vec::new();
     for kind in [Kind::Image, Kind::Snapshot] {
         let ids: Vec<String> = needing
             .iter()
@@ -47,8 +51,8 @@ pub(super) async fn run(run: &Run<'_>, sources: &[Backup], report: &mut Replicat
         if ids.is_empty() {
             continue;
         }
-        let query =
-            BackupQuery::managed(kind, &config.deployment_name).copies(Copies::ShareOf(ids));
+        let query = BackupQuery::managed(kind, &config.deployment_name)
+            .copies(Copies::ShareOf(ids.clone()));
         match run.home.backups(keys, &query).await {
             Ok(found) => {
                 for c in found {
@@ -58,16 +62,17 @@ pub(super) async fn run(run: &Run<'_>, sources: &[Backup], report: &mut Replicat
                 }
             }
             Err(e) => {
+                // Those that need a shareable copy wait for the next run; the others go on.
                 warn!(error = %e, "cannot read the shareable copies");
-                for id in &needing {
+                for id in &ids {
                     report.failed.push(Failed::from_error(id, None, &e));
+                    unread.push(id.clone());
                 }
-                return;
             }
         }
     }
     let mut shares = Vec::new();
-    for original in candidates {
+    for original in candidates.into_iter().filter(|b| !unread.contains(&b.id)) {
         let copies: Vec<&Backup> = shareable
             .get(&original.id)
             .map(|v| v.iter().collect())
@@ -108,7 +113,7 @@ pub(super) async fn run(run: &Run<'_>, sources: &[Backup], report: &mut Replicat
                     source: original.id.clone(),
                     region: None,
                     error: reason,
-                    code: Some("ShareKeyMissing".into()),
+                    code: Some(crate::codes::SHARE_KEY_MISSING.into()),
                 });
             }
         }
@@ -125,6 +130,52 @@ pub(super) async fn run(run: &Run<'_>, sources: &[Backup], report: &mut Replicat
         return;
     }
     share_all(run, dr, shares, report).await;
+}
+
+/// The KMS keys of the encrypted AMIs among `backups`, from their snapshots: DescribeImages
+/// does not name them (an AMI's `Ebs.KmsKeyId` is a launch parameter only). One
+/// DescribeSnapshots per 200 snapshots. A snapshot that cannot be read leaves its AMI's keys
+/// unknown: it then gets a shareable copy, which is never wrong, only dearer.
+async fn image_keys(run: &Run<'_>, backups: &mut [Backup], report: &mut ReplicateReport) {
+    let ids: Vec<String> = backups
+        .iter()
+        .filter(|b| b.kind == Kind::Image && b.encrypted && b.kms_key_ids.is_empty())
+        .flat_map(|b| b.snapshot_ids.iter().cloned())
+        .collect();
+    if ids.is_empty() {
+        return;
+    }
+    let query = BackupQuery::by_id(Kind::Snapshot, &ids);
+    match run.home.backups(&run.keys, &query).await {
+        Ok(snapshots) => {
+            let keys: HashMap<&str, &Vec<String>> = snapshots
+                .iter()
+                .map(|s| (s.id.as_str(), &s.kms_key_ids))
+                .collect();
+            for b in backups.iter_mut().filter(|b| b.kind == Kind::Image) {
+                let mut found: Vec<String> = Vec::new();
+                for s in &b.snapshot_ids {
+                    for k in keys.get(s.as_str()).copied().into_iter().flatten() {
+                        if !found.contains(k) {
+                            found.push(k.clone());
+                        }
+                    }
+                }
+                if b.kms_key_ids.is_empty() {
+                    b.kms_key_ids = found;
+                }
+            }
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot read the keys of the AMIs' snapshots: they get shareable copies");
+            report.common.warnings.push(crate::tags::Warning::new(
+                "",
+                "",
+                "",
+                format!("the keys of the AMIs' snapshots could not be read: {e}"),
+            ));
+        }
+    }
 }
 
 /// Shares each target, tells the DR account, then marks target and original shared.
