@@ -26,7 +26,7 @@ CORE = "backup-core"
 LAYERS = {
     "shared": [
         # the adapters: the only code that knows the SDKs, speaking the core's types
-        ["aws", "pacing", "ec2", "sqs", "s3", "events", "sts", "clients", "permissions"],
+        ["aws", "pacing", "ec2", "sqs", "s3", "events", "sts", "kms", "clients", "permissions"],
         # the Lambda plumbing: the invocation pipeline and what it uses
         ["lambda", "metrics", "continuation", "invocation"],
         # the functions' runs

@@ -88,6 +88,7 @@ ImageIds, DescribeSnapshots RestorableByUserIds / OwnerIds / SnapshotIds) with n
 the owner's tags, and it copies it (CopyImage, CopySnapshot) into its own region and
 key; only the owner reads or changes the permissions; sharing what the AWS managed key
 aws/ebs encrypts is refused with EC2's errors (and that key is KeyManager AWS).
+KMS (m): CreateKey without KeyUsage makes an ENCRYPT_DECRYPT key, as KMS does.
 """
 
 from __future__ import annotations
@@ -1890,6 +1891,23 @@ def _copy_source_snapshot(source_backend: Any, snapshot_id: str) -> tuple[Snapsh
 
 
 # --------------------------------------------------------------------------
+# KMS (m): what the DR pre-flight (ec2-backup check-dr) reads
+# --------------------------------------------------------------------------
+# Before: CreateKey without KeyUsage made a key with no KeyUsage at all (DescribeKey left it
+# out). After, as the KMS API reference documents CreateKey ("KeyUsage ... Default:
+# ENCRYPT_DECRYPT"): ENCRYPT_DECRYPT. (KeySpec already defaulted to SYMMETRIC_DEFAULT.)
+
+def _kms_create_key(self: Any, policy: str | None, key_usage: str | None, key_spec: str | None,
+                    *args: Any, **kwargs: Any) -> Any:
+    return _orig_kms_create_key(self, policy, key_usage or "ENCRYPT_DECRYPT", key_spec, *args, **kwargs)
+
+
+from moto.kms.models import KmsBackend  # noqa: E402
+
+_orig_kms_create_key = KmsBackend.create_key
+
+
+# --------------------------------------------------------------------------
 # SQS
 # --------------------------------------------------------------------------
 
@@ -2030,6 +2048,9 @@ def apply_patches() -> None:
     ElasticBlockStore.describe_snapshots = _share_describe_snapshots_response
     ElasticBlockStore.describe_snapshot_attribute = _share_describe_snapshot_attribute_response
     ElasticBlockStore.modify_snapshot_attribute = _share_modify_snapshot_attribute_response
+
+    # (m) KMS
+    KmsBackend.create_key = _kms_create_key
 
 
 apply_patches()

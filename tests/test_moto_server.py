@@ -1786,3 +1786,15 @@ def test_share_the_dr_account_copies_a_shared_snapshot_and_not_one_unshared(clie
     east, = dr_east.describe_snapshots(SnapshotIds=[east_id])["Snapshots"]
     assert east["KmsKeyId"] == account(DR_ACCOUNT, "kms").describe_key(KeyId="alias/aws/ebs")["KeyMetadata"]["Arn"]
     assert east["KmsKeyId"] != share_key
+
+
+def test_kms_a_key_made_without_key_usage_is_encrypt_decrypt_symmetric(client, account):
+    # moto left KeyUsage out when CreateKey did not give it; KMS defaults it to ENCRYPT_DECRYPT.
+    for kms in (client("kms"), account(DR_ACCOUNT, "kms", "us-west-2")):
+        arn = kms.create_key(Description="share key")["KeyMetadata"]["Arn"]
+        meta = kms.describe_key(KeyId=arn)["KeyMetadata"]
+        assert (meta["KeyUsage"], meta["KeySpec"], meta["KeyManager"], meta["KeyState"]) == (
+            "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT", "CUSTOMER", "Enabled")
+    # One given is kept.
+    signing = client("kms").create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]
+    assert (signing["KeyUsage"], signing["KeySpec"]) == ("SIGN_VERIFY", "ECC_NIST_P256")

@@ -15,6 +15,7 @@ Examples:
   ec2-backup restore volume vol-0abc1234def567890 --availability-zone us-east-1a --attach i-0def --device /dev/sdf
   ec2-backup drill --region us-west-2 --bucket my-evidence
   ec2-backup evidence --since 90d --output markdown > drills.md
+  ec2-backup check-dr --dr-account 444455556666   the share keys the DR account must be able to use
 
 Settings come from the same environment variables as the functions (TAG_PREFIX, DEPLOYMENT_NAME,
 COPY_TO_REGIONS, DRILL_INTERVAL, EVIDENCE_BUCKET, DRILL_*, ...); the flags below override them.
@@ -23,8 +24,8 @@ AWS_ENDPOINT_URL is honoured. --output json (or --json) prints JSON on every sub
 evidence also prints markdown.
 
 Exit codes: 0 all well; 1 a resource is late or has no backup (status), a restore failed, timed
-out or was not cleaned up (drill), an evidence object could not be read (evidence); 2 the
-command could not run (bad input, AWS error).";
+out or was not cleaned up (drill), an evidence object could not be read (evidence), a KMS key
+will not do (check-dr); 2 the command could not run (bad input, AWS error).";
 
 #[derive(Debug, Parser)]
 #[command(name = "ec2-backup", version, about = "Status, restore and DR drills for ec2-backup", after_help = EXAMPLES)]
@@ -163,6 +164,23 @@ pub enum Command {
         /// The evidence bucket (the stack's output EvidenceBucketName)
         #[arg(long, env = "EVIDENCE_BUCKET", value_parser = values::bucket)]
         bucket: Option<Setting<String>>,
+    },
+    /// The KMS pre-flight of the isolated DR account: each share key (SHARE_KMS_KEYS) exists, is
+    /// customer managed and enabled, and its key policy lets the DR account use it; with
+    /// --vault, each of the vault's copy keys (COPY_KMS_KEYS) exists in this account and is
+    /// enabled
+    #[command(
+        after_help = "Examples:\n  ec2-backup check-dr --dr-account 444455556666\n  DR_ACCOUNT=444455556666 SHARE_KMS_KEYS=us-east-1=arn:aws:kms:us-east-1:111122223333:key/... ec2-backup check-dr --output json\n  ec2-backup check-dr --vault        (with the DR account's credentials and the vault's COPY_KMS_KEYS)\n\nRun it with the home account's credentials: it reads each share key in its region\n(kms:DescribeKey, kms:GetKeyPolicy). A good key policy has the statements of the home stack's\noutput ShareKeyPolicyStatements (docs/dr-account.md).\n\nExit code 1 when any key will not do; 2 when there is nothing to check or no DR account."
+    )]
+    CheckDr {
+        /// The DR account the share keys must let use them (12 digits; the vault stack's output
+        /// VaultAccountId). With --vault: the account the credentials must be in
+        #[arg(long, env = "DR_ACCOUNT", value_parser = values::account_id)]
+        dr_account: Option<Setting<String>>,
+        /// Check the vault's own copy keys (COPY_KMS_KEYS) in this account instead, with the DR
+        /// account's credentials
+        #[arg(long)]
+        vault: bool,
     },
 }
 

@@ -81,6 +81,14 @@ fn as_the_drill_reads(name: &str, text: &str) -> Result<DrillSettings, String> {
         .map_err(|e| e.reason)
 }
 
+/// `--dr-account` and `DR_ACCOUNT`: an account id of 12 digits, checked as the functions check
+/// DR_ACCOUNT (blank: none).
+pub fn account_id(text: &str) -> Result<Setting<String>, String> {
+    blank_or(text, |v| {
+        as_the_functions_read("DR_ACCOUNT", v).map(|c| c.dr_account.unwrap_or_default())
+    })
+}
+
 pub fn region_setting(text: &str) -> Result<Setting<Region>, String> {
     blank_or(text, Region::parse)
 }
@@ -157,5 +165,15 @@ mod tests {
         assert_eq!(bucket(""), Ok(Setting(None)));
         assert!(bucket("s3://my-evidence").is_err());
         assert_eq!(duration("90d"), Ok(Duration::days(90)));
+        assert_eq!(
+            account_id(" 444455556666 "),
+            Ok(Setting(Some("444455556666".into())))
+        );
+        assert_eq!(account_id(""), Ok(Setting(None)));
+        assert!(
+            account_id("4444-5555-6666")
+                .unwrap_err()
+                .contains("12 digits")
+        );
     }
 }

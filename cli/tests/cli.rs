@@ -1,8 +1,10 @@
 //! The `ec2-backup` command-line tool against the moto server: status and its exit code, restore
-//! in the home and the DR region, volume restore with attach, drills that leave nothing behind.
+//! in the home and the DR region, volume restore with attach, drills that leave nothing behind,
+//! the DR account's KMS pre-flight (check-dr) on good and broken keys.
 
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use chrono::{TimeDelta, Utc};
+use integration_tests::accounts::{HOME_ACCOUNT, VAULT_ACCOUNT};
 use integration_tests::*;
 use serde_json::{Value, json};
 use shared::Config;
@@ -37,7 +39,10 @@ fn command(moto: &Moto, args: &[&str], vars: &[(&str, &str)]) -> Command {
         .env_remove("DEFAULT_INTERVAL")
         .env_remove("DRY_RUN")
         .env_remove("DRILL_INTERVAL")
-        .env_remove("EVIDENCE_BUCKET");
+        .env_remove("EVIDENCE_BUCKET")
+        .env_remove("DR_ACCOUNT")
+        .env_remove("SHARE_KMS_KEYS")
+        .env_remove("COPY_KMS_KEYS");
     for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("DRILL_")) {
         command.env_remove(name);
     }
@@ -892,7 +897,8 @@ fn help_has_examples() {
     assert!(
         text.contains("Examples:")
             && text.contains("ec2-backup drill")
-            && text.contains("ec2-backup evidence"),
+            && text.contains("ec2-backup evidence")
+            && text.contains("ec2-backup check-dr"),
         "{text}"
     );
 }
@@ -1988,4 +1994,402 @@ async fn status_shows_the_last_drill_of_each_row() {
         json!({"at": two_days_ago, "result": "passed", "restore_seconds": 143})
     );
     assert_eq!(status["rows"][0]["last_drill"], Value::Null);
+}
+
+// ------------------------------------------------------------ check-dr: the KMS pre-flight
+
+/// The tests' moto as KMS, in `account` and `region`.
+async fn kms(moto: &Moto, account: &str, region: &str) -> aws_sdk_kms::Client {
+    aws_sdk_kms::Client::new(&moto.sdk_in(account, region).await)
+}
+
+/// The key policy docs/dr-account.md asks for: the home administrators' statement and the two
+/// of the stack output ShareKeyPolicyStatements, for the DR account `dr`.
+fn share_policy(dr: &str) -> Value {
+    json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "EnableIamUserPermissions", "Effect": "Allow",
+         "Principal": {"AWS": format!("arn:aws:iam::{HOME_ACCOUNT}:root")},
+         "Action": "kms:*", "Resource": "*"},
+        {"Sid": "AllowDrAccountUseOfTheKey", "Effect": "Allow",
+         "Principal": {"AWS": format!("arn:aws:iam::{dr}:root")},
+         "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:ReEncrypt*", "kms:GenerateDataKey*"],
+         "Resource": "*"},
+        {"Sid": "AllowDrAccountGrantsForAwsResources", "Effect": "Allow",
+         "Principal": {"AWS": format!("arn:aws:iam::{dr}:root")},
+         "Action": "kms:CreateGrant", "Resource": "*",
+         "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}}
+    ]})
+}
+
+/// A customer managed key of `account` in `region` (with `policy`, else KMS's default one that
+/// names only the account itself); its ARN and key id.
+async fn customer_key(
+    moto: &Moto,
+    account: &str,
+    region: &str,
+    policy: Option<&Value>,
+) -> (String, String) {
+    let made = kms(moto, account, region)
+        .await
+        .create_key()
+        .set_policy(policy.map(Value::to_string))
+        .send()
+        .await
+        .unwrap();
+    let meta = made.key_metadata().unwrap();
+    (meta.arn().unwrap().to_string(), meta.key_id().to_string())
+}
+
+/// The ARN of the home account's AWS managed `aws/ebs` key in `region` (made, as AWS makes it,
+/// by the first encrypted volume).
+async fn aws_ebs_key(moto: &Moto, region: &str) -> String {
+    moto.default_key_in(HOME_ACCOUNT, region).await;
+    let described = kms(moto, HOME_ACCOUNT, region)
+        .await
+        .describe_key()
+        .key_id("alias/aws/ebs")
+        .send()
+        .await
+        .unwrap();
+    described.key_metadata().unwrap().arn().unwrap().to_string()
+}
+
+fn check_dr(moto: &Moto, args: &[&str], share_keys: &str) -> Output {
+    let mut all = vec!["check-dr", "--dr-account", VAULT_ACCOUNT];
+    all.extend_from_slice(args);
+    cli_env(moto, &all, &[("SHARE_KMS_KEYS", share_keys)])
+}
+
+#[tokio::test]
+async fn check_dr_passes_share_keys_whose_policy_lets_the_dr_account_use_them() {
+    // GIVEN a share key at home with the statements of docs/dr-account.md, and one in the DR
+    // region whose policy names the DR account by its bare id in a list, its actions otherwise
+    let moto = Moto::start().await;
+    let (home_key, _) = customer_key(
+        &moto,
+        HOME_ACCOUNT,
+        HOME,
+        Some(&share_policy(VAULT_ACCOUNT)),
+    )
+    .await;
+    let other = json!({"Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam::999999999999:root", VAULT_ACCOUNT]},
+         "Action": ["kms:Decrypt", "kms:Describe*", "kms:ReEncrypt*", "kms:GenerateDataKeyWithoutPlaintext"],
+         "Resource": "*"},
+        {"Effect": "Allow", "Principal": {"AWS": VAULT_ACCOUNT}, "Action": "kms:CreateGrant",
+         "Resource": "*", "Condition": {"Bool": {"kms:GrantIsForAWSResource": true}}}
+    ]});
+    let (dr_key, _) = customer_key(&moto, HOME_ACCOUNT, DR, Some(&other)).await;
+    let keys = format!("{HOME}={home_key},{DR}={dr_key}");
+
+    // WHEN check-dr runs with the home account's credentials THEN each key is ok, exit code 0
+    let out = check_dr(&moto, &[], &keys);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    for (key, region) in [(&home_key, HOME), (&dr_key, DR)] {
+        assert!(
+            text.contains(&format!(
+                "share key {key} in {region}: ok, the DR account {VAULT_ACCOUNT} may use it"
+            )),
+            "{text}"
+        );
+    }
+    assert!(text.contains("2 of 2 keys ok"), "{text}");
+
+    // AND with the account from DR_ACCOUNT and --output json: one object per key and region
+    let out = cli_env(
+        &moto,
+        &["check-dr", "--output", "json"],
+        &[("SHARE_KMS_KEYS", &keys), ("DR_ACCOUNT", VAULT_ACCOUNT)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = json_out(&out);
+    assert_eq!(
+        (&report["checked"], &report["account"], &report["ok"]),
+        (&json!("share"), &json!(VAULT_ACCOUNT), &json!(true)),
+        "{report}"
+    );
+    let first = &report["keys"][0];
+    assert_eq!(first["region"], HOME);
+    assert_eq!(first["key"], home_key.as_str());
+    assert_eq!(first["role"], "share");
+    assert_eq!(first["ok"], true);
+    assert_eq!(first["problems"], json!([]));
+    assert_eq!(first["warnings"], json!([]));
+    assert_eq!(report["keys"][1]["key"], dr_key.as_str());
+    // AND it called no EC2 action (only STS and KMS)
+    assert!(moto.calls().is_empty(), "{:?}", moto.calls());
+}
+
+#[tokio::test]
+async fn check_dr_names_the_key_and_the_problem_of_each_broken_setup() {
+    // GIVEN a good share key at home, and three that will not do: (a) the AWS managed aws/ebs
+    // key, (b) a customer managed key whose policy does not name the DR account, (c) a key with
+    // the right policy, disabled
+    let moto = Moto::start().await;
+    let (good, _) = customer_key(
+        &moto,
+        HOME_ACCOUNT,
+        HOME,
+        Some(&share_policy(VAULT_ACCOUNT)),
+    )
+    .await;
+    let aws_ebs = aws_ebs_key(&moto, DR).await;
+    let (unnamed, _) = customer_key(&moto, HOME_ACCOUNT, DR, None).await;
+    let (disabled, disabled_id) =
+        customer_key(&moto, HOME_ACCOUNT, DR2, Some(&share_policy(VAULT_ACCOUNT))).await;
+    kms(&moto, HOME_ACCOUNT, DR2)
+        .await
+        .disable_key()
+        .key_id(&disabled_id)
+        .send()
+        .await
+        .unwrap();
+    type Case<'a> = (&'a str, &'a str, &'a [&'a str]);
+    let cases: [Case; 3] = [
+        (
+            DR,
+            &aws_ebs,
+            &[
+                "is AWS managed",
+                "create a customer managed key in us-west-2",
+                "SHARE_KMS_KEYS",
+            ],
+        ),
+        (
+            DR,
+            &unnamed,
+            &[
+                "its key policy does not allow the DR account 444455556666 (arn:aws:iam::444455556666:root) kms:Decrypt, kms:DescribeKey, kms:ReEncryptFrom, kms:ReEncryptTo, kms:GenerateDataKeyWithoutPlaintext",
+                "kms:CreateGrant with the condition Bool kms:GrantIsForAWSResource true",
+                "ShareKeyPolicyStatements",
+            ],
+        ),
+        (
+            DR2,
+            &disabled,
+            &["is Disabled", "aws kms enable-key --region eu-west-1"],
+        ),
+    ];
+    for (region, key, expected) in cases {
+        // WHEN check-dr checks the good key and the broken one
+        let out = check_dr(&moto, &[], &format!("{HOME}={good},{region}={key}"));
+        // THEN the exit code is 1, the good key ok, the broken one named with its problem
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{key}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let text = stdout(&out);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("share key {key} in {region}: ")))
+            .unwrap_or_else(|| panic!("no line for {key}: {text}"));
+        for part in expected {
+            assert!(line.contains(part), "{part}: {line}");
+        }
+        assert!(
+            text.contains(&format!("share key {good} in {HOME}: ok")),
+            "{text}"
+        );
+        assert!(text.contains("1 of 2 keys ok"), "{text}");
+    }
+
+    // AND the JSON says the same, key by key
+    let keys = format!("{HOME}={good},{DR2}={disabled}");
+    let out = check_dr(&moto, &["--output", "json"], &keys);
+    assert_eq!(out.status.code(), Some(1));
+    let report = json_out(&out);
+    assert_eq!(report["ok"], false);
+    let entry = |key: &str| -> Value {
+        report["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key"] == key)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {key} in {report}"))
+    };
+    assert_eq!(entry(&good)["ok"], true);
+    let broken = entry(&disabled);
+    assert_eq!(
+        (&broken["ok"], &broken["region"]),
+        (&json!(false), &json!(DR2))
+    );
+    let problem = broken["problems"][0].as_str().unwrap();
+    assert!(
+        problem.starts_with(&format!("share key {disabled} in {DR2}: is Disabled")),
+        "{problem}"
+    );
+
+    // AND a key that does not exist is named too
+    let gone = format!("arn:aws:kms:{DR}:{HOME_ACCOUNT}:key/0b1e2c3d-0000-4000-8000-000000000000");
+    let out = check_dr(&moto, &[], &format!("{DR}={gone}"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains(&format!("share key {gone} in {DR}: does not exist in {DR}")),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[tokio::test]
+async fn check_dr_needs_a_dr_account_of_12_digits_other_than_its_own_and_keys_to_check() {
+    let moto = Moto::start().await;
+    let (key, _) = customer_key(
+        &moto,
+        HOME_ACCOUNT,
+        HOME,
+        Some(&share_policy(VAULT_ACCOUNT)),
+    )
+    .await;
+    let keys = format!("{HOME}={key}");
+    // (arguments, variables, what stderr says)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case; 5] = [
+        (
+            &["check-dr"],
+            &[("SHARE_KMS_KEYS", &keys)],
+            &["the DR account: none given: pass --dr-account or set DR_ACCOUNT"],
+        ),
+        (
+            &["check-dr", "--dr-account", "4444555566"],
+            &[("SHARE_KMS_KEYS", &keys)],
+            &[
+                "invalid value '4444555566' for '--dr-account <DR_ACCOUNT>'",
+                "expected an AWS account id of 12 digits",
+            ],
+        ),
+        (
+            &["check-dr"],
+            &[("SHARE_KMS_KEYS", &keys), ("DR_ACCOUNT", "vault")],
+            &["'--dr-account <DR_ACCOUNT>'", "12 digits"],
+        ),
+        (
+            &["check-dr", "--dr-account", VAULT_ACCOUNT],
+            &[],
+            &[
+                "SHARE_KMS_KEYS: is empty",
+                "set SHARE_KMS_KEYS=region=key-arn",
+            ],
+        ),
+        (
+            &["check-dr", "--dr-account", HOME_ACCOUNT],
+            &[("SHARE_KMS_KEYS", &keys)],
+            &["123456789012 is the account of these credentials"],
+        ),
+    ];
+    for (args, vars, expected) in cases {
+        let out = cli_env(&moto, args, vars);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?} {vars:?}: {}",
+            stderr(&out)
+        );
+        for text in expected {
+            assert!(stderr(&out).contains(text), "{args:?}: {}", stderr(&out));
+        }
+        assert!(stdout(&out).is_empty(), "{args:?}: {}", stdout(&out));
+    }
+}
+
+#[tokio::test]
+async fn check_dr_vault_checks_the_copy_keys_in_the_dr_account() {
+    // GIVEN the vault's copy key in us-east-1, and in us-west-2 an alias that names no key yet
+    let moto = Moto::start().await;
+    let (vault_key, _) = customer_key(&moto, VAULT_ACCOUNT, HOME, None).await;
+    let keys = format!("{HOME}={vault_key},{DR}=alias/vault-copies");
+    let as_vault = [
+        ("AWS_ACCESS_KEY_ID", VAULT_ACCOUNT),
+        ("COPY_KMS_KEYS", keys.as_str()),
+    ];
+
+    // WHEN check-dr --vault runs with the DR account's credentials THEN the alias is a problem
+    let out = cli_env(&moto, &["check-dr", "--vault"], &as_vault);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "vault copy key {vault_key} in {HOME}: ok, enabled in this account {VAULT_ACCOUNT}"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "vault copy key alias/vault-copies in {DR}: does not exist in this account's {DR}"
+        )),
+        "{text}"
+    );
+
+    // AND once the alias names a key of the vault there, every key is ok
+    let (_, dr_id) = customer_key(&moto, VAULT_ACCOUNT, DR, None).await;
+    kms(&moto, VAULT_ACCOUNT, DR)
+        .await
+        .create_alias()
+        .alias_name("alias/vault-copies")
+        .target_key_id(&dr_id)
+        .send()
+        .await
+        .unwrap();
+    let out = cli_env(
+        &moto,
+        &["check-dr", "--vault", "--output", "json"],
+        &as_vault,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let report = json_out(&out);
+    assert_eq!(
+        (&report["checked"], &report["account"], &report["ok"]),
+        (&json!("vault"), &json!(VAULT_ACCOUNT), &json!(true)),
+        "{report}"
+    );
+    assert_eq!(report["keys"][1]["role"], "vault-copy");
+
+    // AND with the home account's credentials and the DR account named, it refuses to run
+    let out = cli_env(
+        &moto,
+        &["check-dr", "--vault", "--dr-account", VAULT_ACCOUNT],
+        &[("COPY_KMS_KEYS", keys.as_str())],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(
+            "these credentials are in account 123456789012, not in the DR account 444455556666"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // AND with no copy keys there is nothing to check
+    let out = cli_env(
+        &moto,
+        &["check-dr", "--vault"],
+        &[("AWS_ACCESS_KEY_ID", VAULT_ACCOUNT)],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("COPY_KMS_KEYS: is empty"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -81,6 +81,9 @@ pub const DRILL_GROUP_OPEN: &str = "DrillSecurityGroupHasIngress";
 /// Ours: the region has no subnet or zone for a drill to restore into.
 pub const NO_PLACE: &str = "NoDrillPlacement";
 
+/// KMS's answer for a key, alias or key ARN it does not know.
+pub const KMS_NOT_FOUND: &str = "NotFoundException";
+
 /// The credentials may not do this.
 pub const NOT_ALLOWED: &[&str] = &["UnauthorizedOperation", "AuthFailure", "AccessDenied"];
 

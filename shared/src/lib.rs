@@ -3,7 +3,8 @@
 //! `crate::tags` name the same thing).
 //!
 //! Layout (docs/architecture.md tells the whole story):
-//! - `ec2`, `sqs`, `s3`, `events`, `sts`: the adapters, the only code that calls the SDKs (`aws`: their errors as ours);
+//! - `ec2`, `sqs`, `s3`, `events`, `sts`, `kms`: the adapters, the only code that calls the SDKs
+//!   (`aws`: their errors as ours; `kms` serves only the CLI's `check-dr`);
 //!   `clients`: one `Ec2` per region; `pacing`: the pacer every EC2 call waits on, and the
 //!   invocation's deadline it keeps to.
 //! - `lambda`, `invocation`, `metrics`, `continuation`: the Lambda plumbing (the SDK's
@@ -26,6 +27,7 @@ pub mod ec2;
 pub mod events;
 pub mod expire;
 pub mod invocation;
+pub mod kms;
 pub mod lambda;
 pub mod metrics;
 pub mod monitor;

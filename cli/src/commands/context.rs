@@ -11,13 +11,15 @@ use shared::status::{GatherError, Resource};
 use shared::tags::{Kind, TagKeys, Tags, format_time};
 use shared::{Config, Region};
 
-/// The variables the flags mirror (clap reads them); the functions' other variables are read
-/// from the environment by `Config::from_lookup`, as the functions read them.
+/// The variables the flags mirror (clap reads them; `DR_ACCOUNT` is check-dr's
+/// `--dr-account`); the functions' other variables are read from the environment by
+/// `Config::from_lookup`, as the functions read them.
 const MIRRORED: &[&str] = &[
     "TAG_PREFIX",
     "DEPLOYMENT_NAME",
     "COPY_TO_REGIONS",
     "DEFAULT_INTERVAL",
+    "DR_ACCOUNT",
 ];
 
 pub struct Ctx {

@@ -1,9 +1,10 @@
 //! One module per subcommand, on top of `shared`: the same configuration, tag contract, adapter
 //! and runs as the functions (`backup` is create's on-demand run, `drill` the drill function's
-//! run). `context` holds what they all run with, `placement` where restore puts what it makes
-//! and the check of a subnet given by name.
+//! run, `check-dr` the core's KMS pre-flight). `context` holds what they all run with,
+//! `placement` where restore puts what it makes and the check of a subnet given by name.
 
 mod backup;
+mod check_dr;
 mod context;
 mod drill;
 mod evidence;
@@ -124,6 +125,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 bucket: given(&bucket),
             };
             evidence::run(&ctx, options).await
+        }
+        Command::CheckDr { dr_account, vault } => {
+            let options = check_dr::Options {
+                dr_account: given(&dr_account),
+                vault,
+            };
+            check_dr::run(&ctx, options).await
         }
     }
 }
