@@ -421,8 +421,7 @@ pub fn figures(
     let owned: Vec<Backup> = copies.iter().map(|c| (*c).clone()).collect();
     let last = newest_per_source(config, &owned);
     // Per account and source: the newest locked copy, else the oldest usable one.
-    let mut by_source: HashMap<(&str, &str), (Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
-        HashMap::new();
+    let mut by_source: HashMap<(&str, &str), Newest> = HashMap::new();
     for c in &copies {
         let account = c.source_account.as_deref().unwrap_or_default();
         let source = c.source.as_deref().unwrap_or(c.id.as_str());
@@ -433,9 +432,9 @@ pub fn figures(
         let locked = !locking || fully_locked(c, locks, now);
         if let Some(t) = c.created_at {
             if locked {
-                entry.0 = entry.0.max(Some(t));
+                entry.locked = entry.locked.max(Some(t));
             } else {
-                entry.1 = Some(entry.1.map_or(t, |o: DateTime<Utc>| o.min(t)));
+                entry.unlocked = Some(entry.unlocked.map_or(t, |o| o.min(t)));
             }
         }
         let expires = keys.get(&c.tags, key::EXPIRES_AT).and_then(parse_time);
@@ -454,10 +453,10 @@ pub fn figures(
             });
         }
     }
-    for ((account, _), (locked, unlocked)) in &by_source {
+    for ((account, _), newest) in &by_source {
         let f = out.entry(account.to_string()).or_default();
         f.resources += 1;
-        if let Some(t) = locked.or(*unlocked) {
+        if let Some(t) = newest.locked.or(newest.unlocked) {
             f.worst_dr_rpo_seconds = f.worst_dr_rpo_seconds.max((now - t).num_seconds());
         }
     }
@@ -538,6 +537,14 @@ pub fn newest_per_source<'a>(config: &Config, copies: &'a [Backup]) -> HashSet<&
             g.into_iter().take(keep).map(|c| c.id.as_str())
         })
         .collect()
+}
+
+/// Of one source resource's vault copies: when the newest locked one was made, and the oldest
+/// usable one not locked.
+#[derive(Debug, Default)]
+struct Newest {
+    locked: Option<DateTime<Utc>>,
+    unlocked: Option<DateTime<Utc>>,
 }
 
 /// One call that makes a vault copy immutable.
