@@ -1113,3 +1113,49 @@ async fn a_copy_not_locked_yet_is_locked_by_the_continuation_that_names_it() {
         "the AMI copy's one snapshot"
     );
 }
+
+#[tokio::test]
+async fn the_shares_of_one_sqs_batch_are_copied_in_one_run() {
+    let moto = start().await;
+    let queue = setup(&moto).await;
+    home_backups(&moto).await;
+    home_sweep(&moto, &home_config(), now()).await;
+    let events = moto.vault_events(&queue).await;
+    assert_eq!(events.len(), 2);
+    let records: Vec<Value> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| sqs_record(&format!("m-{i}"), &e.to_string(), "vault-replicate-work"))
+        .collect();
+    moto.reset_calls();
+    let clients = moto.clients_in(VAULT_ACCOUNT, HOME);
+    let answer = shared::replicate::handle(
+        &vault_config(),
+        &clients,
+        None,
+        &json!({"Records": records}),
+        now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    // Each record answers for its own share: its two copies.
+    for (i, e) in events.iter().enumerate() {
+        let result = &answer["records"][i]["result"];
+        let copied = result["copied"].as_array().unwrap();
+        assert_eq!(copied.len(), 2, "{answer}");
+        assert!(
+            copied.iter().all(|c| c["source"] == e["detail"]["backup"]),
+            "{answer}"
+        );
+    }
+    // One run: the locks of each region read once.
+    for r in [DR, DR2] {
+        assert_eq!(
+            moto.calls_in(r).get("DescribeLockedSnapshots"),
+            Some(&1),
+            "{r}: {:?}",
+            moto.calls_in(r)
+        );
+    }
+}

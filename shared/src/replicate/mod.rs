@@ -661,7 +661,8 @@ impl Function for Replicate<'_> {
     /// each of those records' answer by its place in the batch (its sources' part of the run's
     /// report, see [`record_outcome`]), and the messages the run sent to the work queue. The
     /// other records (continuations, a failed AMI, another region's event, a body refused) are
-    /// done one by one.
+    /// done one by one, but a vault's shares (`Backup Shared` events, `shareSnapshot`
+    /// notifications), which are one run of their own.
     async fn batch(
         &self,
         records: &[aws_lambda_events::sqs::SqsMessage],
@@ -669,13 +670,28 @@ impl Function for Replicate<'_> {
         let home = self.clients.home().region().clone();
         let mut events = Vec::new();
         let mut members = Vec::new();
+        // A vault's shares (Backup Shared events, shareSnapshot notifications) of the batch, as
+        // one run too: one describe of what is shared, one of the copies per region.
+        let mut shares = Vec::new();
+        let mut share_members = Vec::new();
         for (i, record) in records.iter().enumerate() {
             if crate::continuation::is_fifo(record) {
                 continue;
             }
-            let Ok(ReplicateRequest::Completed(completed)) =
-                parse_body(self.setting.config, record.body.as_deref().unwrap_or(""))
-            else {
+            let parsed = parse_body(self.setting.config, record.body.as_deref().unwrap_or(""));
+            if let Ok(ReplicateRequest::Shared(notices)) = &parsed {
+                let message_id = record.message_id.as_deref().unwrap_or("");
+                for n in notices {
+                    info!(message_id, event_id = n.event_id.as_deref().unwrap_or(""), backup = %n.backup, "share joins the batch's run");
+                }
+                share_members.push((
+                    i,
+                    notices.iter().map(|n| n.backup.clone()).collect::<Vec<_>>(),
+                ));
+                shares.extend(notices.iter().cloned());
+                continue;
+            }
+            let Ok(ReplicateRequest::Completed(completed)) = parsed else {
                 continue;
             };
             // Another region's event is skipped in its own record, with its reason.
@@ -695,16 +711,23 @@ impl Function for Replicate<'_> {
             ));
             events.extend(completed);
         }
-        if members.is_empty() {
-            return (BTreeMap::new(), 0);
+        let mut outcomes = BTreeMap::new();
+        let mut continuations = 0;
+        for (request, members) in [
+            (ReplicateRequest::Completed(events), members),
+            (ReplicateRequest::Shared(shares), share_members),
+        ] {
+            if members.is_empty() {
+                continue;
+            }
+            let report = crate::invocation::run_and_publish(self, Ok(request))
+                .await
+                .0;
+            continuations += report.as_ref().map_or(0, |r| r.common.continuations);
+            for (i, sources) in members {
+                outcomes.insert(i, record_outcome(&report, &sources));
+            }
         }
-        let request = Ok(ReplicateRequest::Completed(events));
-        let report = crate::invocation::run_and_publish(self, request).await.0;
-        let continuations = report.as_ref().map_or(0, |r| r.common.continuations);
-        let outcomes = members
-            .into_iter()
-            .map(|(i, sources)| (i, record_outcome(&report, &sources)))
-            .collect();
         (outcomes, continuations)
     }
     fn parse(&self, payload: &serde_json::Value) -> Result<ReplicateRequest, Error> {
