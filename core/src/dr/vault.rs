@@ -8,10 +8,7 @@ use crate::event::is_ec2_id;
 use crate::naming::{ami_name_part, cut};
 use crate::region::Region;
 use crate::replicate::notice::SharedNotice;
-use crate::replicate::plan::{
-    CopyJob, DESCRIPTION_MAX, Encryption, IMAGE_COPIES_IN_FLIGHT, SNAPSHOT_COPIES_IN_FLIGHT,
-    client_token,
-};
+use crate::replicate::plan::{CopyIndex, CopyJob, DESCRIPTION_MAX, Encryption, client_token};
 use crate::report::{Copied, Skipped};
 use crate::tags::{Kind, TagKeys, Tags, format_time, key, parse_time};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -192,22 +189,7 @@ pub fn missing_copies(
     now: DateTime<Utc>,
 ) -> VaultPlan {
     let mut plan = VaultPlan::default();
-    let mut live: HashMap<(&str, &Region), &Backup> = HashMap::new();
-    let mut dead: HashMap<(&str, &Region), usize> = HashMap::new();
-    let mut in_flight: HashMap<(&Region, Kind), usize> = HashMap::new();
-    for copy in existing {
-        let Some(of) = copy.copy_of.as_deref() else {
-            continue;
-        };
-        if copy.is_live() {
-            live.entry((of, &copy.region)).or_insert(copy);
-        } else {
-            *dead.entry((of, &copy.region)).or_default() += 1;
-        }
-        if copy.state.is_pending() {
-            *in_flight.entry((&copy.region, copy.kind)).or_default() += 1;
-        }
-    }
+    let mut index = CopyIndex::of(existing);
     let retention = config.copy_retention.unwrap_or(config.default_retention);
     let regions = destinations(config, home);
     for Accepted { shared, identity } in accepted {
@@ -218,7 +200,7 @@ pub fn missing_copies(
                 region: Some(region.clone()),
                 reason,
             };
-            if let Some(copy) = live.get(&(shared.id.as_str(), region)) {
+            if let Some(copy) = index.live(&shared.id, region) {
                 plan.existing.push(Copied {
                     source: shared.id.clone(),
                     region: region.clone(),
@@ -238,23 +220,14 @@ pub fn missing_copies(
                 )));
                 continue;
             }
-            let limit = match shared.kind {
-                Kind::Image => IMAGE_COPIES_IN_FLIGHT,
-                Kind::Snapshot => SNAPSHOT_COPIES_IN_FLIGHT,
-            };
-            let flying = in_flight.entry((region, shared.kind)).or_default();
-            if *flying >= limit {
+            if let Err(limit) = index.take_slot(region, shared.kind) {
                 plan.skipped.push(skip(format!(
                     "{IN_FLIGHT_LIMIT}: {limit} {} copies are in flight to {region}: left for the next sweep",
                     shared.kind.as_str()
                 )));
                 continue;
             }
-            *flying += 1;
-            let attempt = dead
-                .get(&(shared.id.as_str(), region))
-                .copied()
-                .unwrap_or(0);
+            let attempt = index.dead(&shared.id, region);
             let salt = if attempt == 0 {
                 String::new()
             } else {

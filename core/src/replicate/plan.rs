@@ -449,6 +449,65 @@ pub struct Plan {
     pub warnings: Vec<Warning>,
 }
 
+/// The copies already in the destinations, as the copy rules read them (replicate's and a
+/// vault's): the live copy of each original in each region, how many of its copies there
+/// failed or vanished, and the copies in flight per region and kind.
+#[derive(Debug, Default)]
+pub struct CopyIndex<'a> {
+    live: HashMap<(&'a str, &'a Region), &'a Backup>,
+    dead: HashMap<(&'a str, &'a Region), usize>,
+    in_flight: HashMap<(Region, Kind), usize>,
+}
+
+impl<'a> CopyIndex<'a> {
+    /// `existing`: copies (`P:copy-of` set); anything else is left out.
+    pub fn of(existing: &'a [Backup]) -> Self {
+        let mut index = Self::default();
+        for copy in existing {
+            let Some(of) = copy.copy_of.as_deref() else {
+                continue;
+            };
+            if copy.is_live() {
+                index.live.entry((of, &copy.region)).or_insert(copy);
+            } else {
+                *index.dead.entry((of, &copy.region)).or_default() += 1;
+            }
+            if copy.state.is_pending() {
+                *index
+                    .in_flight
+                    .entry((copy.region.clone(), copy.kind))
+                    .or_default() += 1;
+            }
+        }
+        index
+    }
+
+    /// The live copy of `original` in `region`.
+    pub fn live(&self, original: &str, region: &Region) -> Option<&'a Backup> {
+        self.live.get(&(original, region)).copied()
+    }
+
+    /// How many copies of `original` in `region` failed or vanished: a retry's salt.
+    pub fn dead(&self, original: &str, region: &Region) -> usize {
+        self.dead.get(&(original, region)).copied().unwrap_or(0)
+    }
+
+    /// Takes a place among `region`'s copies in flight of `kind` (CopyImage allows 100,
+    /// CopySnapshot 20); `Err(limit)` when they are full.
+    pub fn take_slot(&mut self, region: &Region, kind: Kind) -> Result<(), usize> {
+        let limit = match kind {
+            Kind::Image => IMAGE_COPIES_IN_FLIGHT,
+            Kind::Snapshot => SNAPSHOT_COPIES_IN_FLIGHT,
+        };
+        let flying = self.in_flight.entry((region.clone(), kind)).or_default();
+        if *flying >= limit {
+            return Err(limit);
+        }
+        *flying += 1;
+        Ok(())
+    }
+}
+
 /// The copies that are missing: for each eligible backup and target region, nothing to do when
 /// a live copy is there; otherwise a copy job, unless the region's in-flight limit is full.
 pub fn missing_copies(
@@ -459,27 +518,12 @@ pub fn missing_copies(
     now: DateTime<Utc>,
 ) -> Plan {
     let mut plan = Plan::default();
-    let mut live: HashMap<(&str, &Region), &Backup> = HashMap::new();
-    let mut failed_attempts: HashMap<(&str, &Region), usize> = HashMap::new();
-    let mut in_flight: HashMap<(&Region, Kind), usize> = HashMap::new();
-    for copy in existing {
-        let Some(copy_of) = copy.copy_of.as_deref() else {
-            continue;
-        };
-        if copy.is_live() {
-            live.entry((copy_of, &copy.region)).or_insert(copy);
-        } else {
-            *failed_attempts.entry((copy_of, &copy.region)).or_default() += 1;
-        }
-        if copy.state.is_pending() {
-            *in_flight.entry((&copy.region, copy.kind)).or_default() += 1;
-        }
-    }
+    let mut index = CopyIndex::of(existing);
     for Eligible { backup, targets } in sources {
         let life = copy_life(keys, config, backup, now, &mut plan.warnings);
         let listed = listed_copies(keys.get(&backup.tags, key::COPIES).unwrap_or(""));
         for region in targets {
-            if let Some(copy) = live.get(&(backup.id.as_str(), region)) {
+            if let Some(copy) = index.live(&backup.id, region) {
                 plan.existing.push(Copied {
                     source: backup.id.clone(),
                     region: region.clone(),
@@ -504,12 +548,7 @@ pub fn missing_copies(
                 });
                 continue;
             }
-            let limit = match backup.kind {
-                Kind::Image => IMAGE_COPIES_IN_FLIGHT,
-                Kind::Snapshot => SNAPSHOT_COPIES_IN_FLIGHT,
-            };
-            let flying = in_flight.entry((region, backup.kind)).or_default();
-            if *flying >= limit {
+            if let Err(limit) = index.take_slot(region, backup.kind) {
                 plan.deferred.push(Deferred {
                     source: backup.id.clone(),
                     region: region.clone(),
@@ -523,11 +562,7 @@ pub fn missing_copies(
                 });
                 continue;
             }
-            *flying += 1;
-            let failed = failed_attempts
-                .get(&(backup.id.as_str(), region))
-                .copied()
-                .unwrap_or(0);
+            let failed = index.dead(&backup.id, region);
             // A copy the original lists but that is not there any more was deleted.
             let vanished = listed.get(region.as_str()).map(String::as_str);
             let salt = match (failed, vanished) {
