@@ -29,6 +29,9 @@ pub struct LockedEntry {
     pub mode: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
+    /// The shared backup the copy is of: the record of a batch that named it answers for it.
+    #[serde(skip)]
+    pub copy_of: Option<String>,
 }
 
 /// `{"copied": [...], "skipped": [...], "deferred": [...], "failed": [...], "warnings": [...]}`,
@@ -99,7 +102,15 @@ impl ReplicateReport {
         Self {
             copied: ours(&self.copied, |c| &c.source, sources),
             shared: ours(&self.shared, |c| &c.source, sources),
-            locked: ours(&self.locked, |c| &c.source, sources),
+            locked: self
+                .locked
+                .iter()
+                .filter(|l| {
+                    sources.contains(&l.source)
+                        || l.copy_of.as_ref().is_some_and(|o| sources.contains(o))
+                })
+                .cloned()
+                .collect(),
             skipped: ours(&self.skipped, |c| &c.source, sources),
             deferred: ours(&self.deferred, |c| &c.source, sources),
             failed: ours(&self.failed, |c| &c.source, sources),

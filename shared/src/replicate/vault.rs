@@ -326,6 +326,12 @@ pub(super) async fn protect(
     }
     for (region, copies) in regions {
         let ec2 = run.clients.region(region);
+        let copy_of = |id: &str| {
+            copies
+                .iter()
+                .find(|c| c.id == id)
+                .and_then(|c| c.copy_of.clone())
+        };
         let locks = match ec2.locked_snapshots().await {
             Ok(l) => l,
             Err(e) => {
@@ -356,6 +362,7 @@ pub(super) async fn protect(
                         snapshot: Some(snapshot),
                         mode: Some(mode.as_str().to_string()),
                         until: Some(format_time(until)),
+                        copy_of: copy_of(&copy),
                     };
                     (copy, entry, result)
                 }
@@ -367,6 +374,7 @@ pub(super) async fn protect(
                         snapshot: None,
                         mode: None,
                         until: None,
+                        copy_of: copy_of(&image),
                     };
                     (image, entry, result)
                 }
