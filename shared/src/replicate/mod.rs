@@ -859,8 +859,17 @@ async fn defer_share_notifications(
 /// message, those the deadline cut off at once. Past [`MAX_ATTEMPTS`] they are left to the
 /// reconcile sweep. A queue that refuses them is a failure (the sweep still finds them).
 async fn hand_on(config: &Config, queue: &WorkQueue, attempt: u32, report: &mut ReplicateReport) {
-    if attempt <= event::MAX_ATTEMPTS && !report.follow_up.is_empty() {
-        hand_on_vault_work(config, queue, attempt, report).await;
+    if !report.follow_up.is_empty() {
+        if attempt <= event::MAX_ATTEMPTS {
+            hand_on_vault_work(config, queue, attempt, report).await;
+        } else {
+            let why = "the vault's shares and copies to lock were handed on too often: left to the reconcile sweep";
+            warn!(attempt, "{why}");
+            report
+                .common
+                .warnings
+                .push(crate::tags::Warning::new("", "", "", why));
+        }
     }
     if attempt > event::MAX_ATTEMPTS {
         if !report.deferred.is_empty() {
@@ -1000,8 +1009,16 @@ async fn hand_on_vault_work(
     let delay = ReplicateWork::delay_seconds(attempt);
     match crate::continuation::hand_on(queue, config, FUNCTION, what, &works, delay).await {
         Ok(sent) => report.common.continuations += sent,
-        // The sweep copies and locks them.
-        Err(reason) => warn!(reason = %reason, "left to the reconcile sweep"),
+        // The sweep copies and locks them; the result says so.
+        Err(reason) => {
+            warn!(reason = %reason, "left to the reconcile sweep");
+            report.common.warnings.push(crate::tags::Warning::new(
+                "",
+                "",
+                "",
+                format!("{reason}: the reconcile sweep copies and locks them"),
+            ));
+        }
     }
 }
 
