@@ -58,33 +58,36 @@ async fn home_backups(moto: &Moto) -> (String, String) {
     let volume = moto
         .volume(HOME, &[("Backup", "true"), ("Name", "db-data")])
         .await;
-    let ec2 = moto.ec2(HOME);
-    let image = shared::create::handle(
-        Instance,
+    let image = home_backup(moto, Instance, &instance, "r-1", now()).await;
+    let snapshot = home_backup(moto, Volume, &volume, "r-2", now()).await;
+    (image, snapshot)
+}
+
+/// A backup of `resource` made by the home deployment's create function, as request `request`
+/// at `at`: its id.
+async fn home_backup(
+    moto: &Moto,
+    kind: shared::create::ResourceKind,
+    resource: &str,
+    request: &str,
+    at: DateTime<Utc>,
+) -> String {
+    let payload = json!({ kind.ids_field(): [resource] });
+    let made = shared::create::handle(
+        kind,
         &home_config(),
-        &ec2,
+        &moto.ec2(HOME),
         None,
-        &json!({"instance_ids": [instance]}),
-        "r-1",
-        now(),
+        &payload,
+        request,
+        at,
     )
     .await
-    .expect("image made");
-    let snapshot = shared::create::handle(
-        Volume,
-        &home_config(),
-        &ec2,
-        None,
-        &json!({"volume_ids": [volume]}),
-        "r-2",
-        now(),
-    )
-    .await
-    .expect("snapshot made");
-    (
-        image["created"][0]["id"].as_str().unwrap().to_string(),
-        snapshot["created"][0]["id"].as_str().unwrap().to_string(),
-    )
+    .expect("the backup is made");
+    made["created"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no backup made: {made}"))
+        .to_string()
 }
 
 async fn home_sweep(moto: &Moto, config: &Config, at: DateTime<Utc>) -> Value {
@@ -401,18 +404,7 @@ async fn a_backup_on_the_default_key_goes_through_a_shareable_copy() {
         .volume_id()
         .unwrap()
         .to_string();
-    let made = shared::create::handle(
-        Volume,
-        &home_config(),
-        &moto.ec2(HOME),
-        None,
-        &json!({"volume_ids": [volume]}),
-        "r-3",
-        now(),
-    )
-    .await
-    .unwrap();
-    let original = made["created"][0]["id"].as_str().unwrap().to_string();
+    let original = home_backup(&moto, Volume, &volume, "r-3", now()).await;
 
     // Without a share key for the region: refused, saying what to set.
     let refused = home_sweep(&moto, &home_config(), now()).await;
@@ -590,24 +582,12 @@ async fn a_compromised_home_account_cannot_make_the_vault_lose_its_copies() {
     let moto = start().await;
     let queue = setup(&moto).await;
     let instance = moto.instance(HOME, &[("Backup", "true")], 0).await;
-    let ec2 = moto.ec2(HOME);
     // Two backups of the instance, a day apart, each shared and copied into both regions.
     let mut originals = Vec::new();
     for day in 0..2 {
         let at = now() + TimeDelta::days(day);
         moto.set_clock(at + TimeDelta::minutes(1));
-        let made = shared::create::handle(
-            Instance,
-            &home_config(),
-            &ec2,
-            None,
-            &json!({"instance_ids": [instance]}),
-            &format!("r-{day}"),
-            at,
-        )
-        .await
-        .unwrap();
-        originals.push(made["created"][0]["id"].as_str().unwrap().to_string());
+        originals.push(home_backup(&moto, Instance, &instance, &format!("r-{day}"), at).await);
         share_and_copy(&moto, &queue, at + TimeDelta::minutes(5)).await;
     }
     let copies = |m: BTreeMap<String, BTreeMap<String, String>>| -> Vec<String> {
@@ -996,18 +976,7 @@ async fn an_ami_whose_snapshots_are_on_the_share_key_is_shared_as_it_is() {
         .send()
         .await
         .unwrap();
-    let made = shared::create::handle(
-        Instance,
-        &home_config(),
-        &moto.ec2(HOME),
-        None,
-        &json!({"instance_ids": [instance]}),
-        "r-1",
-        now(),
-    )
-    .await
-    .unwrap();
-    let image = made["created"][0]["id"].as_str().unwrap().to_string();
+    let image = home_backup(&moto, Instance, &instance, "r-1", now()).await;
     let config = Config {
         share_kms_keys: [(region(HOME), SHARE_KEY.to_string())].into(),
         ..home_config()
